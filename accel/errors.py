@@ -1,0 +1,15 @@
+"""The one error type users see.
+
+Anything wrong with what the user gave us (a spec file, a model file, an option) is raised as an
+:class:`AccelError` whose message is a single line naming where the problem is (file, layer index
+and name, field) and the offending value. The CLI prints it to stderr and exits with status 2; it
+never shows a traceback for these.
+"""
+
+
+class AccelError(Exception):
+    """A user-facing error with a one-line message."""
+
+    def __init__(self, message: str):
+        # Keep the contract of one line even if a caller interpolates a multi-line value.
+        super().__init__(" ".join(str(message).split()))

@@ -1,0 +1,328 @@
+"""Keras model files, read without TensorFlow: ``.keras`` (Keras 3 zip) and legacy ``.h5``.
+
+A ``.keras`` file is a zip holding ``config.json`` (the architecture) and ``model.weights.h5``;
+a legacy ``.h5`` file is HDF5 with the architecture as JSON in its ``model_config`` attribute.
+Both configs have the same shape: ``{"class_name": "Sequential" | "Functional", "config":
+{"layers": [{"class_name": ..., "config": {...}}, ...]}}``. This module turns that into a
+:class:`~accel.spec.network.Network`; only Sequential models and functional models that are a
+simple chain of supported layers are accepted.
+
+Safety: the zip is never extracted. Member names are checked (no absolute paths, no ``..``) and
+the config is read by name with a size limit; HDF5 is read with h5py; JSON with ``json.loads``.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from ..errors import AccelError
+from .layers import (
+    Activation,
+    BatchNormalization,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    Layer,
+    MaxPooling2D,
+    ReLU,
+)
+from .network import Network
+
+KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
+#: A Keras config is a few kB; anything this large is not one (and must not exhaust memory).
+MAX_CONFIG_BYTES = 16 * 1024 * 1024
+
+
+# --- reading the files ------------------------------------------------------------------------
+
+def _check_zip_names(path: Path, zf: zipfile.ZipFile) -> None:
+    for info in zf.infolist():
+        name = info.filename
+        pure = PurePosixPath(name.replace("\\", "/"))
+        if pure.is_absolute() or ".." in pure.parts or (len(name) > 1 and name[1] == ":"):
+            raise AccelError(f"{path}: unsafe member name {name!r} in the .keras archive")
+
+
+def read_keras_zip_config(path: Path) -> dict:
+    """The ``config.json`` of a ``.keras`` archive, parsed."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            _check_zip_names(path, zf)
+            try:
+                info = zf.getinfo("config.json")
+            except KeyError:
+                raise AccelError(
+                    f"{path}: not a Keras model archive (no config.json inside)"
+                ) from None
+            if info.file_size > MAX_CONFIG_BYTES:
+                raise AccelError(
+                    f"{path}: config.json is {info.file_size} bytes, more than a Keras config "
+                    f"can be ({MAX_CONFIG_BYTES})"
+                )
+            raw = zf.read(info)
+    except zipfile.BadZipFile as e:
+        raise AccelError(
+            f"{path}: not a valid .keras archive (truncated or not a zip: {e})"
+        ) from None
+    except (OSError, EOFError) as e:
+        raise AccelError(f"{path}: cannot read the .keras archive: {e}") from None
+    return _parse_config_json(path, raw, "config.json")
+
+
+def read_h5_config(path: Path) -> dict:
+    """The ``model_config`` attribute of a legacy ``.h5`` model file, parsed."""
+    import h5py  # heavy and only needed here
+
+    try:
+        with h5py.File(path, "r") as f:
+            raw = f.attrs.get("model_config")
+    except OSError as e:
+        raise AccelError(
+            f"{path}: not a readable HDF5 file (truncated or not HDF5): {e}"
+        ) from None
+    if raw is None:
+        raise AccelError(
+            f"{path}: no model_config attribute: not a Keras model file (a weights-only file?)"
+        )
+    return _parse_config_json(path, raw, "model_config")
+
+
+def _parse_config_json(path: Path, raw: Any, what: str) -> dict:
+    if isinstance(raw, bytes):
+        raw = raw.decode("utf-8", errors="replace")
+    try:
+        config = json.loads(raw)
+    except (json.JSONDecodeError, TypeError) as e:
+        raise AccelError(f"{path}: {what} is not valid JSON: {e}") from None
+    if not isinstance(config, dict):
+        raise AccelError(f"{path}: {what} is not a Keras model config")
+    return config
+
+
+def load_keras_model(path: str | Path) -> Network:
+    """The architecture of a ``.keras`` or ``.h5`` model file as a :class:`Network`."""
+    path = Path(path)
+    if not path.exists():
+        raise AccelError(f"{path}: no such file")
+    if path.suffix.lower() == ".keras":
+        config = read_keras_zip_config(path)
+    else:
+        config = read_h5_config(path)
+    return network_from_keras_config(config, str(path))
+
+
+# --- interpreting the config ------------------------------------------------------------------
+
+def _activation(value: Any) -> Any:
+    # Keras 3 may serialize a built-in activation as {"class_name": "function", "config": "relu"}.
+    if isinstance(value, dict) and isinstance(value.get("config"), str):
+        return value["config"]
+    return value
+
+
+def _require_default(cfg: dict, key: str, allowed: tuple, why: str) -> None:
+    value = cfg.get(key)
+    if isinstance(value, list):
+        value = tuple(value)
+    if key in cfg and value not in allowed:
+        raise ValueError(f"{key} {cfg[key]!r} is not supported ({why})")
+
+
+def _channels_last(cfg: dict) -> None:
+    _require_default(cfg, "data_format", (None, "channels_last"), "only channels_last")
+
+
+def _conv2d(cfg: dict) -> Layer:
+    _channels_last(cfg)
+    _require_default(cfg, "dilation_rate", (1, (1, 1)), "no dilation")
+    _require_default(cfg, "groups", (1,), "no grouped convolution")
+    return Conv2D(
+        filters=cfg["filters"], kernel_size=cfg["kernel_size"], strides=cfg.get("strides", 1),
+        padding=cfg.get("padding", "valid"), activation=_activation(cfg.get("activation")),
+        use_bias=cfg.get("use_bias", True), name=cfg.get("name"),
+    )
+
+
+def _max_pooling2d(cfg: dict) -> Layer:
+    _channels_last(cfg)
+    return MaxPooling2D(
+        pool_size=cfg.get("pool_size", 2), strides=cfg.get("strides"),
+        padding=cfg.get("padding", "valid"), name=cfg.get("name"),
+    )
+
+
+def _flatten(cfg: dict) -> Layer:
+    _channels_last(cfg)
+    return Flatten(name=cfg.get("name"))
+
+
+def _dense(cfg: dict) -> Layer:
+    return Dense(
+        units=cfg["units"], activation=_activation(cfg.get("activation")),
+        use_bias=cfg.get("use_bias", True), name=cfg.get("name"),
+    )
+
+
+def _relu(cfg: dict) -> Layer:
+    return ReLU(
+        max_value=cfg.get("max_value"), negative_slope=cfg.get("negative_slope") or 0.0,
+        threshold=cfg.get("threshold") or 0.0, name=cfg.get("name"),
+    )
+
+
+def _activation_layer(cfg: dict) -> Layer:
+    return Activation(activation=_activation(cfg["activation"]), name=cfg.get("name"))
+
+
+def _dropout(cfg: dict) -> Layer:
+    return Dropout(rate=cfg["rate"], name=cfg.get("name"))
+
+
+def _batch_normalization(cfg: dict) -> Layer:
+    axis = cfg.get("axis", -1)
+    if isinstance(axis, list) and len(axis) == 1:
+        axis = axis[0]
+    return BatchNormalization(
+        axis=axis, momentum=cfg.get("momentum", 0.99), epsilon=cfg.get("epsilon", 1e-3),
+        center=cfg.get("center", True), scale=cfg.get("scale", True), name=cfg.get("name"),
+    )
+
+
+#: Keras class name -> builder from that layer's config.
+KERAS_LAYERS = {
+    "Conv2D": _conv2d,
+    "Convolution2D": _conv2d,
+    "MaxPooling2D": _max_pooling2d,
+    "MaxPool2D": _max_pooling2d,
+    "Flatten": _flatten,
+    "Dense": _dense,
+    "ReLU": _relu,
+    "Activation": _activation_layer,
+    "Dropout": _dropout,
+    "BatchNormalization": _batch_normalization,
+}
+INPUT_LAYER = "InputLayer"
+
+
+def _batch_shape(cfg: dict) -> list | None:
+    for key in ("batch_shape", "batch_input_shape"):
+        if cfg.get(key) is not None:
+            return list(cfg[key])
+    return None
+
+
+def _inbound_names(node_data: Any) -> list[str]:
+    """Names of the layers feeding a functional-model layer, in Keras 2 or Keras 3 form."""
+    found: list[str] = []
+
+    def walk(x: Any) -> None:
+        if isinstance(x, dict):
+            history = x.get("keras_history")
+            if isinstance(history, list) and history and isinstance(history[0], str):
+                found.append(history[0])
+                return
+            for v in x.values():
+                walk(v)
+        elif isinstance(x, list):
+            # Keras 2: [layer_name, node_index, tensor_index, kwargs]
+            if len(x) >= 3 and isinstance(x[0], str) and isinstance(x[1], int):
+                found.append(x[0])
+                return
+            for v in x:
+                walk(v)
+
+    walk(node_data)
+    return found
+
+
+def _chain_order(layers: list[dict], context: str) -> list[dict]:
+    """The layers of a functional model in chain order; reject anything but a simple chain."""
+    by_name = {}
+    for entry in layers:
+        name = entry.get("name") or entry.get("config", {}).get("name")
+        by_name[name] = entry
+    consumers: dict[str, list[str]] = {name: [] for name in by_name}
+    inputs = []
+    for name, entry in by_name.items():
+        sources = _inbound_names(entry.get("inbound_nodes", []))
+        if entry.get("class_name") == INPUT_LAYER:
+            inputs.append(name)
+            continue
+        if len(sources) != 1 or sources[0] not in by_name:
+            raise AccelError(
+                f"{context}: layer {name!r} ({entry.get('class_name')}) has inputs {sources}; "
+                f"only a simple chain of layers is supported"
+            )
+        consumers[sources[0]].append(name)
+    if len(inputs) != 1:
+        raise AccelError(f"{context}: the model has {len(inputs)} inputs; exactly one is supported")
+    order = [by_name[inputs[0]]]
+    current = inputs[0]
+    while consumers[current]:
+        if len(consumers[current]) > 1:
+            raise AccelError(
+                f"{context}: layer {current!r} feeds {consumers[current]}; "
+                f"only a simple chain of layers is supported"
+            )
+        current = consumers[current][0]
+        order.append(by_name[current])
+    if len(order) != len(by_name):
+        missing = sorted(set(by_name) - {e.get("name") or e["config"].get("name") for e in order})
+        raise AccelError(f"{context}: layers {missing} are not on the chain from the input")
+    return order
+
+
+def network_from_keras_config(model: dict, context: str) -> Network:
+    """A :class:`Network` from a Keras model config dict (``{"class_name", "config"}``)."""
+    kind = model.get("class_name")
+    config = model.get("config")
+    if kind not in ("Sequential", "Functional", "Model") or not isinstance(config, dict):
+        raise AccelError(
+            f"{context}: model class {kind!r} is not supported (Sequential or a functional "
+            f"chain)"
+        )
+    entries = config.get("layers")
+    if not isinstance(entries, list):
+        raise AccelError(f"{context}: the model config has no layer list")
+    if kind != "Sequential":
+        entries = _chain_order(entries, context)
+
+    input_shape = None
+    if isinstance(config.get("build_input_shape"), list):
+        input_shape = config["build_input_shape"][1:]
+    layers: list[Layer] = []
+    for entry in entries:
+        class_name = entry.get("class_name")
+        cfg = entry.get("config") or {}
+        if class_name == INPUT_LAYER:
+            shape = _batch_shape(cfg)
+            if shape is not None:
+                input_shape = shape[1:]
+            continue
+        index = len(layers)
+        name = cfg.get("name", "?")
+        where = f"{context}: layer {index} ({name}, {class_name})"
+        if class_name not in KERAS_LAYERS:
+            known = ", ".join(sorted(KERAS_LAYERS))
+            raise AccelError(f"{where}: layer type {class_name!r} is not supported ({known})")
+        if not layers and input_shape is None and _batch_shape(cfg) is not None:
+            input_shape = _batch_shape(cfg)[1:]
+        try:
+            layers.append(KERAS_LAYERS[class_name](cfg))
+        except KeyError as e:
+            raise AccelError(f"{where}: missing required field {e.args[0]!r}") from None
+        except (ValueError, TypeError) as e:
+            raise AccelError(f"{where}: {e}") from None
+    if input_shape is None:
+        raise AccelError(f"{context}: the model config does not give an input shape")
+    if any(size is None for size in input_shape):
+        raise AccelError(f"{context}: input shape {input_shape} has unknown (None) sizes")
+    try:
+        return Network(name=config.get("name") or Path(context).stem,
+                       input_shape=tuple(input_shape), layers=tuple(layers))
+    except AccelError as e:
+        raise AccelError(f"{context}: {e}") from None

@@ -1,0 +1,391 @@
+"""Layer specs: frozen dataclasses with Keras's argument names and Keras's defaults.
+
+A spec says what a layer computes in real numbers; it holds no weights. Every layer validates
+its own arguments on construction (raising ``ValueError``/``TypeError`` that names the field and
+the value) and knows its own shape arithmetic through :meth:`infer`, which uses
+:mod:`accel.spec.shapes` for everything that slides a window.
+
+Supported: Conv2D, MaxPooling2D, Flatten, Dense, ReLU, Activation, Dropout (identity at
+inference) and BatchNormalization (kept in the spec, folded into the preceding Conv2D/Dense when
+quantizing). Data layout is channels-last (NHWC) throughout, as in Keras and TFLite.
+
+Dense on a rank-3 input is rejected rather than applied per position as Keras would: the
+per-position form is a 1x1 convolution, and saying so explicitly avoids the classic mistake of a
+missing Flatten silently producing a (7, 7, 128) tensor where a vector was meant.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from dataclasses import dataclass
+from typing import ClassVar
+
+from .shapes import PADDINGS, Window2D, window_2d
+
+#: Activations a layer may carry. ``softmax`` is recorded (on the last layer only); the hardware
+#: returns the logits before it.
+ACTIVATIONS = ("linear", "relu", "relu6", "softmax")
+
+Shape = tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Inferred:
+    """What one layer does to a tensor: the result of :meth:`Layer.infer`.
+
+    Members
+    -------
+    output_shape : tuple of int
+        Output shape without the batch dimension.
+    params : int
+        Parameter count exactly as Keras reports it (trainable and non-trainable).
+    non_trainable : int
+        The part of ``params`` Keras calls non-trainable (BatchNormalization's moving stats).
+    macs : int
+        Multiply-accumulates for one input (0 for layers that do none).
+    kernel_shape : tuple of int or None
+        Keras kernel shape: ``(kh, kw, cin, filters)`` for Conv2D, ``(in, units)`` for Dense.
+    window : Window2D or None
+        Sliding-window geometry (Conv2D and MaxPooling2D).
+    """
+
+    output_shape: Shape
+    params: int = 0
+    non_trainable: int = 0
+    macs: int = 0
+    kernel_shape: Shape | None = None
+    window: Window2D | None = None
+
+
+def _positive_int(field_name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{field_name} must be a positive integer, not {value!r}")
+    return value
+
+
+def _pair(field_name: str, value: object) -> tuple[int, int]:
+    """Keras accepts ``3`` or ``[3, 3]`` (or a tuple) for sizes and strides."""
+    if isinstance(value, (list, tuple)):
+        if len(value) != 2:
+            raise ValueError(
+                f"{field_name} must be a positive integer or a pair of them, not {value!r}"
+            )
+        items = tuple(value)
+    else:
+        items = (value, value)
+    for item in items:
+        if isinstance(item, bool) or not isinstance(item, int) or item < 1:
+            raise ValueError(
+                f"{field_name} must be a positive integer or a pair of them, not {value!r}"
+            )
+    return items  # type: ignore[return-value]
+
+
+def _choice(field_name: str, value: object, choices: tuple[str, ...]) -> str:
+    if not isinstance(value, str) or value.lower() not in choices:
+        options = ", ".join(choices)
+        raise ValueError(f"{field_name} must be one of {options}, not {value!r}")
+    return value.lower()
+
+
+def _bool(field_name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{field_name} must be true or false, not {value!r}")
+    return value
+
+
+def _activation(value: object) -> str:
+    # Keras writes no activation as None or "linear".
+    return "linear" if value is None else _choice("activation", value, ACTIVATIONS)
+
+
+def _require_rank(layer: Layer, shape: Shape, rank: int) -> None:
+    if len(shape) != rank:
+        what = {1: "a vector (h*w*c,)", 3: "an image (h, w, c)"}[rank]
+        hint = ""
+        if isinstance(layer, Dense) and len(shape) == 3:
+            hint = (
+                "; Keras would apply it per position: insert Flatten before it, or use "
+                "Conv2D(kernel_size=1) for a per-position layer"
+            )
+        raise ValueError(f"{layer.type_name} needs {what} input, got {shape}{hint}")
+
+
+def keras_base_name(type_name: str) -> str:
+    """Keras's default layer name for a class: ``MaxPooling2D`` -> ``max_pooling2d``."""
+    # Keras 3 (keras.src.utils.naming.to_snake_case): split before capitals, lower-case.
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", type_name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+@dataclass(frozen=True)
+class Layer:
+    """Base of all layer specs. ``name`` is filled in Keras-style by the network if omitted."""
+
+    type_name: ClassVar[str] = "Layer"
+
+    def infer(self, input_shape: Shape) -> Inferred:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @property
+    def activation_name(self) -> str:
+        """The activation applied at this layer's output (``linear`` if none)."""
+        return "linear"
+
+    def with_name(self, name: str) -> Layer:
+        return dataclasses.replace(self, name=name)
+
+
+@dataclass(frozen=True)
+class Conv2D(Layer):
+    """2-D convolution, channels-last. Kernel shape ``(kh, kw, cin, filters)``.
+
+    Each output channel ``f`` sums a ``kh x kw`` convolution over *all* input channels, plus
+    ``bias[f]``; there are ``filters`` output channels, never ``filters * cin``.
+    """
+
+    filters: int
+    kernel_size: tuple[int, int]
+    strides: tuple[int, int] = (1, 1)
+    padding: str = "valid"
+    activation: str = "linear"
+    use_bias: bool = True
+    name: str | None = None
+    type_name: ClassVar[str] = "Conv2D"
+
+    def __post_init__(self):
+        _positive_int("filters", self.filters)
+        object.__setattr__(self, "kernel_size", _pair("kernel_size", self.kernel_size))
+        object.__setattr__(self, "strides", _pair("strides", self.strides))
+        object.__setattr__(self, "padding", _choice("padding", self.padding, PADDINGS))
+        object.__setattr__(self, "activation", _activation(self.activation))
+        _bool("use_bias", self.use_bias)
+
+    @property
+    def activation_name(self) -> str:
+        return self.activation
+
+    def infer(self, input_shape: Shape) -> Inferred:
+        _require_rank(self, input_shape, 3)
+        h, w, cin = input_shape
+        try:
+            window = window_2d((h, w), self.kernel_size, self.strides, self.padding)
+        except ValueError as e:
+            raise ValueError(f"kernel_size {self.kernel_size}: {e}") from None
+        kh, kw = self.kernel_size
+        oh, ow = window.out_shape
+        params = kh * kw * cin * self.filters + (self.filters if self.use_bias else 0)
+        return Inferred(
+            output_shape=(oh, ow, self.filters),
+            params=params,
+            macs=oh * ow * self.filters * kh * kw * cin,
+            kernel_shape=(kh, kw, cin, self.filters),
+            window=window,
+        )
+
+
+@dataclass(frozen=True)
+class MaxPooling2D(Layer):
+    """Max pooling; ``strides`` defaults to ``pool_size`` as in Keras."""
+
+    pool_size: tuple[int, int] = (2, 2)
+    strides: tuple[int, int] | None = None
+    padding: str = "valid"
+    name: str | None = None
+    type_name: ClassVar[str] = "MaxPooling2D"
+
+    def __post_init__(self):
+        pool = _pair("pool_size", self.pool_size)
+        object.__setattr__(self, "pool_size", pool)
+        strides = pool if self.strides is None else _pair("strides", self.strides)
+        object.__setattr__(self, "strides", strides)
+        object.__setattr__(self, "padding", _choice("padding", self.padding, PADDINGS))
+
+    def infer(self, input_shape: Shape) -> Inferred:
+        _require_rank(self, input_shape, 3)
+        h, w, c = input_shape
+        try:
+            window = window_2d((h, w), self.pool_size, self.strides, self.padding)
+        except ValueError as e:
+            raise ValueError(f"pool_size {self.pool_size}: {e}") from None
+        return Inferred(output_shape=(*window.out_shape, c), window=window)
+
+
+@dataclass(frozen=True)
+class Flatten(Layer):
+    """Reorders (h, w, c) into a vector of h*w*c in NHWC (row, column, channel) order."""
+
+    name: str | None = None
+    type_name: ClassVar[str] = "Flatten"
+
+    def infer(self, input_shape: Shape) -> Inferred:
+        return Inferred(output_shape=(math.prod(input_shape),))
+
+
+@dataclass(frozen=True)
+class Dense(Layer):
+    """Fully connected layer on a vector. Kernel shape ``(in, units)``."""
+
+    units: int
+    activation: str = "linear"
+    use_bias: bool = True
+    name: str | None = None
+    type_name: ClassVar[str] = "Dense"
+
+    def __post_init__(self):
+        _positive_int("units", self.units)
+        object.__setattr__(self, "activation", _activation(self.activation))
+        _bool("use_bias", self.use_bias)
+
+    @property
+    def activation_name(self) -> str:
+        return self.activation
+
+    def infer(self, input_shape: Shape) -> Inferred:
+        _require_rank(self, input_shape, 1)
+        (n,) = input_shape
+        return Inferred(
+            output_shape=(self.units,),
+            params=n * self.units + (self.units if self.use_bias else 0),
+            macs=n * self.units,
+            kernel_shape=(n, self.units),
+        )
+
+
+@dataclass(frozen=True)
+class ReLU(Layer):
+    """Keras's ReLU layer: ``min(max(x, 0), max_value)``. Only the plain form is supported
+    (``negative_slope`` and ``threshold`` zero) because that is what int8 hardware fuses as a
+    clamp."""
+
+    max_value: float | None = None
+    negative_slope: float = 0.0
+    threshold: float = 0.0
+    name: str | None = None
+    type_name: ClassVar[str] = "ReLU"
+
+    def __post_init__(self):
+        mv = self.max_value
+        if mv is not None and (
+            isinstance(mv, bool) or not isinstance(mv, (int, float)) or not mv > 0
+        ):
+            raise ValueError(f"max_value must be a positive number or null, not {mv!r}")
+        for name in ("negative_slope", "threshold"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value != 0:
+                raise ValueError(f"{name} must be 0 (leaky/thresholded ReLU is not supported), "
+                                 f"not {value!r}")
+
+    @property
+    def activation_name(self) -> str:
+        if self.max_value is None:
+            return "relu"
+        return "relu6" if self.max_value == 6 else f"relu(max={self.max_value:g})"
+
+    def infer(self, input_shape: Shape) -> Inferred:
+        return Inferred(output_shape=input_shape)
+
+
+@dataclass(frozen=True)
+class Activation(Layer):
+    """Keras's Activation layer with one of :data:`ACTIVATIONS`."""
+
+    activation: str
+    name: str | None = None
+    type_name: ClassVar[str] = "Activation"
+
+    def __post_init__(self):
+        object.__setattr__(self, "activation", _activation(self.activation))
+
+    @property
+    def activation_name(self) -> str:
+        return self.activation
+
+    def infer(self, input_shape: Shape) -> Inferred:
+        return Inferred(output_shape=input_shape)
+
+
+@dataclass(frozen=True)
+class Dropout(Layer):
+    """Dropout: the identity at inference."""
+
+    rate: float
+    name: str | None = None
+    type_name: ClassVar[str] = "Dropout"
+
+    def __post_init__(self):
+        r = self.rate
+        if isinstance(r, bool) or not isinstance(r, (int, float)) or not 0 <= r < 1:
+            raise ValueError(f"rate must be a number in [0, 1), not {r!r}")
+
+    def infer(self, input_shape: Shape) -> Inferred:
+        return Inferred(output_shape=input_shape)
+
+
+@dataclass(frozen=True)
+class BatchNormalization(Layer):
+    """Batch normalization over the channel (last) axis; folded into the preceding Conv2D or
+    Dense when quantizing. Keras counts gamma, beta, moving mean and moving variance as
+    parameters (the last two non-trainable)."""
+
+    axis: int = -1
+    momentum: float = 0.99
+    epsilon: float = 1e-3
+    center: bool = True
+    scale: bool = True
+    name: str | None = None
+    type_name: ClassVar[str] = "BatchNormalization"
+
+    def __post_init__(self):
+        if isinstance(self.axis, bool) or not isinstance(self.axis, int):
+            raise TypeError(f"axis must be an integer, not {self.axis!r}")
+        eps = self.epsilon
+        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps > 0:
+            raise ValueError(f"epsilon must be a positive number, not {eps!r}")
+        _bool("center", self.center)
+        _bool("scale", self.scale)
+
+    def infer(self, input_shape: Shape) -> Inferred:
+        rank = len(input_shape)
+        if self.axis not in (-1, rank):
+            raise ValueError(
+                f"axis must be the channel axis (-1 or {rank}), not {self.axis!r}"
+            )
+        channels = input_shape[-1]
+        per_channel = 2 + int(self.center) + int(self.scale)
+        return Inferred(
+            output_shape=input_shape, params=per_channel * channels, non_trainable=2 * channels
+        )
+
+
+#: Every layer type a spec may name, by its Keras class name.
+LAYER_TYPES: dict[str, type[Layer]] = {
+    cls.type_name: cls
+    for cls in (Conv2D, MaxPooling2D, Flatten, Dense, ReLU, Activation, Dropout,
+                BatchNormalization)
+}
+
+#: Fields every layer accepts besides its own (used by the loaders to reject unknown fields).
+COMMON_FIELDS = ("name",)
+
+
+def layer_fields(cls: type[Layer]) -> dict[str, dataclasses.Field]:
+    """The constructor fields of a layer class, by name."""
+    return {f.name: f for f in dataclasses.fields(cls) if f.init}
+
+
+def required_fields(cls: type[Layer]) -> list[str]:
+    return [
+        name
+        for name, f in layer_fields(cls).items()
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
+
+
+__all__ = [
+    "ACTIVATIONS", "Activation", "BatchNormalization", "Conv2D", "Dense", "Dropout", "Flatten",
+    "Inferred", "LAYER_TYPES", "Layer", "MaxPooling2D", "ReLU", "keras_base_name",
+    "layer_fields", "required_fields",
+]

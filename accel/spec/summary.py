@@ -1,0 +1,90 @@
+"""``accel summary``: the network as Keras's ``model.summary()`` shows it, plus MACs.
+
+:func:`summary_dict` is the machine-readable form (the ``--json`` output); :func:`summary_table`
+renders the same numbers as a table. Both read :attr:`Network.infos`, the one shape inference.
+"""
+
+from __future__ import annotations
+
+from rich import box
+from rich.table import Table
+
+from .network import Network
+
+
+def format_shape(shape: tuple[int, ...]) -> str:
+    """Keras's way of printing an output shape: ``(None, 14, 14, 64)``."""
+    return "(" + ", ".join(["None", *map(str, shape)]) + ")"
+
+
+def summary_dict(network: Network) -> dict:
+    """The summary as one JSON-ready object.
+
+    Keys: ``name``, ``input_shape``, ``layers`` (each ``index``, ``name``, ``type``,
+    ``output_shape``, ``params``, ``macs``, ``kernel_shape``, ``activation``), ``total_params``,
+    ``trainable_params``, ``non_trainable_params``, ``total_macs``, ``softmax_on_output``.
+    Shapes have no batch dimension.
+    """
+    layers = []
+    for info in network.infos:
+        kernel = info.inferred.kernel_shape
+        layers.append({
+            "index": info.index,
+            "name": info.name,
+            "type": info.type_name,
+            "output_shape": list(info.output_shape),
+            "params": info.params,
+            "macs": info.macs,
+            "kernel_shape": list(kernel) if kernel is not None else None,
+            "activation": info.layer.activation_name,
+        })
+    non_trainable = sum(info.inferred.non_trainable for info in network.infos)
+    return {
+        "name": network.name,
+        "input_shape": list(network.input_shape),
+        "layers": layers,
+        "total_params": network.total_params,
+        "trainable_params": network.total_params - non_trainable,
+        "non_trainable_params": non_trainable,
+        "total_macs": network.total_macs,
+        "softmax_on_output": network.ends_with_softmax,
+    }
+
+
+def _bytes(params: int) -> str:
+    # Keras prints the float32 size next to the counts.
+    size = params * 4
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.2f} {unit}" if unit != "B" else f"{size} B"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+def summary_table(network: Network) -> tuple[Table, list[str]]:
+    """The Keras-style table and the totals lines under it."""
+    table = Table(
+        title=f'Model: "{network.name}"', title_justify="left", box=box.HEAVY_HEAD,
+        show_lines=False,
+    )
+    table.add_column("Layer (type)", no_wrap=True)
+    table.add_column("Output Shape", no_wrap=True)
+    table.add_column("Param #", justify="right")
+    table.add_column("MACs", justify="right")
+    for info in network.infos:
+        table.add_row(
+            f"{info.name} ({info.type_name})", format_shape(info.output_shape),
+            f"{info.params:,}", f"{info.macs:,}",
+        )
+    data = summary_dict(network)
+    totals = [
+        f"Input: {format_shape(network.input_shape)}",
+        f"Total params: {data['total_params']:,} ({_bytes(data['total_params'])})",
+        f"Trainable params: {data['trainable_params']:,} ({_bytes(data['trainable_params'])})",
+        (f"Non-trainable params: {data['non_trainable_params']:,} "
+        f"({_bytes(data['non_trainable_params'])})"),
+        f"Total MACs per inference: {data['total_macs']:,}",
+    ]
+    if network.ends_with_softmax:
+        totals.append("Softmax on the output is recorded; the hardware returns the logits.")
+    return table, totals
