@@ -1,0 +1,1 @@
+"""Quantization: integer numerics and the golden model."""
