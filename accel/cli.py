@@ -72,5 +72,75 @@ def explain(model: str, layer: str) -> None:
         click.echo(line)
 
 
+def _model_options(f):
+    """The options every command taking a MODEL shares: how to quantize a float model."""
+    options = [
+        click.option("--seed", type=int, default=None,
+                     help="Random weights from this seed (for a spec or untrained model)."),
+        click.option("--calibration", type=click.Path(dir_okay=False), default=None,
+                     help="Calibration inputs (.npy, float, batch first) for a Keras model."),
+        click.option("--scheme", type=click.Choice(["tflite-int8", "pow2"]),
+                     default="tflite-int8", show_default=True, help="Quantization scheme."),
+        click.option("--weight-bits", type=click.IntRange(4, 16), default=8, show_default=True,
+                     help="Weight bits (pow2 only; tflite-int8 is 8)."),
+        click.option("--act-bits", type=click.IntRange(4, 16), default=8, show_default=True,
+                     help="Activation bits (pow2 only; tflite-int8 is 8)."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _load_quantized(model, seed, calibration, scheme, weight_bits, act_bits):
+    from .quant.load import load_quantized_model
+
+    return load_quantized_model(model, seed=seed, calibration=calibration, scheme=scheme,
+                                weight_bits=weight_bits, act_bits=act_bits)
+
+
+@main.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@_model_options
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True,
+              help="Where to write the quantized network (.npz).")
+def quantize(model, seed, calibration, scheme, weight_bits, act_bits, output) -> None:
+    """Quantize MODEL (a Keras model with --calibration, any model with --seed, or a .tflite)
+    into an integer network: .npz arrays plus a JSON manifest, no pickle."""
+    from .quant.qnet import save_quantized
+
+    qnet = _load_quantized(model, seed, calibration, scheme, weight_bits, act_bits)
+    save_quantized(qnet, output)
+    click.echo(f"{qnet.name}: {qnet.scheme}, {len(qnet.layers)} layers "
+               f"({', '.join(layer.name for layer in qnet.layers)}) -> {output}")
+
+
+@main.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.argument("inputs", type=click.Path(dir_okay=False))
+@_model_options
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="Write every layer's int output here (.npz: 'output' and one per layer).")
+@click.option("--labels", type=click.Path(dir_okay=False), default=None,
+              help="Integer class labels (.npy): print the accuracy.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def predict(model, inputs, seed, calibration, scheme, weight_bits, act_bits, output, labels,
+            as_json) -> None:
+    """Run the golden model on INPUTS (.npy, batch first; int inputs are taken as quantized,
+    float inputs are quantized with the model's input parameters)."""
+    from .quant.predict import predict as run_predict
+
+    qnet = _load_quantized(model, seed, calibration, scheme, weight_bits, act_bits)
+    result = run_predict(qnet, inputs, output=output, labels=labels)
+    if as_json:
+        _print_json(result)
+        return
+    click.echo(f"{result['model']}: {result['images']} images, output {result['output_shape']}"
+               f" ({result['input_kind']} input)")
+    if "accuracy" in result:
+        click.echo(f"accuracy {result['accuracy']:.4f} ({result['correct']}/{result['images']})")
+    if output:
+        click.echo(f"wrote {output}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -150,15 +150,23 @@ def test_keras_and_h5_files_round_trip(tmp_path):
     assert a.total_params == 320 + 62_730
 
 
-REAL_MODELS = sorted((EXAMPLES / "digits").glob("*.keras")) + sorted(
-    (EXAMPLES / "digits").glob("*.h5"))
+KERAS_SUMMARIES = json.loads((EXAMPLES / "keras_summaries.json").read_text())
+EXAMPLE_FILES = sorted(
+    [*(EXAMPLES / "specs").glob("*.yaml"), *(EXAMPLES / "specs").glob("*.json"),
+     *(EXAMPLES / "digits").glob("*.keras"), *(EXAMPLES / "digits").glob("*.h5")]
+)
 
 
-@pytest.mark.parametrize("path", REAL_MODELS, ids=[p.name for p in REAL_MODELS])
-def test_real_keras_files_match_keras_summary(path):
-    """Files saved by real Keras, with the summary numbers Keras itself printed."""
-    expected = json.loads((EXAMPLES / "digits" / "keras_summaries.json").read_text())
+@pytest.mark.parametrize("path", EXAMPLE_FILES, ids=[p.name for p in EXAMPLE_FILES])
+def test_examples_match_keras_summary(path):
+    """Every example spec and every model file saved by real Keras gives the names, output
+    shapes and parameter counts that Keras's own summary gave (examples/keras_reference.py)."""
+    want = KERAS_SUMMARIES[path.stem]
     net = load_network(path)
-    want = expected[path.stem]
-    assert [list(i.output_shape) for i in net.infos] == [r["output_shape"] for r in want]
-    assert [i.params for i in net.infos] == [r["params"] for r in want]
+    got = [{"name": i.name, "type": i.type_name, "output_shape": list(i.output_shape),
+            "params": i.params} for i in net.infos]
+    assert got == want
+
+
+def test_every_example_is_checked():
+    assert {p.stem for p in EXAMPLE_FILES} == set(KERAS_SUMMARIES) - {"_versions"}

@@ -1,0 +1,62 @@
+"""Every way a quantized network comes in, behind one function.
+
+``MODEL`` arguments of ``accel predict`` (and later ``plan``, ``generate``, ``sim``, ``build``)
+may be a ``.tflite`` file (taken as given), an ``.npz`` written by ``accel quantize``, or a spec
+/ Keras file with either ``seed`` (random weights) or ``calibration`` (a trained Keras model,
+quantized after training).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import AccelError
+from ..spec import load_network
+from ..spec.keras_model import KERAS_SUFFIXES
+from .qnet import QuantizedNetwork, load_quantized
+
+
+def load_array(path: str | Path, what: str) -> np.ndarray:
+    """A ``.npy`` array, never unpickled; one-line errors."""
+    path = Path(path)
+    try:
+        return np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise AccelError(f"{path}: no such file ({what})") from None
+    except (OSError, ValueError, EOFError) as e:
+        raise AccelError(f"{path}: not a readable .npy array ({what}): {e}") from None
+
+
+def load_quantized_model(path: str | Path, *, seed: int | None = None,
+                         calibration: str | Path | None = None, scheme: str = "tflite-int8",
+                         weight_bits: int = 8, act_bits: int = 8) -> QuantizedNetwork:
+    """A :class:`QuantizedNetwork` from any model form (see module doc)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".tflite":
+        from .tflite_model import load_tflite
+
+        return load_tflite(path)
+    if suffix == ".npz":
+        return load_quantized(path)
+    network = load_network(path)
+    if seed is not None:
+        from .random_model import random_quantized
+
+        return random_quantized(network, seed, scheme=scheme, weight_bits=weight_bits,
+                                act_bits=act_bits)
+    if calibration is None:
+        raise AccelError(f"{path}: a float model needs --calibration X.npy (a trained Keras "
+                         f"model) or --seed N (random weights) to be quantized")
+    if suffix not in KERAS_SUFFIXES:
+        raise AccelError(f"{path}: a spec file has no weights: use --seed N for random weights")
+    from .float_model import fold
+    from .keras_weights import read_keras_weights
+    from .ptq import quantize_folded
+
+    folded = fold(network, read_keras_weights(path, network))
+    return quantize_folded(network, folded, load_array(calibration, "calibration data"),
+                           scheme=scheme, weight_bits=weight_bits, act_bits=act_bits,
+                           source=f"{path} calibrated on {Path(calibration).name}")

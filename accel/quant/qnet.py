@@ -1,0 +1,359 @@
+"""The quantized network: the second typed stage (spec -> **quantized network** -> plan -> HW).
+
+A :class:`QuantizedNetwork` holds, per compute layer, the integer weights, int32 biases, scales
+and zero points, requantization parameters and the activation clamp: everything the golden
+model (:mod:`accel.quant.golden`) and the hardware generator need, and nothing float that they
+would have to re-derive. Layers are plain frozen dataclasses; the spec-level geometry (kernel,
+strides, padding) stays in the :class:`~accel.spec.Network` built from them, so shape math is
+never repeated here.
+
+Layer kinds (the operators of the golden model):
+
+- :class:`QConv2D`, :class:`QDense`: ``acc = bias + sum (x - zp_in) * w``, then the layer's
+  :class:`Requant` to the output format.
+- :class:`QMaxPool2D`: exact max over the window (padding ignored), clamped to ``act`` range.
+- :class:`QFlatten`: NHWC reordering.
+- :class:`QSoftmax`: TFLite's int8 softmax (output scale 1/256, zero point -128). Not in
+  hardware: the accelerator returns the logits that feed it.
+
+Saved as one ``.npz`` (``np.savez``, loaded with ``allow_pickle=False``): arrays under
+``"<layer>/<field>"`` and a JSON manifest string under ``"__manifest__"``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+from ..errors import AccelError
+from ..spec import Activation, Conv2D, Dense, Flatten, Layer, MaxPooling2D, Network
+
+SCHEMES = ("tflite-int8", "pow2")
+MANIFEST_KEY = "__manifest__"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class QuantParams:
+    """``real = scale * (q - zero_point)`` for a per-tensor quantized activation of ``bits``
+    signed bits. For the pow2 scheme ``scale`` is ``2**-frac_bits`` and ``zero_point`` 0."""
+
+    scale: float
+    zero_point: int
+    bits: int = 8
+
+    def __post_init__(self):
+        if not (np.isfinite(self.scale) and self.scale > 0):
+            raise AccelError(f"scale must be a finite positive number, not {self.scale!r}")
+        lo, hi = -(2 ** (self.bits - 1)), 2 ** (self.bits - 1) - 1
+        if not lo <= self.zero_point <= hi:
+            raise AccelError(f"zero_point {self.zero_point} is outside int{self.bits}")
+
+    @property
+    def qmin(self) -> int:
+        return -(2 ** (self.bits - 1))
+
+    @property
+    def qmax(self) -> int:
+        return 2 ** (self.bits - 1) - 1
+
+    def to_json(self) -> dict:
+        return {"scale": float(self.scale), "zero_point": int(self.zero_point),
+                "bits": int(self.bits)}
+
+    @classmethod
+    def from_json(cls, d: dict) -> QuantParams:
+        return cls(scale=float(d["scale"]), zero_point=int(d["zero_point"]),
+                   bits=int(d.get("bits", 8)))
+
+
+#: Requantization rules. ``multiplier``: TFLite's fixed-point Q31 multiplier and shift (conv and
+#: pre-2.20 dense); ``float``: TFLite's FULLY_CONNECTED reference since 2.20, round(acc * scale)
+#: in double; ``pow2``: rounding right shift by ``shift`` (no multiplier).
+REQUANT_MODES = ("multiplier", "float", "pow2")
+
+
+@dataclass(frozen=True, eq=False)
+class Requant:
+    """How an int accumulator becomes an output value, per output channel.
+
+    Members
+    -------
+    mode : str
+        One of :data:`REQUANT_MODES`.
+    multiplier, shift : numpy.ndarray of int64, shape (channels,)
+        ``multiplier`` mode: Q31 multiplier and TFLite shift (positive = left). ``pow2`` mode:
+        ``shift`` is the right shift and ``multiplier`` is unused (ones).
+    scale : numpy.ndarray of float64, shape (channels,)
+        The real effective scale ``s_in * s_w / s_out`` (``float`` mode uses it directly).
+    zero_point : int
+        Output zero point.
+    act_min, act_max : int
+        Output clamp (the fused activation).
+    """
+
+    mode: str
+    multiplier: np.ndarray
+    shift: np.ndarray
+    scale: np.ndarray
+    zero_point: int
+    act_min: int
+    act_max: int
+
+    def __post_init__(self):
+        if self.mode not in REQUANT_MODES:
+            raise AccelError(f"requant mode must be one of {', '.join(REQUANT_MODES)}, "
+                             f"not {self.mode!r}")
+        if self.act_min > self.act_max:
+            raise AccelError(f"act_min {self.act_min} is above act_max {self.act_max}")
+
+
+@dataclass(frozen=True, eq=False)
+class QLayer:
+    """Base of quantized layers: a name, and the input and output quantization."""
+
+    kind: ClassVar[str] = ""
+    name: str
+    input: QuantParams
+    output: QuantParams
+
+    def spec(self) -> Layer:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+@dataclass(frozen=True, eq=False)
+class QConv2D(QLayer):
+    """Convolution with integer ``weights`` of shape ``(kh, kw, cin, filters)`` (Keras HWIO)
+    and int ``bias`` of shape ``(filters,)``; ``weight_scale`` per output channel (length 1 for
+    per-tensor)."""
+
+    kind: ClassVar[str] = "conv2d"
+    weights: np.ndarray = field(default=None)
+    bias: np.ndarray = field(default=None)
+    weight_scale: np.ndarray = field(default=None)
+    weight_bits: int = 8
+    strides: tuple[int, int] = (1, 1)
+    padding: str = "valid"
+    requant: Requant = field(default=None)
+    activation: str = "linear"
+
+    def spec(self) -> Layer:
+        kh, kw, _, filters = self.weights.shape
+        return Conv2D(filters=filters, kernel_size=(kh, kw), strides=self.strides,
+                      padding=self.padding, activation=_spec_activation(self.activation),
+                      name=self.name)
+
+
+@dataclass(frozen=True, eq=False)
+class QDense(QLayer):
+    """Fully connected layer with integer ``weights`` of shape ``(in, units)``."""
+
+    kind: ClassVar[str] = "dense"
+    weights: np.ndarray = field(default=None)
+    bias: np.ndarray = field(default=None)
+    weight_scale: np.ndarray = field(default=None)
+    weight_bits: int = 8
+    requant: Requant = field(default=None)
+    activation: str = "linear"
+
+    def spec(self) -> Layer:
+        return Dense(units=self.weights.shape[1], activation=_spec_activation(self.activation),
+                     name=self.name)
+
+
+@dataclass(frozen=True, eq=False)
+class QMaxPool2D(QLayer):
+    """Max pooling; output quantization equals the input's; ``act_min``/``act_max`` clamp."""
+
+    kind: ClassVar[str] = "max_pool2d"
+    pool_size: tuple[int, int] = (2, 2)
+    strides: tuple[int, int] = (2, 2)
+    padding: str = "valid"
+    act_min: int = -128
+    act_max: int = 127
+
+    def spec(self) -> Layer:
+        return MaxPooling2D(pool_size=self.pool_size, strides=self.strides,
+                            padding=self.padding, name=self.name)
+
+
+@dataclass(frozen=True, eq=False)
+class QFlatten(QLayer):
+    """NHWC flatten."""
+
+    kind: ClassVar[str] = "flatten"
+
+    def spec(self) -> Layer:
+        return Flatten(name=self.name)
+
+
+@dataclass(frozen=True, eq=False)
+class QSoftmax(QLayer):
+    """TFLite int8 softmax over the last axis with ``beta``."""
+
+    kind: ClassVar[str] = "softmax"
+    beta: float = 1.0
+
+    def spec(self) -> Layer:
+        return Activation(activation="softmax", name=self.name)
+
+
+def _spec_activation(activation: str) -> str:
+    # The spec knows linear/relu/relu6; any other clamp (e.g. relu_n1_to_1 from TFLite) is
+    # still exact in the requant range, so the spec records it as linear.
+    return activation if activation in ("linear", "relu", "relu6") else "linear"
+
+
+QLAYER_TYPES: dict[str, type[QLayer]] = {
+    cls.kind: cls for cls in (QConv2D, QDense, QMaxPool2D, QFlatten, QSoftmax)
+}
+
+
+@dataclass(frozen=True, eq=False)
+class QuantizedNetwork:
+    """A quantized chain of layers on an int input.
+
+    Members
+    -------
+    name : str
+    scheme : str
+        ``tflite-int8`` or ``pow2``.
+    input_shape : tuple of int
+        Without the batch dimension.
+    input : QuantParams
+        How real inputs are quantized.
+    layers : tuple of QLayer
+    source : str
+        Where it came from (a .tflite path, a Keras model + calibration, or a spec + seed).
+    """
+
+    name: str
+    scheme: str
+    input_shape: tuple[int, ...]
+    input: QuantParams
+    layers: tuple[QLayer, ...]
+    source: str = ""
+
+    def __post_init__(self):
+        if self.scheme not in SCHEMES:
+            raise AccelError(f"scheme must be one of {', '.join(SCHEMES)}, not {self.scheme!r}")
+        # Shapes are validated once, by the spec's inference.
+        self.network  # noqa: B018
+
+    @property
+    def network(self) -> Network:
+        """The spec view of the quantized layers (names, shapes, windows, MACs)."""
+        cached = self.__dict__.get("_network")
+        if cached is None:
+            cached = Network(self.name, self.input_shape,
+                             tuple(layer.spec() for layer in self.layers))
+            object.__setattr__(self, "_network", cached)
+        return cached
+
+    @property
+    def output(self) -> QuantParams:
+        return self.layers[-1].output
+
+    @property
+    def logits_layer(self) -> QLayer:
+        """The last layer the hardware computes (the one before a final softmax)."""
+        if isinstance(self.layers[-1], QSoftmax) and len(self.layers) > 1:
+            return self.layers[-2]
+        return self.layers[-1]
+
+
+# --- save / load ---------------------------------------------------------------------------------
+
+_ARRAY_FIELDS = ("weights", "bias", "weight_scale")
+_REQUANT_ARRAYS = ("multiplier", "shift", "scale")
+
+
+def _layer_manifest(layer: QLayer, arrays: dict) -> dict:
+    entry: dict = {"kind": layer.kind, "name": layer.name, "input": layer.input.to_json(),
+                   "output": layer.output.to_json()}
+    for key in ("weight_bits", "strides", "padding", "activation", "pool_size", "act_min",
+                "act_max", "beta"):
+        if hasattr(layer, key):
+            value = getattr(layer, key)
+            entry[key] = list(value) if isinstance(value, tuple) else value
+    for key in _ARRAY_FIELDS:
+        if hasattr(layer, key):
+            arrays[f"{layer.name}/{key}"] = np.asarray(getattr(layer, key))
+    requant = getattr(layer, "requant", None)
+    if requant is not None:
+        entry["requant"] = {"mode": requant.mode, "zero_point": int(requant.zero_point),
+                            "act_min": int(requant.act_min), "act_max": int(requant.act_max)}
+        for key in _REQUANT_ARRAYS:
+            arrays[f"{layer.name}/requant_{key}"] = np.asarray(getattr(requant, key))
+    return entry
+
+
+def save_quantized(qnet: QuantizedNetwork, path: str | Path) -> None:
+    """Write ``qnet`` as an ``.npz`` of arrays plus a JSON manifest (no pickle)."""
+    arrays: dict[str, np.ndarray] = {}
+    manifest = {
+        "format": "accel-quantized-network", "version": FORMAT_VERSION, "name": qnet.name,
+        "scheme": qnet.scheme, "input_shape": list(qnet.input_shape),
+        "input": qnet.input.to_json(), "source": qnet.source,
+        "layers": [_layer_manifest(layer, arrays) for layer in qnet.layers],
+    }
+    arrays[MANIFEST_KEY] = np.array(json.dumps(manifest))
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def load_quantized(path: str | Path) -> QuantizedNetwork:
+    """Read a file written by :func:`save_quantized`; errors are one line."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {key: data[key] for key in data.files}
+    except FileNotFoundError:
+        raise AccelError(f"{path}: no such file") from None
+    except (OSError, ValueError, EOFError) as e:
+        raise AccelError(f"{path}: not a readable .npz file: {e}") from None
+    if MANIFEST_KEY not in arrays:
+        raise AccelError(f"{path}: not an accel quantized network (no {MANIFEST_KEY})")
+    try:
+        manifest = json.loads(str(arrays[MANIFEST_KEY]))
+        if manifest.get("format") != "accel-quantized-network":
+            raise ValueError("wrong format tag")
+        layers = tuple(_layer_from_manifest(entry, arrays) for entry in manifest["layers"])
+        return QuantizedNetwork(
+            name=manifest["name"], scheme=manifest["scheme"],
+            input_shape=tuple(manifest["input_shape"]),
+            input=QuantParams.from_json(manifest["input"]), layers=layers,
+            source=manifest.get("source", ""),
+        )
+    except AccelError as e:
+        raise AccelError(f"{path}: {e}") from None
+    except (KeyError, ValueError, TypeError, json.JSONDecodeError) as e:
+        raise AccelError(f"{path}: malformed quantized network manifest: {e!r}") from None
+
+
+def _layer_from_manifest(entry: dict, arrays: dict) -> QLayer:
+    cls = QLAYER_TYPES[entry["kind"]]
+    name = entry["name"]
+    kwargs: dict = {"name": name, "input": QuantParams.from_json(entry["input"]),
+                    "output": QuantParams.from_json(entry["output"])}
+    for key in ("weight_bits", "padding", "activation", "act_min", "act_max", "beta"):
+        if key in entry:
+            kwargs[key] = entry[key]
+    for key in ("strides", "pool_size"):
+        if key in entry:
+            kwargs[key] = tuple(entry[key])
+    for key in _ARRAY_FIELDS:
+        if f"{name}/{key}" in arrays:
+            kwargs[key] = arrays[f"{name}/{key}"]
+    if "requant" in entry:
+        r = entry["requant"]
+        kwargs["requant"] = Requant(
+            mode=r["mode"], zero_point=r["zero_point"], act_min=r["act_min"],
+            act_max=r["act_max"],
+            **{key: arrays[f"{name}/requant_{key}"] for key in _REQUANT_ARRAYS},
+        )
+    return cls(**kwargs)

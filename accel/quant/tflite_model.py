@@ -1,0 +1,288 @@
+"""Fully-int8 ``.tflite`` models, read with the ``tflite`` flatbuffer package (no TensorFlow).
+
+The model's scales, zero points, weights and biases are taken exactly as stored; the
+requantization parameters are derived from them the way the TFLite kernels' ``Prepare`` does
+(:mod:`accel.quant.numerics` documents each rule). Supported operators on the int8 data path:
+CONV_2D, MAX_POOL_2D, FULLY_CONNECTED, RESHAPE (flatten), SOFTMAX, plus QUANTIZE at the input
+and DEQUANTIZE at the output. SHAPE, STRIDED_SLICE, PACK and CONCATENATION on int32 shape
+tensors, which the converter emits around a Keras Flatten, are recognised as shape arithmetic
+and skipped. Anything else fails with one line naming the operator index and type.
+
+The FULLY_CONNECTED reference kernel requantizes in double since TF 2.20 (``requant`` mode
+``float``); CONV_2D uses the Q31 multiplier (mode ``multiplier``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import AccelError
+from . import numerics
+from .qnet import (
+    QConv2D,
+    QDense,
+    QFlatten,
+    QLayer,
+    QMaxPool2D,
+    QSoftmax,
+    QuantizedNetwork,
+    QuantParams,
+    Requant,
+)
+
+#: ``tflite.ActivationFunctionType`` values -> the activation names numerics knows.
+_FUSED = {0: "linear", 1: "relu", 2: "relu_n1_to_1", 3: "relu6"}
+_SHAPE_OPS = ("SHAPE", "STRIDED_SLICE", "PACK", "CONCATENATION")
+_INT8 = 9  # tflite.TensorType.INT8
+_INT32 = 2  # tflite.TensorType.INT32
+_FLOAT32 = 0
+
+
+class _Graph:
+    """Read access to subgraph 0 of a model, with one-line errors."""
+
+    def __init__(self, path: Path):
+        import tflite  # the flatbuffer bindings: only needed for .tflite files
+
+        self.tflite = tflite
+        self.path = path
+        try:
+            self.buf = path.read_bytes()
+        except FileNotFoundError:
+            raise AccelError(f"{path}: no such file") from None
+        if len(self.buf) < 8 or self.buf[4:8] != b"TFL3":
+            raise AccelError(f"{path}: not a TFLite flatbuffer (no TFL3 identifier)")
+        try:
+            self.model = tflite.Model.GetRootAsModel(self.buf, 0)
+            if self.model.SubgraphsLength() != 1:
+                raise AccelError(
+                    f"{path}: {self.model.SubgraphsLength()} subgraphs; only one is supported"
+                )
+            self.graph = self.model.Subgraphs(0)
+        except AccelError:
+            raise
+        except Exception as e:  # noqa: BLE001 - a corrupt flatbuffer can fail in many ways
+            raise AccelError(f"{path}: corrupt TFLite flatbuffer: {e}") from None
+
+    def op_name(self, index: int) -> str:
+        op = self.graph.Operators(index)
+        oc = self.model.OperatorCodes(op.OpcodeIndex())
+        # Since schema v3a the code lives in BuiltinCode; old files keep it in the deprecated
+        # byte-wide field. The larger of the two is the real one.
+        code = max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode())
+        return self.tflite.opcode2name(code)
+
+    def tensor(self, index: int):
+        return self.graph.Tensors(int(index))
+
+    def name(self, index: int) -> str:
+        return self.tensor(index).Name().decode("utf-8", errors="replace")
+
+    def shape(self, index: int) -> tuple[int, ...]:
+        return tuple(int(s) for s in self.tensor(index).ShapeAsNumpy())
+
+    def quant(self, index: int) -> tuple[np.ndarray, np.ndarray, int]:
+        q = self.tensor(index).Quantization()
+        if q is None or q.ScaleLength() == 0:
+            return np.zeros(0, np.float32), np.zeros(0, np.int64), 0
+        return (q.ScaleAsNumpy().astype(np.float32), q.ZeroPointAsNumpy().astype(np.int64),
+                q.QuantizedDimension())
+
+    def data(self, index: int, dtype) -> np.ndarray:
+        t = self.tensor(index)
+        raw = self.model.Buffers(t.Buffer()).DataAsNumpy()
+        if isinstance(raw, int) or raw is None or len(raw) == 0:
+            raise AccelError(f"{self.path}: tensor {self.name(index)!r} has no constant data")
+        return np.frombuffer(raw.tobytes(), dtype=dtype).reshape(self.shape(index))
+
+    def options(self, op_index: int, cls):
+        op = self.graph.Operators(op_index)
+        table = op.BuiltinOptions()
+        opts = cls()
+        opts.Init(table.Bytes, table.Pos)
+        return opts
+
+
+def _activation_params(g: _Graph, index: int, where: str) -> QuantParams:
+    t = g.tensor(index)
+    if t.Type() != _INT8:
+        raise AccelError(f"{where}: tensor {g.name(index)!r} is not int8 (type {t.Type()}); "
+                         f"only fully-int8 models are supported")
+    scales, zps, _ = g.quant(index)
+    if len(scales) != 1:
+        raise AccelError(f"{where}: activation tensor {g.name(index)!r} has {len(scales)} "
+                         f"scales; one per tensor is expected")
+    if not (np.isfinite(scales[0]) and scales[0] > 0):
+        raise AccelError(f"{where}: tensor {g.name(index)!r} has scale {scales[0]!r}; "
+                         f"scales must be positive")
+    return QuantParams(scale=float(scales[0]), zero_point=int(zps[0]))
+
+
+def _weights(g: _Graph, index: int, where: str, channels: int) -> tuple[np.ndarray, np.ndarray]:
+    t = g.tensor(index)
+    if t.Type() != _INT8:
+        raise AccelError(f"{where}: weights {g.name(index)!r} are not int8 (type {t.Type()})")
+    scales, zps, axis = g.quant(index)
+    if np.any(zps != 0):
+        raise AccelError(f"{where}: weights {g.name(index)!r} have a non-zero zero point; "
+                         f"int8 weights must be symmetric")
+    if len(scales) not in (1, channels) or (len(scales) > 1 and axis != 0):
+        raise AccelError(f"{where}: weights {g.name(index)!r} have {len(scales)} scales on axis "
+                         f"{axis}; expected 1 or {channels} on axis 0")
+    if np.any(~np.isfinite(scales)) or np.any(scales <= 0):
+        raise AccelError(f"{where}: weights {g.name(index)!r} have a non-positive scale")
+    return g.data(index, np.int8).astype(np.int64), scales
+
+
+def _bias(g: _Graph, inputs, where: str, channels: int) -> np.ndarray:
+    if len(inputs) < 3 or inputs[2] < 0:
+        return np.zeros(channels, np.int64)
+    t = g.tensor(inputs[2])
+    if t.Type() != _INT32:
+        raise AccelError(f"{where}: bias {g.name(inputs[2])!r} is not int32 (type {t.Type()})")
+    return g.data(inputs[2], np.int32).astype(np.int64)
+
+
+def _requant(mode: str, s_in: QuantParams, w_scales: np.ndarray, s_out: QuantParams,
+             activation: str, channels: int, *, float32_product: bool = False) -> Requant:
+    scale = numerics.effective_scale(s_in.scale, w_scales, s_out.scale,
+                                     float32_product=float32_product)
+    scale = np.broadcast_to(scale, (channels,)).astype(np.float64)
+    mult, shift = numerics.quantize_multiplier_array(scale)
+    act_min, act_max = numerics.fused_activation_range(activation, s_out.scale,
+                                                       s_out.zero_point)
+    return Requant(mode=mode, multiplier=mult.astype(np.int64), shift=shift.astype(np.int64),
+                   scale=scale, zero_point=s_out.zero_point, act_min=act_min, act_max=act_max)
+
+
+def _padding(g: _Graph, opts) -> str:
+    return "same" if opts.Padding() == g.tflite.Padding.SAME else "valid"
+
+
+def _fused(opts, where: str) -> str:
+    code = opts.FusedActivationFunction()
+    if code not in _FUSED:
+        raise AccelError(f"{where}: fused activation {code} is not supported")
+    return _FUSED[code]
+
+
+def load_tflite(path: str | Path) -> QuantizedNetwork:
+    """A :class:`QuantizedNetwork` from a fully-int8 ``.tflite`` file."""
+    path = Path(path)
+    g = _Graph(path)
+    tfl = g.tflite
+    graph_inputs = list(g.graph.InputsAsNumpy())
+    if len(graph_inputs) != 1:
+        raise AccelError(f"{path}: the model has {len(graph_inputs)} inputs; one is supported")
+    current = int(graph_inputs[0])
+    input_params = None
+    layers: list[QLayer] = []
+    counters: dict[str, int] = {}
+
+    def next_name(base: str) -> str:
+        n = counters.get(base, 0)
+        counters[base] = n + 1
+        return base if n == 0 else f"{base}_{n}"
+
+    for i in range(g.graph.OperatorsLength()):
+        op = g.graph.Operators(i)
+        kind = g.op_name(i)
+        inputs = [int(v) for v in op.InputsAsNumpy()]
+        outputs = [int(v) for v in op.OutputsAsNumpy()]
+        where = f"{path}: operator {i} ({kind})"
+        if kind in _SHAPE_OPS and all(g.tensor(o).Type() == _INT32 for o in outputs):
+            continue  # shape arithmetic for a Flatten's RESHAPE
+        if not inputs or inputs[0] != current:
+            raise AccelError(f"{where}: does not continue the chain from the input (reads "
+                             f"tensor {inputs[:1]}); only a simple chain of operators is "
+                             f"supported")
+        if kind == "QUANTIZE" and not layers and input_params is None:
+            if g.tensor(current).Type() != _FLOAT32:
+                raise AccelError(f"{where}: only a float->int8 QUANTIZE at the input is "
+                                 f"supported")
+            input_params = _activation_params(g, outputs[0], where)
+            current = outputs[0]
+            continue
+        if kind == "DEQUANTIZE":
+            if i != g.graph.OperatorsLength() - 1:
+                raise AccelError(f"{where}: DEQUANTIZE is only supported as the last operator")
+            break
+        if input_params is None:
+            input_params = _activation_params(g, current, f"{path}: model input")
+        s_in = _activation_params(g, current, where)
+        s_out = _activation_params(g, outputs[0], where)
+        in_shape = g.shape(current)
+        out_shape = g.shape(outputs[0])
+        if kind == "CONV_2D":
+            opts = g.options(i, tfl.Conv2DOptions)
+            if opts.DilationHFactor() != 1 or opts.DilationWFactor() != 1:
+                raise AccelError(f"{where}: dilation is not supported")
+            activation = _fused(opts, where)
+            filters = g.shape(inputs[1])[0]
+            w, w_scales = _weights(g, inputs[1], where, filters)
+            layers.append(QConv2D(
+                name=next_name("conv2d"), input=s_in, output=s_out,
+                weights=np.ascontiguousarray(w.transpose(1, 2, 3, 0)),  # OHWI -> HWIO (Keras)
+                bias=_bias(g, inputs, where, filters), weight_scale=w_scales.astype(np.float64),
+                strides=(opts.StrideH(), opts.StrideW()), padding=_padding(g, opts),
+                requant=_requant("multiplier", s_in, w_scales, s_out, activation, filters),
+                activation=activation,
+            ))
+        elif kind == "MAX_POOL_2D":
+            opts = g.options(i, tfl.Pool2DOptions)
+            if (s_in.scale, s_in.zero_point) != (s_out.scale, s_out.zero_point):
+                raise AccelError(f"{where}: input and output quantization differ")
+            act_min, act_max = numerics.fused_activation_range(
+                _fused(opts, where), s_out.scale, s_out.zero_point)
+            layers.append(QMaxPool2D(
+                name=next_name("max_pooling2d"), input=s_in, output=s_out,
+                pool_size=(opts.FilterHeight(), opts.FilterWidth()),
+                strides=(opts.StrideH(), opts.StrideW()), padding=_padding(g, opts),
+                act_min=act_min, act_max=act_max,
+            ))
+        elif kind == "RESHAPE":
+            if len(out_shape) != 2 or int(np.prod(in_shape[1:])) != out_shape[1]:
+                raise AccelError(f"{where}: only a flatten to (batch, features) is supported, "
+                                 f"not {in_shape} -> {out_shape}")
+            if (s_in.scale, s_in.zero_point) != (s_out.scale, s_out.zero_point):
+                raise AccelError(f"{where}: input and output quantization differ")
+            if len(in_shape) == 4:
+                layers.append(QFlatten(name=next_name("flatten"), input=s_in, output=s_out))
+        elif kind == "FULLY_CONNECTED":
+            opts = g.options(i, tfl.FullyConnectedOptions)
+            if opts.WeightsFormat() != 0:
+                raise AccelError(f"{where}: shuffled weights are not supported")
+            if len(in_shape) != 2:
+                raise AccelError(f"{where}: input of shape {in_shape}; a flattened "
+                                 f"(batch, features) input is required")
+            activation = _fused(opts, where)
+            units = g.shape(inputs[1])[0]
+            w, w_scales = _weights(g, inputs[1], where, units)
+            layers.append(QDense(
+                name=next_name("dense"), input=s_in, output=s_out,
+                weights=np.ascontiguousarray(w.T),  # (units, in) -> (in, units) as Keras
+                bias=_bias(g, inputs, where, units), weight_scale=w_scales.astype(np.float64),
+                requant=_requant("float", s_in, w_scales, s_out, activation, units),
+                activation=activation,
+            ))
+        elif kind == "SOFTMAX":
+            opts = g.options(i, tfl.SoftmaxOptions)
+            if (s_out.scale, s_out.zero_point) != (1 / 256, -128):
+                raise AccelError(f"{where}: int8 softmax output must have scale 1/256 and "
+                                 f"zero point -128, not {s_out.scale} and {s_out.zero_point}")
+            layers.append(QSoftmax(name=next_name("softmax"), input=s_in, output=s_out,
+                                   beta=float(opts.Beta())))
+        else:
+            raise AccelError(f"{where}: operator {kind} is not supported (CONV_2D, MAX_POOL_2D, "
+                             f"FULLY_CONNECTED, RESHAPE, SOFTMAX)")
+        current = outputs[0]
+    if not layers:
+        raise AccelError(f"{path}: no supported operators found")
+    in_shape = g.shape(int(graph_inputs[0]))[1:]
+    return QuantizedNetwork(name=path.stem, scheme="tflite-int8", input_shape=tuple(in_shape),
+                            input=input_params, layers=tuple(layers), source=str(path))
+
+
+__all__ = ["load_tflite"]
