@@ -9,14 +9,21 @@ from hypothesis import strategies as st
 
 from accel.errors import AccelError
 from accel.quant import golden, numerics
-from accel.quant.float_model import fold, float_forward
+from accel.quant.float_model import float_forward, fold
 from accel.quant.keras_weights import read_keras_weights
 from accel.quant.load import load_quantized_model
-from accel.quant.ptq import quantize_folded
 from accel.quant.qnet import QDense, load_quantized, save_quantized
 from accel.quant.random_model import random_float_weights, random_quantized
-from accel.spec import BatchNormalization, Conv2D, Dense, Flatten, MaxPooling2D, Network, ReLU
-from accel.spec import load_network
+from accel.spec import (
+    BatchNormalization,
+    Conv2D,
+    Dense,
+    Flatten,
+    MaxPooling2D,
+    Network,
+    ReLU,
+    load_network,
+)
 
 from .paths import EXAMPLES, SPECS
 

@@ -2,10 +2,11 @@
 reference kernels (and with the hardware, which is checked against it).
 
 Every operator is vectorized over the batch, the pixels and the channels. Convolutions and
-dense layers multiply in ``float64`` BLAS and convert back to integers: each product is an
-integer of at most 16 bits and every partial sum stays far below 2**53 (asserted from the
-accumulator bound), so the float arithmetic is exact and much faster than NumPy's integer
-matmul. Requantization, rounding and saturation come from :mod:`accel.quant.numerics` only.
+dense layers multiply in float32 BLAS (:func:`exact_int_matmul`): the reduction is split into
+chunks whose partial sums are integers provably below 2**24, where float32 is exact, and the
+chunks are added in int64. The bound comes from the formats (terms * max|x - zp| * max|w|),
+never from the data. That is exact and much faster than NumPy's integer matmul.
+Requantization, rounding and saturation come from :mod:`accel.quant.numerics` only.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from ..errors import AccelError
 from ..spec.shapes import Window2D
@@ -20,9 +22,9 @@ from . import numerics
 from .qnet import QConv2D, QDense, QFlatten, QLayer, QMaxPool2D, QSoftmax, QuantizedNetwork
 from .windows import extract_windows
 
-#: Images per chunk: bounds the im2col buffer (the seed network's second convolution needs
-#: 196 * 288 float64 per image, about 450 kB).
-BATCH_CHUNK = 64
+#: Images per chunk: keeps the im2col buffer (the seed network's second convolution needs
+#: 196 * 288 float32 per image) and the int64 requantization arrays in cache.
+BATCH_CHUNK = 32
 
 
 def requantize_acc(acc: np.ndarray, layer: QConv2D | QDense) -> np.ndarray:
@@ -38,13 +40,35 @@ def requantize_acc(acc: np.ndarray, layer: QConv2D | QDense) -> np.ndarray:
                                     act_max=r.act_max)
 
 
-def _exact_matmul(u: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """``u @ w`` for integer arrays, computed exactly through float64 BLAS."""
+def _input_abs_max(layer: QConv2D | QDense) -> int:
+    """The largest ``|x - zp_in|`` the input format allows (bounds the accumulator)."""
+    q = layer.input
+    return max(q.zero_point - q.qmin, q.qmax - q.zero_point)
+
+
+def exact_int_matmul(u: np.ndarray, w: np.ndarray, u_abs_max: int) -> np.ndarray:
+    """``u @ w`` for integer matrices, exactly, through float32 BLAS.
+
+    The reduction axis is cut into chunks short enough that every partial sum of a chunk is an
+    integer below 2**24 in magnitude (``chunk * u_abs_max * max|w|``, a bound from the formats,
+    not from the data); each chunk's product is then exact in float32 and the chunks are added
+    in int64. (float64 would be exact in one go, but this BLAS runs it ~70x slower.)
+    """
     k = w.shape[0]
-    bound = k * int(np.abs(u).max(initial=0)) * int(np.abs(w).max(initial=0))
-    if bound >= 2**53:
-        raise AccelError(f"accumulator bound {bound} exceeds exact float64 range")
-    return np.rint(u.astype(np.float64) @ w.astype(np.float64)).astype(np.int64)
+    per_term = max(u_abs_max * int(np.abs(w).max(initial=0)), 1)
+    # Very wide pow2 formats (16-bit x 16-bit) need float64, exact below 2**53.
+    dtype, limit = (np.float32, 2**24) if per_term < 2**24 else (np.float64, 2**53)
+    if per_term >= limit:
+        raise AccelError(f"a single product ({per_term}) is not exact in float64")
+    chunk = max(1, min(k, (limit - 1) // per_term))
+    acc = np.zeros((u.shape[0], w.shape[1]), np.int64)
+    u = u.astype(dtype, copy=False)
+    w = w.astype(dtype)
+    if chunk >= k:
+        return (u @ w).astype(np.int64)
+    for start in range(0, k, chunk):
+        acc += (u[:, start:start + chunk] @ w[start:start + chunk]).astype(np.int64)
+    return acc
 
 
 def conv2d_acc(x: np.ndarray, layer: QConv2D, window: Window2D) -> np.ndarray:
@@ -54,18 +78,21 @@ def conv2d_acc(x: np.ndarray, layer: QConv2D, window: Window2D) -> np.ndarray:
     taps, which is the same sum).
     """
     kh, kw, cin, filters = layer.weights.shape
-    u = x.astype(np.int64) - layer.input.zero_point
+    # Convert before windowing: the window copy is then a plain float32 copy (numpy's
+    # integer-to-float cast of the strided im2col view is ~10x slower).
+    u = (x - layer.input.zero_point).astype(np.float32 if layer.input.bits <= 12 else np.float64)
     win = extract_windows(u, window, 0)
     n, oh, ow = win.shape[:3]
-    acc = _exact_matmul(win.reshape(-1, kh * kw * cin),
-                        layer.weights.reshape(kh * kw * cin, filters))
+    acc = exact_int_matmul(win.reshape(-1, kh * kw * cin),
+                           layer.weights.reshape(kh * kw * cin, filters), _input_abs_max(layer))
     return acc.reshape(n, oh, ow, filters) + layer.bias.astype(np.int64)
 
 
 def dense_acc(x: np.ndarray, layer: QDense) -> np.ndarray:
     """Accumulators ``bias + sum (x - zp_in) * w`` of a dense layer, int64, shape (N, units)."""
-    u = x.astype(np.int64) - layer.input.zero_point
-    return _exact_matmul(u, layer.weights) + layer.bias.astype(np.int64)
+    u = x - layer.input.zero_point
+    return exact_int_matmul(u, layer.weights, _input_abs_max(layer)) + layer.bias.astype(
+        np.int64)
 
 
 def max_pool2d(x: np.ndarray, layer: QMaxPool2D, window: Window2D) -> np.ndarray:
@@ -136,11 +163,14 @@ def run(qnet: QuantizedNetwork, x: np.ndarray) -> dict[str, np.ndarray]:
     x = check_input(qnet, x)
     outputs: dict[str, list[np.ndarray]] = {layer.name: [] for layer in qnet.layers}
     infos = qnet.network.infos
-    for start in range(0, max(len(x), 1), BATCH_CHUNK):
-        h = x[start:start + BATCH_CHUNK]
-        for layer, info in zip(qnet.layers, infos, strict=True):
-            h = OPERATORS[type(layer)](h, layer, info)
-            outputs[layer.name].append(h)
+    # One BLAS thread: these GEMMs are small, and on a loaded 2-core machine (simulators and
+    # synthesis running beside us) OpenBLAS's threads spin and run up to 100x slower.
+    with threadpool_limits(limits=1, user_api="blas"):
+        for start in range(0, max(len(x), 1), BATCH_CHUNK):
+            h = x[start:start + BATCH_CHUNK]
+            for layer, info in zip(qnet.layers, infos, strict=True):
+                h = OPERATORS[type(layer)](h, layer, info)
+                outputs[layer.name].append(h)
     return {name: _narrow(np.concatenate(chunks), qnet_layer.output.bits)
             for (name, chunks), qnet_layer in zip(outputs.items(), qnet.layers, strict=True)}
 

@@ -634,14 +634,23 @@ def quantize_multiplier_array(
     return _result(q_fixed.astype(np.int32)), _result(shift.astype(np.int32))
 
 
+_MASK31: Final = (1 << 31) - 1
+
+
 def _srdhm(a: NDArray[np.int64], b: NDArray[np.int64]) -> NDArray[np.int64]:
-    product = a * b  # |a * b| <= 2**62: exact in int64
-    nudge = np.where(product >= 0, 1 << 30, 1 - (1 << 30))
-    total = product + nudge
-    # C++ integer division truncates toward zero; NumPy's >> and // round toward -infinity,
-    # so divide the magnitude and put the sign back.
-    quotient = np.sign(total) * (np.abs(total) >> 31)
-    return np.where((a == INT32_MIN) & (b == INT32_MIN), INT32_MAX, quotient)
+    total = np.multiply(a, b)  # |a * b| <= 2**62: exact in int64
+    # nudge = 2**30 if a*b >= 0 else 1 - 2**30; (p >> 63) is 0 or -1, so this is branch-free.
+    sign = total >> 63
+    total += 1 << 30
+    total -= sign & _MASK31
+    # C++ division truncates toward zero, NumPy's >> rounds toward -infinity: adding
+    # 2**31 - 1 to negative dividends first turns the floor into the truncation.
+    total += (total >> 63) & _MASK31
+    total >>= 31
+    overflow = (a == INT32_MIN) & (b == INT32_MIN)
+    if np.any(overflow):
+        total = np.where(overflow, INT32_MAX, total)
+    return total
 
 
 def saturating_rounding_doubling_high_mul(a: ArrayLike, b: ArrayLike) -> IntArray:
@@ -669,10 +678,14 @@ def saturating_rounding_doubling_high_mul(a: ArrayLike, b: ArrayLike) -> IntArra
 
 
 def _rdbpot(x: NDArray[np.int64], exponent: NDArray[np.int64]) -> NDArray[np.int64]:
-    mask = np.left_shift(np.int64(1), exponent) - 1
+    mask = np.left_shift(np.int64(1), exponent) - 1  # per channel: small
     remainder = x & mask
-    threshold = (mask >> 1) + (x < 0)
-    return (x >> exponent) + (remainder > threshold)
+    # Round up when the remainder exceeds half (or equals it, for negative x): away from 0.
+    remainder -= (mask >> 1)
+    remainder += x >> 63  # the threshold is one higher where x < 0
+    result = x >> exponent
+    result += remainder > 0
+    return result
 
 
 def rounding_divide_by_pot(x: ArrayLike, exponent: ArrayLike) -> IntArray:
