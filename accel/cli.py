@@ -142,5 +142,43 @@ def predict(model, inputs, seed, calibration, scheme, weight_bits, act_bits, out
         click.echo(f"wrote {output}")
 
 
+@main.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@_model_options
+@click.option("--array", "array", default="4x4", show_default=True,
+              help="Largest systolic array any stage may use, ROWSxCOLS.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def plan(model, seed, calibration, scheme, weight_bits, act_bits, array, as_json) -> None:
+    """The hardware plan: per-stage array shape, folding, predicted cycles, PEs, memory."""
+    from rich.table import Table
+
+    from .plan.plan import make_plan, parse_array, plan_dict
+
+    rows, cols = parse_array(array)
+    qnet = _load_quantized(model, seed, calibration, scheme, weight_bits, act_bits)
+    data = plan_dict(make_plan(qnet, rows, cols))
+    if as_json:
+        _print_json(data)
+        return
+    table = Table(title=f"{data['name']}: plan for arrays up to {data['array']}",
+                  title_justify="left")
+    for column in ("stage", "layer (+pool)", "in -> out", "array", "Kt x Ft", "cycles",
+                   "ideal", "util", "weight bits"):
+        table.add_column(column, justify="left" if column.startswith("layer") else "right")
+    for s in data["stages"]:
+        table.add_row(
+            str(s["index"]), s["layer"] + (f" + {s['pool']}" if s["pool"] else ""),
+            f"{'x'.join(map(str, s['input']))} -> {'x'.join(map(str, s['output']))}",
+            f"{s['array'][0]}x{s['array'][1]}", f"{s['k_tiles']} x {s['f_tiles']}",
+            f"{s['cycles']:,}", f"{s['ideal_cycles']:,.0f}", f"{s['utilization']:.1%}",
+            f"{s['memory_bits']['weights']:,}")
+    console = Console(width=max(130, Console().width))
+    console.print(table)
+    console.print(
+        f" PEs {data['pes']}, MACs {data['macs']:,}; interval {data['interval_cycles']:,} "
+        f"cycles per inference vs ideal {data['ideal_cycles']:,.0f} (total MACs / PEs): "
+        f"{data['interval_vs_ideal']:.3f}x", highlight=False)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -1,0 +1,85 @@
+"""The hardware plan: stage sizing, folding and the cycle model."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from accel.cli import main
+from accel.errors import AccelError
+from accel.plan.plan import make_plan, parse_array, stage_cycles
+from accel.quant.random_model import random_quantized
+from accel.spec import Conv2D, Dense, Flatten, MaxPooling2D, Network, load_network
+
+from .paths import SPECS
+
+
+def test_seed_network_8x8_is_balanced():
+    plan = make_plan(random_quantized(load_network(SPECS / "seed_mnist_cnn.yaml"), 1), 8, 8)
+    assert [(s.layer, s.pool, s.rows, s.cols, s.k_tiles, s.f_tiles, s.cycles)
+            for s in plan.stages] == [
+        ("conv2d", "max_pooling2d", 1, 4, 9, 8, 56_448),
+        ("conv2d_1", "max_pooling2d_1", 8, 8, 36, 8, 56_448),
+        ("dense", None, 1, 8, 3136, 16, 50_176),
+        ("dense_1", None, 1, 1, 128, 10, 1_280),
+    ]
+    assert plan.pes == 77 and plan.macs == 4_241_152
+    assert plan.interval_cycles == 56_448
+    assert plan.interval_cycles / plan.ideal_cycles < 1.03
+
+
+def test_conv_11x11x64_uses_the_whole_array_exactly():
+    net = load_network(SPECS / "conv11x11x64.json")
+    for rows, cols in ((1, 1), (2, 2), (4, 4), (8, 8)):
+        plan = make_plan(random_quantized(net, 0), rows, cols)
+        (stage,) = plan.stages
+        assert stage.cycles * stage.pes == stage.macs  # 100% utilisation
+
+
+@settings(max_examples=60, deadline=None)
+@given(h=st.integers(3, 12), cin=st.integers(1, 9), filters=st.integers(1, 9),
+       k=st.integers(1, 3), s=st.integers(1, 2), units=st.integers(1, 6),
+       rows=st.integers(1, 4), cols=st.integers(1, 4), pool=st.booleans())
+def test_cycle_model_counts_the_schedule(h, cin, filters, k, s, units, rows, cols, pool):
+    """Stage cycles equal a literal count of the schedule: for every output pixel, f-tile,
+    tap and channel group, one array cycle; no stage exceeds the allowed array."""
+    layers = [Conv2D(filters, k, strides=s, padding="same")]
+    if pool:
+        layers.append(MaxPooling2D(pool_size=1))
+    layers += [Flatten(), Dense(units)]
+    net = Network("n", (h, h, cin), tuple(layers))
+    plan = make_plan(random_quantized(net, 0), rows, cols)
+    for stage in plan.stages:
+        g = stage.geometry
+        assert stage.rows <= rows and stage.cols <= cols
+        count = sum(1 for _pixel in range(g.out_h * g.out_w)
+                    for _f in range(0, g.filters, stage.cols)
+                    for _tap in range(g.kernel[0] * g.kernel[1])
+                    for _group in range(0, g.in_channels, stage.rows))
+        assert stage.cycles == count == stage_cycles(g, stage.rows, stage.cols)[0]
+        assert stage.cycles * stage.pes >= stage.macs
+    assert plan.interval_cycles == max(st_.cycles for st_ in plan.stages)
+
+
+def test_pool_must_follow_a_conv():
+    net = Network("n", (8, 8, 1), (MaxPooling2D(), Conv2D(2, 3), Flatten(), Dense(2)))
+    with pytest.raises(AccelError, match=r"^layer 0 \(max_pooling2d\): a max pool must "
+                       r"directly follow a Conv2D"):
+        make_plan(random_quantized(net, 0), 2, 2)
+
+
+@pytest.mark.parametrize("text", ["4", "0x4", "4x", "axb", "4x4x4"])
+def test_parse_array_errors(text):
+    with pytest.raises(AccelError, match=r"^--array must be ROWSxCOLS"):
+        parse_array(text)
+
+
+def test_plan_cli_json():
+    result = CliRunner().invoke(main, ["plan", str(SPECS / "seed_mnist_cnn.yaml"), "--seed",
+                                       "1", "--array", "4x4", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["array"] == "4x4" and data["macs"] == 4_241_152
+    assert [s["array"] for s in data["stages"]][1] == [4, 4]
