@@ -55,3 +55,31 @@ def consumer(stream, count: int, results: list, *, rng: np.random.Generator | No
             results.append(convert(payload) if convert else payload)
 
     return testbench
+
+
+def run_simulation(dut, testbenches, *, max_cycles: int = 1_000_000, vcd: str | None = None):
+    """Run ``testbenches`` on ``dut`` until all of them finish; fail (instead of hanging) if
+    that takes more than ``max_cycles`` clock cycles of simulated time."""
+    from amaranth.sim import Simulator
+
+    period = 1e-8
+    sim = Simulator(dut)
+    sim.add_clock(period)
+    for testbench in testbenches:
+        sim.add_testbench(testbench)
+    deadline = max_cycles * period
+
+    def advance_all():
+        while sim.advance():
+            # ``Simulator`` has no public clock reading here, so count steps as a proxy bound.
+            advance_all.steps += 1
+            if advance_all.steps > 4 * max_cycles:
+                raise TimeoutError(f"simulation did not finish within {max_cycles} cycles "
+                                   f"({deadline:.0e} s simulated)")
+
+    advance_all.steps = 0
+    if vcd:
+        with sim.write_vcd(vcd):
+            advance_all()
+    else:
+        advance_all()

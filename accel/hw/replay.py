@@ -1,0 +1,147 @@
+"""Window replay: buffer one window and send it through the array once per f-tile.
+
+A stage's array computes ``C`` output channels per pass over a window; a layer with ``F``
+filters needs ``Ft = ceil(F / C)`` passes (f-tiles). :class:`WindowReplay` stores the ``Kt``
+beats of a window (``Kt = kh * kw * ceil(cin / lanes)``, each ``lanes`` channel values) and
+replays them ``Ft`` times, tagging every beat with its k-tile and f-tile, which is all the
+array needs to pick its weights (``addr = ft * Kt + kt``) and the accumulator needs to know
+where a sum starts and ends.
+
+Two banks (ping-pong): while one bank is replayed, the next window fills the other, so the
+output runs at one beat per cycle without gaps as long as windows arrive at least as fast as
+they are replayed (``Kt`` beats in per ``Kt * Ft`` beats out). A Dense layer's "window" is the
+whole flattened input vector, so this buffer is also the dense stage's input buffer.
+
+Memory: ``2 * Kt`` words of ``lanes * bits`` bits in one :class:`amaranth.lib.memory.Memory`
+(block RAM), read synchronously into a 3-entry FIFO that absorbs output stalls.
+"""
+
+from __future__ import annotations
+
+from amaranth import Module, Mux, Signal, signed
+from amaranth.lib import data, fifo, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .layouts import check_int, pixel_layout
+
+
+def replay_layout(*, lanes: int, k_tiles: int, f_tiles: int, bits: int = 8
+                  ) -> data.StructLayout:
+    """One replayed beat: ``data`` (``lanes`` values), its k-tile ``kt`` and f-tile ``ft``,
+    ``first`` (kt == 0), ``last`` (kt == Kt - 1) and ``frame_last`` (the frame's last beat)."""
+    return data.StructLayout({
+        "data": data.ArrayLayout(signed(bits), lanes),
+        "kt": range(max(k_tiles, 2)),
+        "ft": range(max(f_tiles, 2)),
+        "first": 1,
+        "last": 1,
+        "frame_last": 1,
+    })
+
+
+class WindowReplay(wiring.Component):
+    """Replays each window of ``k_tiles`` beats ``f_tiles`` times.
+
+    Parameters
+    ----------
+    lanes : int
+        Values per beat (the array's rows).
+    k_tiles : int
+        Beats per window (Kt).
+    f_tiles : int
+        Replays per window (Ft).
+    bits : int
+        Width of each value.
+
+    Members
+    -------
+    i : In(stream.Signature(pixel_layout(lanes, bits)))
+        Window beats, ``k_tiles`` per window; ``last`` marks the frame's final beat.
+    o : Out(stream.Signature(replay_layout(...)))
+        For every window, ``f_tiles`` passes of its ``k_tiles`` beats, in order.
+    """
+
+    def __init__(self, *, lanes: int, k_tiles: int, f_tiles: int, bits: int = 8):
+        self.lanes = check_int("lanes", lanes, 1)
+        self.k_tiles = check_int("k_tiles", k_tiles, 1)
+        self.f_tiles = check_int("f_tiles", f_tiles, 1)
+        self.bits = check_int("bits", bits, 2)
+        super().__init__({
+            "i": In(stream.Signature(pixel_layout(self.lanes, self.bits))),
+            "o": Out(stream.Signature(replay_layout(lanes=self.lanes, k_tiles=self.k_tiles,
+                                                    f_tiles=self.f_tiles, bits=self.bits))),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        kt_n, ft_n = self.k_tiles, self.f_tiles
+        word = data.ArrayLayout(signed(self.bits), self.lanes)
+        m.submodules.mem = mem = memory.Memory(shape=word, depth=2 * kt_n, init=[])
+        wr = mem.write_port()
+        rd = mem.read_port(domain="sync", transparent_for=())
+        layout = replay_layout(lanes=self.lanes, k_tiles=kt_n, f_tiles=ft_n, bits=self.bits)
+        m.submodules.out = out = fifo.SyncFIFO(width=layout.size, depth=3)
+
+        full = Signal(2)  # bank b holds a complete window
+        frame_end = Signal(2)  # bank b's window ends the frame
+
+        # --- write side: fill the free bank, Kt beats per window ---
+        w_bank = Signal()
+        w_kt = Signal(range(kt_n))
+        take = self.i.valid & self.i.ready
+        m.d.comb += [
+            self.i.ready.eq(~full.bit_select(w_bank, 1)),
+            wr.addr.eq(Mux(w_bank, kt_n, 0) + w_kt),
+            wr.data.eq(self.i.payload.data),
+            wr.en.eq(take),
+        ]
+        set_full = Signal(2)
+        with m.If(take):
+            with m.If(w_kt == kt_n - 1):
+                m.d.sync += [w_kt.eq(0), w_bank.eq(~w_bank)]
+                m.d.comb += set_full.bit_select(w_bank, 1).eq(1)
+                m.d.sync += frame_end.bit_select(w_bank, 1).eq(self.i.payload.last)
+            with m.Else():
+                m.d.sync += w_kt.eq(w_kt + 1)
+
+        # --- read side: replay the full bank Ft times, one read per cycle ---
+        r_bank = Signal()
+        r_kt = Signal(range(kt_n))
+        r_ft = Signal(range(ft_n))
+        inflight = Signal()
+        meta = Signal(layout)  # the beat whose data arrives from the memory next cycle
+        # Room for the beat being read and the one arriving now: level + inflight < depth.
+        issue = full.bit_select(r_bank, 1) & (out.level + inflight < out.depth)
+        last_kt = r_kt == kt_n - 1
+        last_ft = r_ft == ft_n - 1
+        m.d.comb += [rd.addr.eq(Mux(r_bank, kt_n, 0) + r_kt), rd.en.eq(issue)]
+        clear_full = Signal(2)
+        m.d.sync += inflight.eq(issue)
+        with m.If(issue):
+            m.d.sync += [
+                meta.kt.eq(r_kt), meta.ft.eq(r_ft), meta.first.eq(r_kt == 0),
+                meta.last.eq(last_kt),
+                meta.frame_last.eq(last_kt & last_ft & frame_end.bit_select(r_bank, 1)),
+            ]
+            with m.If(last_kt):
+                m.d.sync += r_kt.eq(0)
+                with m.If(last_ft):
+                    m.d.sync += [r_ft.eq(0), r_bank.eq(~r_bank)]
+                    m.d.comb += clear_full.bit_select(r_bank, 1).eq(1)
+                with m.Else():
+                    m.d.sync += r_ft.eq(r_ft + 1)
+            with m.Else():
+                m.d.sync += r_kt.eq(r_kt + 1)
+        m.d.sync += full.eq((full | set_full) & ~clear_full)
+
+        beat = Signal(layout)
+        m.d.comb += [
+            beat.eq(meta),
+            beat.data.eq(rd.data),
+            out.w_data.eq(beat),
+            out.w_en.eq(inflight),
+            self.o.valid.eq(out.r_rdy),
+            self.o.payload.eq(out.r_data),
+            out.r_en.eq(self.o.ready),
+        ]
+        return m
