@@ -162,6 +162,8 @@ __all__ = [
     "quantize_multiplier_array",
     "requantize",
     "requantize_float",
+    "requantize_wide",
+    "wide_multiplier_for_scale",
     "round_half_away_from_zero",
     "rounding_divide_by_pot",
     "saturate",
@@ -911,6 +913,85 @@ def requantize_float(
 
 
 # --- the pow2 scheme ------------------------------------------------------------------------
+
+
+def requantize_wide(
+    acc: ArrayLike,
+    multiplier: int,
+    shift: int,
+    zero_point: int,
+    act_min: int,
+    act_max: int,
+) -> IntArray:
+    """``clamp(round(acc * multiplier / 2**shift) + zero_point)``, one rounding, ties away
+    from zero, computed exactly (Python integers for products beyond int64).
+
+    The hardware form of TFLite's float FULLY_CONNECTED requantization: see
+    :func:`wide_multiplier_for_scale`, which finds ``multiplier`` and ``shift`` and proves the
+    two equal over a layer's accumulator range.
+    """
+    values = np.asarray(acc, dtype=object)
+    m, n = int(multiplier), int(shift)
+    half = 1 << (n - 1) if n > 0 else 0
+
+    def one(a: int) -> int:
+        p = int(a) * m
+        q = (p + half) >> n if p >= 0 else -((-p + half) >> n)
+        return min(max(q + zero_point, act_min), act_max)
+
+    return _result(np.vectorize(one, otypes=[np.int64])(values))
+
+
+def wide_multiplier_for_scale(
+    scale: float,
+    zero_point: int,
+    act_min: int,
+    act_max: int,
+    acc_range: tuple[int, int],
+    *,
+    max_bits: int = 48,
+) -> tuple[int, int]:
+    """An integer ``(multiplier, shift)`` whose :func:`requantize_wide` equals
+    :func:`requantize_float` for *every* accumulator in ``acc_range``; ``ValueError`` if no
+    multiplier of at most ``max_bits`` bits does.
+
+    Why a finite check proves it: both functions are non-decreasing step functions of ``acc``
+    (rounding and clamping are monotone; so is the double multiplication). Between two output
+    levels ``v`` and ``v + 1`` the float path steps where ``acc * scale`` passes ``v + 1/2``,
+    i.e. next to ``t = (v + 1/2) / scale``, and the integer path next to ``t' = (v + 1/2) *
+    2**shift / multiplier``. Away from these points neither function changes, so evaluating
+    both at every integer within 1 of each ``t`` and ``t'`` (for every ``v`` the clamp lets
+    through) and at the ends of the range covers every place they could differ. The
+    multiplier is widened from 16 bits until that check passes.
+    """
+    from fractions import Fraction
+
+    lo, hi = int(acc_range[0]), int(acc_range[1])
+    exact_scale = Fraction(float(scale))
+    if exact_scale <= 0:
+        raise ValueError(f"scale must be positive, not {scale!r}")
+    e = math.floor(math.log2(float(scale)))
+    levels = range(act_min - zero_point - 1, act_max - zero_point + 1)
+    for bits in range(16, max_bits + 1):
+        n = bits - 1 - e
+        if n < 0:
+            continue
+        m = round(exact_scale * (1 << n))
+        points = {lo, hi}
+        for v in levels:
+            half = Fraction(2 * v + 1, 2)
+            for t in (half / exact_scale, half * (1 << n) / m):
+                base = math.floor(t)
+                points.update(a for a in range(base - 1, base + 3) if lo <= a <= hi)
+        candidates = np.array(sorted(points), dtype=np.int64)
+        want = requantize_float(candidates, float(scale), zero_point, act_min, act_max)
+        got = requantize_wide(candidates, m, n, zero_point, act_min, act_max)
+        if np.array_equal(np.asarray(want), np.asarray(got)):
+            return m, n
+    raise ValueError(
+        f"no multiplier of at most {max_bits} bits reproduces round(acc * {scale!r}) over "
+        f"accumulators {lo}..{hi}"
+    )
 
 
 def _pow2_round_shift(x: NDArray[np.int64], shift: NDArray[np.int64]) -> NDArray[np.int64]:
