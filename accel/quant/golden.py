@@ -80,7 +80,9 @@ def conv2d_acc(x: np.ndarray, layer: QConv2D, window: Window2D) -> np.ndarray:
     kh, kw, cin, filters = layer.weights.shape
     # Convert before windowing: the window copy is then a plain float32 copy (numpy's
     # integer-to-float cast of the strided im2col view is ~10x slower).
-    u = (x - layer.input.zero_point).astype(np.float32 if layer.input.bits <= 12 else np.float64)
+    # int64 first: an int8 input minus its zero point would wrap in int8.
+    u = (x.astype(np.int64) - layer.input.zero_point).astype(
+        np.float32 if layer.input.bits <= 12 else np.float64)
     win = extract_windows(u, window, 0)
     n, oh, ow = win.shape[:3]
     acc = exact_int_matmul(win.reshape(-1, kh * kw * cin),
@@ -90,7 +92,7 @@ def conv2d_acc(x: np.ndarray, layer: QConv2D, window: Window2D) -> np.ndarray:
 
 def dense_acc(x: np.ndarray, layer: QDense) -> np.ndarray:
     """Accumulators ``bias + sum (x - zp_in) * w`` of a dense layer, int64, shape (N, units)."""
-    u = x - layer.input.zero_point
+    u = x.astype(np.int64) - layer.input.zero_point
     return exact_int_matmul(u, layer.weights, _input_abs_max(layer)) + layer.bias.astype(
         np.int64)
 

@@ -123,8 +123,8 @@ interpreter with ``OpResolverType.BUILTIN_REF``:
   ``exp_on_negative_values`` (Q0.31), the sum is kept in Q12.19, its reciprocal comes from
   ``GetReciprocal`` (Newton-Raphson), and the output is
   ``RoundingDivideByPOT(reciprocal * exp, bits_over_unit + 31 - 8) - 128``, clamped, with the
-  output scale fixed at 1/256 and zero point -128. Not needed in hardware (the accelerator
-  returns logits), so not implemented here.
+  output scale fixed at 1/256 and zero point -128. Implemented in :mod:`accel.quant.softmax`
+  (not in hardware: the accelerator returns the logits).
 - ``MultiplyByQuantizedMultiplierGreaterThanOne`` and ``...SmallerThanOneExp`` are
   :func:`multiply_by_quantized_multiplier` with ``shift >= 0`` and ``shift <= 0``; no int8 op
   this project needs uses anything else.
@@ -492,7 +492,12 @@ def fused_activation_range(
     zp = _int_param("zero_point", zero_point, lo, hi)
 
     def bound(real: float) -> float:
-        return zp + float(_round_away(np.float32(real) / step))
+        q = float(_round_away(np.float32(real) / step))
+        # TFLite refuses such a model at load time (no_integer_overflow_from_quantization).
+        if not INT32_MIN <= q <= INT32_MAX:
+            raise ValueError(f"activation {activation}: {real} / scale {float(step)!r} "
+                             f"overflows int32, as TFLite rejects it")
+        return zp + q
 
     if activation == "relu":
         return max(lo, zp), hi
