@@ -180,5 +180,118 @@ def plan(model, seed, calibration, scheme, weight_bits, act_bits, array, as_json
         f"{data['interval_vs_ideal']:.3f}x", highlight=False)
 
 
+@main.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@_model_options
+@click.option("--array", "array", default="4x4", show_default=True,
+              help="Largest systolic array any stage may use, ROWSxCOLS.")
+@click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False), required=True,
+              help="Directory for accel_top.v and its JSON sidecar accel_top.json.")
+def generate(model, seed, calibration, scheme, weight_bits, act_bits, array, out_dir) -> None:
+    """Generate the accelerator's Verilog and JSON sidecar for MODEL."""
+    from .hw.generate import generate as run_generate
+    from .plan.plan import make_plan, parse_array
+
+    rows, cols = parse_array(array)
+    qnet = _load_quantized(model, seed, calibration, scheme, weight_bits, act_bits)
+    data = run_generate(qnet, make_plan(qnet, rows, cols), out_dir)
+    click.echo(f"{data['model']}: {len(data['plan']['stages'])} stages, {data['pes']} PEs, "
+               f"predicted {data['expected']['interval_cycles']:,} cycles per inference -> "
+               f"{out_dir}/{data['generated']['verilog']} "
+               f"({data['generated']['verilog_bytes']:,} bytes) and accel_top.json")
+
+
+@main.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@_model_options
+@click.option("--array", "array", default="4x4", show_default=True,
+              help="Largest systolic array any stage may use, ROWSxCOLS.")
+@click.option("--simulator", type=click.Choice(["verilator", "icarus"]), default="verilator",
+              show_default=True)
+@click.option("--input", "input_path", type=click.Path(dir_okay=False), default=None,
+              help="Images (.npy, batch first; float images are quantized).")
+@click.option("--images", "n_images", type=click.IntRange(1, 10_000), default=3,
+              show_default=True, help="How many images (random, seeded, without --input).")
+@click.option("--labels", type=click.Path(dir_okay=False), default=None,
+              help="Class labels (.npy) for --input: print the accuracy.")
+@click.option("--stall-seed", "stall_seed", type=int, default=1, show_default=True,
+              help="Seed of the random input gaps and output stalls (and random images).")
+@click.option("--gaps", type=click.IntRange(0, 90), default=20, show_default=True,
+              help="Percent of cycles the input is held invalid / the output not ready.")
+@click.option("--build-dir", type=click.Path(file_okay=False), default="build/sim",
+              show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="Write the hardware's logits (and the golden model's) to this .npz.")
+@click.option("--waves", type=click.Path(dir_okay=False), default=None,
+              help="Dump waveforms (FST, Verilator) to this file.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def sim(model, seed, calibration, scheme, weight_bits, act_bits, array, simulator, input_path,
+        n_images, labels, stall_seed, gaps, build_dir, output, waves, as_json) -> None:
+    """Generate, build and simulate the accelerator with cocotb, checking every layer of
+    every image against the golden model, bit for bit. Exit status 1 on any mismatch."""
+    import numpy as np
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from .plan.plan import make_plan, parse_array
+    from .quant.load import load_array
+    from .quant.predict import quantize_inputs
+    from .sim.cocotb_run import run_cocotb
+    from .sim.run import build_harness, report
+
+    rows, cols = parse_array(array)
+    qnet = _load_quantized(model, seed, calibration, scheme, weight_bits, act_bits)
+    if input_path is not None:
+        images, _ = quantize_inputs(qnet, load_array(input_path, "inputs"))
+        images = images[:n_images] if n_images and len(images) > n_images else images
+    else:
+        rng = np.random.default_rng(stall_seed)
+        images = rng.integers(qnet.input.qmin, qnet.input.qmax + 1,
+                              (n_images, *qnet.input_shape))
+    plan = make_plan(qnet, rows, cols)
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                  transient=True, disable=as_json) as progress:
+        task = progress.add_task(f"{qnet.name}: building the harness", total=None)
+        case = build_harness(qnet, plan, images, seed=stall_seed, gap_percent=gaps,
+                             stall_percent=gaps)
+        progress.update(task, description=f"{qnet.name}: Verilog, {simulator} build, "
+                                          f"simulation of {len(images)} images")
+        result = run_cocotb(case, build_dir, simulator=simulator, waves=waves)
+    data = report(case, result)
+    if labels is not None:
+        y = load_array(labels, "labels")[:len(images)]
+        data["accuracy"] = float((np.asarray(data["predictions"]) == y).mean())
+    if output:
+        np.savez(output, hardware=result.outputs,
+                 golden=case.golden[plan.output_layer].reshape(len(images), -1))
+    if as_json:
+        _print_json(data)
+    else:
+        verdict = "bit-exact" if data["bit_exact"] else f"{data['mismatches']} MISMATCHES"
+        click.echo(f"{data['model']} on {data['array']} arrays ({data['pes']} PEs), "
+                   f"{simulator}: {data['images']} images {verdict} with every layer")
+        if data["cycles_per_inference"]:
+            click.echo(f"  interval {data['cycles_per_inference']:,.0f} cycles per inference "
+                       f"(predicted {data['predicted_interval_cycles']:,}, ideal "
+                       f"{data['ideal_cycles']:,.0f}: utilization {data['utilization']:.1%})")
+        click.echo(f"  latency {data['latency_cycles']:,} cycles; input gaps "
+                   f"{data['input_gaps']:,}, output stalls {data['output_stalls']:,}")
+        for layer in data["layers"]:
+            click.echo(f"  {layer['layer']:<12} {layer['array'][0]}x{layer['array'][1]}  "
+                       f"measured {layer['measured_cycles']:>9,} vs predicted "
+                       f"{layer['predicted_cycles']:>9,} cycles")
+        if "accuracy" in data:
+            click.echo(f"  accuracy {data['accuracy']:.4f}")
+        click.echo(f"  build {data.get('build_s', 0):.1f} s, simulation "
+                   f"{data.get('run_s', 0):.1f} s")
+    if not data["bit_exact"]:
+        first = data["first_mismatch"]
+        if first:
+            click.echo(f"accel: first mismatch in layer {first['layer']}, image "
+                       f"{first['image']}, pixel ({first['row']}, {first['col']}), channels "
+                       f"from {first['channel']}: got {first['got']}, want {first['want']}",
+                       err=True)
+        sys.exit(1)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -1,0 +1,73 @@
+"""``accel generate``: the accelerator's Verilog and its JSON sidecar.
+
+The sidecar is the single source of truth for testbenches and host code: the top module's
+ports and payload bit fields, the input and output quantization, the plan (per stage: array,
+folding, predicted cycles, memory bits), the predicted interval, and PE / multiplier counts.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from amaranth.back import verilog
+
+from ..plan.plan import NetworkPlan, plan_dict
+from ..quant.qnet import QuantizedNetwork
+from .accelerator import Accelerator
+
+TOP_NAME = "accel_top"
+
+
+def sidecar(plan: NetworkPlan, qnet: QuantizedNetwork, accelerator: Accelerator) -> dict:
+    """The JSON sidecar's content (see module doc)."""
+    in_bits, out_bits = accelerator.input_bits, accelerator.output_bits
+    planned = plan_dict(plan)
+    return {
+        "format": "accel-sidecar", "version": 1, "top": TOP_NAME, "model": qnet.name,
+        "scheme": qnet.scheme, "source": qnet.source,
+        "clock": {"port": "clk", "reset": "rst", "reset_active": "high", "reset_sync": True},
+        "ports": {
+            "i": {"valid": "i__valid", "ready": "i__ready", "payload": "i__payload",
+                  "payload_width": in_bits + 1,
+                  "fields": {"data": [0, in_bits - 1], "last": [in_bits, in_bits]},
+                  "meaning": "input image values in raster order, channels innermost, one per "
+                             "beat; last on the image's final value"},
+            "o": {"valid": "o__valid", "ready": "o__ready", "payload": "o__payload",
+                  "payload_width": out_bits + 1,
+                  "fields": {"data": [0, out_bits - 1], "last": [out_bits, out_bits]},
+                  "meaning": f"the {plan.output_layer} outputs (logits), one per beat; last on "
+                             f"each image's final value"},
+        },
+        "input": {"shape": list(qnet.input_shape), "scale": qnet.input.scale,
+                  "zero_point": qnet.input.zero_point, "bits": in_bits},
+        "output": {"layer": plan.output_layer,
+                   "units": plan.stages[-1].geometry.filters,
+                   "scale": accelerator.stages[-1].layer.output.scale,
+                   "zero_point": accelerator.stages[-1].layer.output.zero_point,
+                   "bits": out_bits,
+                   "softmax_in_software": qnet.layers[-1].kind == "softmax"},
+        "plan": planned,
+        "expected": {"interval_cycles": plan.interval_cycles,
+                     "ideal_cycles": plan.ideal_cycles},
+        "pes": plan.pes,
+        "multipliers": plan.pes,
+        "memory_bits": planned["memory_bits"],
+    }
+
+
+def generate(qnet: QuantizedNetwork, plan: NetworkPlan, out_dir: str | Path) -> dict:
+    """Write ``<out_dir>/accel_top.v`` and ``accel_top.json``; returns the sidecar."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    accelerator = Accelerator(plan=plan, qnet=qnet)
+    start = time.perf_counter()
+    text = verilog.convert(accelerator, name=TOP_NAME, emit_src=False)
+    seconds = time.perf_counter() - start
+    (out / f"{TOP_NAME}.v").write_text(text)
+    data = sidecar(plan, qnet, accelerator)
+    data["generated"] = {"verilog": f"{TOP_NAME}.v", "verilog_bytes": len(text),
+                         "convert_seconds": round(seconds, 3)}
+    (out / f"{TOP_NAME}.json").write_text(json.dumps(data, indent=1) + "\n")
+    return data

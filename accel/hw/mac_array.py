@@ -1,0 +1,561 @@
+"""Systolic multiply-accumulate array: weight-stationary, with a weight ROM in every PE.
+
+A convolution or dense layer is a matrix product: for each output pixel ``p``,
+``y[p, f] = sum_k x[p, k] * W[k, f]``, with ``k`` running over the flattened window
+``(kh, kw, cin)`` (``K = kh * kw * cin`` terms) and ``f`` over the ``F`` output channels.
+An ``R x C`` array computes one ``(R, C)`` tile of that product per input beat::
+
+    y[c] = sum_r x[r] * W_tile[addr][r][c]        for c in 0..C-1
+
+Rows index the reduction (``R`` lanes of ``x``), columns index output channels. The layer's
+weights are folded into ``Kt = ceil(K / R)`` k-tiles and ``Ft = ceil(F / C)`` f-tiles; weight set
+``addr`` (``0 <= addr < depth``, ``depth = Kt * Ft``, numbered by the plan) holds one zero-padded
+``(R, C)`` tile. Accumulating the k-tiles of an output is the job of the stage around the array.
+
+Dataflow, and why it suits a streaming CNN
+------------------------------------------
+The array is *weight-stationary with local weight memories*. Processing element ``(r, c)``
+owns a ROM with its ``depth`` weights, initialised from the quantized model. Operands move
+between neighbours only, through registers, every cycle:
+
+- ``x[r]`` and ``addr`` enter row ``r`` one cycle after row ``r - 1`` (skew registers outside
+  the grid) and travel right through the row, register by register. The address travels with
+  the operand, so neither is broadcast.
+- Each PE reads its ROM at the address it receives, multiplies, and adds the product to the
+  partial sum coming down from the PE above; the sum goes down through a register. The top row
+  adds 0. Column ``c``'s sum leaves the bottom row, and deskew registers align the ``C``
+  columns into one output beat.
+
+This fits streaming inference because weights never move: a layer's weights are constant, so
+they live where they are used and need no load bandwidth or reload time, and the folding over
+k- and f-tiles is just an address sequence. Each input beat (one slice of a window) is used by
+all ``C`` output channels as it passes along its row, and each output beat leaves the array
+complete, so a new beat can enter every cycle and the array does ``R * C`` useful MACs per
+cycle for as long as the window generator supplies data. An output-stationary array would need
+a separate drain phase for its accumulators; a broadcast or adder-tree design would lose Fmax
+as the array grows, while here every wire connects neighbours and the clock period is set by
+one PE (ROM lookup, DSP multiply, one adder), whatever ``R`` and ``C`` are.
+
+Timing
+------
+A beat presented to :class:`SystolicArray` in cycle ``t`` (``i.valid`` high in that cycle)
+reaches PE ``(r, c)`` in cycle ``t + r + c``. Inside a PE (each line a register, holding its
+value during the cycle above it)::
+
+    cycle  t+r+c          t+r+c+1            t+r+c+2          t+r+c+3          t+r+c+4
+           x_in, addr_in  x_out = x_in       x_mul = x_out    product =        psum_out =
+           (ROM address)  w = ROM[addr_in]   w_mul = w        x_mul * w_mul    psum_in + product
+                          (ROM data reg)     (DSP input regs) (DSP pipeline)   (DSP output /
+                                                                               adder register)
+
+``psum_in`` is the ``psum_out`` register of the PE above, which holds PE ``(r - 1, c)``'s sum
+during cycle ``t + r + c + 3``, exactly when this PE's product register holds its product. So
+column ``c``'s complete sum is in the bottom row's ``psum_out`` in cycle ``t + R + c + 3``, and
+``C - 1 - c`` deskew registers align all columns. For a 2 x 2 array (``s`` = skew register,
+``d`` = deskew register, ``[r,c]`` a PE; each PE adds 4 register stages to the path down
+through it but only 1 to the path to its right-hand neighbour)::
+
+    x[0],addr ------> [0,0] ---> [0,1]
+                        |          |
+    x[1] -> s --------> [1,0] ---> [1,1]
+    addr -> s           |          |
+                        d          |
+                        v          v
+                       y[0]       y[1]     (cycle t + R + C + 2)
+
+    latency = R + C + 2    (4 for a 1 x 1 array: ROM, DSP input, multiply, add)
+
+Why two operand registers in front of the multiplier: the ROM data register sits by the ROM's
+LUTs and ``x_out`` also feeds the next PE, so the placer cannot always put them next to the DSP
+block. ``x_mul``/``w_mul`` are free to sit beside it, leaving the multiplier alone between two
+short hops (on ECP5 the 8 x 8 array went from 125-129 to 138-140 MHz post-route; yosys merges
+``x_mul`` with the right-hand neighbour's ``x_out``, which holds the same value). On iCE40,
+yosys packs ``x_mul``/``w_mul``, ``product``, the adder and ``psum_out`` into the SB_MAC16; on
+ECP5 the MULT18X18D is used combinationally between fabric registers.
+
+All datapath registers are reset-less (they carry no state that matters after a reset), so they
+pack into DSP input/pipeline/output registers and need no reset logic; only the valid delay
+line is reset.
+
+Widths
+------
+Products are exact (``input_bits + weight_bits`` wide at most). The partial sum leaving row
+``r`` is only as wide as ``r + 1`` products need, for the actual weights in the ROMs
+(:func:`accel.quant.numerics.accumulator_range`), so the adders in the upper rows are narrow;
+the bottom row's sum is sign-extended to ``acc_bits``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from amaranth import Module, Shape, Signal, signed, unsigned
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.wiring import In, Out
+
+from accel.quant.numerics import accumulator_range, int_range, signed_bits_for
+
+__all__ = [
+    "MacArrayStream",
+    "ProcessingElement",
+    "SystolicArray",
+    "default_acc_bits",
+    "in_layout",
+    "out_layout",
+]
+
+
+def _int_param(name: str, value: object, lo: int, hi: int | None = None) -> int:
+    if hi is not None:
+        what = f"an integer in {lo}..{hi}"
+    elif lo == 1:
+        what = "a positive integer"
+    elif lo == 0:
+        what = "a non-negative integer"
+    else:
+        what = f"an integer >= {lo}"
+    if isinstance(value, bool | np.bool_) or not isinstance(value, int | np.integer):
+        raise TypeError(f"{name} must be {what}, not {value!r}")
+    if value < lo or (hi is not None and value > hi):
+        raise ValueError(f"{name} must be {what}, not {value!r}")
+    return int(value)
+
+
+def _weights_param(weights: object, rows: int, cols: int, weight_bits: int) -> np.ndarray:
+    if not isinstance(weights, np.ndarray):
+        raise TypeError(f"weights must be a numpy array of integers, not {type(weights).__name__}")
+    if weights.dtype == np.bool_ or not np.issubdtype(weights.dtype, np.integer):
+        raise TypeError(
+            f"weights must be a numpy array of integers, not an array of {weights.dtype}"
+        )
+    if weights.ndim != 3 or weights.shape[0] < 1 or weights.shape[1:] != (rows, cols):
+        raise ValueError(
+            f"weights must have shape (depth, rows, cols) = (depth >= 1, {rows}, {cols}), "
+            f"not {weights.shape}"
+        )
+    weights = weights.astype(np.int64)
+    lo, hi = int_range(weight_bits)
+    bad = (weights < lo) | (weights > hi)
+    if bad.any():
+        index = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(
+            f"weights must fit in weight_bits={weight_bits} signed bits ([{lo}, {hi}]), "
+            f"not {int(weights[index])} at {index}"
+        )
+    return weights
+
+
+def _sum_bits(terms: int, input_bits: int, w_range: tuple[int, int]) -> int:
+    """Bits for any sum of ``terms`` products ``x * w`` (``x`` any ``input_bits`` value)."""
+    return signed_bits_for(
+        *accumulator_range(terms=terms, x_range=int_range(input_bits), w_range=w_range)
+    )
+
+
+def default_acc_bits(*, rows: int, input_bits: int = 9, weight_bits: int = 8) -> int:
+    """The accumulator width that holds any sum of ``rows`` products of ``input_bits``-bit and
+    ``weight_bits``-bit signed integers (the default ``acc_bits`` of the array).
+
+    Parameters
+    ----------
+    rows : int
+        Number of products summed (the array's rows), >= 1.
+    input_bits, weight_bits : int
+        Widths of the signed operands, 1..32.
+    """
+    rows = _int_param("rows", rows, 1)
+    input_bits = _int_param("input_bits", input_bits, 1, 32)
+    weight_bits = _int_param("weight_bits", weight_bits, 1, 32)
+    return _sum_bits(rows, input_bits, int_range(weight_bits))
+
+
+def _addr_bits(depth: int) -> int:
+    return max(1, Shape.cast(range(depth)).width)
+
+
+def in_layout(*, rows: int, depth: int, input_bits: int = 9, tag_bits: int = 1
+              ) -> data.StructLayout:
+    """The payload of an input beat: ``x`` (``rows`` signed ``input_bits`` values), ``addr``
+    (the weight set, ``range(depth)`` but at least 1 bit wide) and caller sideband ``tag``."""
+    return data.StructLayout({
+        "x": data.ArrayLayout(signed(input_bits), rows),
+        "addr": unsigned(_addr_bits(depth)),
+        "tag": unsigned(tag_bits),
+    })
+
+
+def out_layout(*, cols: int, acc_bits: int, tag_bits: int = 1) -> data.StructLayout:
+    """The payload of an output beat: ``y`` (``cols`` signed ``acc_bits`` sums) and the ``tag``
+    of the input beat it came from."""
+    return data.StructLayout({
+        "y": data.ArrayLayout(signed(acc_bits), cols),
+        "tag": unsigned(tag_bits),
+    })
+
+
+@dataclass(frozen=True)
+class _Config:
+    """Validated parameters of an array and the widths derived from them."""
+
+    rows: int
+    cols: int
+    weights: np.ndarray
+    input_bits: int
+    weight_bits: int
+    acc_bits: int
+    tag_bits: int
+    psum_bits: tuple[int, ...]  # width of the partial sum leaving each row
+
+    @property
+    def depth(self) -> int:
+        return self.weights.shape[0]
+
+    @classmethod
+    def check(cls, *, rows, cols, weights, input_bits, weight_bits, acc_bits, tag_bits
+              ) -> _Config:
+        rows = _int_param("rows", rows, 1)
+        cols = _int_param("cols", cols, 1)
+        input_bits = _int_param("input_bits", input_bits, 1, 32)
+        weight_bits = _int_param("weight_bits", weight_bits, 1, 32)
+        tag_bits = _int_param("tag_bits", tag_bits, 1)
+        weights = _weights_param(weights, rows, cols, weight_bits)
+        # Partial sums after row r hold r + 1 products of these weights (0 included: a ROM
+        # may be all zeros, and the range must contain every partial sum).
+        w_range = (min(int(weights.min()), 0), max(int(weights.max()), 0))
+        psum_bits = tuple(_sum_bits(r + 1, input_bits, w_range) for r in range(rows))
+        need = psum_bits[-1]
+        if acc_bits is None:
+            acc_bits = default_acc_bits(rows=rows, input_bits=input_bits,
+                                        weight_bits=weight_bits)
+        elif (isinstance(acc_bits, int | np.integer) and not isinstance(acc_bits, bool)
+              and acc_bits < need):
+            raise ValueError(
+                f"acc_bits must be at least {need} to hold a sum of {rows} products of "
+                f"{input_bits}-bit inputs and these weights, not {acc_bits!r}"
+            )
+        acc_bits = _int_param("acc_bits", acc_bits, need)
+        return cls(rows=rows, cols=cols, weights=weights, input_bits=input_bits,
+                   weight_bits=weight_bits, acc_bits=acc_bits, tag_bits=tag_bits,
+                   psum_bits=psum_bits)
+
+
+class ProcessingElement(wiring.Component):
+    """One processing element: a weight ROM, a registered signed multiply and a registered add.
+
+    Four register stages from ``x_in`` to ``psum_out`` (ROM data and operand register,
+    multiplier input registers, product register, sum register) and one from ``x_in`` to
+    ``x_out``; see the module documentation for the timing. The multiply-add with its input,
+    product and sum registers is the shape of a DSP block (SB_MAC16, MULT18X18D).
+
+    Parameters
+    ----------
+    weights : sequence of int
+        The ROM contents, one weight per address (at least one).
+    input_bits : int
+        Width of the signed operand ``x``.
+    weight_bits : int
+        Width of the signed weights; every weight must fit.
+    addr_bits : int
+        Width of the address (at least enough for ``len(weights)`` entries).
+    psum_in_bits : int
+        Width of the signed partial sum from the PE above.
+    psum_bits : int
+        Width of the signed partial sum passed down; the caller guarantees (and
+        :class:`SystolicArray` derives) that the sum never overflows it.
+
+    Members
+    -------
+    x_in : In(signed(input_bits))
+        Operand from the left neighbour (or the row's skew register).
+    addr_in : In(unsigned(addr_bits))
+        Weight address, travelling with ``x_in``; must be ``< len(weights)``.
+    psum_in : In(signed(psum_in_bits))
+        Partial sum from the PE above (0 for the top row).
+    x_out : Out(signed(input_bits))
+        ``x_in`` one cycle later, for the right neighbour.
+    addr_out : Out(unsigned(addr_bits))
+        ``addr_in`` one cycle later, for the right neighbour.
+    psum_out : Out(signed(psum_bits))
+        ``psum_in + x * weights[addr]``, registered: for ``x_in``/``addr_in`` in cycle ``t`` it
+        holds the sum with ``psum_in`` of cycle ``t + 3`` during cycle ``t + 4``.
+    """
+
+    def __init__(self, *, weights, input_bits: int, weight_bits: int, addr_bits: int,
+                 psum_in_bits: int, psum_bits: int):
+        self._input_bits = _int_param("input_bits", input_bits, 1, 32)
+        self._weight_bits = _int_param("weight_bits", weight_bits, 1, 32)
+        self._weights = [int(w) for w in weights]
+        if not self._weights:
+            raise ValueError("weights must hold at least one weight, not 0")
+        lo, hi = int_range(self._weight_bits)
+        for addr, w in enumerate(self._weights):
+            if not lo <= w <= hi:
+                raise ValueError(
+                    f"weights must fit in weight_bits={weight_bits} signed bits ([{lo}, {hi}]), "
+                    f"not {w} at {addr}"
+                )
+        need = _addr_bits(len(self._weights))
+        self._addr_bits = _int_param("addr_bits", addr_bits, need)
+        self._psum_bits = _int_param("psum_bits", psum_bits, 1)
+        psum_in_bits = _int_param("psum_in_bits", psum_in_bits, 1)
+        super().__init__({
+            "x_in": In(signed(self._input_bits)),
+            "addr_in": In(unsigned(self._addr_bits)),
+            "psum_in": In(signed(psum_in_bits)),
+            "x_out": Out(signed(self._input_bits)),
+            "addr_out": Out(unsigned(self._addr_bits)),
+            "psum_out": Out(signed(self._psum_bits)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.rom = rom = memory.Memory(
+            shape=signed(self._weight_bits), depth=len(self._weights), init=self._weights
+        )
+        # Synchronous read (BRAM-inferable): the ROM's data register lines up with x_out.
+        read = rom.read_port()
+        m.d.comb += read.addr.eq(self.addr_in)
+
+        x_reg = Signal.like(self.x_out, reset_less=True)
+        addr_reg = Signal.like(self.addr_out, reset_less=True)
+        # The multiplier's own input registers (see "Why two operand registers" above).
+        x_mul = Signal.like(self.x_out, reset_less=True)
+        w_mul = Signal(signed(self._weight_bits), reset_less=True)
+        # `keep` on the product and sum registers' outputs stops yosys's ice40_dsp pass from
+        # pulling a register of one PE into the SB_MAC16 of another (as its C input register or
+        # second pipeline stage), which yosys 0.70 miscompiles; see "DSP mapping" above.
+        product = Signal(signed(self._input_bits + self._weight_bits), reset_less=True,
+                         attrs={"keep": 1})
+        psum = Signal.like(self.psum_out, reset_less=True, attrs={"keep": 1})
+        m.d.sync += [
+            x_reg.eq(self.x_in),
+            addr_reg.eq(self.addr_in),
+            x_mul.eq(x_reg),
+            w_mul.eq(read.data),
+            product.eq(x_mul * w_mul),
+            psum.eq(self.psum_in + product),
+        ]
+        m.d.comb += [
+            self.x_out.eq(x_reg),
+            self.addr_out.eq(addr_reg),
+            self.psum_out.eq(psum),
+        ]
+        return m
+
+
+class SystolicArray(wiring.Component):
+    """A ``rows x cols`` weight-stationary systolic MAC array with fixed latency.
+
+    One input beat per cycle at most, no backpressure: for a beat ``(x, addr, tag)`` presented
+    with ``i.valid`` in cycle ``t``, ``o.valid`` is high in cycle ``t + latency`` with
+    ``y[c] = sum_r x[r] * weights[addr, r, c]`` and the same ``tag``. See the module
+    documentation for the dataflow and the timing.
+
+    Parameters
+    ----------
+    rows : int
+        Number of rows (reduction lanes), >= 1.
+    cols : int
+        Number of columns (output channels), >= 1.
+    weights : numpy.ndarray of int, shape (depth, rows, cols)
+        Weight sets, ``depth >= 1``; each must fit in ``weight_bits`` signed bits.
+    input_bits : int
+        Width of the signed inputs ``x`` (9 for int8 activations minus the zero point).
+    weight_bits : int
+        Width of the signed weights.
+    acc_bits : int or None
+        Width of the outputs ``y``. At least what any sum of ``rows`` products of an
+        ``input_bits`` input and these weights needs (so overflow is impossible); ``None``
+        gives :func:`default_acc_bits`, which holds any weights of ``weight_bits``.
+    tag_bits : int
+        Width of the caller's sideband ``tag``, >= 1.
+
+    Members
+    -------
+    i : In(stream.Signature(in_layout(...), always_ready=True))
+        Input beats: ``x``, ``addr`` (``< depth``) and ``tag``.
+    o : Out(stream.Signature(out_layout(...), always_ready=True))
+        Output beats: ``y`` and ``tag``, ``latency`` cycles after their input beat.
+
+    Attributes
+    ----------
+    latency : int
+        ``rows + cols + 2``.
+    depth : int
+        Number of weight sets.
+    acc_bits : int
+        Width of ``y``.
+    """
+
+    def __init__(self, *, rows: int, cols: int, weights: np.ndarray, input_bits: int = 9,
+                 weight_bits: int = 8, acc_bits: int | None = None, tag_bits: int = 1):
+        config = _Config.check(rows=rows, cols=cols, weights=weights, input_bits=input_bits,
+                               weight_bits=weight_bits, acc_bits=acc_bits, tag_bits=tag_bits)
+        self.rows, self.cols, self.depth = config.rows, config.cols, config.depth
+        self.input_bits, self.weight_bits = config.input_bits, config.weight_bits
+        self.acc_bits, self.tag_bits = config.acc_bits, config.tag_bits
+        self.weights = config.weights
+        self._psum_bits = config.psum_bits
+        self.latency = self.rows + self.cols + 2
+
+        super().__init__({
+            "i": In(stream.Signature(
+                in_layout(rows=self.rows, depth=self.depth, input_bits=self.input_bits,
+                          tag_bits=self.tag_bits),
+                always_ready=True)),
+            "o": Out(stream.Signature(
+                out_layout(cols=self.cols, acc_bits=self.acc_bits, tag_bits=self.tag_bits),
+                always_ready=True)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        rows, cols = self.rows, self.cols
+        addr_bits = _addr_bits(self.depth)
+
+        pes = [[None] * cols for _ in range(rows)]
+        for r in range(rows):
+            for c in range(cols):
+                pe = ProcessingElement(
+                    weights=self.weights[:, r, c], input_bits=self.input_bits,
+                    weight_bits=self.weight_bits, addr_bits=addr_bits,
+                    psum_in_bits=self._psum_bits[r - 1] if r else 1,
+                    psum_bits=self._psum_bits[r],
+                )
+                m.submodules[f"pe_{r}_{c}"] = pes[r][c] = pe
+
+        # Skew: row r gets its operand and the address r cycles after row 0. The address skew
+        # chain is shared by all rows (row r taps it after r registers).
+        addr = self.i.payload.addr
+        for r in range(rows):
+            x = self.i.payload.x[r]
+            for k in range(r):
+                x_next = Signal(signed(self.input_bits), name=f"skew_x{r}_{k}", reset_less=True)
+                m.d.sync += x_next.eq(x)
+                x = x_next
+            if r:
+                addr_next = Signal(unsigned(addr_bits), name=f"skew_addr{r}", reset_less=True)
+                m.d.sync += addr_next.eq(addr)
+                addr = addr_next
+            m.d.comb += [pes[r][0].x_in.eq(x), pes[r][0].addr_in.eq(addr)]
+
+        # Operands and addresses move right.
+        for r in range(rows):
+            for c in range(1, cols):
+                m.d.comb += [
+                    pes[r][c].x_in.eq(pes[r][c - 1].x_out),
+                    pes[r][c].addr_in.eq(pes[r][c - 1].addr_out),
+                ]
+
+        # Partial sums move down; the top row adds 0.
+        for c in range(cols):
+            m.d.comb += pes[0][c].psum_in.eq(0)
+            for r in range(1, rows):
+                m.d.comb += pes[r][c].psum_in.eq(pes[r - 1][c].psum_out)
+
+        # Deskew: column c leaves the bottom row c cycles after column 0; delay it by
+        # cols - 1 - c so that every column of a beat comes out together.
+        for c in range(cols):
+            y = pes[rows - 1][c].psum_out
+            for k in range(cols - 1 - c):
+                y_next = Signal(signed(self._psum_bits[-1]), name=f"deskew_y{c}_{k}",
+                                reset_less=True)
+                m.d.sync += y_next.eq(y)
+                y = y_next
+            m.d.comb += self.o.payload.y[c].eq(y)
+
+        # valid and tag travel alongside, through a plain delay line.
+        valid, tag = self.i.valid, self.i.payload.tag
+        for k in range(self.latency):
+            valid_next = Signal(name=f"valid_{k}")
+            tag_next = Signal(unsigned(self.tag_bits), name=f"tag_{k}", reset_less=True)
+            m.d.sync += [valid_next.eq(valid), tag_next.eq(tag)]
+            valid, tag = valid_next, tag_next
+        m.d.comb += [self.o.valid.eq(valid), self.o.payload.tag.eq(tag)]
+        return m
+
+
+class MacArrayStream(wiring.Component):
+    """A :class:`SystolicArray` behind valid/ready streams.
+
+    The array never stalls: an output FIFO catches its results, and a credit counter accepts an
+    input beat only while the FIFO is sure to have room for it (beats in flight in the array
+    plus beats stored in the FIFO stay below ``fifo_depth``). With input always valid and
+    output always ready it takes one beat per cycle (``rows * cols`` MACs per cycle); under
+    backpressure nothing is lost or duplicated, and no combinational path runs from
+    ``o.ready`` to ``i.ready``.
+
+    Parameters
+    ----------
+    rows, cols, weights, input_bits, weight_bits, acc_bits, tag_bits
+        As for :class:`SystolicArray`.
+
+    Members
+    -------
+    i : In(stream.Signature(in_layout(...)))
+        Input beats: ``x``, ``addr`` (``< depth``) and ``tag``.
+    o : Out(stream.Signature(out_layout(...)))
+        Output beats ``y`` and ``tag``, in input order.
+
+    Attributes
+    ----------
+    latency : int
+        Cycles from an input transfer to the earliest cycle its output can be transferred:
+        the array's ``rows + cols + 2`` plus 2 through the FIFO.
+    fifo_depth : int
+        ``latency + 1``: the fewest entries that sustain one beat per cycle, since a beat
+        holds a credit from the cycle after its input transfer through its output transfer.
+    depth, acc_bits : int
+        As for :class:`SystolicArray`.
+    """
+
+    def __init__(self, *, rows: int, cols: int, weights: np.ndarray, input_bits: int = 9,
+                 weight_bits: int = 8, acc_bits: int | None = None, tag_bits: int = 1):
+        # Validate before creating any elaboratable, so that bad parameters leave nothing behind
+        # to warn "created but never used".
+        config = _Config.check(rows=rows, cols=cols, weights=weights, input_bits=input_bits,
+                               weight_bits=weight_bits, acc_bits=acc_bits, tag_bits=tag_bits)
+        self._array = array = SystolicArray(
+            rows=config.rows, cols=config.cols, weights=config.weights,
+            input_bits=config.input_bits, weight_bits=config.weight_bits,
+            acc_bits=config.acc_bits, tag_bits=config.tag_bits)
+        self.rows, self.cols, self.depth = array.rows, array.cols, array.depth
+        self.acc_bits, self.tag_bits = array.acc_bits, array.tag_bits
+        self.latency = array.latency + 2
+        self.fifo_depth = self.latency + 1
+        self._fifo = SyncFIFOBuffered(
+            width=Shape.cast(array.o.payload.shape()).width, depth=self.fifo_depth
+        )
+        super().__init__({
+            "i": In(stream.Signature(array.i.payload.shape())),
+            "o": Out(stream.Signature(array.o.payload.shape())),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.array = array = self._array
+        m.submodules.fifo = fifo = self._fifo
+
+        # Credits: beats accepted and not yet delivered. The FIFO (depth >= 3, so w_rdy is high
+        # whenever its level is below its depth) then always has room for the array's output.
+        used = Signal(range(self.fifo_depth + 1))
+        take = self.i.valid & self.i.ready
+        give = self.o.valid & self.o.ready
+        m.d.comb += self.i.ready.eq(used < self.fifo_depth)
+        with m.If(take & ~give):
+            m.d.sync += used.eq(used + 1)
+        with m.Elif(give & ~take):
+            m.d.sync += used.eq(used - 1)
+
+        m.d.comb += [
+            array.i.valid.eq(take),
+            array.i.payload.eq(self.i.payload),
+            fifo.w_en.eq(array.o.valid),
+            fifo.w_data.eq(array.o.payload),
+            self.o.valid.eq(fifo.r_rdy),
+            self.o.payload.eq(fifo.r_data),
+            fifo.r_en.eq(self.o.ready),
+        ]
+        return m

@@ -1,0 +1,297 @@
+"""Max pooling on a stream of channel-group pixels, with a row buffer of partial maxima.
+
+Semantics
+---------
+TFLite's ``MAX_POOL_2D`` on integers: output ``(o, p)``, channel ``ch`` is the maximum of
+``x[r, c, ch]`` over the window rows ``o * sh - pad_top .. + ph - 1`` and columns
+``p * sw - pad_left .. + pw - 1`` *clipped to the image* (padding never takes part), with the
+window geometry of :func:`accel.spec.shapes.window_2d`. Any stride works: overlapping windows
+(stride < pool), skipped pixels (stride > pool) and the rows/columns that ``valid`` padding
+drops. Input and output share scale and zero point, so nothing is requantized.
+
+Buffering scheme
+----------------
+A :class:`~amaranth.lib.memory.Memory` holds ``NS`` *slots*, one per output row in flight; a
+slot is a pooled row of partial maxima, ``out_width * groups`` words of ``lanes * bits`` bits.
+``NS`` is one more than the number of output rows that an input row can touch
+(``ceil(ph / sh)`` inside the image; one for the usual non-overlapping pools), so one slot is
+emptied while the others fill: for a 2x2/2 pool that is two pooled rows, the size of one input
+row.
+
+- *Accumulate*: every input beat ``(r, c, g)`` updates, for each output row ``o`` and column
+  ``p`` whose clipped window contains ``(r, c)``, the word ``(slot(o), p, g)``: it is written
+  with the beat's value at the first in-image pixel of the window and with the lane-wise
+  maximum afterwards (read-modify-write through a read port that is transparent to the write
+  port, so back-to-back updates of one word see each other). Non-overlapping pools make one
+  update per beat and take a beat every cycle; an input pixel in ``n`` windows takes ``n``
+  cycles, and a pixel in none (skipped or dropped) one cycle.
+- *Emit*: an output row is complete after its last in-image input row; complete rows are read
+  out in order through a second read port, one beat per cycle, while the next rows accumulate.
+  The slots of output rows are claimed when their first input row starts, and that row waits
+  while all slots are still in use.
+
+Rows and columns are mapped to output windows by small constant tables (built from
+``window_2d`` at elaboration), so every border case is the same logic. The input ``last`` bit
+is not checked (positions are counted); the output ``last`` marks the final beat of a frame.
+Lanes past ``channels`` in the last group are filled with ``zero_point``.
+"""
+
+from __future__ import annotations
+
+from amaranth import Array, Cat, Const, Module, Mux, Signal, unsigned
+from amaranth.lib import memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from accel.hw.layouts import check_int, check_padding, check_pair, pixel_layout
+from accel.spec.shapes import AxisWindow, ceil_div, window_2d
+
+__all__ = ["MaxPool"]
+
+
+def _axis_table(axis: AxisWindow) -> list[tuple[int, int, int, int, int]]:
+    """Per input index along one axis: ``(lo, n, first_from, opens, completes)``.
+
+    The windows containing index ``x`` (clipped to the input) are ``lo .. lo + n - 1``; those
+    with ``k >= first_from`` start at ``x``; ``opens``/``completes`` count the windows whose
+    first/last in-input index is ``x``.
+    """
+    starts = [max(axis.start(o), 0) for o in range(axis.out)]
+    ends = [min(axis.start(o) + axis.kernel - 1, axis.size - 1) for o in range(axis.out)]
+    table = []
+    for x in range(axis.size):
+        inside = [o for o in range(axis.out) if starts[o] <= x <= ends[o]]
+        first = [k for k, o in enumerate(inside) if starts[o] == x]
+        # Window starts and ends never decrease, so both lists are contiguous (``first`` a
+        # suffix of ``inside``).
+        assert inside == list(range(inside[0], inside[0] + len(inside))) if inside else True
+        assert first == list(range(len(inside) - len(first), len(inside)))
+        table.append((
+            inside[0] if inside else 0,
+            len(inside),
+            len(inside) - len(first),
+            starts.count(x),
+            ends.count(x),
+        ))
+    return table
+
+
+class MaxPool(wiring.Component):
+    """Max pooling of channel-group pixels (TFLite ``MAX_POOL_2D`` semantics).
+
+    Parameters
+    ----------
+    height, width : int
+        Input image size, >= 1.
+    channels : int
+        Channels ``C``, >= 1; a pixel is ``ceil(C / lanes)`` beats in and out.
+    pool : int or (int, int)
+        Window size ``(ph, pw)``.
+    strides : int or (int, int), optional
+        Window step ``(sh, sw)``; default ``pool`` (as Keras).
+    padding : str
+        ``"valid"`` or ``"same"``; padded positions never win.
+    lanes : int
+        Channels per beat, >= 1.
+    bits : int
+        Width of a (signed) value, >= 2.
+    zero_point : int
+        Fill value of the lanes past ``channels`` in the last group (the tensor's zero point).
+
+    Members
+    -------
+    i : In(stream.Signature(pixel_layout(lanes, bits)))
+        Input pixels at full resolution; ``last`` is ignored.
+    o : Out(stream.Signature(pixel_layout(lanes, bits)))
+        Pooled pixels in raster order; ``last`` on the final beat of each frame.
+
+    Attributes
+    ----------
+    out_shape : (int, int)
+        Output rows and columns.
+    groups : int
+        Beats per pixel.
+    slots : int
+        Pooled rows of partial maxima held in block RAM.
+    """
+
+    def __init__(
+        self,
+        *,
+        height: int,
+        width: int,
+        channels: int,
+        pool: int | tuple[int, int],
+        strides: int | tuple[int, int] | None = None,
+        padding: str = "valid",
+        lanes: int = 1,
+        bits: int = 8,
+        zero_point: int = 0,
+    ) -> None:
+        self.height = check_int("height", height, 1)
+        self.width = check_int("width", width, 1)
+        self.channels = check_int("channels", channels, 1)
+        self.pool = check_pair("pool", pool)
+        self.strides = self.pool if strides is None else check_pair("strides", strides)
+        self.padding = check_padding(padding)
+        self.lanes = check_int("lanes", lanes, 1)
+        self.bits = check_int("bits", bits, 2)
+        lo, hi = -(1 << (self.bits - 1)), (1 << (self.bits - 1)) - 1
+        self.zero_point = check_int("zero_point", zero_point, lo, hi)
+        if self.padding == "valid" and (self.pool[0] > self.height or self.pool[1] > self.width):
+            raise ValueError(
+                f"pool {self.pool} is larger than the input "
+                f"{(self.height, self.width)} with padding 'valid'"
+            )
+        self.window = window_2d((self.height, self.width), self.pool, self.strides, self.padding)
+        self.out_shape = self.window.out_shape
+        self.groups = ceil_div(self.channels, self.lanes)
+        self._rows = _axis_table(self.window.rows)
+        self._cols = _axis_table(self.window.cols)
+        self.slots = max(n for _, n, _, _, _ in self._rows) + 1
+        layout = pixel_layout(self.lanes, self.bits)
+        super().__init__({"i": In(stream.Signature(layout)), "o": Out(stream.Signature(layout))})
+
+    def elaborate(self, platform):
+        m = Module()
+
+        H, W, G, L, bits = self.height, self.width, self.groups, self.lanes, self.bits
+        OH, OW = self.out_shape
+        NS = self.slots
+        OWG = OW * G
+        depth = NS * OWG
+        valid_lanes = self.channels - (G - 1) * L
+        n_max_r = NS - 1
+        n_max_c = max(n for _, n, _, _, _ in self._cols)
+
+        m.submodules.partial = partial = memory.Memory(
+            shape=unsigned(L * bits), depth=depth, init=[]
+        )
+        wr = partial.write_port()
+        rd_acc = partial.read_port(transparent_for=(wr,))
+        rd_out = partial.read_port()
+
+        def table(entries, column, shape):
+            return Array(Const(entry[column], shape) for entry in entries)
+
+        # --- accumulate --------------------------------------------------------------------------
+        r = Signal(range(H))
+        c = Signal(range(W))
+        g = Signal(range(G))
+        k = Signal(range(max(n_max_r, 1)))  # output row within the rows containing r
+        p = Signal(range(max(n_max_c, 1)))  # output column within the columns containing c
+        acc_base = Signal(range(NS))  # slot of output row 0 of the frame being accumulated
+        inflight = Signal(range(NS + 1))  # slots claimed and not yet emitted
+        ready_rows = Signal(range(NS + 1))  # complete output rows not yet emitted
+
+        rows, cols = self._rows, self._cols
+        lo_mod = table([(lo % NS,) for lo, *_ in rows], 0, range(NS))[r]
+        n_r = table(rows, 1, range(n_max_r + 1))[r]
+        first_r = table(rows, 2, range(n_max_r + 1))[r]
+        opens = table(rows, 3, range(NS + 1))[r]
+        completes = table(rows, 4, range(NS + 1))[r]
+        lo_c = table(cols, 0, range(OW))[c]
+        n_c = table(cols, 1, range(n_max_c + 1))[c]
+        first_c = table(cols, 2, range(n_max_c + 1))[c]
+
+        slot = Signal(range(NS))
+        slot_sum = acc_base + lo_mod + k  # < 3 * NS
+        m.d.comb += slot.eq(
+            Mux(slot_sum >= 2 * NS, slot_sum - 2 * NS, Mux(slot_sum >= NS, slot_sum - NS, slot_sum))
+        )
+        updates = (n_r != 0) & (n_c != 0)
+        last_update = ~updates | ((k == n_r - 1) & (p == n_c - 1))
+        row_start = (c == 0) & (g == 0) & (k == 0) & (p == 0)
+        may_go = ~row_start | (inflight + opens <= NS)
+        go = self.i.valid & may_go  # one update (or a pass) happens this cycle
+        take = go & last_update
+        m.d.comb += [
+            self.i.ready.eq(may_go & last_update),
+            rd_acc.addr.eq(slot * OWG + (lo_c + p) * G + g),
+        ]
+        last_beat_of_row = (c == W - 1) & (g == G - 1)
+
+        with m.If(go & ~last_update):
+            with m.If(p == n_c - 1):
+                m.d.sync += [p.eq(0), k.eq(k + 1)]
+            with m.Else():
+                m.d.sync += p.eq(p + 1)
+        with m.If(take):
+            m.d.sync += [k.eq(0), p.eq(0), g.eq(Mux(g == G - 1, 0, g + 1))]
+            with m.If(g == G - 1):
+                m.d.sync += c.eq(Mux(c == W - 1, 0, c + 1))
+                with m.If(c == W - 1):
+                    m.d.sync += r.eq(Mux(r == H - 1, 0, r + 1))
+                    with m.If(r == H - 1):
+                        next_base = acc_base + OH % NS
+                        m.d.sync += acc_base.eq(Mux(next_base >= NS, next_base - NS, next_base))
+
+        # Stage 1: the read data is there; write back the new partial maximum.
+        v1 = Signal()
+        first1 = Signal()
+        addr1 = Signal.like(rd_acc.addr)
+        x1 = Signal(L * bits)
+        row_done1 = Signal()
+        completes1 = Signal.like(completes)
+        m.d.sync += [
+            v1.eq(go & updates),
+            first1.eq((k >= first_r) & (p >= first_c)),
+            addr1.eq(rd_acc.addr),
+            x1.eq(self.i.payload.data.as_value()),
+            row_done1.eq(take & last_beat_of_row),
+            completes1.eq(completes),
+        ]
+        maxima = []
+        for lane in range(L):
+            old = rd_acc.data[lane * bits : (lane + 1) * bits].as_signed()
+            new = x1[lane * bits : (lane + 1) * bits].as_signed()
+            maxima.append(Mux(first1 | (new > old), new, old))
+        m.d.comb += [
+            wr.en.eq(v1),
+            wr.addr.eq(addr1),
+            wr.data.eq(Cat(*maxima)),
+        ]
+
+        # --- emit --------------------------------------------------------------------------------
+        e_addr = Signal(range(depth))
+        e_pos = Signal(range(OWG))  # column * G + group within the output row
+        e_row = Signal(range(OH))
+        e_grp = Signal(range(G))
+        advance = ~self.o.valid | self.o.ready
+        issue = advance & (ready_rows != 0)
+        row_emitted = issue & (e_pos == OWG - 1)
+        m.d.comb += [rd_out.en.eq(advance), rd_out.addr.eq(e_addr)]
+        with m.If(issue):
+            m.d.sync += [
+                e_addr.eq(Mux(e_addr == depth - 1, 0, e_addr + 1)),
+                e_pos.eq(Mux(row_emitted, 0, e_pos + 1)),
+                e_grp.eq(Mux(e_grp == G - 1, 0, e_grp + 1)),
+            ]
+            with m.If(row_emitted):
+                m.d.sync += e_row.eq(Mux(e_row == OH - 1, 0, e_row + 1))
+
+        m.d.sync += [
+            inflight.eq(inflight + Mux(go & row_start, opens, 0) - row_emitted),
+            ready_rows.eq(ready_rows + Mux(row_done1, completes1, 0) - row_emitted),
+        ]
+
+        ev1 = Signal()
+        e_lastg1 = Signal()
+        e_last1 = Signal()
+        with m.If(advance):
+            m.d.sync += [
+                ev1.eq(issue),
+                e_lastg1.eq(e_grp == G - 1),
+                e_last1.eq(row_emitted & (e_row == OH - 1)),
+            ]
+            lanes_out = []
+            for lane in range(L):
+                value = rd_out.data[lane * bits : (lane + 1) * bits]
+                if lane >= valid_lanes:
+                    value = Mux(e_lastg1, self.zero_point, value)[:bits]
+                lanes_out.append(value)
+            m.d.sync += [
+                self.o.valid.eq(ev1),
+                self.o.payload.data.eq(Cat(*lanes_out)),
+                self.o.payload.last.eq(e_last1),
+            ]
+        return m

@@ -1,0 +1,161 @@
+"""Channel regrouping: channel-group words of ``lanes_in`` values -> words of ``lanes_out``.
+
+A pixel of ``C`` channels arrives as ``ceil(C / lanes_in)`` beats and leaves as
+``ceil(C / lanes_out)`` beats with the same channels in the same order (lane ``k`` of output
+beat ``g`` is channel ``g * lanes_out + k``). Examples: a convolution stage that emits 8
+channels per beat feeding one that consumes 4, or the network's input stream of single int8
+values (``lanes_in = 1``) packed for a stage with 4 lanes.
+
+Buffering scheme
+----------------
+A shift buffer of ``lanes_in + lanes_out - 1`` values (registers). Each cycle it can deliver one
+output beat from its head and append the valid lanes of one input beat at its tail (a pixel's
+last input group contributes only its ``C mod lanes_in`` real channels; the don't-care lanes are
+dropped). A pixel's last output beat may be short: its missing lanes are filled with
+``zero_point``. The next pixel's channels may enter behind a pixel's tail, so a stream moves at
+one beat per cycle on the busier side (``max(groups_in, groups_out)`` cycles per pixel).
+``i.ready`` depends combinationally on ``o.ready`` (a beat can enter in the cycle one leaves).
+With ``lanes_in == lanes_out`` the block is a wire (the last group's unused lanes still get the
+zero point).
+
+``last`` is taken from the input beat that ends a pixel and given to the output beat that ends
+the same pixel: the final beat of a frame stays the final beat.
+"""
+
+from __future__ import annotations
+
+from amaranth import Cat, Module, Mux, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from accel.hw.layouts import check_int, pixel_layout
+from accel.spec.shapes import ceil_div
+
+__all__ = ["ChannelRegroup"]
+
+
+class ChannelRegroup(wiring.Component):
+    """Re-pack the channels of each pixel from ``lanes_in`` to ``lanes_out`` values per beat.
+
+    Parameters
+    ----------
+    channels : int
+        Channels per pixel ``C``, >= 1.
+    lanes_in, lanes_out : int
+        Values per input and per output beat, >= 1.
+    bits : int
+        Width of a (signed) value, >= 2.
+    zero_point : int
+        Fill value of the output lanes past ``channels``.
+
+    Members
+    -------
+    i : In(stream.Signature(pixel_layout(lanes_in, bits)))
+        Pixels as ``ceil(C / lanes_in)`` beats each; ``last`` on a frame's final beat.
+    o : Out(stream.Signature(pixel_layout(lanes_out, bits)))
+        The same pixels as ``ceil(C / lanes_out)`` beats each; ``last`` preserved.
+
+    Attributes
+    ----------
+    groups_in, groups_out : int
+        Beats per pixel on each side.
+    """
+
+    def __init__(
+        self,
+        *,
+        channels: int,
+        lanes_in: int,
+        lanes_out: int,
+        bits: int = 8,
+        zero_point: int = 0,
+    ) -> None:
+        self.channels = check_int("channels", channels, 1)
+        self.lanes_in = check_int("lanes_in", lanes_in, 1)
+        self.lanes_out = check_int("lanes_out", lanes_out, 1)
+        self.bits = check_int("bits", bits, 2)
+        lo, hi = -(1 << (self.bits - 1)), (1 << (self.bits - 1)) - 1
+        self.zero_point = check_int("zero_point", zero_point, lo, hi)
+        self.groups_in = ceil_div(self.channels, self.lanes_in)
+        self.groups_out = ceil_div(self.channels, self.lanes_out)
+        super().__init__({
+            "i": In(stream.Signature(pixel_layout(self.lanes_in, self.bits))),
+            "o": Out(stream.Signature(pixel_layout(self.lanes_out, self.bits))),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        C, Li, Lo, bits = self.channels, self.lanes_in, self.lanes_out, self.bits
+        Gi = self.groups_in
+        last_in = C - (Gi - 1) * Li  # real channels in a pixel's last input group
+
+        group = Signal(range(Gi))  # input group within the pixel
+        end_group = group == Gi - 1
+        take = self.i.valid & self.i.ready
+        with m.If(take):
+            m.d.sync += group.eq(Mux(end_group | self.i.payload.last, 0, group + 1))
+
+        if Li == Lo:
+            lanes = []
+            for k in range(Lo):
+                value = self.i.payload.data[k]
+                if k >= last_in:
+                    value = Mux(end_group, self.zero_point, value)
+                lanes.append(value[:bits])
+            m.d.comb += [
+                self.o.valid.eq(self.i.valid),
+                self.i.ready.eq(self.o.ready),
+                self.o.payload.data.eq(Cat(*lanes)),
+                self.o.payload.last.eq(self.i.payload.last),
+            ]
+            return m
+
+        N = Li + Lo - 1
+        buf = Signal(N * bits)  # values at positions >= count are zero
+        count = Signal(range(N + 1))
+        pend = Signal()  # the buffer holds the end of a pixel ...
+        tail = Signal(range(N + 1))  # ... at this many values from the head
+        pend_last = Signal()  # ... and it ends a frame
+
+        final = pend & (tail <= Lo)  # the head beat is a pixel's last output beat
+        m.d.comb += self.o.valid.eq((count >= Lo) | pend)
+        lanes = []
+        for k in range(Lo):
+            value = buf[k * bits : (k + 1) * bits]
+            lanes.append(Mux(final & (tail <= k), self.zero_point, value)[:bits])
+        m.d.comb += [
+            self.o.payload.data.eq(Cat(*lanes)),
+            self.o.payload.last.eq(final & pend_last),
+        ]
+
+        emit = self.o.valid & self.o.ready
+        removed = Mux(emit, Mux(final, tail, Lo), 0)
+        count1 = Signal.like(count)
+        pend1 = Signal()
+        buf1 = Signal.like(buf)
+        m.d.comb += [
+            count1.eq(count - removed),
+            pend1.eq(pend & ~(emit & final)),
+            buf1.eq(buf >> (removed * bits)),
+        ]
+        n_in = Mux(end_group, last_in, Li)
+        m.d.comb += self.i.ready.eq((count1 + n_in <= N) & ~(end_group & pend1))
+
+        with m.If(emit & pend & ~final):
+            m.d.sync += tail.eq(tail - Lo)
+        incoming = self.i.payload.data.as_value()
+        if last_in < Li:  # drop the don't-care lanes of the last group
+            keep = Mux(end_group, (1 << (last_in * bits)) - 1, (1 << (Li * bits)) - 1)
+            incoming = incoming & keep
+        with m.If(take):
+            m.d.sync += [
+                buf.eq(buf1 | (incoming << (count1 * bits))),
+                count.eq(count1 + n_in),
+            ]
+            with m.If(end_group):
+                m.d.sync += [pend.eq(1), tail.eq(count1 + n_in), pend_last.eq(self.i.payload.last)]
+            with m.Else():
+                m.d.sync += pend.eq(pend1)
+        with m.Else():
+            m.d.sync += [buf.eq(buf1), count.eq(count1), pend.eq(pend1)]
+        return m

@@ -1,0 +1,523 @@
+"""Requantizer: accumulators in channel-group order -> int8 (or N-bit) activations, pipelined.
+
+Arithmetic (per lane, channel ``ch``; every mode is *exactly* a function of
+:mod:`accel.quant.numerics`, which is the specification)
+---------------------------------------------------------------------------------------------
+``mode="tflite"``
+    ``requantize(acc + bias[ch], multiplier[ch], shift[ch], zero_point, act_min, act_max,
+    single_rounding=single_rounding)``: TFLite's ``MultiplyByQuantizedMultiplier`` as CONV_2D,
+    DEPTHWISE_CONV_2D and (before TF 2.20) FULLY_CONNECTED use it. Double rounding (the
+    default): ``x << max(shift, 0)``, SaturatingRoundingDoublingHighMul, RoundingDivideByPOT by
+    ``max(-shift, 0)``; single rounding: ``(x * M + 2**(30 - shift)) >> (31 - shift)``.
+``mode="float"``
+    ``requantize_float(acc + bias[ch], scale[ch], zero_point, act_min, act_max)``: the
+    FULLY_CONNECTED reference kernel of TF 2.20+, ``round(double(acc) * scale)`` with ``round``
+    half away from zero. The hardware computes the exact product ``acc * m`` of the accumulator
+    and the 53-bit significand of ``scale = m * 2**e``, rounds it to 53 significant bits (round
+    to nearest even, as the ``double`` multiplication does), then rounds half away from zero at
+    bit ``-e``: bit-exact with the ``double`` arithmetic.
+``mode="pow2"``
+    ``pow2_requantize(acc + bias[ch], shift[ch], out_bits, act_min=act_min, act_max=act_max)``:
+    ``(x + 2**(shift - 1)) >> shift`` (a negative shift multiplies by ``2**-shift``), then the
+    clamp. No multiplier and no zero point.
+
+Where the numerics module raises ``OverflowError`` (TFLite's int32 arithmetic would overflow,
+undefined behaviour in its C++) the hardware saturates instead; such layers are rejected before
+they get here (the accumulator widths make them impossible).
+
+Pipeline and backpressure
+-------------------------
+Stage 0 takes a beat and reads the per-channel parameters of its channel group from a ROM
+(:class:`~amaranth.lib.memory.Memory`, one word per group holding every lane's parameters); the
+next stages add the bias, shift, multiply (split into 16 x 17-bit partial products, one
+registered DSP multiply each, summed by a registered adder tree), round and clamp, one register
+stage per step. The pipeline never stalls: the result enters a
+:class:`~amaranth.lib.fifo.SyncFIFOBuffered` whose depth is sized from the pipeline length,
+and a credit counter (beats accepted and not yet delivered) keeps ``i.ready`` low when the FIFO
+could overflow. With the consumer ready, one beat per cycle goes through; ``latency`` is the
+number of cycles from a beat accepted at ``i`` to its result valid at ``o``.
+
+The channel group of a beat is counted (``ceil(channels / lanes)`` beats per pixel) and
+restarts after a beat with ``last`` set, which is passed through. Lanes past ``channels`` in the
+last group are filled with ``zero_point``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, fifo, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from accel.hw.layouts import check_int, pixel_layout
+from accel.spec.shapes import ceil_div
+
+__all__ = ["MODES", "Requantizer"]
+
+#: The arithmetic a :class:`Requantizer` can implement.
+MODES = ("tflite", "float", "pow2")
+
+_INT32 = (-(2**31), 2**31 - 1)
+_A_CHUNK = 16  # split of the signed multiplier operand: 16-bit pieces (17-bit signed inputs)
+_B_CHUNK = 17  # split of the unsigned operand: 17-bit pieces (fit an 18-bit signed input)
+_K_MAX = 86  # the float mode's rounding position beyond which every product rounds to 0
+
+
+def _int_array(name: str, value: object, channels: int, lo: int, hi: int) -> np.ndarray:
+    """A per-channel integer parameter as an int64 array of shape (channels,)."""
+    try:
+        arr = np.asarray(value)
+    except (TypeError, ValueError, OverflowError):
+        arr = np.asarray(None)
+    if arr.dtype.kind not in "iu" or arr.dtype == np.bool_:
+        raise TypeError(f"{name} must be an integer or an array of integers, not {value!r}")
+    if arr.ndim > 1 or (arr.ndim == 1 and arr.shape[0] != channels):
+        raise ValueError(
+            f"{name} must be a single value or one per channel (shape ({channels},)), "
+            f"not shape {arr.shape}"
+        )
+    arr = np.broadcast_to(arr, (channels,))
+    bad = [int(v) for v in arr if not lo <= int(v) <= hi]
+    if bad:
+        raise ValueError(f"{name} must lie in {lo}..{hi}, not {bad[0]}")
+    return np.array([int(v) for v in arr], dtype=object)
+
+
+def _float_array(name: str, value: object, channels: int) -> np.ndarray:
+    try:
+        arr = np.asarray(value)
+    except (TypeError, ValueError, OverflowError):
+        arr = np.asarray(None)
+    if arr.dtype.kind not in "iuf" or arr.dtype == np.bool_:
+        raise TypeError(f"{name} must be a number or an array of numbers, not {value!r}")
+    if arr.ndim > 1 or (arr.ndim == 1 and arr.shape[0] != channels):
+        raise ValueError(
+            f"{name} must be a single value or one per channel (shape ({channels},)), "
+            f"not shape {arr.shape}"
+        )
+    arr = np.broadcast_to(arr.astype(np.float64), (channels,))
+    bad = [float(v) for v in arr if not (math.isfinite(v) and v > 0)]
+    if bad:
+        raise ValueError(f"{name} must be finite and > 0, not {bad[0]!r}")
+    return arr.copy()
+
+
+def _significand(value: float) -> tuple[int, int]:
+    """``(m, e)`` with ``value == m * 2**e`` exactly and ``m`` an integer below ``2**53``."""
+    fraction, exponent = math.frexp(value)  # value = fraction * 2**exponent, 0.5 <= f < 1
+    m = int(fraction * 2**53)  # exact: 53 significant bits at most
+    return m, exponent - 53
+
+
+class Requantizer(wiring.Component):
+    """Requantize accumulators to ``out_bits``-bit activations (TFLite int8 or pow2).
+
+    Parameters
+    ----------
+    channels : int
+        Output channels ``C``, >= 1; a pixel is ``ceil(C / lanes)`` beats.
+    lanes : int
+        Channels per beat, >= 1.
+    acc_bits : int
+        Accumulator width: 2..32 for ``"tflite"`` and ``"float"`` (TFLite accumulates in
+        int32), 2..62 for ``"pow2"``.
+    out_bits : int
+        Output width, 2..32.
+    mode : str
+        ``"tflite"``, ``"float"`` or ``"pow2"`` (see the module documentation).
+    bias : int or array of int
+        Per-channel bias added to the accumulator; int32 for ``"tflite"``/``"float"``, any
+        62-bit value for ``"pow2"``. Default 0.
+    multiplier : int or array of int
+        ``"tflite"`` only: Q31 multipliers in ``0..2**31 - 1``
+        (:func:`accel.quant.numerics.quantize_multiplier`).
+    shift : int or array of int
+        ``"tflite"``: TFLite shifts in ``-31..30`` (positive = left); ``"pow2"``: right shifts in
+        ``-62..62`` (negative = left).
+    scale : float or array of float
+        ``"float"`` only: effective scales (finite, > 0), as for
+        :func:`accel.quant.numerics.requantize_float`.
+    zero_point : int
+        Output zero point (``"tflite"``/``"float"``); must be 0 for ``"pow2"``.
+    act_min, act_max : int, optional
+        Output clamp within the ``out_bits`` range (fused ReLU/ReLU6); default the whole range.
+    single_rounding : bool
+        ``"tflite"`` only: TFLite built with ``TFLITE_SINGLE_ROUNDING``.
+
+    Members
+    -------
+    i : In(stream.Signature(pixel_layout(lanes, acc_bits)))
+        Accumulators, channel groups in order, ``last`` on a frame's final beat.
+    o : Out(stream.Signature(pixel_layout(lanes, out_bits)))
+        Requantized values, ``last`` passed through.
+
+    Attributes
+    ----------
+    latency : int
+        Cycles from a beat accepted on ``i`` to its result valid on ``o`` (consumer ready).
+    groups : int
+        Beats per pixel.
+    """
+
+    def __init__(
+        self,
+        *,
+        channels: int,
+        lanes: int = 1,
+        acc_bits: int = 32,
+        out_bits: int = 8,
+        mode: str = "tflite",
+        bias: object = 0,
+        multiplier: object = None,
+        shift: object = None,
+        scale: object = None,
+        zero_point: int = 0,
+        act_min: int | None = None,
+        act_max: int | None = None,
+        single_rounding: bool = False,
+    ) -> None:
+        self.channels = check_int("channels", channels, 1)
+        self.lanes = check_int("lanes", lanes, 1)
+        if not isinstance(mode, str) or mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(map(repr, MODES))}, not {mode!r}")
+        self.mode = mode
+        self.acc_bits = check_int("acc_bits", acc_bits, 2, 62 if mode == "pow2" else 32)
+        self.out_bits = check_int("out_bits", out_bits, 2, 32)
+        C = self.channels
+        if not isinstance(single_rounding, bool | np.bool_):
+            raise TypeError(f"single_rounding must be True or False, not {single_rounding!r}")
+        self.single_rounding = bool(single_rounding)
+        for name, value, modes in (
+            ("multiplier", multiplier, ("tflite",)),
+            ("scale", scale, ("float",)),
+            ("shift", shift, ("tflite", "pow2")),
+        ):
+            if value is None and mode in modes:
+                raise ValueError(f"{name} is required with mode {mode!r}")
+            if value is not None and mode not in modes:
+                raise ValueError(f"{name} is not used with mode {mode!r}")
+        if self.single_rounding and mode != "tflite":
+            raise ValueError(f"single_rounding is not used with mode {mode!r}")
+
+        if mode == "pow2":
+            self.bias = _int_array("bias", bias, C, -(2**61), 2**61 - 1)
+            self.shift = _int_array("shift", shift, C, -62, 62)
+        else:
+            self.bias = _int_array("bias", bias, C, *_INT32)
+        if mode == "tflite":
+            self.multiplier = _int_array("multiplier", multiplier, C, 0, _INT32[1])
+            self.shift = _int_array("shift", shift, C, -31, 30)
+        if mode == "float":
+            self.scale = _float_array("scale", scale, C)
+
+        lo, hi = -(1 << (self.out_bits - 1)), (1 << (self.out_bits - 1)) - 1
+        if mode == "pow2":
+            if isinstance(zero_point, bool) or zero_point != 0:
+                raise ValueError(f"zero_point must be 0 with mode 'pow2', not {zero_point!r}")
+        self.zero_point = check_int("zero_point", zero_point, lo, hi)
+        self.act_min = lo if act_min is None else check_int("act_min", act_min, lo, hi)
+        self.act_max = hi if act_max is None else check_int("act_max", act_max, lo, hi)
+        if self.act_min > self.act_max:
+            raise ValueError(
+                f"act_min must not exceed act_max, not {self.act_min} > {self.act_max}"
+            )
+        self.groups = ceil_div(C, self.lanes)
+        self._pipe = self._pipeline_stages()
+        # SyncFIFOBuffered delivers a word written in cycle t in cycle t + 2 at the earliest.
+        self.latency = self._pipe + 2
+        self._fifo_depth = self.latency + 2
+        super().__init__({
+            "i": In(stream.Signature(pixel_layout(self.lanes, self.acc_bits))),
+            "o": Out(stream.Signature(pixel_layout(self.lanes, self.out_bits))),
+        })
+
+    # --- per-channel parameters ------------------------------------------------------------------
+
+    def _pow2_widths(self) -> tuple[int, int]:
+        """``(Wb, W)``: the width of ``acc + bias`` and of ``acc + bias + half``."""
+        bias_bits = max(abs(int(v)) for v in self.bias).bit_length() + 1
+        base = max(self.acc_bits, bias_bits) + 1
+        return base, base + 1
+
+    def _pow2_right(self, shift: int) -> int:
+        # Shifting ``x + 2**(s - 1)`` right by ``s >= Wb`` gives 0 for every ``|x| < 2**(Wb-1)``,
+        # and so does ``s = Wb``: clamping the shift changes nothing.
+        return min(max(shift, 0), self._pow2_widths()[0])
+
+    def _lane_fields(self) -> dict[str, object]:
+        """Shapes of the per-lane ROM fields, and a function giving one channel's values."""
+        if self.mode == "tflite":
+            bias_bits = 32
+            fields = {
+                "bias": signed(bias_bits),
+                "mult": unsigned(31),
+                "left": unsigned(5),
+                "right": unsigned(5),  # double rounding: RoundingDivideByPOT exponent
+                "total": unsigned(6),  # single rounding: 31 - shift
+            }
+        elif self.mode == "float":
+            fields = {
+                "bias": signed(32),
+                "mant": unsigned(53),
+                "k": unsigned(7),  # rounding position -e, clamped to 0.._K_MAX
+                "huge": unsigned(1),  # e > 0: any nonzero product saturates
+            }
+        else:
+            width = self._pow2_widths()[1]
+            fields = {
+                "bias": signed(width),  # bias plus the rounding half
+                "right": range(width + 1),
+                "left": range(self.out_bits + 2),
+            }
+        return fields
+
+    def _lane_values(self, ch: int) -> dict[str, int]:
+        b = int(self.bias[ch])
+        if self.mode == "tflite":
+            s = int(self.shift[ch])
+            return {
+                "bias": b,
+                "mult": int(self.multiplier[ch]),
+                "left": max(s, 0),
+                "right": max(-s, 0),
+                "total": 31 - s,
+            }
+        if self.mode == "float":
+            m, e = _significand(float(self.scale[ch]))
+            return {"bias": b, "mant": m, "k": min(max(-e, 0), _K_MAX), "huge": int(e > 0)}
+        right = self._pow2_right(int(self.shift[ch]))
+        return {
+            "bias": b + (1 << (right - 1) if right > 0 else 0),
+            "right": right,
+            # Any nonzero value shifted left by more than out_bits saturates anyway.
+            "left": min(max(-int(self.shift[ch]), 0), self.out_bits + 1),
+        }
+
+    def _pipeline_stages(self) -> int:
+        """Register stages from the input to the FIFO (checked against the datapath)."""
+        b_bits = {"tflite": 31, "float": 53, "pow2": 0}[self.mode]
+        products = ceil_div(32, _A_CHUNK) * ceil_div(b_bits, _B_CHUNK)
+        multiply = 1 + math.ceil(math.log2(products)) if products else 0
+        # acc/ROM, then bias, input saturation/shift, the multiply, rounding(s), clamp.
+        return {"tflite": 1 + 2 + multiply + 2, "float": 1 + 2 + multiply + 5, "pow2": 4}[
+            self.mode
+        ]
+
+    # --- hardware --------------------------------------------------------------------------------
+
+    def elaborate(self, platform):
+        m = Module()
+        L, G, C = self.lanes, self.groups, self.channels
+        out_bits, acc_bits = self.out_bits, self.acc_bits
+
+        lane_layout = data.StructLayout(self._lane_fields())
+        zero = {name: 0 for name in lane_layout.members}
+        init = [
+            [self._lane_values(g * L + k) if g * L + k < C else zero for k in range(L)]
+            for g in range(G)
+        ]
+        m.submodules.params = params = memory.Memory(
+            shape=data.ArrayLayout(lane_layout, L), depth=G, init=init
+        )
+        rom = params.read_port()
+
+        m.submodules.fifo = out_fifo = fifo.SyncFIFOBuffered(
+            width=L * out_bits + 1, depth=self._fifo_depth
+        )
+
+        # Credits: beats accepted and not yet delivered on o (in the pipeline or the FIFO).
+        credits = Signal(range(self._fifo_depth + 1))
+        take = self.i.valid & self.i.ready
+        deliver = self.o.valid & self.o.ready
+        m.d.comb += self.i.ready.eq(credits < self._fifo_depth)
+        m.d.sync += credits.eq(credits + take - deliver)
+
+        group = Signal(range(G))
+        with m.If(take):
+            m.d.sync += group.eq(Mux(self.i.payload.last | (group == G - 1), 0, group + 1))
+        m.d.comb += [rom.addr.eq(group), rom.en.eq(1)]
+
+        def reg(value, name, shape=None):
+            sig = Signal(value.shape() if shape is None else shape, name=name)
+            m.d.sync += sig.eq(value)
+            return sig
+
+        # Stage 0 -> 1: the beat and its group's parameters.
+        acc1 = reg(self.i.payload.data.as_value(), "acc1")
+        valid1 = reg(take, "valid1")
+        side1 = reg(Cat(self.i.payload.last, group == G - 1), "side1")
+
+        results = []
+        for lane in range(L):
+            acc = acc1[lane * acc_bits : (lane + 1) * acc_bits].as_signed()
+            p = rom.data[lane]
+            build = {"tflite": self._tflite, "float": self._float, "pow2": self._pow2}[self.mode]
+            value, stages = build(m, reg, acc, p, f"l{lane}")
+            assert stages == self._pipe - 1, (stages, self._pipe)
+            results.append(value)
+
+        valid, side = valid1, side1
+        for n in range(self._pipe - 1):
+            valid = reg(valid, f"valid{n + 2}")
+            side = reg(side, f"side{n + 2}")
+
+        # Lanes past the channels in the last group carry the zero point.
+        valid_lanes = C - (G - 1) * L
+        words = []
+        for lane, value in enumerate(results):
+            if lane >= valid_lanes:
+                value = Mux(side[1], self.zero_point, value)
+            words.append(value[:out_bits])
+        m.d.comb += [
+            out_fifo.w_en.eq(valid),
+            out_fifo.w_data.eq(Cat(*words, side[0])),
+            self.o.valid.eq(out_fifo.r_rdy),
+            out_fifo.r_en.eq(self.o.ready),
+            self.o.payload.data.eq(out_fifo.r_data[: L * out_bits]),
+            self.o.payload.last.eq(out_fifo.r_data[L * out_bits]),
+        ]
+        return m
+
+    # Each datapath builder returns (result, number of register stages after stage 1); the
+    # result is the clamped output value (a register), as a signed Value.
+
+    def _clamp(self, value):
+        lo, hi = self.act_min, self.act_max
+        return Mux(value < lo, lo, Mux(value > hi, hi, value))
+
+    @staticmethod
+    def _sat32(value):
+        lo, hi = _INT32
+        return Mux(value < lo, lo, Mux(value > hi, hi, value))[:32].as_signed()
+
+    def _multiply(self, reg, a, b, name):
+        """Registered partial products of signed ``a`` by unsigned ``b``, summed by a registered
+        adder tree; returns (product, stages)."""
+        a_pieces = []
+        for lo in range(0, len(a), _A_CHUNK):
+            hi = min(lo + _A_CHUNK, len(a))
+            piece = a[lo:hi]
+            a_pieces.append((piece.as_signed() if hi == len(a) else piece, lo))
+        b_pieces = [(b[lo : min(lo + _B_CHUNK, len(b))], lo) for lo in range(0, len(b), _B_CHUNK)]
+        terms = [
+            (reg(pa * pb, f"{name}_pp{sa}_{sb}"), sa + sb)
+            for pa, sa in a_pieces
+            for pb, sb in b_pieces
+        ]
+        stages = 1
+        while len(terms) > 1:
+            paired = []
+            for n in range(0, len(terms) - 1, 2):
+                (x, sx), (y, sy) = terms[n], terms[n + 1]
+                base = min(sx, sy)
+                paired.append((reg((x << (sx - base)) + (y << (sy - base)),
+                                   f"{name}_sum{stages}_{n}"), base))
+            if len(terms) % 2:
+                x, sx = terms[-1]
+                paired.append((reg(x, f"{name}_sum{stages}_{len(terms) - 1}"), sx))
+            terms = paired
+            stages += 1
+        product, shift = terms[0]
+        return product << shift, stages
+
+    def _tflite(self, m, reg, acc, p, name):
+        # 1: x = acc + bias (33 bits; int32 within the contract).
+        x = reg(acc + p.bias, f"{name}_x")
+        params = reg(p.as_value(), f"{name}_p1")
+        p1 = data.View(p.shape(), params)
+        stages = 1
+        if self.single_rounding:
+            # 2: saturate to int32 (TFLite's arithmetic is int32).
+            xs = reg(self._sat32(x), f"{name}_xs")
+        else:
+            # 2: x * 2**left, saturated (within the contract it fits int32).
+            xs = reg(self._sat32(x << p1.left), f"{name}_xs")
+        params = reg(params, f"{name}_p2")
+        p2 = data.View(p.shape(), params)
+        stages += 1
+        product, mul_stages = self._multiply(reg, xs, p2.mult, name)
+        stages += mul_stages
+        for n in range(mul_stages):
+            params = reg(params, f"{name}_p{3 + n}")
+        pm = data.View(p.shape(), params)
+        if self.single_rounding:
+            # (x * M + 2**(total - 1)) >> total, total = 31 - shift in 1..62.
+            half = (Const(1, 64) << pm.total) >> 1
+            scaled = reg((product + half) >> pm.total, f"{name}_scaled")
+        else:
+            # SRDHM: (x * M + 2**30) >> 31 (round half up; M >= 0 never saturates), then
+            # RoundingDivideByPOT: (q + half - (q < 0)) >> right, half = 2**(right-1) or 0.
+            q = (product + (1 << 30)) >> 31
+            half = (Const(1, 32) << pm.right) >> 1
+            nudge = half - ((q < 0) & (pm.right != 0))
+            scaled = reg((q + nudge) >> pm.right, f"{name}_scaled")
+        stages += 1
+        out = reg(self._clamp(scaled + self.zero_point), f"{name}_out", signed(self.out_bits))
+        stages += 1
+        return out, stages
+
+    def _float(self, m, reg, acc, p, name):
+        x = reg(acc + p.bias, f"{name}_x")
+        params = reg(p.as_value(), f"{name}_p1")
+        xs = reg(self._sat32(x), f"{name}_xs")
+        params = reg(params, f"{name}_p2")
+        p2 = data.View(p.shape(), params)
+        stages = 2
+        product, mul_stages = self._multiply(reg, xs, p2.mant, name)
+        stages += mul_stages
+        for n in range(mul_stages):
+            params = reg(params, f"{name}_p{3 + n}")
+        width = 32 + 53  # |acc * m| < 2**84
+        # Sign and magnitude (IEEE rounding is symmetric).
+        neg = reg(product < 0, f"{name}_neg")
+        mag = reg(Mux(product < 0, -product, product)[:width], f"{name}_mag", unsigned(width))
+        params = reg(params, f"{name}_pa")
+        stages += 1
+        # Position of the rounding to 53 significant bits: max(bit_length - 53, 0) <= 31.
+        pos_comb = Signal(range(width - 52), name=f"{name}_pos_comb")
+        for bit in range(53, width):
+            with m.If(mag[bit]):
+                m.d.comb += pos_comb.eq(bit - 52)
+        pos = reg(pos_comb, f"{name}_pos")
+        mag2 = reg(mag, f"{name}_mag2")
+        neg2 = reg(neg, f"{name}_neg2")
+        params = reg(params, f"{name}_pb")
+        stages += 1
+        # Round to nearest, ties to even, at bit `pos`: the double product.
+        low = mag2 & ((Const(1, width) << pos) - 1)
+        halfway = (Const(1, width) << pos) >> 1
+        kept = mag2 >> pos
+        up = (pos != 0) & ((low > halfway) | ((low == halfway) & kept[0]))
+        rounded = reg((kept + up) << pos, f"{name}_rne", unsigned(width + 1))
+        neg3 = reg(neg2, f"{name}_neg3")
+        params = reg(params, f"{name}_pc")
+        pc = data.View(p.shape(), params)
+        stages += 1
+        # Round half away from zero at bit k (the magnitude: add half, truncate).
+        half = (Const(1, _K_MAX + 1) << pc.k) >> 1
+        whole = (rounded + half) >> pc.k
+        big = 1 << 33  # beyond any clamp bound: saturates
+        magnitude = Mux(pc.huge, Mux(rounded != 0, big, 0), Mux(whole > big, big, whole))
+        mag_out = reg(magnitude, f"{name}_whole", unsigned(34))
+        neg4 = reg(neg3, f"{name}_neg4")
+        stages += 1
+        signed_value = Mux(neg4, -mag_out, mag_out)
+        out = reg(self._clamp(signed_value + self.zero_point), f"{name}_out",
+                  signed(self.out_bits))
+        stages += 1
+        return out, stages
+
+    def _pow2(self, m, reg, acc, p, name):
+        # 1: x + bias + rounding half (cannot overflow: sized from the parameters).
+        x = reg(acc + p.bias, f"{name}_x", signed(self._pow2_widths()[1]))
+        params = reg(p.as_value(), f"{name}_p1")
+        p1 = data.View(p.shape(), params)
+        # 2: arithmetic shift right.
+        shifted = reg(x >> p1.right, f"{name}_shifted")
+        params = reg(params, f"{name}_p2")
+        p2 = data.View(p.shape(), params)
+        # 3: shift left (a negative shift; at most out_bits + 1 matters), then clamp.
+        out = reg(self._clamp(shifted << p2.left), f"{name}_out", signed(self.out_bits))
+        return out, 3

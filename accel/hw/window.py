@@ -1,0 +1,285 @@
+"""Sliding-window generator (line buffer): channel-group pixels in, convolution windows out.
+
+Buffering scheme
+----------------
+The block keeps ``NR = kh + sh - 1`` input rows (``kh - 1`` rows of history plus what a stride of
+``sh`` needs) in one :class:`~amaranth.lib.memory.Memory` of ``NR * width * groups`` words of
+``lanes * bits`` bits, with one write port (the input) and one synchronous read port (the
+output), so it maps to a simple dual-port block RAM. Input row ``R`` (counted over all frames,
+which follow each other with no gap) lives in slot ``R mod NR``; the writer therefore just
+increments its address, wrapping at the end of the memory.
+
+The writer and the reader are decoupled by one counter, ``ahead``: the number of complete input
+rows written at or after ``Rlow``, the first in-image row that the reader's current output row
+needs (the row of its topmost in-image tap). ``ahead`` is between ``-sh`` (the reader has
+skipped ahead, e.g. past rows that ``valid`` padding drops or that a stride larger than the
+kernel never reads) and ``NR``.
+
+- The reader issues a beat when its tap is in the padding, or lies in a complete row
+  (``r - Rlow < ahead``), or in the row being written and at a position already written
+  (``r - Rlow == ahead`` and ``(c, g)`` before the write pointer). So a window can start as
+  soon as the pixels it needs have arrived, not a whole row later.
+- The writer may fill row ``Rlow + ahead`` when its slot is free, i.e. ``ahead < NR``. When
+  ``ahead == NR`` its slot is ``Rlow``'s own, and the writer may still fill the columns left of
+  the current window (``column < c0``) provided the current output row is the last that needs
+  row ``Rlow``: no later window of this row reads them. So the writer runs up to one full row
+  ahead of what the reader needs and never waits longer than the buffer forces it to.
+
+Neither side ever deadlocks: the reader needs rows up to ``Rlow + kh - 1 < Rlow + NR``, which
+the writer can always reach; when the writer is blocked (``ahead == NR``) every row the reader
+needs is complete. The input ``last`` bit is not checked; positions are counted (``height``,
+``width`` and ``channels`` are the contract).
+
+Output order and throughput
+---------------------------
+For each output pixel in raster order, for each tap ``(i, j)`` in row-major order, for each
+channel group ``g``: one beat with ``x[r0 + i, c0 + j, g * lanes + k]`` in lane ``k``, where
+``(r0, c0)`` is the window's top-left corner from :func:`accel.spec.shapes.window_2d`; the zero
+point where the tap is in the padding or the lane is past ``channels``. This is the ``(kh, kw,
+cin)`` flattening of a Keras kernel. The read side is a two-stage pipeline (address -> block
+RAM -> output register) that stalls as a whole on ``windows.ready``: one beat per cycle while
+the rows are there and the consumer is ready.
+"""
+
+from __future__ import annotations
+
+from amaranth import Cat, Module, Mux, Signal, unsigned
+from amaranth.lib import memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from accel.hw.layouts import check_int, check_padding, check_pair, pixel_layout, window_layout
+from accel.spec.shapes import ceil_div, window_2d
+
+__all__ = ["WindowGenerator"]
+
+
+class WindowGenerator(wiring.Component):
+    """Line buffer that turns a stream of pixels into the stream of convolution windows.
+
+    Parameters
+    ----------
+    height, width : int
+        Input image size, >= 1.
+    channels : int
+        Input channels ``C``, >= 1; a pixel is ``ceil(C / lanes)`` beats.
+    kernel : int or (int, int)
+        Window size ``(kh, kw)``.
+    strides : int or (int, int)
+        Window step ``(sh, sw)``; default 1.
+    padding : str
+        ``"valid"`` or ``"same"`` (TensorFlow's rules, :func:`accel.spec.shapes.window_2d`).
+    lanes : int
+        Channels per beat, >= 1.
+    zero_point : int
+        Value of padding taps and of lanes past ``channels`` (the input zero point).
+    bits : int
+        Width of a (signed) value, >= 2.
+
+    Members
+    -------
+    pixels : In(stream.Signature(pixel_layout(lanes, bits)))
+        Input pixels, channel groups innermost, frames back to back; ``last`` is ignored.
+    windows : Out(stream.Signature(window_layout(lanes, bits)))
+        One beat per (output pixel, tap, channel group). ``first``/``last`` mark the first and
+        last beat of a window, ``frame_last`` the last beat of a frame.
+
+    Attributes
+    ----------
+    out_shape : (int, int)
+        Output rows and columns.
+    groups : int
+        Beats per pixel, ``ceil(channels / lanes)``.
+    beats_per_window : int
+        ``kh * kw * groups``.
+    buffer_rows : int
+        Input rows held in block RAM, ``kh + sh - 1``.
+    """
+
+    def __init__(
+        self,
+        *,
+        height: int,
+        width: int,
+        channels: int,
+        kernel: int | tuple[int, int],
+        strides: int | tuple[int, int] = 1,
+        padding: str = "valid",
+        lanes: int = 1,
+        zero_point: int = 0,
+        bits: int = 8,
+    ) -> None:
+        self.height = check_int("height", height, 1)
+        self.width = check_int("width", width, 1)
+        self.channels = check_int("channels", channels, 1)
+        self.kernel = check_pair("kernel", kernel)
+        self.strides = check_pair("strides", strides)
+        self.padding = check_padding(padding)
+        self.lanes = check_int("lanes", lanes, 1)
+        self.bits = check_int("bits", bits, 2)
+        lo, hi = -(1 << (self.bits - 1)), (1 << (self.bits - 1)) - 1
+        self.zero_point = check_int("zero_point", zero_point, lo, hi)
+        if self.padding == "valid" and (
+            self.kernel[0] > self.height or self.kernel[1] > self.width
+        ):
+            raise ValueError(
+                f"kernel {self.kernel} is larger than the input "
+                f"{(self.height, self.width)} with padding 'valid'"
+            )
+        self.window = window_2d(
+            (self.height, self.width), self.kernel, self.strides, self.padding
+        )
+        self.out_shape = self.window.out_shape
+        self.groups = ceil_div(self.channels, self.lanes)
+        self.beats_per_window = self.kernel[0] * self.kernel[1] * self.groups
+        self.buffer_rows = self.kernel[0] + self.strides[0] - 1
+        super().__init__({
+            "pixels": In(stream.Signature(pixel_layout(self.lanes, self.bits))),
+            "windows": Out(stream.Signature(window_layout(self.lanes, self.bits))),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+
+        H, W, G, L, bits = self.height, self.width, self.groups, self.lanes, self.bits
+        KH, KW = self.kernel
+        SH, SW = self.strides
+        OH, OW = self.out_shape
+        pt, pl = self.window.rows.pad_before, self.window.cols.pad_before
+        NR = self.buffer_rows
+        WG = W * G
+        depth = NR * WG
+        valid_lanes = self.channels - (G - 1) * L  # lanes in use in the last group
+
+        m.submodules.lines = lines = memory.Memory(
+            shape=unsigned(L * bits), depth=depth, init=[]
+        )
+        wr = lines.write_port()
+        rd = lines.read_port()
+
+        # Complete rows written at or after Rlow (see the module documentation).
+        ahead = Signal(range(-SH, NR + 1))
+
+        # --- reader: counters of the beat being issued ------------------------------------------
+        orow = Signal(range(OH))
+        ocol = Signal(range(OW))
+        ti = Signal(range(KH))
+        tj = Signal(range(KW))
+        tg = Signal(range(G))
+        r0_last, c0_last = (OH - 1) * SH - pt, (OW - 1) * SW - pl
+        r0 = Signal(range(-pt, r0_last + 1), init=-pt)  # window top row, in image coordinates
+        c0 = Signal(range(-pl, c0_last + 1), init=-pl)  # window left column
+        base_lo = Signal(range(depth))  # address of row Rlow's slot
+        base_i = Signal(range(depth))  # address of the slot of tap row r0 + ti (if in image)
+
+        r = r0 + ti
+        c = c0 + tj
+        pad = (r < 0) | (r >= H) | (c < 0) | (c >= W)
+        top = Mux(r0 < 0, 0, r0)  # Rlow, in image coordinates
+        rel = r - top  # tap row relative to Rlow
+
+        last_g = tg == G - 1
+        last_j = tj == KW - 1
+        last_i = ti == KH - 1
+        last_win = last_i & last_j & last_g
+        last_col = ocol == OW - 1
+        last_row = orow == OH - 1
+
+        # Writer position in its current row (column * G + group) and address.
+        w_pos = Signal(range(WG))
+        w_addr = Signal(range(depth))
+        available = pad | (rel < ahead) | ((rel == ahead) & (c * G + tg < w_pos))
+
+        advance = ~self.windows.valid | self.windows.ready
+        issue = Signal()
+        m.d.comb += [
+            issue.eq(advance & available),
+            rd.en.eq(advance),
+            rd.addr.eq(Mux(pad, 0, base_i + c * G + tg)),
+        ]
+
+        def wrap(value):
+            # value < 2 * depth: one conditional subtraction is a modulo.
+            return Mux(value >= depth, value - depth, value)
+
+        # Rows by which Rlow advances when the reader leaves this output row.
+        frame_step = (H - max(r0_last, 0)) % NR
+        row_step = Signal(range(SH + 1))
+        m.d.comb += row_step.eq(Mux(r0 + SH > 0, Mux(r0 >= 0, SH, r0 + SH), 0))
+        base_lo_next = Signal.like(base_lo)
+        m.d.comb += base_lo_next.eq(
+            Mux(last_row, wrap(base_lo + frame_step * WG), wrap(base_lo + row_step * WG))
+        )
+        row_released = issue & last_win & last_col
+        rows_released = Mux(last_row, H - max(r0_last, 0), row_step)
+
+        with m.If(issue):
+            m.d.sync += tg.eq(Mux(last_g, 0, tg + 1))
+            with m.If(last_g):
+                m.d.sync += tj.eq(Mux(last_j, 0, tj + 1))
+                with m.If(last_j):
+                    m.d.sync += ti.eq(Mux(last_i, 0, ti + 1))
+                    with m.If(~last_i):
+                        with m.If(r >= 0):
+                            m.d.sync += base_i.eq(wrap(base_i + WG))
+                    with m.Elif(~last_col):
+                        m.d.sync += [ocol.eq(ocol + 1), c0.eq(c0 + SW), base_i.eq(base_lo)]
+                    with m.Else():
+                        m.d.sync += [
+                            ocol.eq(0),
+                            c0.eq(-pl),
+                            base_lo.eq(base_lo_next),
+                            base_i.eq(base_lo_next),
+                        ]
+                        with m.If(last_row):
+                            m.d.sync += [orow.eq(0), r0.eq(-pt)]
+                        with m.Else():
+                            m.d.sync += [orow.eq(orow + 1), r0.eq(r0 + SH)]
+
+        # The current output row is the last one that reads row Rlow.
+        releases = last_row | (r0 + SH > 0)
+        m.d.comb += self.pixels.ready.eq(
+            (ahead < NR) | ((ahead == NR) & releases & (w_pos < c0 * G))
+        )
+        write = self.pixels.valid & self.pixels.ready
+        m.d.comb += [
+            wr.en.eq(write),
+            wr.addr.eq(w_addr),
+            wr.data.eq(self.pixels.payload.data.as_value()),
+        ]
+        row_written = write & (w_pos == WG - 1)
+        with m.If(write):
+            m.d.sync += [
+                w_addr.eq(Mux(w_addr == depth - 1, 0, w_addr + 1)),
+                w_pos.eq(Mux(row_written, 0, w_pos + 1)),
+            ]
+        m.d.sync += ahead.eq(ahead + row_written - Mux(row_released, rows_released, 0))
+
+        # --- stage 1 (block RAM output) and stage 2 (output register) ------------------------
+        v1 = Signal()
+        pad1 = Signal()
+        last_g1 = Signal()
+        first1 = Signal()
+        last1 = Signal()
+        frame_last1 = Signal()
+        with m.If(advance):
+            m.d.sync += [
+                v1.eq(issue),
+                pad1.eq(pad),
+                last_g1.eq(last_g),
+                first1.eq((ti == 0) & (tj == 0) & (tg == 0)),
+                last1.eq(last_win),
+                frame_last1.eq(last_win & last_col & last_row),
+            ]
+            lanes_out = []
+            for k in range(L):
+                value = rd.data[k * bits : (k + 1) * bits]
+                fill = pad1 | last_g1 if k >= valid_lanes else pad1
+                lanes_out.append(Mux(fill, self.zero_point, value)[:bits])
+            m.d.sync += [
+                self.windows.valid.eq(v1),
+                self.windows.payload.data.eq(Cat(*lanes_out)),
+                self.windows.payload.first.eq(first1),
+                self.windows.payload.last.eq(last1),
+                self.windows.payload.frame_last.eq(frame_last1),
+            ]
+        return m

@@ -1,0 +1,1 @@
+"""Simulation: a self-checking harness around the accelerator and its cocotb runner."""

