@@ -60,7 +60,9 @@ def test_cycle_model_counts_the_schedule(h, cin, filters, k, s, units, rows, col
                     for _group in range(0, g.in_channels, stage.rows))
         assert stage.cycles == count == stage_cycles(g, stage.rows, stage.cols)[0]
         assert stage.cycles * stage.pes >= stage.macs
-    assert plan.interval_cycles == max(st_.cycles for st_ in plan.stages)
+    assert plan.interval_cycles == max(max(st_.cycles for st_ in plan.stages),
+                                       plan.input_cycles, plan.output_cycles)
+    assert plan.input_cycles == h * h * cin
 
 
 def test_pool_must_follow_a_conv():

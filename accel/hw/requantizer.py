@@ -16,6 +16,13 @@ Arithmetic (per lane, channel ``ch``; every mode is *exactly* a function of
     and the 53-bit significand of ``scale = m * 2**e``, rounds it to 53 significant bits (round
     to nearest even, as the ``double`` multiplication does), then rounds half away from zero at
     bit ``-e``: bit-exact with the ``double`` arithmetic.
+``mode="wide"``
+    ``requantize_wide(acc + bias[ch], multiplier[ch], shift[ch], zero_point, act_min,
+    act_max)``: ``round(acc * M / 2**n)``, one rounding half away from zero, with a wide
+    integer multiplier (up to 53 bits) -- the integer stand-in for the float FULLY_CONNECTED
+    requantization that :func:`~accel.quant.numerics.wide_multiplier_for_scale` proves exact
+    over a layer's accumulator range. It is the ``"float"`` datapath without the rounding to
+    53 bits; ``acc + bias`` must fit int32 (it saturates there).
 ``mode="pow2"``
     ``pow2_requantize(acc + bias[ch], shift[ch], out_bits, act_min=act_min, act_max=act_max)``:
     ``(x + 2**(shift - 1)) >> shift`` (a negative shift multiplies by ``2**-shift``), then the
@@ -57,12 +64,13 @@ from accel.spec.shapes import ceil_div
 __all__ = ["MODES", "Requantizer"]
 
 #: The arithmetic a :class:`Requantizer` can implement.
-MODES = ("tflite", "float", "pow2")
+MODES = ("tflite", "float", "wide", "pow2")
 
 _INT32 = (-(2**31), 2**31 - 1)
 _A_CHUNK = 16  # split of the signed multiplier operand: 16-bit pieces (17-bit signed inputs)
 _B_CHUNK = 17  # split of the unsigned operand: 17-bit pieces (fit an 18-bit signed input)
 _K_MAX = 86  # the float mode's rounding position beyond which every product rounds to 0
+_WIDE_BITS = 53  # widest multiplier of the "wide" mode (the float datapath's significand)
 
 
 def _int_array(name: str, value: object, channels: int, lo: int, hi: int) -> np.ndarray:
@@ -121,26 +129,27 @@ class Requantizer(wiring.Component):
     lanes : int
         Channels per beat, >= 1.
     acc_bits : int
-        Accumulator width: 2..32 for ``"tflite"`` and ``"float"`` (TFLite accumulates in
-        int32), 2..62 for ``"pow2"``.
+        Accumulator width: 2..32 for ``"tflite"``, ``"float"`` and ``"wide"`` (TFLite
+        accumulates in int32), 2..62 for ``"pow2"``.
     out_bits : int
         Output width, 2..32.
     mode : str
-        ``"tflite"``, ``"float"`` or ``"pow2"`` (see the module documentation).
+        ``"tflite"``, ``"float"``, ``"wide"`` or ``"pow2"`` (see the module documentation).
     bias : int or array of int
-        Per-channel bias added to the accumulator; int32 for ``"tflite"``/``"float"``, any
-        62-bit value for ``"pow2"``. Default 0.
+        Per-channel bias added to the accumulator; int32 except for ``"pow2"`` (any 62-bit
+        value). Default 0.
     multiplier : int or array of int
-        ``"tflite"`` only: Q31 multipliers in ``0..2**31 - 1``
-        (:func:`accel.quant.numerics.quantize_multiplier`).
+        ``"tflite"``: Q31 multipliers in ``0..2**31 - 1``
+        (:func:`accel.quant.numerics.quantize_multiplier`); ``"wide"``: multipliers in
+        ``0..2**53 - 1`` (:func:`accel.quant.numerics.wide_multiplier_for_scale`).
     shift : int or array of int
-        ``"tflite"``: TFLite shifts in ``-31..30`` (positive = left); ``"pow2"``: right shifts in
-        ``-62..62`` (negative = left).
+        ``"tflite"``: TFLite shifts in ``-31..30`` (positive = left); ``"wide"``: right shifts
+        in ``0..255``; ``"pow2"``: right shifts in ``-62..62`` (negative = left).
     scale : float or array of float
         ``"float"`` only: effective scales (finite, > 0), as for
         :func:`accel.quant.numerics.requantize_float`.
     zero_point : int
-        Output zero point (``"tflite"``/``"float"``); must be 0 for ``"pow2"``.
+        Output zero point; must be 0 for ``"pow2"``.
     act_min, act_max : int, optional
         Output clamp within the ``out_bits`` range (fused ReLU/ReLU6); default the whole range.
     single_rounding : bool
@@ -190,9 +199,9 @@ class Requantizer(wiring.Component):
             raise TypeError(f"single_rounding must be True or False, not {single_rounding!r}")
         self.single_rounding = bool(single_rounding)
         for name, value, modes in (
-            ("multiplier", multiplier, ("tflite",)),
+            ("multiplier", multiplier, ("tflite", "wide")),
             ("scale", scale, ("float",)),
-            ("shift", shift, ("tflite", "pow2")),
+            ("shift", shift, ("tflite", "wide", "pow2")),
         ):
             if value is None and mode in modes:
                 raise ValueError(f"{name} is required with mode {mode!r}")
@@ -209,6 +218,9 @@ class Requantizer(wiring.Component):
         if mode == "tflite":
             self.multiplier = _int_array("multiplier", multiplier, C, 0, _INT32[1])
             self.shift = _int_array("shift", shift, C, -31, 30)
+        if mode == "wide":
+            self.multiplier = _int_array("multiplier", multiplier, C, 0, 2**_WIDE_BITS - 1)
+            self.shift = _int_array("shift", shift, C, 0, 255)
         if mode == "float":
             self.scale = _float_array("scale", scale, C)
 
@@ -257,7 +269,7 @@ class Requantizer(wiring.Component):
                 "right": unsigned(5),  # double rounding: RoundingDivideByPOT exponent
                 "total": unsigned(6),  # single rounding: 31 - shift
             }
-        elif self.mode == "float":
+        elif self.mode in ("float", "wide"):
             fields = {
                 "bias": signed(32),
                 "mant": unsigned(53),
@@ -287,6 +299,9 @@ class Requantizer(wiring.Component):
         if self.mode == "float":
             m, e = _significand(float(self.scale[ch]))
             return {"bias": b, "mant": m, "k": min(max(-e, 0), _K_MAX), "huge": int(e > 0)}
+        if self.mode == "wide":
+            mult, n = int(self.multiplier[ch]), int(self.shift[ch])
+            return {"bias": b, "mant": mult, "k": min(n, _K_MAX), "huge": 0}
         right = self._pow2_right(int(self.shift[ch]))
         return {
             "bias": b + (1 << (right - 1) if right > 0 else 0),
@@ -297,11 +312,12 @@ class Requantizer(wiring.Component):
 
     def _pipeline_stages(self) -> int:
         """Register stages from the input to the FIFO (checked against the datapath)."""
-        b_bits = {"tflite": 31, "float": 53, "pow2": 0}[self.mode]
+        b_bits = {"tflite": 31, "float": 53, "wide": _WIDE_BITS, "pow2": 0}[self.mode]
         products = ceil_div(32, _A_CHUNK) * ceil_div(b_bits, _B_CHUNK)
         multiply = 1 + math.ceil(math.log2(products)) if products else 0
         # acc/ROM, then bias, input saturation/shift, the multiply, rounding(s), clamp.
-        return {"tflite": 1 + 2 + multiply + 2, "float": 1 + 2 + multiply + 5, "pow2": 4}[
+        wide = 1 + 2 + multiply + 5
+        return {"tflite": 1 + 2 + multiply + 2, "float": wide, "wide": wide, "pow2": 4}[
             self.mode
         ]
 
@@ -353,7 +369,10 @@ class Requantizer(wiring.Component):
         for lane in range(L):
             acc = acc1[lane * acc_bits : (lane + 1) * acc_bits].as_signed()
             p = rom.data[lane]
-            build = {"tflite": self._tflite, "float": self._float, "pow2": self._pow2}[self.mode]
+            build = {
+                "tflite": self._tflite, "float": self._float, "wide": self._float,
+                "pow2": self._pow2,
+            }[self.mode]
             value, stages = build(m, reg, acc, p, f"l{lane}")
             assert stages == self._pipe - 1, (stages, self._pipe)
             results.append(value)
@@ -485,12 +504,16 @@ class Requantizer(wiring.Component):
         neg2 = reg(neg, f"{name}_neg2")
         params = reg(params, f"{name}_pb")
         stages += 1
-        # Round to nearest, ties to even, at bit `pos`: the double product.
-        low = mag2 & ((Const(1, width) << pos) - 1)
-        halfway = (Const(1, width) << pos) >> 1
-        kept = mag2 >> pos
-        up = (pos != 0) & ((low > halfway) | ((low == halfway) & kept[0]))
-        rounded = reg((kept + up) << pos, f"{name}_rne", unsigned(width + 1))
+        # Round to nearest, ties to even, at bit `pos`: the double product. (The "wide" mode
+        # multiplies exactly: it keeps the product.)
+        if self.mode == "float":
+            low = mag2 & ((Const(1, width) << pos) - 1)
+            halfway = (Const(1, width) << pos) >> 1
+            kept = mag2 >> pos
+            up = (pos != 0) & ((low > halfway) | ((low == halfway) & kept[0]))
+            rounded = reg((kept + up) << pos, f"{name}_rne", unsigned(width + 1))
+        else:
+            rounded = reg(mag2, f"{name}_rne", unsigned(width + 1))
         neg3 = reg(neg2, f"{name}_neg3")
         params = reg(params, f"{name}_pc")
         pc = data.View(p.shape(), params)

@@ -22,8 +22,9 @@ kernel never reads) and ``NR``.
 - The writer may fill row ``Rlow + ahead`` when its slot is free, i.e. ``ahead < NR``. When
   ``ahead == NR`` its slot is ``Rlow``'s own, and the writer may still fill the columns left of
   the current window (``column < c0``) provided the current output row is the last that needs
-  row ``Rlow``: no later window of this row reads them. So the writer runs up to one full row
-  ahead of what the reader needs and never waits longer than the buffer forces it to.
+  row ``Rlow``: no later window of this row reads them. So while the reader works on one
+  output row, the writer fills the ``sh`` rows the next output row adds (the last of them
+  behind the reader, column by column); it waits only when the buffer is full.
 
 Neither side ever deadlocks: the reader needs rows up to ``Rlow + kh - 1 < Rlow + NR``, which
 the writer can always reach; when the writer is blocked (``ahead == NR``) every row the reader

@@ -27,8 +27,11 @@ For a layer with a ``kh x kw`` kernel over ``cin`` input channels and ``F`` filt
 The cycle model
 ---------------
 A stage's cycles per frame are ``out_h * out_w * Kt * Ft`` (the array busy every cycle); the
-pipeline's steady-state interval is the slowest stage's, and the ideal is ``total MACs /
-total PEs``. The planner gives the heaviest layer the whole ``R x C`` array and every other
+pipeline's steady-state interval is the slowest stage's, or the input stream's (one value per
+cycle: ``h * w * c`` per image) if that is slower, and the ideal is ``total MACs / total PEs``.
+The model leaves out a few cycles per image at frame boundaries, where a window generator
+refills its first window: negligible once an image takes more than a few hundred cycles.
+The planner gives the heaviest layer the whole ``R x C`` array and every other
 layer the fewest PEs (rows at most R, columns at most C) that keep it within that interval.
 """
 
@@ -128,9 +131,20 @@ class NetworkPlan:
         return sum(s.macs for s in self.stages)
 
     @property
+    def input_cycles(self) -> int:
+        """Cycles to stream one image in: the input port carries one value per cycle."""
+        return math.prod(self.input_shape)
+
+    @property
+    def output_cycles(self) -> int:
+        """Cycles to stream one result out, one value per cycle."""
+        return self.stages[-1].geometry.filters
+
+    @property
     def interval_cycles(self) -> int:
-        """Predicted steady-state cycles per inference (the slowest stage)."""
-        return max(s.cycles for s in self.stages)
+        """Predicted steady-state cycles per inference: the slowest stage, or the input or
+        output stream if that is slower (tiny layers on wide images)."""
+        return max(max(s.cycles for s in self.stages), self.input_cycles, self.output_cycles)
 
     @property
     def ideal_cycles(self) -> float:
@@ -268,6 +282,7 @@ def plan_dict(plan: NetworkPlan) -> dict:
         } for s in plan.stages],
         "pes": plan.pes,
         "macs": plan.macs,
+        "input_cycles": plan.input_cycles,
         "interval_cycles": plan.interval_cycles,
         "ideal_cycles": plan.ideal_cycles,
         "interval_vs_ideal": plan.interval_cycles / plan.ideal_cycles,

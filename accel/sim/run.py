@@ -208,6 +208,8 @@ def report(case: HarnessCase, result: SimResult) -> dict:
         "first_mismatch": first,
         "cycles_per_inference": interval,
         "predicted_interval_cycles": plan.interval_cycles,
+        # The input port carries one value per cycle; random input gaps stretch that.
+        "input_limited_cycles": (plan.input_cycles * n + result.scalars["input_gaps"]) / n,
         "latency_cycles": int(finished[0] - result.scalars["first_input"]),
         "ideal_cycles": plan.ideal_cycles,
         "utilization": plan.ideal_cycles / interval if interval else None,

@@ -1,0 +1,1 @@
+"""cocotb benches for the stream blocks (window generator, max pool, requantizer, regroup)."""
