@@ -65,13 +65,26 @@ through it but only 1 to the path to its right-hand neighbour)::
 
     latency = R + C + 2    (4 for a 1 x 1 array: ROM, DSP input, multiply, add)
 
+DSP mapping
+-----------
 Why two operand registers in front of the multiplier: the ROM data register sits by the ROM's
 LUTs and ``x_out`` also feeds the next PE, so the placer cannot always put them next to the DSP
 block. ``x_mul``/``w_mul`` are free to sit beside it, leaving the multiplier alone between two
-short hops (on ECP5 the 8 x 8 array went from 125-129 to 138-140 MHz post-route; yosys merges
-``x_mul`` with the right-hand neighbour's ``x_out``, which holds the same value). On iCE40,
-yosys packs ``x_mul``/``w_mul``, ``product``, the adder and ``psum_out`` into the SB_MAC16; on
-ECP5 the MULT18X18D is used combinationally between fabric registers.
+short hops (on ECP5 the 8 x 8 array went from 125-129 to 134-140 MHz post-route; yosys merges
+``x_mul`` with the right-hand neighbour's ``x_out``, which holds the same value).
+
+- ECP5: yosys maps the multiply to a MULT18X18D used combinationally, between fabric registers
+  (it does not pack registers into it); the adder is a CCU2C carry chain.
+- iCE40 (``synth_ice40 -dsp``): the SB_MAC16 takes ``x_mul``/``w_mul`` (A/B registers),
+  ``product`` (pipeline register), the adder and ``psum_out`` (output register); ``psum_in``
+  comes from the SB_MAC16 above. ``product`` and ``psum_out`` carry the ``keep`` attribute:
+  without it, yosys 0.70's ``ice40_dsp`` pass packs the top row's two registers
+  (``product``, then ``psum_out``, which only copies it) as a two-stage pipeline and the adder
+  of the PE *below* into one SB_MAC16, absorbs that PE's ``product`` register as its C
+  register, and leaves the multiplier of the PE below with an undriven output: the netlist
+  has fewer SB_MAC16 than PEs and computes wrong sums (found by gate-level simulation; see
+  ``tests/synth/test_mac_array_synth.py``). ``keep`` on a register's output makes
+  ``ice40_dsp`` refuse it as a C register or as a second pipeline stage, and nothing else.
 
 All datapath registers are reset-less (they carry no state that matters after a reset), so they
 pack into DSP input/pipeline/output registers and need no reset logic; only the valid delay
@@ -325,7 +338,8 @@ class ProcessingElement(wiring.Component):
         w_mul = Signal(signed(self._weight_bits), reset_less=True)
         # `keep` on the product and sum registers' outputs stops yosys's ice40_dsp pass from
         # pulling a register of one PE into the SB_MAC16 of another (as its C input register or
-        # second pipeline stage), which yosys 0.70 miscompiles; see "DSP mapping" above.
+        # second pipeline stage), which yosys 0.70 miscompiles; see "DSP mapping" in the module
+        # documentation.
         product = Signal(signed(self._input_bits + self._weight_bits), reset_less=True,
                          attrs={"keep": 1})
         psum = Signal.like(self.psum_out, reset_less=True, attrs={"keep": 1})
@@ -352,6 +366,10 @@ class SystolicArray(wiring.Component):
     with ``i.valid`` in cycle ``t``, ``o.valid`` is high in cycle ``t + latency`` with
     ``y[c] = sum_r x[r] * weights[addr, r, c]`` and the same ``tag``. See the module
     documentation for the dataflow and the timing.
+
+    Its streams are always ready, so their ``ready`` members are constants: Amaranth cannot
+    make it a top-level Verilog module by itself. It is meant to sit inside a stage (as in
+    :class:`MacArrayStream`).
 
     Parameters
     ----------

@@ -56,6 +56,17 @@ def _run_stream(dut: MacArrayStream, xs, addrs, tags, *, rng, gap, stall, what):
         dut.o, len(xs), results, rng=rng, stall=stall,
         convert=lambda p: ([p.y[c] for c in range(dut.cols)], p.tag),
     ))
+
+    async def nothing_more(ctx):
+        # After the last expected beat, nothing else may come out (no duplicates).
+        while len(results) < len(xs):
+            await ctx.tick()
+        ctx.set(dut.o.ready, 1)
+        for _ in range(dut.fifo_depth + 2):
+            _, _, valid = await ctx.tick().sample(dut.o.valid)
+            assert not valid, f"{what}: an extra output beat"
+
+    sim.add_testbench(nothing_more)
     sim.run()
     ys = np.array([y for y, _ in results], dtype=np.int64).reshape(len(results), dut.cols)
     return ys, [t for _, t in results]

@@ -27,6 +27,12 @@ def reference(dut: Requantizer, acc: np.ndarray) -> np.ndarray:
         )
     if dut.mode == "float":
         return numerics.requantize_float(x, dut.scale, dut.zero_point, dut.act_min, dut.act_max)
+    if dut.mode == "wide":  # requantize_wide takes one multiplier: channel by channel
+        return np.stack([
+            numerics.requantize_wide(x[..., ch], int(dut.multiplier[ch]), int(dut.shift[ch]),
+                                     dut.zero_point, dut.act_min, dut.act_max)
+            for ch in range(dut.channels)
+        ], axis=-1)
     return numerics.pow2_requantize(
         x, dut.shift.astype(np.int64), dut.out_bits, act_min=dut.act_min, act_max=dut.act_max
     )
@@ -42,6 +48,8 @@ def _in_contract(dut: Requantizer, ch: int, value: int) -> bool:
         elif dut.mode == "float":
             numerics.requantize_float(x, float(dut.scale[ch]), dut.zero_point, dut.act_min,
                                       dut.act_max)
+        elif dut.mode == "wide":  # the stand-in for the float path: int32 accumulators
+            return INT32_MIN <= x <= INT32_MAX
         else:
             numerics.pow2_requantize(x, int(dut.shift[ch]), dut.out_bits)
     except (OverflowError, ValueError):
@@ -181,6 +189,23 @@ def random_float(seed: int) -> Requantizer:
                        scale=scale, zero_point=zp, act_min=act_min, act_max=act_max)
 
 
+def random_wide(seed: int) -> Requantizer:
+    rng = np.random.default_rng(seed)
+    channels, lanes = _lanes(rng)
+    bits = rng.integers(1, 54, channels)
+    mult = rng.integers(0, 1 << bits, dtype=np.int64)
+    mult[rng.random(channels) < 0.2] = (1 << 53) - 1
+    # M / 2**n around 2**-40 .. 2**3, sometimes anything.
+    shift = np.clip(bits + rng.integers(-3, 40, channels), 0, 255)
+    shift[rng.random(channels) < 0.1] = rng.choice([0, 1, 200, 255])
+    bias = rng.integers(-(1 << 20), 1 << 20, channels)
+    zp = int(rng.integers(-128, 128))
+    act_min, act_max = _act_range(rng, 8, zp)
+    return Requantizer(channels=channels, lanes=lanes, acc_bits=32, mode="wide", bias=bias,
+                       multiplier=mult, shift=shift, zero_point=zp, act_min=act_min,
+                       act_max=act_max)
+
+
 def random_pow2(seed: int) -> Requantizer:
     rng = np.random.default_rng(seed)
     channels, lanes = _lanes(rng)
@@ -220,6 +245,30 @@ def test_float(seed):
     dut = random_float(seed)
     rng = np.random.default_rng(seed + 100)
     run(dut, random_acc(rng, dut, 30), seed=seed, frame=15)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_wide(seed):
+    dut = random_wide(seed)
+    rng = np.random.default_rng(seed + 100)
+    run(dut, random_acc(rng, dut, 30), seed=seed, frame=15)
+
+
+def test_wide_matches_float_layer():
+    # The "wide" stand-in found by the numerics module for a float FULLY_CONNECTED layer gives
+    # the same outputs as the "float" datapath on the layer's accumulators.
+    rng = np.random.default_rng(9)
+    scales = 2.0 ** rng.uniform(-14, -6, 4)
+    acc_range = (-(1 << 18), 1 << 18)
+    pairs = [numerics.wide_multiplier_for_scale(float(s), -5, -128, 127, acc_range)
+             for s in scales]
+    wide = Requantizer(channels=4, lanes=2, acc_bits=20, mode="wide", zero_point=-5,
+                       multiplier=[m for m, _ in pairs], shift=[n for _, n in pairs])
+    acc = rng.integers(acc_range[0], acc_range[1], (20, 4))
+    float_dut = Requantizer(channels=4, lanes=2, acc_bits=20, mode="float", zero_point=-5,
+                            scale=scales)
+    assert np.array_equal(reference(wide, acc), reference(float_dut, acc))
+    run(wide, acc, seed=9)
 
 
 @pytest.mark.parametrize("seed", range(40))
@@ -317,11 +366,12 @@ def _cycles(dut: Requantizer, beats: list[dict]) -> tuple[list[int], list[int]]:
     return taken, delivered
 
 
-@pytest.mark.parametrize("mode", ["tflite", "float", "pow2"])
+@pytest.mark.parametrize("mode", ["tflite", "float", "wide", "pow2"])
 def test_latency_and_throughput(mode):
     kwargs = {
         "tflite": dict(multiplier=1 << 30, shift=-3),
         "float": dict(scale=0.01),
+        "wide": dict(multiplier=(1 << 40) + 12345, shift=47),
         "pow2": dict(shift=4),
     }[mode]
     dut = Requantizer(channels=6, lanes=2, acc_bits=20, mode=mode, **kwargs)
@@ -344,7 +394,10 @@ def test_backpressure_holds_everything():
     ("kwargs", "exc", "message"),
     [
         (dict(mode="int8"), ValueError,
-         r"^mode must be one of 'tflite', 'float', 'pow2', not 'int8'$"),
+         r"^mode must be one of 'tflite', 'float', 'wide', 'pow2', not 'int8'$"),
+        (dict(mode="wide", multiplier=2**53), ValueError,
+         r"^multiplier must lie in 0\.\.9007199254740991, not 9007199254740992$"),
+        (dict(mode="wide", shift=-1), ValueError, r"^shift must lie in 0\.\.255, not -1$"),
         (dict(channels=0), ValueError, r"^channels must be a positive integer, not 0$"),
         (dict(acc_bits=33), ValueError, r"^acc_bits must be an integer in 2\.\.32, not 33$"),
         (dict(out_bits=1), ValueError, r"^out_bits must be an integer in 2\.\.32, not 1$"),
