@@ -31,6 +31,7 @@ def test_trained_digits_model_on_real_images(tmp_path):
     assert abs(r["cycles_per_inference"] / r["predicted_interval_cycles"] - 1) <= 0.02
     for layer in r["layers"]:
         assert abs(layer["measured_vs_predicted"] - 1) <= 0.02, layer
+    assert abs(r["latency_cycles"] / r["predicted_latency_cycles"] - 1) <= 0.05
     with np.load(tmp_path / "out.npz") as out:
         assert np.array_equal(out["hardware"], out["golden"])
 
@@ -51,6 +52,7 @@ def test_seed_network_at_8x8(tmp_path):
     assert code == 0 and r["bit_exact"], r["first_mismatch"]
     assert r["cycles_per_inference"] <= 1.10 * r["ideal_cycles"]
     assert abs(r["cycles_per_inference"] / r["predicted_interval_cycles"] - 1) <= 0.02
+    assert abs(r["latency_cycles"] / r["predicted_latency_cycles"] - 1) <= 0.05
 
 
 @pytest.mark.skipif(shutil.which("iverilog") is None, reason="Icarus is not installed")

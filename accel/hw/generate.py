@@ -50,6 +50,7 @@ def sidecar(plan: NetworkPlan, qnet: QuantizedNetwork, accelerator: Accelerator)
                    "softmax_in_software": qnet.layers[-1].kind == "softmax"},
         "plan": planned,
         "expected": {"interval_cycles": plan.interval_cycles,
+                     "latency_cycles": plan.latency_cycles,
                      "ideal_cycles": plan.ideal_cycles},
         "pes": plan.pes,
         "multipliers": plan.pes,

@@ -211,6 +211,7 @@ def report(case: HarnessCase, result: SimResult) -> dict:
         # The input port carries one value per cycle; random input gaps stretch that.
         "input_limited_cycles": (plan.input_cycles * n + result.scalars["input_gaps"]) / n,
         "latency_cycles": int(finished[0] - result.scalars["first_input"]),
+        "predicted_latency_cycles": plan.latency_cycles,
         "ideal_cycles": plan.ideal_cycles,
         "utilization": plan.ideal_cycles / interval if interval else None,
         "pes": plan.pes,
