@@ -60,3 +60,29 @@ def test_icarus_cross_check(tmp_path):
     code, r = sim(tmp_path, DIGITS / "dense_pt.tflite", "--array", "2x2", "--images", "2",
                   "--simulator", "icarus")
     assert code == 0 and r["bit_exact"], r["first_mismatch"]
+
+
+def test_a_mismatch_exits_1_naming_layer_image_pixel_channel(tmp_path, monkeypatch):
+    """Corrupt one golden value of the first stage: `accel sim` must fail with status 1 and
+    locate the mismatch there."""
+    from accel.sim import harness as harness_module
+
+    original = harness_module.stage_words
+    calls = []
+
+    def corrupt(values, lanes, fill):
+        words = original(values, lanes, fill)
+        calls.append(1)
+        if len(calls) == 1:  # the first stage
+            words = words.copy()
+            words[3, 0] = words[3, 0] + 1 if words[3, 0] < 127 else 0
+        return words
+
+    monkeypatch.setattr(harness_module, "stage_words", corrupt)
+    result = CliRunner().invoke(main, ["sim", str(DIGITS / "dense_pt.tflite"), "--array",
+                                       "2x2", "--images", "2", "--build-dir",
+                                       str(tmp_path / "build")])
+    assert result.exit_code == 1, result.output
+    assert "1 MISMATCHES" in result.stdout
+    assert result.stderr.startswith("accel: first mismatch in layer dense, image 0, pixel "
+                                    "(0, 0), channels from ")
