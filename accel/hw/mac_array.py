@@ -108,6 +108,7 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
+from accel.hw.layouts import check_int
 from accel.quant.numerics import accumulator_range, int_range, signed_bits_for
 
 __all__ = [
@@ -118,22 +119,6 @@ __all__ = [
     "in_layout",
     "out_layout",
 ]
-
-
-def _int_param(name: str, value: object, lo: int, hi: int | None = None) -> int:
-    if hi is not None:
-        what = f"an integer in {lo}..{hi}"
-    elif lo == 1:
-        what = "a positive integer"
-    elif lo == 0:
-        what = "a non-negative integer"
-    else:
-        what = f"an integer >= {lo}"
-    if isinstance(value, bool | np.bool_) or not isinstance(value, int | np.integer):
-        raise TypeError(f"{name} must be {what}, not {value!r}")
-    if value < lo or (hi is not None and value > hi):
-        raise ValueError(f"{name} must be {what}, not {value!r}")
-    return int(value)
 
 
 def _weights_param(weights: object, rows: int, cols: int, weight_bits: int) -> np.ndarray:
@@ -178,9 +163,9 @@ def default_acc_bits(*, rows: int, input_bits: int = 9, weight_bits: int = 8) ->
     input_bits, weight_bits : int
         Widths of the signed operands, 1..32.
     """
-    rows = _int_param("rows", rows, 1)
-    input_bits = _int_param("input_bits", input_bits, 1, 32)
-    weight_bits = _int_param("weight_bits", weight_bits, 1, 32)
+    rows = check_int("rows", rows, 1)
+    input_bits = check_int("input_bits", input_bits, 1, 32)
+    weight_bits = check_int("weight_bits", weight_bits, 1, 32)
     return _sum_bits(rows, input_bits, int_range(weight_bits))
 
 
@@ -228,11 +213,11 @@ class _Config:
     @classmethod
     def check(cls, *, rows, cols, weights, input_bits, weight_bits, acc_bits, tag_bits
               ) -> _Config:
-        rows = _int_param("rows", rows, 1)
-        cols = _int_param("cols", cols, 1)
-        input_bits = _int_param("input_bits", input_bits, 1, 32)
-        weight_bits = _int_param("weight_bits", weight_bits, 1, 32)
-        tag_bits = _int_param("tag_bits", tag_bits, 1)
+        rows = check_int("rows", rows, 1)
+        cols = check_int("cols", cols, 1)
+        input_bits = check_int("input_bits", input_bits, 1, 32)
+        weight_bits = check_int("weight_bits", weight_bits, 1, 32)
+        tag_bits = check_int("tag_bits", tag_bits, 1)
         weights = _weights_param(weights, rows, cols, weight_bits)
         # Partial sums after row r hold r + 1 products of these weights (0 included: a ROM
         # may be all zeros, and the range must contain every partial sum).
@@ -248,7 +233,7 @@ class _Config:
                 f"acc_bits must be at least {need} to hold a sum of {rows} products of "
                 f"{input_bits}-bit inputs and these weights, not {acc_bits!r}"
             )
-        acc_bits = _int_param("acc_bits", acc_bits, need)
+        acc_bits = check_int("acc_bits", acc_bits, need)
         return cls(rows=rows, cols=cols, weights=weights, input_bits=input_bits,
                    weight_bits=weight_bits, acc_bits=acc_bits, tag_bits=tag_bits,
                    psum_bits=psum_bits)
@@ -297,8 +282,8 @@ class ProcessingElement(wiring.Component):
 
     def __init__(self, *, weights, input_bits: int, weight_bits: int, addr_bits: int,
                  psum_in_bits: int, psum_bits: int):
-        self._input_bits = _int_param("input_bits", input_bits, 1, 32)
-        self._weight_bits = _int_param("weight_bits", weight_bits, 1, 32)
+        self._input_bits = check_int("input_bits", input_bits, 1, 32)
+        self._weight_bits = check_int("weight_bits", weight_bits, 1, 32)
         self._weights = [int(w) for w in weights]
         if not self._weights:
             raise ValueError("weights must hold at least one weight, not 0")
@@ -310,9 +295,9 @@ class ProcessingElement(wiring.Component):
                     f"not {w} at {addr}"
                 )
         need = _addr_bits(len(self._weights))
-        self._addr_bits = _int_param("addr_bits", addr_bits, need)
-        self._psum_bits = _int_param("psum_bits", psum_bits, 1)
-        psum_in_bits = _int_param("psum_in_bits", psum_in_bits, 1)
+        self._addr_bits = check_int("addr_bits", addr_bits, need)
+        self._psum_bits = check_int("psum_bits", psum_bits, 1)
+        psum_in_bits = check_int("psum_in_bits", psum_in_bits, 1)
         super().__init__({
             "x_in": In(signed(self._input_bits)),
             "addr_in": In(unsigned(self._addr_bits)),
