@@ -261,8 +261,10 @@ def sim(model, seed, calibration, scheme, weight_bits, act_bits, array, simulato
         y = load_array(labels, "labels")[:len(images)]
         data["accuracy"] = float((np.asarray(data["predictions"]) == y).mean())
     if output:
-        np.savez(output, hardware=result.outputs,
-                 golden=case.golden[plan.output_layer].reshape(len(images), -1))
+        from .quant.qnet import write_npz
+
+        write_npz(output, {"hardware": result.outputs,
+                           "golden": case.golden[plan.output_layer].reshape(len(images), -1)})
     if as_json:
         _print_json(data)
     else:
@@ -291,6 +293,88 @@ def sim(model, seed, calibration, scheme, weight_bits, act_bits, array, simulato
                        f"from {first['channel']}: got {first['got']}, want {first['want']}",
                        err=True)
         sys.exit(1)
+
+
+@main.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@_model_options
+@click.option("--board", "board_name", required=True,
+              help="Target board: icebreaker, ulx3s-85f, ulx3s-12f, orangecrab-25f, tangnano9k "
+                   "(estimate only).")
+@click.option("--array", "array", default="4x4", show_default=True,
+              help="Largest systolic array any stage may use, ROWSxCOLS.")
+@click.option("--clock", "clock_mhz", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Clock to meet in MHz (default: the board's oscillator).")
+@click.option("--pnr-seed", "pnr_seed", type=int, default=1, show_default=True,
+              help="nextpnr placement seed.")
+@click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False), required=True,
+              help="Directory for the bitstream and build_report.json.")
+@click.option("--fit-only", is_flag=True, help="Only run the fit check (no synthesis).")
+@click.option("--allow-timing-failure", is_flag=True,
+              help="Exit 0 even if the post-route Fmax is below --clock.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
+def build(model, seed, calibration, scheme, weight_bits, act_bits, board_name, array, clock_mhz,
+          pnr_seed, out_dir, fit_only, allow_timing_failure, as_json) -> None:
+    """Fit-check MODEL on a board, then build its bitstream with the YoWASP tools and report
+    utilisation, Fmax and inferences/s. Exit 2 if it cannot fit, 1 if timing is not met."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from .plan.plan import make_plan, parse_array
+    from .synth.boards import get_board
+    from .synth.build import build as run_build
+    from .synth.fit import check_fit
+
+    board = get_board(board_name)
+    rows, cols = parse_array(array)
+    qnet = _load_quantized(model, seed, calibration, scheme, weight_bits, act_bits)
+    net_plan = make_plan(qnet, rows, cols)
+    if fit_only:
+        fit = check_fit(net_plan, qnet, board)
+        if as_json:
+            _print_json(fit)
+        else:
+            needs = ", ".join(f"{k} {v['needed']:,}/{v['available']:,}"
+                              for k, v in fit["resources"].items())
+            click.echo(f"{qnet.name} fits {board.name} (estimate): {needs}")
+        return
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                  transient=True, disable=as_json) as progress:
+        task = progress.add_task(f"{qnet.name} on {board.name}: fit check", total=None)
+
+        def stage(name: str) -> None:
+            progress.update(task, description=f"{qnet.name} on {board.name}: {name}")
+
+        report = run_build(qnet, net_plan, board, out_dir, clock_mhz=clock_mhz, seed=pnr_seed,
+                           progress=stage)
+    if as_json:
+        _print_json(report)
+    else:
+        for line in _build_lines(report):
+            click.echo(line)
+    if not report["timing_met"]:
+        click.echo(f"accel: timing not met on {report['board']}: Fmax "
+                   f"{report['fmax_mhz']:.1f} MHz < {report['clock_mhz']:g} MHz requested; try "
+                   f"a lower --clock, another --pnr-seed or --allow-timing-failure", err=True)
+        if not allow_timing_failure:
+            sys.exit(1)
+
+
+def _build_lines(report: dict) -> list[str]:
+    util = report["utilization"]
+    names = {"luts": "LUT4" if report["family"] != "ice40" else "LC", "ffs": "FF",
+             "dsps": "DSP", "brams": "BRAM"}
+    usage = ", ".join(f"{names[k]} {util[k]['used']:,}/{util[k]['available']:,}"
+                      for k in ("luts", "ffs", "dsps", "brams") if k in util)
+    fmax = report["fmax_mhz"]
+    head = (f"{report['model']} on {report['board']} ({report['device']}), array "
+            f"{report['array']}, {report['pes']} PEs, top {report['top']}: {report['bitstream']}")
+    timing = (f"  Fmax {fmax:.1f} MHz vs {report['clock_mhz']:g} MHz requested: "
+              f"{'met' if report['timing_met'] else 'NOT MET'}")
+    speed = (f"  {report['interval_cycles']:,} cycles per inference: "
+             f"{report['inferences_per_s_at_clock']:,.0f} inferences/s at "
+             f"{report['clock_mhz']:g} MHz, {report['inferences_per_s_at_fmax']:,.0f} at Fmax")
+    took = (" (cached)" if report["cached"] else f" (tools {report['tool_seconds']:.1f} s)")
+    return [head, f"  {usage}", timing, speed, f"  build {report['seconds']:.1f} s{took}"]
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -116,3 +116,13 @@ def test_not_a_tflite_file(tmp_path):
     path.write_bytes(b"\0" * 64)
     assert_error(run("predict", path, DIGITS / "digits_test_x.npy"),
                  r"x\.tflite: not a TFLite flatbuffer \(no TFL3 identifier\)$")
+
+
+def test_output_directories_are_created_and_unwritable_paths_are_one_line(tmp_path):
+    out = tmp_path / "new" / "dir" / "q.npz"
+    assert run("quantize", DIGITS / "digits_small.tflite", "-o", out).exit_code == 0
+    assert out.exists()
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert_error(run("quantize", DIGITS / "digits_small.tflite", "-o", blocker / "q.npz"),
+                 r"file/q\.npz: cannot write: ")

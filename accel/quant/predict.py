@@ -9,7 +9,7 @@ import numpy as np
 from ..errors import AccelError
 from . import golden, numerics
 from .load import load_array
-from .qnet import QuantizedNetwork
+from .qnet import QuantizedNetwork, write_npz
 
 
 def quantize_inputs(qnet: QuantizedNetwork, x: np.ndarray) -> tuple[np.ndarray, str]:
@@ -49,6 +49,5 @@ def predict(qnet: QuantizedNetwork, inputs: str | Path, *, output: str | Path | 
         correct = int((np.asarray(result["predictions"]) == y).sum())
         result.update(correct=correct, accuracy=correct / len(y))
     if output is not None:
-        with open(output, "wb") as f:
-            np.savez(f, output=final, **layers)
+        write_npz(output, {"output": final, **layers})
     return result

@@ -302,8 +302,18 @@ def save_quantized(qnet: QuantizedNetwork, path: str | Path) -> None:
         "layers": [_layer_manifest(layer, arrays) for layer in qnet.layers],
     }
     arrays[MANIFEST_KEY] = np.array(json.dumps(manifest))
-    with open(path, "wb") as f:
-        np.savez(f, **arrays)
+    write_npz(path, arrays)
+
+
+def write_npz(path: str | Path, arrays: dict) -> None:
+    """``np.savez`` to ``path``, creating its directory; one-line error if it cannot."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "wb") as f:
+            np.savez(f, **arrays)
+    except OSError as e:
+        raise AccelError(f"{path}: cannot write: {e.strerror or e}") from None
 
 
 def load_quantized(path: str | Path) -> QuantizedNetwork:
