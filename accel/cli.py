@@ -309,12 +309,16 @@ def sim(model, seed, calibration, scheme, weight_bits, act_bits, array, simulato
               help="nextpnr placement seed.")
 @click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False), required=True,
               help="Directory for the bitstream and build_report.json.")
+@click.option("--top", "top", type=click.Choice(["selftest", "uart"]), default="selftest",
+              show_default=True, help="Board top: LFSR self-test (LED) or the UART link.")
+@click.option("--baud", type=click.IntRange(1200, 12_000_000), default=115200,
+              show_default=True, help="UART bits per second (--top uart).")
 @click.option("--fit-only", is_flag=True, help="Only run the fit check (no synthesis).")
 @click.option("--allow-timing-failure", is_flag=True,
               help="Exit 0 even if the post-route Fmax is below --clock.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
 def build(model, seed, calibration, scheme, weight_bits, act_bits, board_name, array, clock_mhz,
-          pnr_seed, out_dir, fit_only, allow_timing_failure, as_json) -> None:
+          pnr_seed, out_dir, top, baud, fit_only, allow_timing_failure, as_json) -> None:
     """Fit-check MODEL on a board, then build its bitstream with the YoWASP tools and report
     utilisation, Fmax and inferences/s. Exit 2 if it cannot fit, 1 if timing is not met."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -345,7 +349,7 @@ def build(model, seed, calibration, scheme, weight_bits, act_bits, board_name, a
             progress.update(task, description=f"{qnet.name} on {board.name}: {name}")
 
         report = run_build(qnet, net_plan, board, out_dir, clock_mhz=clock_mhz, seed=pnr_seed,
-                           progress=stage)
+                           top=top, baud=baud, progress=stage)
     if as_json:
         _print_json(report)
     else:
@@ -374,7 +378,11 @@ def _build_lines(report: dict) -> list[str]:
              f"{report['inferences_per_s_at_clock']:,.0f} inferences/s at "
              f"{report['clock_mhz']:g} MHz, {report['inferences_per_s_at_fmax']:,.0f} at Fmax")
     took = (" (cached)" if report["cached"] else f" (tools {report['tool_seconds']:.1f} s)")
-    return [head, f"  {usage}", timing, speed, f"  build {report['seconds']:.1f} s{took}"]
+    lines = [head, f"  {usage}", timing, speed]
+    if report.get("uart_inferences_per_s"):
+        lines.append(f"  over the UART at {report['baud']:,} baud: "
+                     f"{report['uart_inferences_per_s']:,.0f} inferences/s (link-limited)")
+    return [*lines, f"  build {report['seconds']:.1f} s{took}"]
 
 
 if __name__ == "__main__":  # pragma: no cover

