@@ -31,6 +31,7 @@ import numpy as np
 
 from ..errors import AccelError
 from ..spec import Activation, Conv2D, Dense, Flatten, Layer, MaxPooling2D, Network
+from . import numerics
 
 SCHEMES = ("tflite-int8", "pow2")
 MANIFEST_KEY = "__manifest__"
@@ -49,17 +50,17 @@ class QuantParams:
     def __post_init__(self):
         if not (np.isfinite(self.scale) and self.scale > 0):
             raise AccelError(f"scale must be a finite positive number, not {self.scale!r}")
-        lo, hi = -(2 ** (self.bits - 1)), 2 ** (self.bits - 1) - 1
+        lo, hi = numerics.int_range(self.bits)
         if not lo <= self.zero_point <= hi:
             raise AccelError(f"zero_point {self.zero_point} is outside int{self.bits}")
 
     @property
     def qmin(self) -> int:
-        return -(2 ** (self.bits - 1))
+        return numerics.int_range(self.bits)[0]
 
     @property
     def qmax(self) -> int:
-        return 2 ** (self.bits - 1) - 1
+        return numerics.int_range(self.bits)[1]
 
     def to_json(self) -> dict:
         return {"scale": float(self.scale), "zero_point": int(self.zero_point),

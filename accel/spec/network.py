@@ -8,7 +8,6 @@ shape inference, so a ``Network`` that exists is a network whose every layer is 
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -188,7 +187,3 @@ def _name_layers(layers: tuple[Layer, ...]) -> tuple[Layer, ...]:
         seen[layer.name] = index
     return tuple(named)
 
-
-def replace_layers(network: Network, layers: tuple[Layer, ...]) -> Network:
-    """A copy of ``network`` with other layers (shape inference runs again)."""
-    return dataclasses.replace(network, layers=layers)

@@ -8,24 +8,20 @@ from accel.hw.stage import ComputeStage, tile_weights
 from accel.plan.plan import make_plan
 from accel.quant import golden
 from accel.quant.random_model import random_quantized
+from accel.sim.harness import stage_words
 from accel.spec import Conv2D, Dense, Flatten, MaxPooling2D, Network
 
 from .streams import consumer, producer, run_simulation
 
 
 def to_words(x: np.ndarray, lanes: int, fill: int) -> list[dict]:
-    """(N, H, W, C) or (N, n) activations -> channel-group words, ``last`` per frame."""
-    frames = x.reshape(len(x), -1, x.shape[-1]) if x.ndim == 4 else x.reshape(len(x), 1, -1)
-    words = []
-    for frame in frames:
-        for p, pixel in enumerate(frame):
-            groups = -(-len(pixel) // lanes)
-            padded = np.full(groups * lanes, fill)
-            padded[:len(pixel)] = pixel
-            for g in range(groups):
-                words.append({"data": padded[g * lanes:(g + 1) * lanes].tolist(),
-                              "last": int(p == len(frame) - 1 and g == groups - 1)})
-    return words
+    """(N, H, W, C) or (N, n) activations -> channel-group words, ``last`` per frame (a dense
+    input is one pixel of n channels): the harness's packing, plus the framing bit."""
+    frames = x if x.ndim == 4 else x[:, None, :]
+    words = stage_words(frames, lanes, fill)
+    per_frame = len(words) // len(x)
+    return [{"data": w.tolist(), "last": int(k % per_frame == per_frame - 1)}
+            for k, w in enumerate(words)]
 
 
 def from_words(words: list, channels: int, lanes: int) -> np.ndarray:
