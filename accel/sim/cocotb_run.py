@@ -35,19 +35,41 @@ def verilator_env() -> dict[str, str]:
     }
 
 
-def write_verilog(case: HarnessCase, path: Path) -> float:
-    """Convert the harness to Verilog at ``path``; returns the seconds it took."""
+#: Above this many ROM words (weights plus golden values) the harness's ROMs are loaded from
+#: ``$readmemh`` files: Verilog initialisers for millions of words take minutes and gigabytes.
+ROM_FILE_WORDS = 1 << 20
+
+
+def rom_words(case: HarnessCase) -> int:
+    """Weights in the accelerator plus golden words in the harness: the ROM bulk of the case."""
+    weights = sum(stage.layer.weights.size for stage in case.harness.accelerator.stages)
+    return weights + sum(len(words) for words in case.harness.expected)
+
+
+def write_verilog(case: HarnessCase, path: Path, *, rom_files: bool = False,
+                  rom_min_words: int = 4096) -> tuple[float, list]:
+    """Convert the harness to Verilog at ``path``; returns the seconds it took and the extra
+    sources it needs (the ROM module when ``rom_files``: ROMs of ``rom_min_words`` words or
+    more then load hex files written beside ``path``, see :mod:`accel.hw.rom_files`)."""
     from amaranth.back import verilog
 
+    from ..hw.rom_files import RomFilePlatform
+
     start = time.perf_counter()
-    text = verilog.convert(case.harness, name="accel_harness", emit_src=False)
+    platform = RomFilePlatform(path.parent / "roms", min_words=rom_min_words) if rom_files else None
+    text = verilog.convert(case.harness, name="accel_harness", emit_src=False,
+                           platform=platform)
     path.write_text(text)
-    return time.perf_counter() - start
+    extra = [platform.write_module()] if rom_files else []
+    return time.perf_counter() - start, extra
 
 
 def run_cocotb(case: HarnessCase, build_dir: str | Path, *, simulator: str = "verilator",
-               max_cycles: int = 50_000_000, waves: str | None = None) -> SimResult:
-    """Build and simulate ``case``; the result carries build/run wall times in ``extra``."""
+               max_cycles: int = 50_000_000, waves: str | None = None,
+               rom_files: bool | None = None, rom_min_words: int = 4096) -> SimResult:
+    """Build and simulate ``case``; the result carries build/run wall times in ``extra``.
+    ``rom_files`` (default: when the case holds more than :data:`ROM_FILE_WORDS` ROM words)
+    loads the large ROMs from hex files instead of Verilog initialisers."""
     if simulator not in SIMULATORS:
         raise AccelError(f"--simulator must be one of {', '.join(SIMULATORS)}, not "
                          f"{simulator!r}")
@@ -58,7 +80,10 @@ def run_cocotb(case: HarnessCase, build_dir: str | Path, *, simulator: str = "ve
     build_dir = Path(build_dir).resolve()
     build_dir.mkdir(parents=True, exist_ok=True)
     source = build_dir / "accel_harness.v"
-    convert_s = write_verilog(case, source)
+    if rom_files is None:
+        rom_files = rom_words(case) > ROM_FILE_WORDS
+    convert_s, extra_sources = write_verilog(case, source, rom_files=rom_files,
+                                             rom_min_words=rom_min_words)
     spec_path, result_path = build_dir / "sim_spec.json", build_dir / "sim_result.json"
     spec_path.write_text(json.dumps({"max_cycles": max_cycles, "reads": readout(case)}))
     result_path.unlink(missing_ok=True)
@@ -71,8 +96,9 @@ def run_cocotb(case: HarnessCase, build_dir: str | Path, *, simulator: str = "ve
         if simulator == "verilator" and waves:
             build_args += ["--trace-fst", "--trace-structs"]
         start = time.perf_counter()
-        runner.build(sources=[source], hdl_toplevel="accel_harness", build_dir=build_dir,
-                     build_args=build_args, timescale=("1ns", "1ps"), waves=bool(waves),
+        runner.build(sources=[*extra_sources, source], hdl_toplevel="accel_harness",
+                     build_dir=build_dir, build_args=build_args, timescale=("1ns", "1ps"),
+                     waves=bool(waves),
                      log_file=build_dir / "build.log")
         build_s = time.perf_counter() - start
         start = time.perf_counter()
@@ -95,7 +121,7 @@ def run_cocotb(case: HarnessCase, build_dir: str | Path, *, simulator: str = "ve
         raise AccelError(f"the cocotb test did not finish; see {build_dir / 'test.log'}")
     result = decode(case, json.loads(result_path.read_text()))
     result.extra.update(convert_s=convert_s, build_s=build_s, run_s=run_s,
-                        simulator=simulator)
+                        simulator=simulator, rom_files=rom_files)
     if waves:
         dumped = next(iter(build_dir.glob("*.fst")), None)
         if dumped is not None:
