@@ -385,5 +385,102 @@ def _build_lines(report: dict) -> list[str]:
     return [*lines, f"  build {report['seconds']:.1f} s{took}"]
 
 
+@main.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@_model_options
+@click.option("--board", "board_name", required=True, help="Target board (see accel build).")
+@click.option("--arrays", default="1x1,2x2,4x4,8x8", show_default=True,
+              help="Comma-separated ROWSxCOLS array sizes to sweep.")
+@click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True,
+              help="nextpnr seeds per array (1..N).")
+@click.option("--clock", "clock_mhz", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Clock to meet in MHz (default: the board's oscillator).")
+@click.option("--estimate", "estimate_only", is_flag=True,
+              help="Plan, fit estimate and cycle model only: no synthesis, seconds.")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Points built at once, in local worker processes.")
+@click.option("--scheduler", default=None,
+              help="Run the points on this Dask distributed scheduler (tcp://host:8786).")
+@click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False), required=True,
+              help="Directory for results.csv/.json, report.md, plots and finished points.")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as one JSON object.")
+def sweep(model, seed, calibration, scheme, weight_bits, act_bits, board_name, arrays, seeds,
+          clock_mhz, estimate_only, jobs, scheduler, out_dir, as_json) -> None:
+    """Plan, fit-check and build MODEL for each array size (and nextpnr seed) on a board;
+    record resources, Fmax, cycles, inferences/s and build time as CSV, JSON, a Markdown
+    report and plots. Finished points are kept in OUT/points, so a re-run or a killed sweep
+    resumes. Exit 1 if a point failed in the tools (it is recorded; the others still run)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    from .sweep import ModelSource, parse_arrays, run_sweep
+
+    array_list = parse_arrays(arrays)
+    source = ModelSource(path=model, seed=seed, calibration=calibration, scheme=scheme,
+                         weight_bits=weight_bits, act_bits=act_bits)
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                  MofNCompleteColumn(), TimeElapsedColumn(), transient=True,
+                  disable=as_json) as progress:
+        overall = progress.add_task("sweep", total=None)
+        tasks: dict = {}
+
+        def on_event(job, event, record) -> None:
+            if job.key not in tasks:
+                tasks[job.key] = progress.add_task(f"  {job.name}: queued", total=1)
+                progress.update(overall, total=len(tasks))
+            task = tasks[job.key]
+            if event in ("done", "cached"):
+                progress.update(task, completed=1, description=f"  {job.name}: "
+                                f"{record['status']}{' (reused)' if event == 'cached' else ''}")
+                progress.advance(overall)
+                if not as_json:
+                    progress.console.print(_sweep_line(record), highlight=False, soft_wrap=True)
+            elif event != "queued":
+                progress.update(task, description=f"  {job.name}: {event.removeprefix('stage:')}")
+
+        doc = run_sweep(source, board_name, array_list, out_dir, seeds=seeds,
+                        estimate_only=estimate_only, clock_mhz=clock_mhz, jobs=jobs,
+                        scheduler=scheduler, on_event=on_event)
+    if as_json:
+        _print_json({**doc, "pareto": {k: [r["name"] for r in v]
+                                       for k, v in doc["pareto"].items()}})
+    else:
+        meta = doc["meta"]
+        counts = ", ".join(f"{n} {s}" for s, n in meta["status_counts"].items())
+        click.echo(f"{meta['model']} on {meta['board']} ({meta['mode']}): {len(doc['points'])} "
+                   f"points ({counts}; {meta['reused']} reused) in {meta['seconds']:.1f} s")
+        for cost in ("luts", "dsps"):
+            front = ", ".join(r["name"] for r in doc["pareto"][cost]) or "-"
+            click.echo(f"  Pareto front (inferences/s vs {cost[:-1].upper()}s): {front}")
+        for name, err in doc["estimate_error"].items():
+            click.echo(f"  estimate error {name}: mean |{err['mean_abs']:.1%}|, worst "
+                       f"{err['worst']:+.1%} over {err['points']} points")
+        files = doc["files"]
+        click.echo(f"  -> {out_dir}/{{{files['csv']}, {files['json']}, {files['report']}, "
+                   f"{', '.join(files['plots'])}}}")
+    if any(r["status"] == "failed" for r in doc["points"]):
+        sys.exit(1)
+
+
+def _sweep_line(r: dict) -> str:
+    """One finished point, as the sweep's progress prints it."""
+    head = f"{r['name']:>9} {r['status']:<13}"
+    if r["status"] in ("no-fit", "failed"):
+        # the first clause says what is short ("needs 212 block RAMs ..., 208 available")
+        reason = r.get("reason", "").split("; ")[0]
+        return f"{head} {reason.split(': ', 1)[-1] if r['status'] == 'no-fit' else reason}"
+    fmax = f"Fmax {r['fmax_mhz']:.1f} MHz, " if r.get("fmax_mhz") else ""
+    took = (" (reused)" if r.get("reused") else " (cached build)" if r.get("cached")
+            else f" (tools {r['tool_seconds']:.0f} s)" if r.get("tool_seconds") else "")
+    return (f"{head} LUT {r['luts']:,} DSP {r['dsps']:,} BRAM {r['brams']:,}, {fmax}"
+            f"{r['interval_cycles']:,} cycles, {r['inferences_per_s']:,.1f} inf/s{took}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
