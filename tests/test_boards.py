@@ -273,7 +273,7 @@ def test_top_elaborates_for_every_buildable_board(digits_pow2, name):
     plan, options = prepare(digits_pow2, make_plan(digits_pow2, 1, 1), board,
                             clock_mhz=board.clock_mhz)
     script = plan.files["build_top.sh"]
-    assert "--report report.json --seed 1" in script
+    assert "--report report.json --seed 1 --timing-allow-fail" in script
     assert ("-dsp" in plan.files["top.ys"]) == (board.family == "ice40")
     assert "stat -json" in plan.files["top.ys"]
     if board.family == "gowin":  # the .cst has no clocks: nextpnr gets --freq

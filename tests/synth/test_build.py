@@ -3,7 +3,7 @@
 Marked ``synth``. Kept small for CI: the digits_small network (8x8 input, conv8 + pool +
 dense10) on 1x1 arrays. The pow2 variant (shift-only requantizers) is the one that fits the
 iCE40UP5K's 8 SB_MAC16; each of its builds takes 15-25 s on a 2-core machine (the tests not
-marked ``slow``: five builds and one cache hit; the Tang Nano 9K's about 25 s). The TFLite
+marked ``slow``: six builds and one cache hit; the Tang Nano 9K's about 25 s). The TFLite
 int8 variant on ECP5 is also marked ``slow``: its float requantizer (TFLite's FULLY_CONNECTED
 rounding) takes nextpnr about 100-160 s.
 """
@@ -80,6 +80,16 @@ def test_icebreaker_uart_top(tmp_path, cache):
     assert report["top"] == "uart" and report["baud"] == 115200
     # 0xA5 + 64 image bytes in, 0x5A + 10 logits + argmax out, 10 bits a byte
     assert report["uart_inferences_per_s"] == pytest.approx(115200 / (10 * 77))
+
+
+def test_timing_failure_still_reports(tmp_path, cache):
+    """A clock the design cannot meet gives the report and exit 1, not a failed build."""
+    code, report, err = build(*POW2, "--board", "icebreaker", "--array", "1x1", "--clock", 200,
+                              "-o", tmp_path / "fast")
+    assert code == 1, err
+    assert not report["timing_met"] and 0 < report["fmax_mhz"] < 200
+    assert (tmp_path / "fast" / "top.bin").exists()
+    assert err.startswith("accel: timing not met on icebreaker: Fmax ")
 
 
 def test_ulx3s_pow2_and_cache(tmp_path, cache):
