@@ -363,6 +363,66 @@ def build(model, seed, calibration, scheme, weight_bits, act_bits, board_name, a
             sys.exit(1)
 
 
+@main.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.argument("image", type=click.Path(dir_okay=False))
+@_model_options
+@click.option("--port", required=True,
+              help="Serial port of the board (/dev/ttyUSB1, COM3) or a pyserial URL "
+                   "(socket://host:port, loop://).")
+@click.option("--baud", type=click.IntRange(1200, 12_000_000), default=115200,
+              show_default=True, help="UART bits per second (as built with accel build --baud).")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=2.0,
+              show_default=True, help="Seconds to wait for each answer.")
+@click.option("--check", is_flag=True,
+              help="Compare every answer with the golden model; exit 1 on a mismatch.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def run(model, image, seed, calibration, scheme, weight_bits, act_bits, port, baud, timeout,
+        check, as_json) -> None:
+    """Classify IMAGE (.npy: one image or a batch; float images are quantized with the
+    model's input parameters, int images taken as quantized) on a board built with
+    `accel build --top uart`: prints each image's logits and class."""
+    from .host.board import link_logits, open_port, quantized_images, run_images
+    from .quant.load import load_array
+
+    qnet = _load_quantized(model, seed, calibration, scheme, weight_bits, act_bits)
+    images, kind = quantized_images(qnet, load_array(image, "images"))
+    link_logits(qnet)  # a model the link cannot carry fails before the port is opened
+    serial_port = open_port(port, baud)
+    try:
+        data = run_images(qnet, images, serial_port, timeout=timeout, check=check)
+    except AccelError as e:
+        raise AccelError(f"{port}: {e}") from None
+    finally:
+        serial_port.close()
+    data.update(port=port, baud=baud, input_kind=kind)
+    if as_json:
+        _print_json(data)
+    else:
+        for r in data["results"]:
+            verdict = ""
+            if check:
+                verdict = "  ok" if r["match"] else (f"  MISMATCH: golden {r['golden_logits']}"
+                                                     f" class {r['golden_class']}")
+            click.echo(f"image {r['index']}: class {r['class']}  logits {r['logits']}{verdict}")
+        if data["stale_bytes"]:
+            click.echo(f"(dropped {data['stale_bytes']} stale bytes: the board was still inside "
+                       f"an image from an interrupted run)")
+        rate = f", {data['images_per_s']:.1f} images/s" if data["images_per_s"] else ""
+        click.echo(f"{data['model']}: {data['images']} images ({kind} input) over {port} at "
+                   f"{baud:,} baud in {data['seconds']:.2f} s{rate}")
+        if check:
+            click.echo("bit-exact with the golden model" if data["bit_exact"] else
+                       f"{data['mismatches']} of {data['images']} images differ from the "
+                       f"golden model")
+    if check and not data["bit_exact"]:
+        first = next(r for r in data["results"] if not r["match"])
+        click.echo(f"accel: image {first['index']}: board logits {first['logits']} class "
+                   f"{first['class']} != golden {first['golden_logits']} class "
+                   f"{first['golden_class']}", err=True)
+        sys.exit(1)
+
+
 def _build_lines(report: dict) -> list[str]:
     util = report["utilization"]
     names = {"luts": "LUT4" if report["family"] != "ice40" else "LC", "ffs": "FF",

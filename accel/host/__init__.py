@@ -1,0 +1,1 @@
+"""Host-side code that talks to a built board (``accel run``)."""
