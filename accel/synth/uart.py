@@ -1,9 +1,12 @@
 """A minimal 8N1 UART: a receiver and a transmitter with stream interfaces.
 
 Both count ``divisor`` clock cycles per bit (``divisor = clock / baud``, at least 4). The
-receiver synchronizes ``rx`` through two flip-flops, finds the start bit's falling edge,
-samples every bit in its middle and delivers a byte when the stop bit is high; a byte that
-arrives while ``o`` is not ready is dropped and counted in ``overruns`` (sticky). The
+receiver synchronizes ``rx`` through two flip-flops, finds the start bit's falling edge, checks
+that the line is still low in the middle of the start bit (a shorter low glitch is ignored),
+samples every bit in its middle and delivers a byte when the stop bit is high. A byte whose stop
+bit is low (a framing error, or a break) is dropped and the receiver waits for the line to go
+high before it looks for the next start bit, so that it never starts inside a byte. A byte that
+arrives while ``o`` is not ready is dropped and flagged in ``overrun`` (sticky). The
 transmitter sends ``i``'s bytes LSB first with one start and one stop bit.
 """
 
@@ -47,16 +50,23 @@ class UartRx(wiring.Component):
         m = Module()
         rx = Signal(init=1)
         m.submodules.sync = cdc.FFSynchronizer(self.rx, rx, init=1)
-        timer = Signal(range(self.divisor * 3 // 2 + 1))
-        bits = Signal(range(10))
+        timer = Signal(range(self.divisor))
+        bits = Signal(range(8))
         shift = Signal(8)
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += self.o.valid.eq(0)
         with m.FSM():
             with m.State("idle"):
                 with m.If(~rx):
-                    # to the middle of the first data bit: 1.5 bit periods
-                    m.d.sync += [timer.eq(self.divisor * 3 // 2 - 1), bits.eq(0)]
+                    m.d.sync += timer.eq(self.divisor // 2 - 1)  # to the start bit's middle
+                    m.next = "start"
+            with m.State("start"):
+                with m.If(timer != 0):
+                    m.d.sync += timer.eq(timer - 1)
+                with m.Elif(rx):
+                    m.next = "idle"  # a glitch, not a start bit
+                with m.Else():
+                    m.d.sync += [timer.eq(self.divisor - 1), bits.eq(0)]
                     m.next = "data"
             with m.State("data"):
                 with m.If(timer != 0):
@@ -69,12 +79,16 @@ class UartRx(wiring.Component):
             with m.State("stop"):
                 with m.If(timer != 0):
                     m.d.sync += timer.eq(timer - 1)
+                with m.Elif(rx):
+                    with m.If(self.o.valid & ~self.o.ready):
+                        m.d.sync += self.overrun.eq(1)
+                    with m.Else():
+                        m.d.sync += [self.o.payload.eq(shift), self.o.valid.eq(1)]
+                    m.next = "idle"
                 with m.Else():
-                    with m.If(rx):
-                        with m.If(self.o.valid & ~self.o.ready):
-                            m.d.sync += self.overrun.eq(1)
-                        with m.Else():
-                            m.d.sync += [self.o.payload.eq(shift), self.o.valid.eq(1)]
+                    m.next = "framing"
+            with m.State("framing"):  # no stop bit: drop the byte, wait for the idle line
+                with m.If(rx):
                     m.next = "idle"
         return m
 
@@ -104,7 +118,9 @@ class UartTx(wiring.Component):
         timer = Signal(range(self.divisor))
         frame = Signal(10, init=0x3FF)  # stop, data[7:0], start; shifted out LSB first
         left = Signal(range(11))
-        m.d.comb += [self.tx.eq(frame[0]), self.i.ready.eq(left == 0)]
+        # Ready in the stop bit's last cycle too, so that back-to-back bytes have no idle cycle.
+        m.d.comb += [self.tx.eq(frame[0]),
+                     self.i.ready.eq((left == 0) | ((left == 1) & (timer == 0)))]
         with m.If(self.i.valid & self.i.ready):
             m.d.sync += [frame.eq(Cat(0, self.i.payload, 1)), left.eq(10),
                          timer.eq(self.divisor - 1)]

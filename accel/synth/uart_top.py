@@ -7,22 +7,31 @@ Protocol (8N1, ``baud`` bits/s; every frame starts with a sync byte so a host ca
     board -> host:  0x5A, then the U logits as int8 bytes, then the argmax (one unsigned byte,
                     the first index of the largest logit)
 
-Bytes before a sync byte are ignored. Received image bytes are queued in a FIFO that holds a
-whole image (the accelerator may pause its input for longer than one UART byte); a byte
-dropped because the queue was full lights the error LED (a host that waits for each answer
-before sending the next image never causes it). The first LED toggles on every answer.
+Bytes before a sync byte are ignored. Inside an image a sync byte is just a pixel value, so a
+request cut short leaves the top waiting for the rest of that image; the host realigns it with
+one image of ``0x00`` filler and drops the answer that may produce
+(:func:`accel.host.link.resync`, which ``accel run`` does first). The host side of the
+protocol is :mod:`accel.host.link`, which also holds the sync byte values.
+
+Received image bytes are queued in a FIFO that holds a whole image (the accelerator may pause
+its input for longer than one UART byte); a byte dropped because the queue was full lights the
+error LED (a host that waits for each answer before sending the next image never causes it).
+The first LED toggles on every answer. Reset (the ``sync`` domain's) clears both LEDs, drops a
+partial request and cuts an answer short; the line is idle (high) while it is held.
 """
 
 from __future__ import annotations
 
+import math
+
 from amaranth import Cat, Elaboratable, Module, Mux, Signal, signed
 from amaranth.lib import fifo, io
 
+from ..host.link import LINK_BITS, SYNC_IN, SYNC_OUT
 from ..hw.accelerator import Accelerator
 from .uart import UartRx, UartTx
 
-SYNC_IN = 0xA5
-SYNC_OUT = 0x5A
+__all__ = ["SYNC_IN", "SYNC_OUT", "UartTop"]
 
 
 class UartTop(Elaboratable):
@@ -54,6 +63,18 @@ class UartTop(Elaboratable):
         if logits > 256:
             raise ValueError(f"logits must be at most 256 (the argmax is one byte), "
                              f"not {logits!r}")
+        qnet = accelerator.qnet
+        if image_values != math.prod(qnet.input_shape):
+            raise ValueError(f"image_values must be the model's input size "
+                             f"{math.prod(qnet.input_shape)}, not {image_values!r}")
+        shape = qnet.network.infos[qnet.layers.index(qnet.logits_layer)].output_shape
+        if logits != math.prod(shape):
+            raise ValueError(f"logits must be the number of values {qnet.logits_layer.name} "
+                             f"outputs, {math.prod(shape)}, not {logits!r}")
+        if accelerator.input_bits > LINK_BITS or accelerator.output_bits > LINK_BITS:
+            raise ValueError(f"accelerator must take and give values of at most {LINK_BITS} "
+                             f"bits (one byte each on the link), not int{accelerator.input_bits}"
+                             f" in and int{accelerator.output_bits} out")
         self.accelerator = accelerator
         self.image_values, self.logits = image_values, logits
         self.uart_rx = UartRx(divisor=divisor)
