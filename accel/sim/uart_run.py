@@ -1,0 +1,123 @@
+"""Simulate the UART board top (:class:`~accel.synth.uart_top.UartTop`) around a model's
+accelerator with cocotb + Verilator, talking to it only through its serial pins.
+
+The host side computes what a host would send (:func:`~accel.host.link.encode_request` of each
+quantized image) and what the board must answer (:func:`~accel.host.link.encode_response` of
+the golden model's logits), writes them to a JSON case file, and runs the testbench
+:mod:`accel.sim.uart_tb` on the Verilog of the top (Amaranth's back end; the top is built with
+no platform, so ``rx``, ``tx`` and the two LED signals are its ports).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import AccelError
+from ..host.link import encode_request, encode_response, image_bytes
+from ..hw.accelerator import Accelerator
+from ..plan.plan import NetworkPlan
+from ..quant import golden
+from ..quant.qnet import QuantizedNetwork
+from .cocotb_run import verilator_env
+
+TOP = "uart_top"
+TESTBENCH = "accel.sim.uart_tb"
+
+
+def uart_top(qnet: QuantizedNetwork, plan: NetworkPlan, divisor: int):
+    from ..synth.uart_top import UartTop
+
+    logits = math.prod(qnet.network.infos[qnet.layers.index(qnet.logits_layer)].output_shape)
+    return UartTop(accelerator=Accelerator(plan=plan, qnet=qnet), image_values=plan.input_cycles,
+                   logits=logits, divisor=divisor)
+
+
+def write_verilog(top, path: Path) -> float:
+    """``top`` as Verilog at ``path``; returns the seconds it took."""
+    from amaranth.back import verilog
+
+    start = time.perf_counter()
+    path.write_text(verilog.convert(top, name=TOP, emit_src=False,
+                                    ports=[top.rx, top.tx, top.answers, top.error]))
+    return time.perf_counter() - start
+
+
+def frames(qnet: QuantizedNetwork, images: np.ndarray, labels: list[str]) -> list[dict]:
+    """Request and expected answer bytes for each quantized image."""
+    logits = golden.run(qnet, images)[qnet.logits_layer.name].reshape(len(images), -1)
+    return [{"label": label, "request": list(encode_request(image_bytes(image))),
+             "response": list(encode_response(want))}
+            for image, want, label in zip(images, logits, labels, strict=True)]
+
+
+def run_uart_cocotb(qnet: QuantizedNetwork, plan: NetworkPlan, images: np.ndarray,
+                    build_dir: str | Path, *, divisor: int = 4, seed: int = 1,
+                    labels: list[str] | None = None, max_gap_cycles: int | None = None,
+                    skew: float = 0.015, junk_probability: float = 0.3,
+                    pipelined_frames: int | None = None, waves: bool = False) -> dict:
+    """Build the top and run every test of :mod:`accel.sim.uart_tb` on ``images`` (an int
+    batch, at least 4). Returns ``{"tests", "failed", "figures", "log", ...}``: the caller
+    decides what a failure means (the log has the scoreboard's message)."""
+    from cocotb_tools.runner import get_results, get_runner
+
+    if len(images) < 4:
+        raise ValueError(f"images must hold at least 4 images, not {len(images)}")
+    labels = labels or [f"image {n}" for n in range(len(images))]
+    build_dir = Path(build_dir).resolve()
+    build_dir.mkdir(parents=True, exist_ok=True)
+    top = uart_top(qnet, plan, divisor)
+    source = build_dir / f"{TOP}.v"
+    convert_s = write_verilog(top, source)
+    case = {
+        "clock_ns": 10, "divisor": divisor, "seed": seed, "skew": skew,
+        "junk_probability": junk_probability,
+        "max_gap_cycles": 3 * divisor if max_gap_cycles is None else max_gap_cycles,
+        "pipelined_frames": len(images) if pipelined_frames is None else pipelined_frames,
+        # generous: a whole request and answer on the wire plus the accelerator's latency
+        "answer_timeout_cycles": 2 * (plan.latency_cycles + plan.interval_cycles
+                                      + 10 * divisor * (plan.input_cycles + top.logits + 3)),
+        "filler": [0] * plan.input_cycles,
+        "frames": frames(qnet, images, labels),
+    }
+    case_path, result_path = build_dir / "uart_case.json", build_dir / "uart_result.json"
+    case_path.write_text(json.dumps(case))
+    result_path.unlink(missing_ok=True)
+    env = verilator_env()
+    # a few thousand bits per image: compile time dominates; -O1 on the model alone keeps the
+    # run short (-O0: 4x slower runs; -O2 everywhere: a slower build)
+    env["MAKEFLAGS"] += " OPT_FAST=-O1 OPT_SLOW=-O0 OPT_GLOBAL=-O0"
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        runner = get_runner("verilator")
+        start = time.perf_counter()
+        runner.build(sources=[source], hdl_toplevel=TOP, build_dir=build_dir,
+                     build_args=["-Wno-fatal"] + (["--trace-fst"] if waves else []),
+                     timescale=("1ns", "1ps"), waves=waves, log_file=build_dir / "build.log")
+        build_s = time.perf_counter() - start
+        start = time.perf_counter()
+        xml = runner.test(hdl_toplevel=TOP, test_module=TESTBENCH, build_dir=build_dir,
+                          test_dir=build_dir, waves=waves, log_file=build_dir / "test.log",
+                          extra_env={"ACCEL_UART_CASE": str(case_path),
+                                     "ACCEL_UART_RESULT": str(result_path)})
+        run_s = time.perf_counter() - start
+    except SystemExit as e:  # cocotb's runner exits on a failed build
+        raise AccelError(f"the verilator build failed (exit {e.code}); see "
+                         f"{build_dir / 'build.log'}") from None
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    tests, failed = get_results(xml)
+    figures = json.loads(result_path.read_text()) if result_path.exists() else {}
+    return {"tests": tests, "failed": failed, "figures": figures, "log": build_dir / "test.log",
+            "convert_s": convert_s, "build_s": build_s, "run_s": run_s,
+            "bits_per_image": 10 * (plan.input_cycles + 1 + top.logits + 2)}
