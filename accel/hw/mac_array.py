@@ -65,6 +65,18 @@ through it but only 1 to the path to its right-hand neighbour)::
 
     latency = R + C + 2    (4 for a 1 x 1 array: ROM, DSP input, multiply, add)
 
+Deep ROMs
+---------
+A dense layer folded onto few PEs gives each PE a deep ROM (the seed network's first dense
+layer on one PE: 401,408 weights, about 150-200 block RAMs). Synthesized as one memory, its
+read data comes from a multiplexer over every block RAM, placed all over the chip, in a single
+cycle (the seed network on ECP5: a 19.5 ns path, 51 MHz). A ROM deeper than ``bank_depth``
+words is therefore split into banks of ``bank_depth`` words that all read the low address
+bits; each bank's output is registered beside it, the bank number travels two registers
+behind, and a registered multiplexer picks the weight. The PE gains ``BANK_STAGES`` = 2
+register stages on the path down (``x`` is delayed to match), every PE of an array alike, so
+the systolic timing above holds with the latency two cycles longer.
+
 DSP mapping
 -----------
 Why two operand registers in front of the multiplier: the ROM data register sits by the ROM's
@@ -103,7 +115,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from amaranth import Module, Shape, Signal, signed, unsigned
+from amaranth import Array, Module, Shape, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
@@ -119,6 +131,21 @@ __all__ = [
     "in_layout",
     "out_layout",
 ]
+
+
+#: Extra PE register stages when a weight ROM is banked.
+BANK_STAGES = 2
+#: Deepest unbanked weight ROM: 8192 words of up to 8 bits fill four 16-kbit block RAMs used
+#: 8192 deep (ECP5 DP16KD 8192x2, iCE40 SB_RAM40_4K 2048x2 in fours), so a bank needs no
+#: multiplexer inside it.
+DEFAULT_BANK_DEPTH = 8192
+
+
+def _check_bank_depth(bank_depth: object) -> int:
+    bank_depth = check_int("bank_depth", bank_depth, 1)
+    if bank_depth & (bank_depth - 1):
+        raise ValueError(f"bank_depth must be a power of two, not {bank_depth}")
+    return bank_depth
 
 
 def _weights_param(weights: object, rows: int, cols: int, weight_bits: int) -> np.ndarray:
@@ -243,8 +270,10 @@ class ProcessingElement(wiring.Component):
     """One processing element: a weight ROM, a registered signed multiply and a registered add.
 
     Four register stages from ``x_in`` to ``psum_out`` (ROM data and operand register,
-    multiplier input registers, product register, sum register) and one from ``x_in`` to
-    ``x_out``; see the module documentation for the timing. The multiply-add with its input,
+    multiplier input registers, product register, sum register), two more when the ROM is
+    banked (``len(weights) > bank_depth``: bank output registers, then the bank multiplexer's
+    register), and one from ``x_in`` to ``x_out``; see the module documentation for the
+    timing. The multiply-add with its input,
     product and sum registers is the shape of a DSP block (SB_MAC16, MULT18X18D).
 
     Parameters
@@ -262,6 +291,9 @@ class ProcessingElement(wiring.Component):
     psum_bits : int
         Width of the signed partial sum passed down; the caller guarantees (and
         :class:`SystolicArray` derives) that the sum never overflows it.
+    bank_depth : int
+        A power of two: ROMs deeper than this are split into banks of ``bank_depth`` words
+        (see "Deep ROMs" in the module documentation).
 
     Members
     -------
@@ -277,11 +309,17 @@ class ProcessingElement(wiring.Component):
         ``addr_in`` one cycle later, for the right neighbour.
     psum_out : Out(signed(psum_bits))
         ``psum_in + x * weights[addr]``, registered: for ``x_in``/``addr_in`` in cycle ``t`` it
-        holds the sum with ``psum_in`` of cycle ``t + 3`` during cycle ``t + 4``.
+        holds the sum with ``psum_in`` of cycle ``t + latency - 1`` during cycle
+        ``t + latency``.
+
+    Attributes
+    ----------
+    latency : int
+        4, or 6 with a banked ROM.
     """
 
     def __init__(self, *, weights, input_bits: int, weight_bits: int, addr_bits: int,
-                 psum_in_bits: int, psum_bits: int):
+                 psum_in_bits: int, psum_bits: int, bank_depth: int = DEFAULT_BANK_DEPTH):
         self._input_bits = check_int("input_bits", input_bits, 1, 32)
         self._weight_bits = check_int("weight_bits", weight_bits, 1, 32)
         self._weights = [int(w) for w in weights]
@@ -298,6 +336,9 @@ class ProcessingElement(wiring.Component):
         self._addr_bits = check_int("addr_bits", addr_bits, need)
         self._psum_bits = check_int("psum_bits", psum_bits, 1)
         psum_in_bits = check_int("psum_in_bits", psum_in_bits, 1)
+        self._bank_depth = _check_bank_depth(bank_depth)
+        self.banks = -(-len(self._weights) // self._bank_depth)
+        self.latency = 4 + (BANK_STAGES if self.banks > 1 else 0)
         super().__init__({
             "x_in": In(signed(self._input_bits)),
             "addr_in": In(unsigned(self._addr_bits)),
@@ -309,15 +350,16 @@ class ProcessingElement(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.rom = rom = memory.Memory(
-            shape=signed(self._weight_bits), depth=len(self._weights), init=self._weights
-        )
-        # Synchronous read (BRAM-inferable): the ROM's data register lines up with x_out.
-        read = rom.read_port()
-        m.d.comb += read.addr.eq(self.addr_in)
+        weight = self._weight_rom(m)
 
         x_reg = Signal.like(self.x_out, reset_less=True)
         addr_reg = Signal.like(self.addr_out, reset_less=True)
+        # With a banked ROM the weight comes BANK_STAGES cycles later: delay x to match.
+        x_late = x_reg
+        for k in range(self.latency - 4):
+            x_next = Signal.like(self.x_out, name=f"x_bank_delay{k}", reset_less=True)
+            m.d.sync += x_next.eq(x_late)
+            x_late = x_next
         # The multiplier's own input registers (see "Why two operand registers" above).
         x_mul = Signal.like(self.x_out, reset_less=True)
         w_mul = Signal(signed(self._weight_bits), reset_less=True)
@@ -331,8 +373,8 @@ class ProcessingElement(wiring.Component):
         m.d.sync += [
             x_reg.eq(self.x_in),
             addr_reg.eq(self.addr_in),
-            x_mul.eq(x_reg),
-            w_mul.eq(read.data),
+            x_mul.eq(x_late),
+            w_mul.eq(weight),
             product.eq(x_mul * w_mul),
             psum.eq(self.psum_in + product),
         ]
@@ -342,6 +384,36 @@ class ProcessingElement(wiring.Component):
             self.psum_out.eq(psum),
         ]
         return m
+
+    def _weight_rom(self, m: Module):
+        """The weight for ``addr_in`` of cycle ``t``, valid in cycle ``t + latency - 3``."""
+        depth, width = len(self._weights), signed(self._weight_bits)
+        if self.banks == 1:
+            m.submodules.rom = rom = memory.Memory(shape=width, depth=depth,
+                                                   init=self._weights)
+            # Synchronous read (BRAM-inferable): the ROM's data register lines up with x_out.
+            read = rom.read_port()
+            m.d.comb += read.addr.eq(self.addr_in)
+            return read.data
+        low = self._bank_depth.bit_length() - 1
+        select = Signal(range(self.banks), reset_less=True)
+        select_late = Signal(range(self.banks), reset_less=True)
+        outputs = []
+        for b in range(self.banks):
+            words = self._weights[b * self._bank_depth:(b + 1) * self._bank_depth]
+            bank = memory.Memory(shape=width, depth=len(words), init=words)
+            m.submodules[f"rom{b}"] = bank
+            read = bank.read_port()
+            m.d.comb += read.addr.eq(self.addr_in[:low])
+            # A register at every bank's output (a block RAM's own output register, or a
+            # flip-flop beside it), so no path runs from a block RAM across the chip.
+            held = Signal(width, name=f"bank{b}_data", reset_less=True)
+            m.d.sync += held.eq(read.data)
+            outputs.append(held)
+        weight = Signal(width, reset_less=True)
+        m.d.sync += [select.eq(self.addr_in[low:]), select_late.eq(select),
+                     weight.eq(Array(outputs)[select_late])]
+        return weight
 
 
 class SystolicArray(wiring.Component):
@@ -374,6 +446,8 @@ class SystolicArray(wiring.Component):
         gives :func:`default_acc_bits`, which holds any weights of ``weight_bits``.
     tag_bits : int
         Width of the caller's sideband ``tag``, >= 1.
+    bank_depth : int
+        A power of two: weight ROMs deeper than this are banked (two more register stages).
 
     Members
     -------
@@ -385,7 +459,7 @@ class SystolicArray(wiring.Component):
     Attributes
     ----------
     latency : int
-        ``rows + cols + 2``.
+        ``rows + cols + 2``, plus ``BANK_STAGES`` when ``depth > bank_depth``.
     depth : int
         Number of weight sets.
     acc_bits : int
@@ -393,7 +467,8 @@ class SystolicArray(wiring.Component):
     """
 
     def __init__(self, *, rows: int, cols: int, weights: np.ndarray, input_bits: int = 9,
-                 weight_bits: int = 8, acc_bits: int | None = None, tag_bits: int = 1):
+                 weight_bits: int = 8, acc_bits: int | None = None, tag_bits: int = 1,
+                 bank_depth: int = DEFAULT_BANK_DEPTH):
         config = _Config.check(rows=rows, cols=cols, weights=weights, input_bits=input_bits,
                                weight_bits=weight_bits, acc_bits=acc_bits, tag_bits=tag_bits)
         self.rows, self.cols, self.depth = config.rows, config.cols, config.depth
@@ -401,7 +476,9 @@ class SystolicArray(wiring.Component):
         self.acc_bits, self.tag_bits = config.acc_bits, config.tag_bits
         self.weights = config.weights
         self._psum_bits = config.psum_bits
-        self.latency = self.rows + self.cols + 2
+        self.bank_depth = _check_bank_depth(bank_depth)
+        self.latency = (self.rows + self.cols + 2
+                        + (BANK_STAGES if self.depth > self.bank_depth else 0))
 
         super().__init__({
             "i": In(stream.Signature(
@@ -425,7 +502,7 @@ class SystolicArray(wiring.Component):
                     weights=self.weights[:, r, c], input_bits=self.input_bits,
                     weight_bits=self.weight_bits, addr_bits=addr_bits,
                     psum_in_bits=self._psum_bits[r - 1] if r else 1,
-                    psum_bits=self._psum_bits[r],
+                    psum_bits=self._psum_bits[r], bank_depth=self.bank_depth,
                 )
                 m.submodules[f"pe_{r}_{c}"] = pes[r][c] = pe
 
@@ -492,7 +569,7 @@ class MacArrayStream(wiring.Component):
 
     Parameters
     ----------
-    rows, cols, weights, input_bits, weight_bits, acc_bits, tag_bits
+    rows, cols, weights, input_bits, weight_bits, acc_bits, tag_bits, bank_depth
         As for :class:`SystolicArray`.
 
     Members
@@ -506,7 +583,7 @@ class MacArrayStream(wiring.Component):
     ----------
     latency : int
         Cycles from an input transfer to the earliest cycle its output can be transferred:
-        the array's ``rows + cols + 2`` plus 2 through the FIFO.
+        the array's latency plus 2 through the FIFO.
     fifo_depth : int
         ``latency + 1``: the fewest entries that sustain one beat per cycle, since a beat
         holds a credit from the cycle after its input transfer through its output transfer.
@@ -515,15 +592,17 @@ class MacArrayStream(wiring.Component):
     """
 
     def __init__(self, *, rows: int, cols: int, weights: np.ndarray, input_bits: int = 9,
-                 weight_bits: int = 8, acc_bits: int | None = None, tag_bits: int = 1):
+                 weight_bits: int = 8, acc_bits: int | None = None, tag_bits: int = 1,
+                 bank_depth: int = DEFAULT_BANK_DEPTH):
         # Validate before creating any elaboratable, so that bad parameters leave nothing behind
         # to warn "created but never used".
         config = _Config.check(rows=rows, cols=cols, weights=weights, input_bits=input_bits,
                                weight_bits=weight_bits, acc_bits=acc_bits, tag_bits=tag_bits)
+        _check_bank_depth(bank_depth)
         self._array = array = SystolicArray(
             rows=config.rows, cols=config.cols, weights=config.weights,
             input_bits=config.input_bits, weight_bits=config.weight_bits,
-            acc_bits=config.acc_bits, tag_bits=config.tag_bits)
+            acc_bits=config.acc_bits, tag_bits=config.tag_bits, bank_depth=bank_depth)
         self.rows, self.cols, self.depth = array.rows, array.cols, array.depth
         self.acc_bits, self.tag_bits = array.acc_bits, array.tag_bits
         self.latency = array.latency + 2

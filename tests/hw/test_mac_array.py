@@ -93,8 +93,11 @@ def _random_case(seed: int):
 @pytest.mark.parametrize("seed", range(24))
 def test_stream_random(seed):
     rng, rows, cols, tag_bits, weights, xs, addrs, tags = _random_case(seed)
-    dut = MacArrayStream(rows=rows, cols=cols, weights=weights, tag_bits=tag_bits)
-    what = f"seed={seed} rows={rows} cols={cols} depth={len(weights)}"
+    # Every third case banks its weight ROMs (banks of 1, 2 or 4 words).
+    bank_depth = 1 << (seed // 3 % 3) if seed % 3 == 2 else 8192
+    dut = MacArrayStream(rows=rows, cols=cols, weights=weights, tag_bits=tag_bits,
+                         bank_depth=bank_depth)
+    what = f"seed={seed} rows={rows} cols={cols} depth={len(weights)} bank_depth={bank_depth}"
     ys, got_tags = _run_stream(dut, xs, addrs, tags, rng=rng, gap=0.3, stall=0.3, what=what)
     assert np.array_equal(ys, _model(xs, addrs, weights)), what
     assert got_tags == [int(t) for t in tags], what
@@ -135,14 +138,17 @@ def test_symmetric_weights_need_one_bit_less():
     assert np.array_equal(ys, [[-32512, 32512], [32385, -32385]])
 
 
-@pytest.mark.parametrize(("rows", "cols", "seed"), [(1, 1, 11), (3, 4, 12), (5, 2, 13)])
-def test_array_fixed_latency(rows, cols, seed):
-    # The bare array: a beat with valid in cycle t comes out in exactly cycle t + latency.
+@pytest.mark.parametrize(("rows", "cols", "seed", "depth", "bank_depth"),
+                         [(1, 1, 11, 3, 8192), (3, 4, 12, 3, 8192), (5, 2, 13, 3, 8192),
+                          (1, 1, 14, 9, 4), (3, 2, 15, 11, 2), (2, 3, 16, 5, 1)])
+def test_array_fixed_latency(rows, cols, seed, depth, bank_depth):
+    # The bare array: a beat with valid in cycle t comes out in exactly cycle t + latency;
+    # a weight ROM deeper than bank_depth is banked, two cycles more.
     rng = np.random.default_rng(seed)
-    depth = 3
     weights = rng.integers(-128, 128, (depth, rows, cols))
-    dut = SystolicArray(rows=rows, cols=cols, weights=weights, tag_bits=3)
-    assert dut.latency == rows + cols + 2
+    dut = SystolicArray(rows=rows, cols=cols, weights=weights, tag_bits=3,
+                        bank_depth=bank_depth)
+    assert dut.latency == rows + cols + 2 + (2 if depth > bank_depth else 0)
     cycles = 40
     valid = rng.random(cycles) < 0.6
     xs = rng.integers(-256, 256, (cycles, rows))
@@ -175,14 +181,15 @@ def test_array_fixed_latency(rows, cols, seed):
     assert seen == expected, f"seed={seed}"
 
 
-@pytest.mark.parametrize(("rows", "cols"), [(1, 1), (2, 3), (5, 5)])
-def test_stream_sustains_one_beat_per_cycle(rows, cols):
+@pytest.mark.parametrize(("rows", "cols", "bank_depth"),
+                         [(1, 1, 8192), (2, 3, 8192), (5, 5, 8192), (2, 3, 2)])
+def test_stream_sustains_one_beat_per_cycle(rows, cols, bank_depth):
     # Input always valid, output always ready: input never refused, and N beats take exactly
     # N + latency cycles from the first input transfer to the last output transfer.
     seed = 200 + rows * 10 + cols
     rng = np.random.default_rng(seed)
     weights = rng.integers(-128, 128, (4, rows, cols))
-    dut = MacArrayStream(rows=rows, cols=cols, weights=weights)
+    dut = MacArrayStream(rows=rows, cols=cols, weights=weights, bank_depth=bank_depth)
     n = 60
     xs = rng.integers(-256, 256, (n, rows))
     addrs = rng.integers(0, 4, n)
@@ -271,14 +278,17 @@ def test_stream_long_stall_fills_credits():
     assert [t for _, t in results] == list(range(n)), f"seed={seed}"
 
 
-def test_processing_element_timing():
-    # x/addr in cycle t: x_out in t + 1, psum_out = psum_in(t + 3) + x * w[addr] in t + 4.
-    pe = ProcessingElement(weights=[3, -7, 5], input_bits=9, weight_bits=8, addr_bits=2,
-                           psum_in_bits=12, psum_bits=13)
-    xs = [10, -256, 255, 7, -1, 0, 0, 0]
-    addrs = [0, 1, 2, 1, 2, 0, 0, 0]
-    psums = [0, 0, 0, 5, -100, 2047, -2048, 0]
+@pytest.mark.parametrize(("bank_depth", "latency"), [(8192, 4), (2, 6), (1, 6)])
+def test_processing_element_timing(bank_depth, latency):
+    # x/addr in cycle t: x_out in t + 1, psum_out = psum_in(t + L - 1) + x * w[addr] in t + L,
+    # L = 4, or 6 with the ROM banked.
     weights = [3, -7, 5]
+    pe = ProcessingElement(weights=weights, input_bits=9, weight_bits=8, addr_bits=2,
+                           psum_in_bits=12, psum_bits=13, bank_depth=bank_depth)
+    assert pe.latency == latency
+    xs = [10, -256, 255, 7, -1, 3, 0, 0, 0, 0]
+    addrs = [0, 1, 2, 1, 2, 2, 0, 0, 0, 0]
+    psums = [0, 0, 0, 5, -100, 2047, -2048, 9, 0, 0]
     got = []
 
     async def bench(ctx):
@@ -294,8 +304,8 @@ def test_processing_element_timing():
     sim.add_testbench(bench)
     sim.run()
     assert [x for x, _ in got[1:]] == xs[:-1]
-    assert [s for _, s in got[4:]] == [psums[t + 3] + xs[t] * weights[addrs[t]]
-                                       for t in range(len(xs) - 4)]
+    assert [s for _, s in got[latency:]] == [psums[t + latency - 1] + xs[t] * weights[addrs[t]]
+                                             for t in range(len(xs) - latency)]
 
 
 W22 = np.zeros((1, 2, 2), dtype=np.int64)
@@ -326,6 +336,8 @@ W22 = np.zeros((1, 2, 2), dtype=np.int64)
       r"weights, not 17$")),
     ({"acc_bits": 18.0, "weights": np.full((1, 2, 2), -128)}, TypeError,
      r"^acc_bits must be an integer >= 18, not 18\.0$"),
+    ({"bank_depth": 6}, ValueError, r"^bank_depth must be a power of two, not 6$"),
+    ({"bank_depth": 0}, ValueError, r"^bank_depth must be a positive integer, not 0$"),
 ])
 @pytest.mark.parametrize("cls", [SystolicArray, MacArrayStream])
 def test_parameter_validation(cls, kwargs, error, message):
