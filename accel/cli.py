@@ -224,9 +224,13 @@ def generate(model, seed, calibration, scheme, weight_bits, act_bits, array, out
               help="Write the hardware's logits (and the golden model's) to this .npz.")
 @click.option("--waves", type=click.Path(dir_okay=False), default=None,
               help="Dump waveforms (FST, Verilator) to this file.")
+@click.option("--rom-files/--inline-roms", "rom_files", default=None,
+              help="Load large ROMs from $readmemh hex files instead of Verilog initialisers "
+                   "(default: when weights and golden values exceed 1 M words).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def sim(model, seed, calibration, scheme, weight_bits, act_bits, array, simulator, input_path,
-        n_images, labels, stall_seed, gaps, build_dir, output, waves, as_json) -> None:
+        n_images, labels, stall_seed, gaps, build_dir, output, waves, rom_files,
+        as_json) -> None:
     """Generate, build and simulate the accelerator with cocotb, checking every layer of
     every image against the golden model, bit for bit. Exit status 1 on any mismatch."""
     import numpy as np
@@ -255,7 +259,8 @@ def sim(model, seed, calibration, scheme, weight_bits, act_bits, array, simulato
                              stall_percent=gaps)
         progress.update(task, description=f"{qnet.name}: Verilog, {simulator} build, "
                                           f"simulation of {len(images)} images")
-        result = run_cocotb(case, build_dir, simulator=simulator, waves=waves)
+        result = run_cocotb(case, build_dir, simulator=simulator, waves=waves,
+                            rom_files=rom_files)
     data = report(case, result)
     if labels is not None:
         y = load_array(labels, "labels")[:len(images)]
