@@ -29,9 +29,11 @@ import numpy as np
 
 from ..errors import AccelError
 
-#: Sources whose change must invalidate finished points (the generator, planner, fit model
-#: and build flow); the quantized network itself is hashed by content.
-_SOURCE_PACKAGES = ("hw", "plan", "synth")
+#: Sources whose change must invalidate finished points: the generator, the planner, and the
+#: fit model, board registry and build flow of the self-test top that sweeps build (not the
+#: UART top's). The quantized network itself is hashed by content.
+_SOURCES = ("hw/*.py", "plan/*.py", "synth/build.py", "synth/fit.py", "synth/boards.py",
+            "synth/top.py")
 #: Lines of a failed tool log kept in the point's record.
 LOG_TAIL_LINES = 30
 
@@ -138,13 +140,13 @@ def qnet_digest(qnet) -> str:
 
 @functools.lru_cache(maxsize=1)
 def source_digest() -> str:
-    """SHA-256 of the generator, planner and build-flow sources (:data:`_SOURCE_PACKAGES`),
-    so a point built by older code is never served as a result of the current code."""
+    """SHA-256 of the generator, planner and build-flow sources (:data:`_SOURCES`), so a
+    point built by older code is never served as a result of the current code."""
     root = Path(__file__).resolve().parent.parent
     h = hashlib.sha256()
-    for package in _SOURCE_PACKAGES:
-        for path in sorted((root / package).rglob("*.py")):
-            h.update(str(path.relative_to(root)).encode())
+    for pattern in _SOURCES:
+        for path in sorted(root.glob(pattern)):
+            h.update(path.relative_to(root).as_posix().encode())
             h.update(path.read_bytes())
     return h.hexdigest()
 

@@ -136,7 +136,9 @@ def markdown(doc: dict) -> str:
         for r in records:
             if r.get("status") in MEASURED:
                 lines.append(f"| {r['name']} | " + " | ".join(
-                    _pct(r.get(f"err_{name}")) for name in ERRORS) + " |")
+                    _pct(r.get(f"err_{name}")) if r.get(f"err_{name}") is not None
+                    or r.get(name) != 0 else f"{r.get(f'est_{name}')} vs 0"
+                    for name in ERRORS) + " |")
         err = doc["estimate_error"]
         lines.append("| mean abs | " + " | ".join(
             f"{err[n]['mean_abs']:.1%}" if n in err else "-" for n in ERRORS) + " |")
