@@ -71,11 +71,12 @@ A dense layer folded onto few PEs gives each PE a deep ROM (the seed network's f
 layer on one PE: 401,408 weights, about 150-200 block RAMs). Synthesized as one memory, its
 read data comes from a multiplexer over every block RAM, placed all over the chip, in a single
 cycle (the seed network on ECP5: a 19.5 ns path, 51 MHz). A ROM deeper than ``bank_depth``
-words is therefore split into banks of ``bank_depth`` words that all read the low address
-bits; each bank's output is registered beside it, the bank number travels two registers
-behind, and a registered multiplexer picks the weight. The PE gains ``BANK_STAGES`` = 2
-register stages on the path down (``x`` is delayed to match), every PE of an array alike, so
-the systolic timing above holds with the latency two cycles longer.
+words is therefore split into banks of ``bank_depth`` words. Every bank has its own register
+for the low address bits (one shared register drove 150 block RAMs: 18.7 ns) and a register at
+its output; a tree of registered 8:1 multiplexers, steered by the bank number travelling
+alongside, picks the weight. The PE gains :func:`bank_stages` register stages on the path down
+(2 + the tree's levels; ``x`` is delayed to match), every PE of an array alike, so the systolic
+timing above holds with a longer latency.
 
 DSP mapping
 -----------
@@ -127,18 +128,33 @@ __all__ = [
     "MacArrayStream",
     "ProcessingElement",
     "SystolicArray",
+    "bank_stages",
     "default_acc_bits",
     "in_layout",
     "out_layout",
 ]
 
 
-#: Extra PE register stages when a weight ROM is banked.
-BANK_STAGES = 2
+#: Inputs of each registered multiplexer in a banked ROM's tree.
+MUX_FANIN = 8
 #: Deepest unbanked weight ROM: 8192 words of up to 8 bits fill four 16-kbit block RAMs used
 #: 8192 deep (ECP5 DP16KD 8192x2, iCE40 SB_RAM40_4K 2048x2 in fours), so a bank needs no
 #: multiplexer inside it.
 DEFAULT_BANK_DEPTH = 8192
+
+
+def _mux_levels(banks: int) -> int:
+    levels = 0
+    while banks > 1:
+        banks, levels = -(-banks // MUX_FANIN), levels + 1
+    return levels
+
+
+def bank_stages(depth: int, bank_depth: int) -> int:
+    """Register stages a PE gains when its ``depth``-word ROM is banked (0 if it is not): the
+    bank address register, the bank output register and one per multiplexer level."""
+    banks = -(-depth // bank_depth)
+    return 2 + _mux_levels(banks) if banks > 1 else 0
 
 
 def _check_bank_depth(bank_depth: object) -> int:
@@ -270,10 +286,9 @@ class ProcessingElement(wiring.Component):
     """One processing element: a weight ROM, a registered signed multiply and a registered add.
 
     Four register stages from ``x_in`` to ``psum_out`` (ROM data and operand register,
-    multiplier input registers, product register, sum register), two more when the ROM is
-    banked (``len(weights) > bank_depth``: bank output registers, then the bank multiplexer's
-    register), and one from ``x_in`` to ``x_out``; see the module documentation for the
-    timing. The multiply-add with its input,
+    multiplier input registers, product register, sum register), :func:`bank_stages` more
+    when the ROM is banked (``len(weights) > bank_depth``), and one from ``x_in`` to
+    ``x_out``; see the module documentation for the timing. The multiply-add with its input,
     product and sum registers is the shape of a DSP block (SB_MAC16, MULT18X18D).
 
     Parameters
@@ -315,7 +330,7 @@ class ProcessingElement(wiring.Component):
     Attributes
     ----------
     latency : int
-        4, or 6 with a banked ROM.
+        ``4 + bank_stages(len(weights), bank_depth)``.
     """
 
     def __init__(self, *, weights, input_bits: int, weight_bits: int, addr_bits: int,
@@ -338,7 +353,7 @@ class ProcessingElement(wiring.Component):
         psum_in_bits = check_int("psum_in_bits", psum_in_bits, 1)
         self._bank_depth = _check_bank_depth(bank_depth)
         self.banks = -(-len(self._weights) // self._bank_depth)
-        self.latency = 4 + (BANK_STAGES if self.banks > 1 else 0)
+        self.latency = 4 + bank_stages(len(self._weights), self._bank_depth)
         super().__init__({
             "x_in": In(signed(self._input_bits)),
             "addr_in": In(unsigned(self._addr_bits)),
@@ -354,7 +369,7 @@ class ProcessingElement(wiring.Component):
 
         x_reg = Signal.like(self.x_out, reset_less=True)
         addr_reg = Signal.like(self.addr_out, reset_less=True)
-        # With a banked ROM the weight comes BANK_STAGES cycles later: delay x to match.
+        # With a banked ROM the weight comes bank_stages() cycles later: delay x to match.
         x_late = x_reg
         for k in range(self.latency - 4):
             x_next = Signal.like(self.x_out, name=f"x_bank_delay{k}", reset_less=True)
@@ -396,23 +411,38 @@ class ProcessingElement(wiring.Component):
             m.d.comb += read.addr.eq(self.addr_in)
             return read.data
         low = self._bank_depth.bit_length() - 1
-        select = Signal(range(self.banks), reset_less=True)
-        select_late = Signal(range(self.banks), reset_less=True)
-        outputs = []
+        # The bank number, delayed alongside: select[k] is addr_in's bank k cycles later.
+        select = [self.addr_in[low:]]
+        for k in range(2 + _mux_levels(self.banks)):
+            select.append(Signal(range(self.banks), name=f"bank_select{k + 1}",
+                                 reset_less=True))
+            m.d.sync += select[-1].eq(select[-2])
+        level = []
         for b in range(self.banks):
             words = self._weights[b * self._bank_depth:(b + 1) * self._bank_depth]
             bank = memory.Memory(shape=width, depth=len(words), init=words)
             m.submodules[f"rom{b}"] = bank
             read = bank.read_port()
-            m.d.comb += read.addr.eq(self.addr_in[:low])
-            # A register at every bank's output (a block RAM's own output register, or a
-            # flip-flop beside it), so no path runs from a block RAM across the chip.
+            # Each bank gets its own address register (kept: merged into one, it would drive
+            # every block RAM of the ROM across the chip) and a register at its output (a
+            # block RAM's output register or a flip-flop beside it).
+            addr = Signal(low, name=f"bank{b}_addr", reset_less=True, attrs={"keep": 1})
             held = Signal(width, name=f"bank{b}_data", reset_less=True)
-            m.d.sync += held.eq(read.data)
-            outputs.append(held)
-        weight = Signal(width, reset_less=True)
-        m.d.sync += [select.eq(self.addr_in[low:]), select_late.eq(select),
-                     weight.eq(Array(outputs)[select_late])]
+            m.d.sync += [addr.eq(self.addr_in[:low]), held.eq(read.data)]
+            m.d.comb += read.addr.eq(addr)
+            level.append(held)
+        # A tree of registered MUX_FANIN:1 multiplexers; level j uses digit j of the bank
+        # number (base MUX_FANIN) as it stands 3 + j cycles after addr_in.
+        digit_bits = MUX_FANIN.bit_length() - 1
+        for j in range(_mux_levels(self.banks)):
+            digit = select[3 + j][j * digit_bits:(j + 1) * digit_bits]
+            groups = [level[g:g + MUX_FANIN] for g in range(0, len(level), MUX_FANIN)]
+            level = []
+            for g, group in enumerate(groups):
+                picked = Signal(width, name=f"bank_mux{j}_{g}", reset_less=True)
+                m.d.sync += picked.eq(Array(group)[digit] if len(group) > 1 else group[0])
+                level.append(picked)
+        (weight,) = level
         return weight
 
 
@@ -459,7 +489,7 @@ class SystolicArray(wiring.Component):
     Attributes
     ----------
     latency : int
-        ``rows + cols + 2``, plus ``BANK_STAGES`` when ``depth > bank_depth``.
+        ``rows + cols + 2``, plus :func:`bank_stages` when ``depth > bank_depth``.
     depth : int
         Number of weight sets.
     acc_bits : int
@@ -477,8 +507,7 @@ class SystolicArray(wiring.Component):
         self.weights = config.weights
         self._psum_bits = config.psum_bits
         self.bank_depth = _check_bank_depth(bank_depth)
-        self.latency = (self.rows + self.cols + 2
-                        + (BANK_STAGES if self.depth > self.bank_depth else 0))
+        self.latency = self.rows + self.cols + 2 + bank_stages(self.depth, self.bank_depth)
 
         super().__init__({
             "i": In(stream.Signature(

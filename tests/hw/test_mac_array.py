@@ -140,15 +140,19 @@ def test_symmetric_weights_need_one_bit_less():
 
 @pytest.mark.parametrize(("rows", "cols", "seed", "depth", "bank_depth"),
                          [(1, 1, 11, 3, 8192), (3, 4, 12, 3, 8192), (5, 2, 13, 3, 8192),
-                          (1, 1, 14, 9, 4), (3, 2, 15, 11, 2), (2, 3, 16, 5, 1)])
+                          (1, 1, 14, 9, 4), (3, 2, 15, 11, 2), (2, 3, 16, 5, 1),
+                          (2, 2, 17, 70, 1)])
 def test_array_fixed_latency(rows, cols, seed, depth, bank_depth):
     # The bare array: a beat with valid in cycle t comes out in exactly cycle t + latency;
-    # a weight ROM deeper than bank_depth is banked, two cycles more.
+    # a weight ROM deeper than bank_depth is banked: address and output registers, and a
+    # level of 8:1 multiplexers per factor of 8 banks.
     rng = np.random.default_rng(seed)
     weights = rng.integers(-128, 128, (depth, rows, cols))
     dut = SystolicArray(rows=rows, cols=cols, weights=weights, tag_bits=3,
                         bank_depth=bank_depth)
-    assert dut.latency == rows + cols + 2 + (2 if depth > bank_depth else 0)
+    banks = -(-depth // bank_depth)
+    extra = 0 if banks == 1 else 3 if banks <= 8 else 4 if banks <= 64 else 5
+    assert dut.latency == rows + cols + 2 + extra
     cycles = 40
     valid = rng.random(cycles) < 0.6
     xs = rng.integers(-256, 256, (cycles, rows))
@@ -278,17 +282,19 @@ def test_stream_long_stall_fills_credits():
     assert [t for _, t in results] == list(range(n)), f"seed={seed}"
 
 
-@pytest.mark.parametrize(("bank_depth", "latency"), [(8192, 4), (2, 6), (1, 6)])
-def test_processing_element_timing(bank_depth, latency):
+@pytest.mark.parametrize(("weights", "bank_depth", "latency"), [
+    ([3, -7, 5], 8192, 4), ([3, -7, 5], 2, 7), ([3, -7, 5], 1, 7),
+    ([3, -7, 5, 1, -2, 4, 6, -8, 9, 10], 1, 8)])
+def test_processing_element_timing(weights, bank_depth, latency):
     # x/addr in cycle t: x_out in t + 1, psum_out = psum_in(t + L - 1) + x * w[addr] in t + L,
-    # L = 4, or 6 with the ROM banked.
-    weights = [3, -7, 5]
-    pe = ProcessingElement(weights=weights, input_bits=9, weight_bits=8, addr_bits=2,
+    # L = 4, plus 2 and a level per factor of 8 banks with the ROM banked.
+    pe = ProcessingElement(weights=weights, input_bits=9, weight_bits=8, addr_bits=4,
                            psum_in_bits=12, psum_bits=13, bank_depth=bank_depth)
     assert pe.latency == latency
-    xs = [10, -256, 255, 7, -1, 3, 0, 0, 0, 0]
-    addrs = [0, 1, 2, 1, 2, 2, 0, 0, 0, 0]
-    psums = [0, 0, 0, 5, -100, 2047, -2048, 9, 0, 0]
+    xs = [10, -256, 255, 7, -1, 3, 100, -50, 0, 0, 0, 0, 0]
+    addrs = [0, 1, 2, 1, 2, 2, 9, 8, 0, 0, 0, 0, 0]
+    addrs = [a % len(weights) for a in addrs]
+    psums = [0, 0, 0, 5, -100, 2047, -2048, 9, 0, 0, 1, 0, 0]
     got = []
 
     async def bench(ctx):
