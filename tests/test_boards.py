@@ -149,6 +149,9 @@ def test_multipliers_count_requantizer(digits_tflite, digits_pow2):
     assert gw_pow2["resources"]["multipliers"]["needed"] == 4  # measured: 3 MULT9X9
     assert 1762 <= gw_pow2["resources"]["luts"]["needed"] < 2000  # measured: 1,762
     assert gw_pow2["resources"]["bram_blocks"]["needed"] == 1  # measured: 1 BSRAM
+    gw_2x4 = estimate(make_plan(digits_pow2, 2, 4), digits_pow2, gowin)
+    assert gw_2x4["resources"]["multipliers"]["needed"] == 8  # measured: 6 MULT9X9
+    assert 3297 <= gw_2x4["resources"]["luts"]["needed"] < 3700  # measured: 3,297
 
 
 def test_gowin_wide_operands_take_an_18x18():

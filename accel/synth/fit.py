@@ -68,10 +68,10 @@ _LUTS = {
     "ecp5": {"pe": 41, "requant": {"multiplier": 860, "float": 4000, "wide": 4000, "pow2": 250},
              "acc_lane": 40, "stage": 300, "top": 100},
 }
-# Gowin: LUT4 plus ALU (a carry bit takes a LUT4 position), calibrated on digits_small 1x1
-# (pow2: 1,762 measured; TFLite int8: 6,322); the RAM16SDP4 LUT RAMs of the FIFOs and replay
-# buffers are in the per-stage cost.
-_LUTS["gowin"] = {**_LUTS["ecp5"], "stage": 400,
+# Gowin: LUT4 plus ALU (a carry bit takes a LUT4 position), calibrated on digits_small
+# (pow2 1x1: 1,762 measured, 2x4: 3,297; TFLite int8 1x1: 6,322); the RAM16SDP4 LUT RAMs of
+# the FIFOs and replay buffers are in the per-stage cost.
+_LUTS["gowin"] = {**_LUTS["ecp5"], "pe": 60, "stage": 400,
                   "requant": {**_LUTS["ecp5"]["requant"], "float": 4200, "wide": 4200}}
 
 
