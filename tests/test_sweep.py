@@ -266,6 +266,11 @@ def test_dask_local_cluster(tmp_path, cache, dask_cluster):
     assert summary(doc) == summary(serial)
     assert doc["meta"]["executor"] == f"dask {dask_cluster.scheduler_address}"
     assert len(list((tmp_path / "dask" / "points").glob("*.json"))) == 4
+    result = invoke(SEED_POW2.path, "--seed", "1", "--scheme", "pow2", "--weight-bits", "6",
+                    "--board", "ulx3s-85f", "--estimate", "--scheduler",
+                    dask_cluster.scheduler_address, "-o", tmp_path / "cli", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert summary(json.loads(result.stdout)) == summary(serial)
 
 
 def test_dask_unreachable_scheduler_is_one_line(tmp_path, cache, monkeypatch):
