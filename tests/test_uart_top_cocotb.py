@@ -3,8 +3,9 @@
 The trained digits model (``digits_small.tflite``, the accelerator at 1x1 as ``accel build``
 puts it on a board) behind ``UartTop`` at 4 clock cycles per bit; ten real test images go in
 as 0xA5 + int8 bytes and every answer (0x5A, ten logits, argmax) must equal the golden model's,
-byte for byte, in the four tests of :mod:`accel.sim.uart_tb` (lockstep with random gaps, baud
-error, junk, glitches and breaks; pipelined; reset mid-request and mid-answer; resync).
+byte for byte, in the tests of :mod:`accel.sim.uart_tb` (lockstep with random gaps, baud
+error, junk, glitches and breaks; pipelined; reset mid-request and mid-answer; resync), and
+``accel run --check`` itself, in a subprocess, talks to the simulated pins over ``socket://``.
 ``ACCEL_WAVES=1`` dumps an FST into the build directory.
 """
 
@@ -37,12 +38,13 @@ def test_uart_top_answers_real_images_bit_exact_over_the_pins(tmp_path):
     labels = np.load(DIGITS / "digits_test_y.npy")[indices]
     result = run_uart_cocotb(
         qnet, make_plan(qnet, 1, 1), images, tmp_path / "uart", divisor=divisor, seed=seed,
+        host_model=DIGITS / "digits_small.tflite",
         labels=[f"test image {i} (a {y})" for i, y in zip(indices, labels, strict=True)],
         waves=os.environ.get("ACCEL_WAVES", "") not in ("", "0"))
     log = result["log"].read_text()
-    assert result["tests"] == 4 and result["failed"] == 0, "\n".join(log.splitlines()[-40:])
+    assert result["tests"] == 5 and result["failed"] == 0, "\n".join(log.splitlines()[-40:])
     figures = result["figures"]
-    assert set(figures) == {"lockstep", "pipelined", "reset", "resync"}
+    assert set(figures) == {"lockstep", "pipelined", "reset", "resync", "host_process"}
     for name in ("lockstep", "pipelined"):
         assert figures[name]["frames"] == count
         assert figures[name]["bytes_received"] == count * 12, figures[name]
@@ -50,3 +52,8 @@ def test_uart_top_answers_real_images_bit_exact_over_the_pins(tmp_path):
     assert lockstep["bytes_sent"] == count * 65 + lockstep["junk_bytes"]
     # the seed gives every kind of line disturbance at least once
     assert all(lockstep[k] > 0 for k in ("junk_bytes", "gaps", "glitches", "breaks")), lockstep
+    # accel run itself, over socket:// to the simulated pins, checked the answers
+    host = result["host_report"]
+    assert host is not None and host["bit_exact"] and host["images"] == count, host
+    assert [r["class"] for r in host["results"]] == [r["golden_class"] for r in host["results"]]
+    assert figures["host_process"]["bytes_received"] == count * 12

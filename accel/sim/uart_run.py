@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -60,10 +61,14 @@ def run_uart_cocotb(qnet: QuantizedNetwork, plan: NetworkPlan, images: np.ndarra
                     build_dir: str | Path, *, divisor: int = 4, seed: int = 1,
                     labels: list[str] | None = None, max_gap_cycles: int | None = None,
                     skew: float = 0.015, junk_probability: float = 0.3,
-                    pipelined_frames: int | None = None, waves: bool = False) -> dict:
+                    pipelined_frames: int | None = None, host_model: str | Path | None = None,
+                    waves: bool = False) -> dict:
     """Build the top and run every test of :mod:`accel.sim.uart_tb` on ``images`` (an int
-    batch, at least 4). Returns ``{"tests", "failed", "figures", "log", ...}``: the caller
-    decides what a failure means (the log has the scoreboard's message)."""
+    batch, at least 4). With ``host_model`` (the file ``qnet`` was loaded from), the
+    ``host_process`` test also runs ``accel run --check`` on the images against the simulated
+    board; its JSON report is ``host_report`` in the result. Returns ``{"tests", "failed",
+    "figures", "log", ...}``: the caller decides what a failure means (the log has the
+    scoreboard's message)."""
     from cocotb_tools.runner import get_results, get_runner
 
     if len(images) < 4:
@@ -85,6 +90,16 @@ def run_uart_cocotb(qnet: QuantizedNetwork, plan: NetworkPlan, images: np.ndarra
         "filler": [0] * plan.input_cycles,
         "frames": frames(qnet, images, labels),
     }
+    host_output = build_dir / "host_report.json"
+    host_output.unlink(missing_ok=True)
+    if host_model is not None:
+        np.save(build_dir / "host_images.npy", np.asarray(images, dtype=np.int8))
+        case["host"] = {
+            "command": [sys.executable, "-m", "accel.cli", "run", "--port", "{port}",
+                        str(Path(host_model).resolve()), str(build_dir / "host_images.npy"),
+                        "--check", "--json", "--timeout", "60"],
+            "output": str(host_output), "timeout_s": 300,
+        }
     case_path, result_path = build_dir / "uart_case.json", build_dir / "uart_result.json"
     case_path.write_text(json.dumps(case))
     result_path.unlink(missing_ok=True)
@@ -118,6 +133,10 @@ def run_uart_cocotb(qnet: QuantizedNetwork, plan: NetworkPlan, images: np.ndarra
                 os.environ[k] = v
     tests, failed = get_results(xml)
     figures = json.loads(result_path.read_text()) if result_path.exists() else {}
+    host_report = None
+    if host_model is not None and host_output.exists() and host_output.stat().st_size:
+        host_report = json.loads(host_output.read_text())
     return {"tests": tests, "failed": failed, "figures": figures, "log": build_dir / "test.log",
+            "host_report": host_report,
             "convert_s": convert_s, "build_s": build_s, "run_s": run_s,
             "bits_per_image": 10 * (plan.input_cycles + 1 + top.logits + 2)}

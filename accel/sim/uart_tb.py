@@ -13,14 +13,19 @@ through its serial pins only (loaded by the cocotb runner, see :mod:`accel.sim.u
 The tests run in one simulation, each starting with a reset: ``lockstep`` (a host that waits
 for every answer, as ``accel run`` does), ``pipelined`` (requests back to back, never waiting),
 ``reset`` (reset in the middle of a request and of an answer, then a correct answer; the LEDs
-cleared) and ``resync`` (a request cut short, recovered by the host's filler preamble). Every
-wait has a timeout. Figures (sim time, bytes) go to ``$ACCEL_UART_RESULT``.
+cleared), ``resync`` (a request cut short, recovered by the host's filler preamble) and, when
+the case names a host command, ``host_process``: the real ``accel run`` in a subprocess, its
+``socket://`` port bridged to the pins. Every wait has a timeout. Figures (sim time, bytes) go
+to ``$ACCEL_UART_RESULT``.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import socket
+import subprocess
+import time
 
 import cocotb
 import numpy as np
@@ -276,3 +281,53 @@ async def resync(dut):
     await bench.source.send(c["filler"])  # on a board in step, the filler is ignored
     await expect_quiet(bench.sink, bench.answer_ns, "filler on an idle board")
     _record("resync", bench.figures(2, start))
+
+
+@cocotb.test()
+async def host_process(dut):
+    """``accel run --port socket://...`` in a subprocess, bridged to the pins: what the host
+    writes is bit-banged onto ``rx``, what ``tx`` says is sent back. The host checks every
+    answer against the golden model itself (``--check``); its JSON report is kept."""
+    bench = Bench(dut)
+    c = bench.case
+    if "host" not in c:
+        _record("host_process", {"skipped": True})
+        return
+    await bench.start()
+    start, wall = get_sim_time("ns"), time.monotonic()
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+        command = [arg.replace("{port}", f"socket://127.0.0.1:{port}")
+                   for arg in c["host"]["command"]]
+        with open(c["host"]["output"], "w") as out:
+            host = subprocess.Popen(command, stdout=out, stderr=subprocess.PIPE, text=True)
+        server.settimeout(c["host"]["timeout_s"])
+        try:
+            conn, _ = server.accept()  # the simulation stands still meanwhile
+        except TimeoutError:
+            host.kill()
+            raise AssertionError(f"accel run never connected: {host.communicate()[1]}") from None
+    conn.setblocking(False)
+
+    async def answers() -> None:
+        while True:
+            byte, stop_ok = await bench.sink.queue.get()
+            assert stop_ok, f"host_process: byte 0x{byte:02x} has no stop bit"
+            conn.sendall(bytes([byte]))
+
+    forward = cocotb.start_soon(answers())
+    with conn:
+        while host.poll() is None:
+            assert time.monotonic() - wall < c["host"]["timeout_s"], "accel run did not finish"
+            try:
+                data = conn.recv(4096)
+            except BlockingIOError:
+                data = b""
+            if data:
+                await bench.source.send(data)
+            else:  # idle: let the board run (answers are forwarded meanwhile)
+                await Timer(10 * bench.bit_ps, unit="ps")
+    forward.cancel()
+    stderr = host.communicate()[1]
+    assert host.returncode == 0, f"accel run exited {host.returncode}: {stderr.strip()}"
+    _record("host_process", {**bench.figures(0, start), "wall_s": time.monotonic() - wall})
