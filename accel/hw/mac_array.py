@@ -612,7 +612,7 @@ class MacArrayStream(wiring.Component):
     ----------
     latency : int
         Cycles from an input transfer to the earliest cycle its output can be transferred:
-        the array's latency plus 2 through the FIFO.
+        1 through the input register, the array's latency, and 2 through the FIFO.
     fifo_depth : int
         ``latency + 1``: the fewest entries that sustain one beat per cycle, since a beat
         holds a credit from the cycle after its input transfer through its output transfer.
@@ -634,7 +634,7 @@ class MacArrayStream(wiring.Component):
             acc_bits=config.acc_bits, tag_bits=config.tag_bits, bank_depth=bank_depth)
         self.rows, self.cols, self.depth = array.rows, array.cols, array.depth
         self.acc_bits, self.tag_bits = array.acc_bits, array.tag_bits
-        self.latency = array.latency + 2
+        self.latency = 1 + array.latency + 2
         self.fifo_depth = self.latency + 1
         self._fifo = SyncFIFOBuffered(
             width=Shape.cast(array.o.payload.shape()).width, depth=self.fifo_depth
@@ -660,9 +660,11 @@ class MacArrayStream(wiring.Component):
         with m.Elif(give & ~take):
             m.d.sync += used.eq(used - 1)
 
+        # The beat enters the array from a register: the producer's output logic (a FIFO's
+        # LUT-RAM read in the window replay) would otherwise run straight into every PE's ROM
+        # address (82.7 MHz on ECP5).
+        m.d.sync += [array.i.valid.eq(take), array.i.payload.eq(self.i.payload)]
         m.d.comb += [
-            array.i.valid.eq(take),
-            array.i.payload.eq(self.i.payload),
             fifo.w_en.eq(array.o.valid),
             fifo.w_data.eq(array.o.payload),
             self.o.valid.eq(fifo.r_rdy),

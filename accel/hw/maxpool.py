@@ -184,14 +184,26 @@ class MaxPool(wiring.Component):
         ready_rows = Signal(range(NS + 1))  # complete output rows not yet emitted
 
         rows, cols = self._rows, self._cols
-        lo_mod = table([(lo % NS,) for lo, *_ in rows], 0, range(NS))[r]
-        n_r = table(rows, 1, range(n_max_r + 1))[r]
-        first_r = table(rows, 2, range(n_max_r + 1))[r]
-        opens = table(rows, 3, range(NS + 1))[r]
-        completes = table(rows, 4, range(NS + 1))[r]
-        lo_c = table(cols, 0, range(OW))[c]
-        n_c = table(cols, 1, range(n_max_c + 1))[c]
-        first_c = table(cols, 2, range(n_max_c + 1))[c]
+        r_next = Mux(r == H - 1, 0, r + 1)
+        c_next = Mux(c == W - 1, 0, c + 1)
+        # Per-row and per-column facts, looked up for the next row / column when r / c moves
+        # and held in registers: looked up from r and c in the same cycle, the tables sat in
+        # series with the handshake logic (26 ns on iCE40).
+        row_facts, col_facts = [], []
+
+        def held(entries, column, shape, facts, name):
+            value = Signal(shape, init=entries[0][column], name=name)
+            facts.append((value, table(entries, column, shape)))
+            return value
+
+        lo_mod = held([(lo % NS,) for lo, *_ in rows], 0, range(NS), row_facts, "lo_mod")
+        n_r = held(rows, 1, range(n_max_r + 1), row_facts, "n_r")
+        first_r = held(rows, 2, range(n_max_r + 1), row_facts, "first_r")
+        opens = held(rows, 3, range(NS + 1), row_facts, "opens")
+        completes = held(rows, 4, range(NS + 1), row_facts, "completes")
+        lo_c = held(cols, 0, range(OW), col_facts, "lo_c")
+        n_c = held(cols, 1, range(n_max_c + 1), col_facts, "n_c")
+        first_c = held(cols, 2, range(n_max_c + 1), col_facts, "first_c")
 
         slot = Signal(range(NS))
         slot_sum = acc_base + lo_mod + k  # < 3 * NS
@@ -218,9 +230,11 @@ class MaxPool(wiring.Component):
         with m.If(take):
             m.d.sync += [k.eq(0), p.eq(0), g.eq(Mux(g == G - 1, 0, g + 1))]
             with m.If(g == G - 1):
-                m.d.sync += c.eq(Mux(c == W - 1, 0, c + 1))
+                m.d.sync += c.eq(c_next)
+                m.d.sync += [value.eq(lookup[c_next]) for value, lookup in col_facts]
                 with m.If(c == W - 1):
-                    m.d.sync += r.eq(Mux(r == H - 1, 0, r + 1))
+                    m.d.sync += r.eq(r_next)
+                    m.d.sync += [value.eq(lookup[r_next]) for value, lookup in row_facts]
                     with m.If(r == H - 1):
                         next_base = acc_base + OH % NS
                         m.d.sync += acc_base.eq(Mux(next_base >= NS, next_base - NS, next_base))
