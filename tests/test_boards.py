@@ -236,6 +236,26 @@ def test_cli_estimate_only_board(tmp_path, monkeypatch):
                     r"the fit check passed", result.stderr)
 
 
+def test_cli_uart_top_rejects_values_wider_than_the_link(tmp_path):
+    # 12-bit activations cannot travel as bytes: one line before any elaboration or synthesis.
+    result = run("build", DIGITS / "digits_small.keras", "--calibration",
+                 DIGITS / "digits_calib_x.npy", "--scheme", "pow2", "--act-bits", "12",
+                 "--board", "ulx3s-85f", "--array", "1x1", "--top", "uart", "-o", tmp_path)
+    assert result.exit_code == 2, result.output
+    assert re.fullmatch(r"accel: error: digits_small: the UART link carries int8 values, but "
+                        r"the model's input is int12 and its logits \(\w+\) are int12\n",
+                        result.stderr)
+
+
+def test_plan_output_cycles_count_every_value_of_a_final_feature_map():
+    from accel.quant.random_model import random_quantized
+    from accel.spec import Conv2D, MaxPooling2D, Network
+
+    net = Network("fm", (6, 6, 1), (Conv2D(3, 3, padding="same"), MaxPooling2D()))
+    plan = make_plan(random_quantized(net, 0), 1, 1)
+    assert plan.output_shape == (3, 3, 3) and plan.output_cycles == 27
+
+
 def _fake_report(fmax: float) -> dict:
     return {
         "model": "m", "board": "icebreaker", "device": "iCE40UP5K-SG48", "family": "ice40",

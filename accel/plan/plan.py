@@ -121,6 +121,7 @@ class NetworkPlan:
     stages: tuple[StagePlan, ...]
     input_shape: tuple[int, ...]
     output_layer: str
+    output_shape: tuple[int, ...]
 
     @property
     def pes(self) -> int:
@@ -137,8 +138,9 @@ class NetworkPlan:
 
     @property
     def output_cycles(self) -> int:
-        """Cycles to stream one result out, one value per cycle."""
-        return self.stages[-1].geometry.filters
+        """Cycles to stream one result out, one value per cycle (every value of the last
+        stage's output: logits, or a whole feature map when the network ends in a Conv2D)."""
+        return math.prod(self.output_shape)
 
     @property
     def interval_cycles(self) -> int:
@@ -277,7 +279,8 @@ def make_plan(qnet: QuantizedNetwork, max_rows: int, max_cols: int) -> NetworkPl
         ))
     return NetworkPlan(name=qnet.name, max_rows=max_rows, max_cols=max_cols,
                        stages=tuple(stages), input_shape=tuple(qnet.input_shape),
-                       output_layer=qnet.logits_layer.name)
+                       output_layer=qnet.logits_layer.name,
+                       output_shape=tuple(infos[qnet.logits_layer.name].output_shape))
 
 
 def plan_dict(plan: NetworkPlan) -> dict:

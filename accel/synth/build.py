@@ -245,6 +245,12 @@ def prepare(qnet: QuantizedNetwork, plan: NetworkPlan, board: Board, *, clock_mh
 
     if top not in TOPS:
         raise AccelError(f"--top must be one of {', '.join(TOPS)}, not {top!r}")
+    if top == "uart":
+        from ..host.board import link_logits
+
+        # A model the 8-bit link and its argmax byte cannot carry: one line, before anything
+        # is elaborated.
+        logits = link_logits(qnet)
     platform = board.make_platform()
     platform.resources[(platform.default_clk, 0)].clock = Clock(clock_mhz * 1e6)
     accelerator = Accelerator(plan=plan, qnet=qnet)
@@ -255,7 +261,7 @@ def prepare(qnet: QuantizedNetwork, plan: NetworkPlan, board: Board, *, clock_mh
             raise AccelError(f"--top uart: {board.name} has no UART resource or --baud {baud} is "
                              f"too fast for its {board.clock_mhz:g} MHz clock")
         top_module = UartTop(accelerator=accelerator, image_values=plan.input_cycles,
-                             logits=plan.output_cycles, divisor=divisor)
+                             logits=logits, divisor=divisor)
     else:
         top_module = SelfTestTop(accelerator=accelerator, image_values=plan.input_cycles)
     options = build_options(board, seed, clock_mhz=clock_mhz)
