@@ -317,7 +317,7 @@ class Requantizer(wiring.Component):
         multiply = 1 + math.ceil(math.log2(products)) if products else 0
         # acc/ROM, then bias, input saturation/shift, the multiply, rounding(s), clamp.
         wide = 1 + 2 + multiply + 5
-        return {"tflite": 1 + 2 + multiply + 2, "float": wide, "wide": wide, "pow2": 4}[
+        return {"tflite": 1 + 2 + multiply + 2, "float": wide + 1, "wide": wide, "pow2": 4}[
             self.mode
         ]
 
@@ -507,11 +507,26 @@ class Requantizer(wiring.Component):
         # Round to nearest, ties to even, at bit `pos`: the double product. (The "wide" mode
         # multiplies exactly: it keeps the product.)
         if self.mode == "float":
-            low = mag2 & ((Const(1, width) << pos) - 1)
-            halfway = (Const(1, width) << pos) >> 1
-            kept = mag2 >> pos
-            up = (pos != 0) & ((low > halfway) | ((low == halfway) & kept[0]))
-            rounded = reg((kept + up) << pos, f"{name}_rne", unsigned(width + 1))
+            # In two stages, with no shifter: first the masks (thermometer and one-hot codes
+            # of `pos`, a comparator per bit) and the addend that rounds half to even
+            # (half - 1, plus 1 when the kept lsb is set); then one add, clearing the low bits.
+            # (In one stage, shift-mask-compare-increment-shift ran at 40 MHz on ECP5.)
+            top = width - 52  # pos < top: higher bits of the codes are constant zeros
+
+            def code(test, bits):
+                return Cat(*(test(i) for i in range(bits)), Const(0, width - bits))
+
+            below = code(lambda i: pos > i, top - 1)  # bits under the rounding point
+            lsb = (mag2 & code(lambda i: pos == i, top)).any()
+            half = code(lambda i: pos == i + 1, top - 1)
+            half_less_one = code(lambda i: pos > i + 1, top - 2)
+            addend = reg(Mux(lsb, half, half_less_one), f"{name}_addend", unsigned(width))
+            keep = reg(~below, f"{name}_keep", unsigned(width))
+            mag2 = reg(mag2, f"{name}_mag3")
+            neg2 = reg(neg2, f"{name}_neg2b")
+            params = reg(params, f"{name}_pr")
+            stages += 1
+            rounded = reg((mag2 + addend) & keep, f"{name}_rne", unsigned(width + 1))
         else:
             rounded = reg(mag2, f"{name}_rne", unsigned(width + 1))
         neg3 = reg(neg2, f"{name}_neg3")

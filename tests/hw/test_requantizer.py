@@ -437,3 +437,38 @@ def test_groups_and_ports():
     assert dut.groups == ceil_div(10, 4) == 3
     assert dut.i.payload.shape().size == 4 * 24 + 1
     assert dut.o.payload.shape().size == 4 * 6 + 1
+
+
+def _double_rounding_cases(count: int) -> list[tuple[int, float]]:
+    """(acc, scale) whose exact product is half a double ulp below n + 1/2: the double
+    product rounds (half to even) up onto n + 1/2 and the result is n + 1, where exact
+    arithmetic, or a datapath that truncated or rounded that tie down, gives n."""
+    cases = []
+    s = 46  # products in [64, 128): a double's ulp there is 2**-46
+    for n in range(127, 63, -1):
+        odd = (2 * n + 1) * 2**s - 1  # the exact product in units of 2**-(s + 1)
+        for a in range(3, 64, 2):
+            m = odd // a
+            if odd % a == 0 and 2**52 <= m < 2**53:
+                # acc * m * 2**-52 == odd * 2**-(s + 1)  ->  acc = a * 2**(51 - s)
+                cases.append((a * 2 ** (51 - s), m / 2**52))
+                break
+        if len(cases) == count:
+            return cases
+    raise AssertionError("not enough cases")
+
+
+def test_float_rounds_the_double_product_half_to_even():
+    # The double product's rounding is visible in the result only for products just below a
+    # half-integer; these cases are built to be exactly half an ulp below one.
+    cases = _double_rounding_cases(6)
+    scale = np.array([sc for _, sc in cases])
+    for acc, sc in cases:
+        exact = Fraction(acc) * Fraction(sc)
+        assert round(exact) + 1 == numerics.requantize_float(acc, sc, 0, -128, 127)
+    dut = Requantizer(channels=len(cases), lanes=4, acc_bits=32, mode="float",
+                      bias=np.zeros(len(cases), int), scale=scale, zero_point=0, act_min=-128,
+                      act_max=127)
+    special = np.array([acc for acc, _ in cases])
+    acc = np.vstack([special, -special, np.arange(-60, 60)[:, None] + special // 2])
+    run(dut, acc, seed=3, frame=11)
