@@ -111,9 +111,11 @@ def markdown(doc: dict) -> str:
               else _fmt(r.get(f"est_{k}")) + "*" for k in ("luts", "ffs", "dsps", "brams")),
             _fmt(speed, ".1f"), _fmt(r.get("interval_cycles")),
             _fmt(r.get("inferences_per_s") if ok else None),
-            _fmt(build, ".1f") + (" (cached)" if r.get("cached") or r.get("reused") else "")])
+            _fmt(build, ".1f") + (" (reused)" if r.get("reused") else
+                                  " (cached build)" if r.get("cached") else "")])
             + " |")
-    lines += ["", "\\* the fit estimate (not built); FF is not estimated."]
+    if any(r.get("status") not in MEASURED for r in records):
+        lines += ["", "\\* the fit estimate (not built); FF is not estimated."]
     for cost, title in (("luts", "LUTs"), ("dsps", "DSPs")):
         front = doc["pareto"][cost]
         lines += ["", f"**Pareto front, inferences/s vs {title}:** "
