@@ -93,6 +93,12 @@ def _int_array(name: str, value: object, channels: int, lo: int, hi: int) -> np.
     return np.array([int(v) for v in arr], dtype=object)
 
 
+def _code(test, bits: int, width: int):
+    """``width`` bits: bit ``i < bits`` is ``test(i)`` (a comparison with a register), the rest
+    0. Thermometer and one-hot codes of a shift amount, in place of shifting a constant."""
+    return Cat(*(test(i) for i in range(bits)), Const(0, width - bits))
+
+
 def _float_array(name: str, value: object, channels: int) -> np.ndarray:
     try:
         arr = np.asarray(value)
@@ -316,10 +322,9 @@ class Requantizer(wiring.Component):
         products = ceil_div(32, _A_CHUNK) * ceil_div(b_bits, _B_CHUNK)
         multiply = 1 + math.ceil(math.log2(products)) if products else 0
         # acc/ROM, then bias, input saturation/shift, the multiply, rounding(s), clamp.
-        wide = 1 + 2 + multiply + 5
-        return {"tflite": 1 + 2 + multiply + 2, "float": wide + 1, "wide": wide, "pow2": 4}[
-            self.mode
-        ]
+        wide = 1 + 2 + multiply + 7
+        tflite = 1 + 2 + multiply + 2 + (0 if self.single_rounding else 1)
+        return {"tflite": tflite, "float": wide + 1, "wide": wide, "pow2": 4}[self.mode]
 
     # --- hardware --------------------------------------------------------------------------------
 
@@ -468,10 +473,16 @@ class Requantizer(wiring.Component):
         else:
             # SRDHM: (x * M + 2**30) >> 31 (round half up; M >= 0 never saturates), then
             # RoundingDivideByPOT: (q + half - (q < 0)) >> right, half = 2**(right-1) or 0.
+            # Two stages: the rounded Q31 product plus its nudge (the half is a one-hot code of
+            # `right`), then the shift (with the product's last adder, one stage: 87 MHz).
             q = (product + (1 << 30)) >> 31
-            half = (Const(1, 32) << pm.right) >> 1
+            half = _code(lambda i: pm.right == i + 1, 31, 32)
             nudge = half - ((q < 0) & (pm.right != 0))
-            scaled = reg((q + nudge) >> pm.right, f"{name}_scaled")
+            nudged = reg(q + nudge, f"{name}_nudged")
+            params = reg(params, f"{name}_pn")
+            pn = data.View(p.shape(), params)
+            stages += 1
+            scaled = reg(nudged >> pn.right, f"{name}_scaled")
         stages += 1
         out = reg(self._clamp(scaled + self.zero_point), f"{name}_out", signed(self.out_bits))
         stages += 1
@@ -512,14 +523,10 @@ class Requantizer(wiring.Component):
             # (half - 1, plus 1 when the kept lsb is set); then one add, clearing the low bits.
             # (In one stage, shift-mask-compare-increment-shift ran at 40 MHz on ECP5.)
             top = width - 52  # pos < top: higher bits of the codes are constant zeros
-
-            def code(test, bits):
-                return Cat(*(test(i) for i in range(bits)), Const(0, width - bits))
-
-            below = code(lambda i: pos > i, top - 1)  # bits under the rounding point
-            lsb = (mag2 & code(lambda i: pos == i, top)).any()
-            half = code(lambda i: pos == i + 1, top - 1)
-            half_less_one = code(lambda i: pos > i + 1, top - 2)
+            below = _code(lambda i: pos > i, top - 1, width)  # bits under the rounding point
+            lsb = (mag2 & _code(lambda i: pos == i, top, width)).any()
+            half = _code(lambda i: pos == i + 1, top - 1, width)
+            half_less_one = _code(lambda i: pos > i + 1, top - 2, width)
             addend = reg(Mux(lsb, half, half_less_one), f"{name}_addend", unsigned(width))
             keep = reg(~below, f"{name}_keep", unsigned(width))
             mag2 = reg(mag2, f"{name}_mag3")
@@ -533,13 +540,27 @@ class Requantizer(wiring.Component):
         params = reg(params, f"{name}_pc")
         pc = data.View(p.shape(), params)
         stages += 1
-        # Round half away from zero at bit k (the magnitude: add half, truncate).
-        half = (Const(1, _K_MAX + 1) << pc.k) >> 1
-        whole = (rounded + half) >> pc.k
-        big = 1 << 33  # beyond any clamp bound: saturates
-        magnitude = Mux(pc.huge, Mux(rounded != 0, big, 0), Mux(whole > big, big, whole))
-        mag_out = reg(magnitude, f"{name}_whole", unsigned(34))
+        # Round half away from zero at bit k (the magnitude: add half, truncate), in three
+        # stages: add the half (a one-hot code of k), shift right by k's multiple of 16, then
+        # by the rest (one barrel shifter over 87 bits in one stage ran at 77 MHz on ECP5).
+        half = _code(lambda i: pc.k == i + 1, _K_MAX, _K_MAX)
+        total = reg(rounded + half, f"{name}_total", unsigned(width + 2))
+        nonzero = reg(rounded != 0, f"{name}_nonzero")
         neg4 = reg(neg3, f"{name}_neg4")
+        params = reg(params, f"{name}_pd")
+        pd = data.View(p.shape(), params)
+        stages += 1
+        coarse = reg(total >> (pd.k >> 4 << 4), f"{name}_coarse", unsigned(width + 2))
+        nonzero = reg(nonzero, f"{name}_nonzero2")
+        neg4 = reg(neg4, f"{name}_neg5")
+        params = reg(params, f"{name}_pe")
+        pe = data.View(p.shape(), params)
+        stages += 1
+        whole = coarse >> pe.k[:4]
+        big = 1 << 33  # beyond any clamp bound: saturates
+        magnitude = Mux(pe.huge, Mux(nonzero, big, 0), Mux(whole > big, big, whole))
+        mag_out = reg(magnitude, f"{name}_whole", unsigned(34))
+        neg4 = reg(neg4, f"{name}_neg6")
         stages += 1
         signed_value = Mux(neg4, -mag_out, mag_out)
         out = reg(self._clamp(signed_value + self.zero_point), f"{name}_out",
