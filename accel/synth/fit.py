@@ -59,20 +59,22 @@ _BRAM_SHAPES = {
 }
 
 # LUT4s (iCE40: logic cells): per PE, per requantizer lane by mode, per accumulator lane, per
-# stage (window generator, replay, FIFOs, regroup, pool), and the top. Calibrated on
-# digits_small builds (ECP5 1x1: 5,604 LUT4 measured; iCE40 1x1: 5,935 LC) and on the
-# Requantizer synthesized alone (ECP5 LUT4 + 2 per CCU2C carry cell).
+# stage (window generator, replay, FIFOs, regroup, pool), and the top. ECP5: a least-squares fit
+# to six digits_small builds (calibrated int8 at 1x1..8x8, the TFLite model and pow2 at 1x1;
+# within 4 %). iCE40: the pow2 1x1 build (2,222 LC) and, for the float lane, an older TFLite
+# build scaled like ECP5's. Gowin: the TFLite and pow2 1x1 builds.
 _LUTS = {
-    "ice40": {"pe": 90, "requant": {"multiplier": 700, "float": 3100, "wide": 3100, "pow2": 250},
-              "acc_lane": 40, "stage": 950, "top": 100},
-    "ecp5": {"pe": 41, "requant": {"multiplier": 860, "float": 4000, "wide": 4000, "pow2": 250},
+    "ice40": {"pe": 90, "requant": {"multiplier": 700, "float": 2000, "wide": 2000, "pow2": 100},
+              "acc_lane": 40, "stage": 800, "top": 100},
+    "ecp5": {"pe": 41, "requant": {"multiplier": 620, "float": 1830, "wide": 1830, "pow2": 110},
              "acc_lane": 40, "stage": 300, "top": 100},
 }
 # Gowin: LUT4 plus ALU (a carry bit takes a LUT4 position), calibrated on digits_small
-# (pow2 1x1: 1,762 measured, 2x4: 3,297; TFLite int8 1x1: 6,322); the RAM16SDP4 LUT RAMs of
+# (pow2 1x1: 1,784 measured, 2x4: 3,537; TFLite int8 1x1: 5,089); the RAM16SDP4 LUT RAMs of
 # the FIFOs and replay buffers are in the per-stage cost.
-_LUTS["gowin"] = {**_LUTS["ecp5"], "pe": 60, "stage": 400,
-                  "requant": {**_LUTS["ecp5"]["requant"], "float": 4200, "wide": 4200}}
+_LUTS["gowin"] = {**_LUTS["ecp5"], "pe": 60, "stage": 290,
+                  "requant": {**_LUTS["ecp5"]["requant"], "float": 3330, "wide": 3330,
+                              "pow2": 322}}
 
 
 def bram_blocks(depth: int, width: int, family: str, *, writable: bool = False) -> int:
