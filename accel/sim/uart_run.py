@@ -103,10 +103,9 @@ def run_uart_cocotb(qnet: QuantizedNetwork, plan: NetworkPlan, images: np.ndarra
     case_path, result_path = build_dir / "uart_case.json", build_dir / "uart_result.json"
     case_path.write_text(json.dumps(case))
     result_path.unlink(missing_ok=True)
+    # (verilator_env compiles with -O1 on the model alone: here, a few thousand bits per image,
+    # compile time dominates; -O0 made runs 4x slower, -O2 everywhere a slower build)
     env = verilator_env()
-    # a few thousand bits per image: compile time dominates; -O1 on the model alone keeps the
-    # run short (-O0: 4x slower runs; -O2 everywhere: a slower build)
-    env["MAKEFLAGS"] += " OPT_FAST=-O1 OPT_SLOW=-O0 OPT_GLOBAL=-O0"
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
