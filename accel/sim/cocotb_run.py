@@ -15,6 +15,7 @@ import shutil
 import time
 from pathlib import Path
 
+from ..environ import environ
 from ..errors import AccelError
 from .run import HarnessCase, SimResult, decode, readout
 
@@ -90,35 +91,28 @@ def run_cocotb(case: HarnessCase, build_dir: str | Path, *, simulator: str = "ve
     spec_path.write_text(json.dumps({"max_cycles": max_cycles, "reads": readout(case)}))
     result_path.unlink(missing_ok=True)
     env = verilator_env() if simulator == "verilator" else {}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        runner = get_runner(simulator)
-        build_args = ["-Wno-fatal", "-O3"] if simulator == "verilator" else []
-        if simulator == "verilator" and waves:
-            build_args += ["--trace-fst", "--trace-structs"]
-        start = time.perf_counter()
-        runner.build(sources=[*extra_sources, source], hdl_toplevel="accel_harness",
-                     build_dir=build_dir, build_args=build_args, timescale=("1ns", "1ps"),
-                     waves=bool(waves),
-                     log_file=build_dir / "build.log")
-        build_s = time.perf_counter() - start
-        start = time.perf_counter()
-        runner.test(hdl_toplevel="accel_harness", test_module="accel.sim.cocotb_tb",
-                    build_dir=build_dir, test_dir=build_dir, waves=bool(waves),
-                    extra_env={"ACCEL_SIM_SPEC": str(spec_path),
-                               "ACCEL_SIM_RESULT": str(result_path)},
-                    log_file=build_dir / "test.log")
-        run_s = time.perf_counter() - start
-    except SystemExit as e:  # cocotb's runner exits on a failed build
-        raise AccelError(f"the {simulator} build failed (exit {e.code}); see "
-                         f"{build_dir / 'build.log'}") from None
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    with environ(env):
+        try:
+            runner = get_runner(simulator)
+            build_args = ["-Wno-fatal", "-O3"] if simulator == "verilator" else []
+            if simulator == "verilator" and waves:
+                build_args += ["--trace-fst", "--trace-structs"]
+            start = time.perf_counter()
+            runner.build(sources=[*extra_sources, source], hdl_toplevel="accel_harness",
+                         build_dir=build_dir, build_args=build_args, timescale=("1ns", "1ps"),
+                         waves=bool(waves),
+                         log_file=build_dir / "build.log")
+            build_s = time.perf_counter() - start
+            start = time.perf_counter()
+            runner.test(hdl_toplevel="accel_harness", test_module="accel.sim.cocotb_tb",
+                        build_dir=build_dir, test_dir=build_dir, waves=bool(waves),
+                        extra_env={"ACCEL_SIM_SPEC": str(spec_path),
+                                   "ACCEL_SIM_RESULT": str(result_path)},
+                        log_file=build_dir / "test.log")
+            run_s = time.perf_counter() - start
+        except SystemExit as e:  # cocotb's runner exits on a failed build
+            raise AccelError(f"the {simulator} build failed (exit {e.code}); see "
+                             f"{build_dir / 'build.log'}") from None
     if not result_path.exists():
         raise AccelError(f"the cocotb test did not finish; see {build_dir / 'test.log'}")
     result = decode(case, json.loads(result_path.read_text()))

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
+from ..environ import environ
 from ..errors import AccelError
 from ..host.link import encode_request, encode_response, image_bytes
 from ..hw.accelerator import Accelerator
@@ -106,30 +106,23 @@ def run_uart_cocotb(qnet: QuantizedNetwork, plan: NetworkPlan, images: np.ndarra
     # (verilator_env compiles with -O1 on the model alone: here, a few thousand bits per image,
     # compile time dominates; -O0 made runs 4x slower, -O2 everywhere a slower build)
     env = verilator_env()
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        runner = get_runner("verilator")
-        start = time.perf_counter()
-        runner.build(sources=[source], hdl_toplevel=TOP, build_dir=build_dir,
-                     build_args=["-Wno-fatal"] + (["--trace-fst"] if waves else []),
-                     timescale=("1ns", "1ps"), waves=waves, log_file=build_dir / "build.log")
-        build_s = time.perf_counter() - start
-        start = time.perf_counter()
-        xml = runner.test(hdl_toplevel=TOP, test_module=TESTBENCH, build_dir=build_dir,
-                          test_dir=build_dir, waves=waves, log_file=build_dir / "test.log",
-                          extra_env={"ACCEL_UART_CASE": str(case_path),
-                                     "ACCEL_UART_RESULT": str(result_path)})
-        run_s = time.perf_counter() - start
-    except SystemExit as e:  # cocotb's runner exits on a failed build
-        raise AccelError(f"the verilator build failed (exit {e.code}); see "
-                         f"{build_dir / 'build.log'}") from None
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    with environ(env):
+        try:
+            runner = get_runner("verilator")
+            start = time.perf_counter()
+            runner.build(sources=[source], hdl_toplevel=TOP, build_dir=build_dir,
+                         build_args=["-Wno-fatal"] + (["--trace-fst"] if waves else []),
+                         timescale=("1ns", "1ps"), waves=waves, log_file=build_dir / "build.log")
+            build_s = time.perf_counter() - start
+            start = time.perf_counter()
+            xml = runner.test(hdl_toplevel=TOP, test_module=TESTBENCH, build_dir=build_dir,
+                              test_dir=build_dir, waves=waves, log_file=build_dir / "test.log",
+                              extra_env={"ACCEL_UART_CASE": str(case_path),
+                                         "ACCEL_UART_RESULT": str(result_path)})
+            run_s = time.perf_counter() - start
+        except SystemExit as e:  # cocotb's runner exits on a failed build
+            raise AccelError(f"the verilator build failed (exit {e.code}); see "
+                             f"{build_dir / 'build.log'}") from None
     tests, failed = get_results(xml)
     figures = json.loads(result_path.read_text()) if result_path.exists() else {}
     host_report = None

@@ -15,7 +15,6 @@ design, the constraints and the script with every option), the toolchain version
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -27,6 +26,7 @@ from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 
+from ..environ import environ
 from ..errors import AccelError
 from ..hw.accelerator import Accelerator
 from ..plan.plan import NetworkPlan
@@ -76,20 +76,6 @@ def toolchain_versions(family: str | None = None) -> dict:
         except metadata.PackageNotFoundError:
             versions[package] = None
     return versions
-
-
-@contextlib.contextmanager
-def _environ(values: dict):
-    saved = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def build_options(board: Board, seed: int, *, clock_mhz: float | None = None) -> dict:
@@ -265,7 +251,7 @@ def prepare(qnet: QuantizedNetwork, plan: NetworkPlan, board: Board, *, clock_mh
     else:
         top_module = SelfTestTop(accelerator=accelerator, image_values=plan.input_cycles)
     options = build_options(board, seed, clock_mhz=clock_mhz)
-    with _environ({"AMARANTH_USE_YOSYS": "builtin", **board.tools}):
+    with environ({"AMARANTH_USE_YOSYS": "builtin", **board.tools}):
         return platform.build(top_module, name="top", do_build=False, **options), options
 
 
