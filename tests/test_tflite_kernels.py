@@ -17,6 +17,9 @@ import importlib.util
 import itertools
 import json
 import os
+import signal
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
 from fractions import Fraction
@@ -382,6 +385,101 @@ def test_the_interpreter_refuses_an_inexact_int8_concatenation():
             continue
         pytest.fail(f"seed {[LIVE_SEED, 99]}, case {i} ({describe(case)}): the interpreter "
                     f"accepted an int8 concatenation with unequal quantization")
+
+
+def one_op_model(generator: ModuleType, op: str, options_type: str, write_options: Callable,
+                 inputs: list, output: Any) -> bytes:
+    return generator.write_model(getattr(generator.tflite.BuiltinOperator, op), 2,
+                                 getattr(generator.tflite.BuiltinOptions, options_type),
+                                 write_options, inputs, output)
+
+
+@pytest.mark.tflite
+@pytest.mark.parametrize("option", [1, 2, 3])
+def test_the_depth_multiplier_option_is_not_what_the_kernel_reads(option):
+    """The kernel takes ``filter channels / input channels`` (here 2), whatever the option."""
+    pytest.importorskip("ai_edge_litert")
+    g = load_generator()
+    rng = np.random.default_rng([LIVE_SEED, 7, option])
+    x = rng.integers(-128, 128, (1, 4, 5, 2)).astype(np.int8)
+    filt = rng.integers(-127, 128, (1, 3, 3, 4)).astype(np.int8)
+    bias = rng.integers(-1000, 1000, 4).astype(np.int32)
+
+    def options(builder):
+        o = g._schema("DepthwiseConv2DOptions")
+        o.Start(builder)
+        o.AddPadding(builder, g._PADDING_CODES["same"])
+        o.AddStrideW(builder, 1)
+        o.AddStrideH(builder, 1)
+        o.AddDepthMultiplier(builder, option)
+        o.AddDilationWFactor(builder, 1)
+        o.AddDilationHFactor(builder, 1)
+        return o.End(builder)
+
+    s_w = np.full(4, 0.01, np.float32)
+    model = one_op_model(g, "DEPTHWISE_CONV_2D", "DepthwiseConv2DOptions", options, [
+        g._Tensor("input", x.shape, np.int8, *g._quant(0.1, 5)),
+        g._Tensor("filter", filt.shape, np.int8, *g._quant(s_w, np.zeros(4)), data=filt,
+                  quantized_dimension=3),
+        g._Tensor("bias", (4,), np.int32, *g._quant(s_w * np.float32(0.1), np.zeros(4)),
+                  data=bias)],
+        g._Tensor("output", (1, 4, 5, 4), np.int8, *g._quant(0.2, -3)))
+    multiplier, shift = tk.depthwise_multipliers(0.1, s_w, 0.2)
+    ours = tk.depthwise_conv2d(x, filt, bias, input_zero_point=5, strides=(1, 1), padding="same",
+                               multiplier=multiplier, shift=shift, output_zero_point=-3,
+                               act_min=-128, act_max=127)
+    assert np.array_equal(g.run_reference(model, x), ours), f"seed {[LIVE_SEED, 7, option]}"
+
+
+@pytest.mark.tflite
+def test_an_average_pool_ignores_another_output_quantization_but_its_clamp():
+    """Only a debug-build DCHECK asks for equal scales: the raw average is written, clamped to
+    the fused ReLU of the *output* tensor (its zero point)."""
+    pytest.importorskip("ai_edge_litert")
+    g = load_generator()
+    rng = np.random.default_rng([LIVE_SEED, 8])
+    x = rng.integers(-128, 128, (1, 5, 6, 2)).astype(np.int8)
+
+    def options(builder):
+        o = g._schema("Pool2DOptions")
+        o.Start(builder)
+        o.AddPadding(builder, g._PADDING_CODES["same"])
+        o.AddStrideW(builder, 2)
+        o.AddStrideH(builder, 1)
+        o.AddFilterWidth(builder, 3)
+        o.AddFilterHeight(builder, 3)
+        o.AddFusedActivationFunction(builder, g.ACTIVATION_CODES["relu"])
+        return o.End(builder)
+
+    model = one_op_model(g, "AVERAGE_POOL_2D", "Pool2DOptions", options,
+                         [g._Tensor("input", x.shape, np.int8, *g._quant(0.1, -5))],
+                         g._Tensor("output", (1, 5, 3, 2), np.int8, *g._quant(0.3, 20)))
+    lo, hi = numerics.fused_activation_range("relu", 0.3, 20)
+    ours = tk.average_pool2d(x, pool_size=(3, 3), strides=(1, 2), padding="same",
+                             act_min=lo, act_max=hi)
+    assert np.array_equal(g.run_reference(model, x), ours), f"seed {[LIVE_SEED, 8]}"
+
+
+@pytest.mark.tflite
+def test_an_add_whose_output_multiplier_reaches_one_aborts_the_interpreter():
+    """What :func:`tflite_kernels.add_params` refuses with ValueError kills TFLite's process
+    (``TFLITE_CHECK_LT(double_multiplier, 1.)`` in QuantizeMultiplierSmallerThanOneExp)."""
+    pytest.importorskip("ai_edge_litert")
+    script = f"""
+import importlib.util, numpy as np
+spec = importlib.util.spec_from_file_location("g", {str(OPS_DIR / "make_op_cases.py")!r})
+g = importlib.util.module_from_spec(spec); spec.loader.exec_module(g)
+def options(b):
+    o = g._schema("AddOptions"); o.Start(b); o.AddFusedActivationFunction(b, 0); return o.End(b)
+m = g.write_model(g.tflite.BuiltinOperator.ADD, 2, g.tflite.BuiltinOptions.AddOptions, options,
+    [g._Tensor("a", (4,), np.int8, *g._quant(1.0, 0)),
+     g._Tensor("b", (4,), np.int8, *g._quant(1.0, 0))],
+    g._Tensor("y", (4,), np.int8, *g._quant(2.0**-20, 0)))
+x = np.arange(4, dtype=np.int8)
+g.run_reference(m, [x, x])
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=120)
+    assert result.returncode == -signal.SIGABRT, (result.returncode, result.stderr[-500:])
 
 
 # --- the arithmetic, exactly ------------------------------------------------------------------

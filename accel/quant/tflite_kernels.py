@@ -17,17 +17,23 @@ one-operator models (``examples/tflite_ops``, ``tests/test_tflite_kernels.py``):
     plus ``zp_out``, clamped to the fused activation. The per-channel multipliers come from
     ``PopulateConvolutionQuantizationParams``: ``QuantizeMultiplier(double(s_in) *
     double(s_w[c]) / double(s_out))``, also for a per-tensor filter scale -- exactly CONV_2D's
-    requantization (:func:`accel.quant.numerics.requantize`). The depth multiplier is
-    ``filter channels / input channels`` (the option is not what the kernel reads).
+    requantization (:func:`accel.quant.numerics.requantize`); the float requantization of
+    the FC reference kernel disagrees on 1,132 of the fixture's outputs. The depth multiplier
+    is ``filter channels / input channels``: the option is not read (options 1, 2 and 3 on a
+    4-over-2-channel filter all run, identically).
 ``AVERAGE_POOL_2D``
     ``reference_integer_ops::AveragePool`` (``integer_ops/pooling.h``). The sum of the raw int8
     codes over the window clipped to the image (no zero point is subtracted), divided by the
     number of in-image taps (so an edge window of a SAME pool averages fewer values, never
     padding), rounded half away from *code* 0 (``(acc +- n/2) / n`` with C division:
     :func:`~accel.quant.numerics.divide_round_half_away_from_zero`; a negative sum's tie goes
-    down, e.g. -3/2 -> -2), then clamped to the fused activation range. No requantization:
-    the kernel assumes the output shares the input's scale and zero point (only a debug-build
-    ``DCHECK``; the fused-activation bounds are taken from the output tensor).
+    down, e.g. -3/2 -> -2), then clamped to the fused activation range. On the fixture,
+    rounding about the zero point instead would differ on 6,940 outputs, half-to-even on
+    9,675, floor division on 36,738, dividing by the full window (padding as zero points) on
+    26,947. No requantization: the kernel assumes the output shares the input's scale and
+    zero point, but only a debug-build ``DCHECK`` says so; given another output quantization
+    the interpreter writes the same raw average, clamped to the fused activation of the
+    *output* tensor (observed).
 ``ADD``
     ``reference_integer_ops::Add`` (``integer_ops/add.h``), parameters from ``add.cc``'s
     ``Prepare``: ``left_shift = 20``; ``twice_max = 2 * double(max(s1, s2))``; input ``i``'s
@@ -37,7 +43,12 @@ one-operator models (``examples/tflite_ops``, ``tests/test_tflite_kernels.py``):
     multiplier (``MultiplyByQuantizedMultiplierSmallerThanOneExp``: SRDHM, then
     RoundingDivideByPOT), the two summed in int32, scaled by the output multiplier the same
     way, plus ``zp_out``, clamped to the fused activation (ReLU/ReLU6/ReLU_N1_TO_1). Three
-    roundings, each half away from zero after a half-up SRDHM.
+    roundings, each half away from zero after a half-up SRDHM. With 20 bits of headroom the
+    result equals ``round(real sum)`` except next to exact halves; with scales in small
+    ratios (1/3, 3/2, ...: the fixture's 30 %) ``round(real sum)`` differs on 818 outputs and
+    single rounding on 1,611. An output factor ``twice_max / (2**20 * s_out)`` of 1 or more
+    makes ``TFLITE_CHECK`` abort the interpreter's process (observed); :func:`add_params`
+    raises :class:`ValueError`.
 ``MEAN`` (over H and W of a 4-D tensor, ``keep_dims`` true or false)
     ``reference_ops::QuantizedMeanOrSum`` (``reference/reduce.h``): on the reference path of
     ``reduce.cc`` every int8 mean goes there, whatever ``keep_dims``, the axes, and whether the
@@ -48,21 +59,27 @@ one-operator models (``examples/tflite_ops``, ``tests/test_tflite_kernels.py``):
     (M << k) / n`` (int64, truncated), ``e' = e - k``; then per output ``sum(x) - zp_in * n``
     goes through ``MultiplyByQuantizedMultiplier(., M', e')`` (double rounding), plus
     ``zp_out``, clamped to int8. No fused activation. So the mean is *not* rounded on its
-    own: ``1/n`` is a truncated 31-bit fixed-point factor, which can differ by one from
-    ``round(mean)`` when the scales are equal.
+    own: ``1/n`` is a truncated 31-bit fixed-point factor. With equal input and output
+    quantization (713 fixture cases) ``round(mean)`` differs on 534 outputs and TFLite's
+    older truncating ``sum / n`` on 2,660; the older ``integer_ops::Mean`` (scale, then
+    divide with rounding) differs on 754 outputs of all 2,000 cases.
 ``PAD``
     ``optimized_ops::PadImageStyle`` / ``Pad`` via ``pad.cc``'s ``EvalInt`` (the reference
     registration calls the same code for int8): the input codes are copied unchanged and the
     border is filled with the *output* tensor's zero point (without a ``constant_values``
     input); nothing is requantized, even when the output's scale or zero point differ from the
-    input's. Paddings per side and axis, ``>= 0``.
+    input's (15 % of the fixture: padding with the input's zero point would differ on 58,157
+    outputs). Paddings per side and axis, ``>= 0``; "image-style" (no batch or channel
+    padding) and general paddings give the same result.
 ``CONCATENATION``
     ``reference_ops::Concatenation``: a plain copy (``memcpy`` of each input's slab along the
     axis). For int8, ``concatenation.cc``'s ``Prepare`` *refuses* the model unless every input
     has exactly the output's scale and zero point (``TF_LITE_ENSURE_EQ``); only uint8 has a
     rescaling path (``ConcatenationWithScaling``: ``round(q * (s_i / s_out) - zp_i * (s_i /
     s_out)) + zp_out`` in float32). So there is no inexact int8 concatenation to reproduce:
-    :func:`concatenation` raises :class:`ValueError` for it, as the interpreter does.
+    :func:`concatenation` raises :class:`ValueError` for it, as the interpreter does
+    (``allocate_tensors`` fails, observed; the converter's quantizer constrains an int8
+    concatenation's inputs to the output's scale, so converted models meet the condition).
 
 Window and padding geometry (SAME: ``out = ceil(n / s)``, the smaller half of the padding
 before) is :func:`accel.spec.shapes.window_2d`, the same as for CONV_2D and MAX_POOL_2D.
