@@ -634,3 +634,23 @@ def test_add_params_refuse_an_output_multiplier_of_one():
 def test_bad_arguments_are_named(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+@pytest.mark.parametrize(("real", "want"), [
+    (0.5, (1 << 30, 0)),
+    (0.25, (1 << 30, -1)),
+    (1 / 3, (1431655765, -1)),
+    (2.0**-33, (0, 0)),  # below 2**-32: flushed, as QuantizeMultiplier does
+])
+def test_quantize_multiplier_smaller_than_one_exp(real, want):
+    assert numerics.quantize_multiplier_smaller_than_one_exp(real) == want
+
+
+@pytest.mark.parametrize(("real", "message"), [
+    (1.0, r"^real_multiplier must be a number in \(0, 1\), not 1\.0$"),
+    (0.0, r"^real_multiplier must be a number in \(0, 1\), not 0\.0$"),
+    (1 - 2.0**-40, r"^real_multiplier 0\.99999999999909.* rounds up to 1 \(shift 1\)"),
+])
+def test_quantize_multiplier_smaller_than_one_exp_refuses_what_tflite_aborts_on(real, message):
+    with pytest.raises(ValueError, match=message):
+        numerics.quantize_multiplier_smaller_than_one_exp(real)
