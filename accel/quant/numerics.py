@@ -151,6 +151,7 @@ __all__ = [
     "accumulator_bound",
     "accumulator_range",
     "dequantize",
+    "divide_round_half_away_from_zero",
     "effective_scale",
     "fused_activation_range",
     "int_range",
@@ -160,6 +161,7 @@ __all__ = [
     "quantize",
     "quantize_multiplier",
     "quantize_multiplier_array",
+    "quantize_multiplier_smaller_than_one_exp",
     "requantize",
     "requantize_float",
     "requantize_wide",
@@ -1218,3 +1220,69 @@ def accumulator_bits(
         terms=terms, x_range=x_range, w_range=w_range, bias_range=bias_range
     )
     return signed_bits_for(low, high)
+
+
+# --- primitives of the elementwise and pooling kernels ---------------------------------------
+
+
+def quantize_multiplier_smaller_than_one_exp(real_multiplier: float) -> tuple[int, int]:
+    """TFLite's ``QuantizeMultiplierSmallerThanOneExp`` (``quantization_util.cc``).
+
+    :func:`quantize_multiplier` of a factor in ``(0, 1)``, whose shift is therefore ``<= 0``
+    (a right shift); ADD's three multipliers are made this way. TFLite aborts the process
+    (``TFLITE_CHECK``) for a factor outside ``(0, 1)`` or one that rounds up to a shift of 1;
+    here that is a :class:`ValueError`. Factors below about ``2**-32`` flush to ``(0, 0)``.
+
+    Parameters
+    ----------
+    real_multiplier : float
+        The factor, ``0 < real_multiplier < 1``.
+
+    Returns
+    -------
+    tuple of int
+        ``(multiplier, shift)`` with ``shift <= 0``, as :func:`quantize_multiplier`.
+    """
+    if isinstance(real_multiplier, bool | np.bool_) or not isinstance(
+        real_multiplier, int | float | np.integer | np.floating
+    ):
+        raise ValueError(f"real_multiplier must be a number in (0, 1), not {real_multiplier!r}")
+    value = float(real_multiplier)
+    if not 0.0 < value < 1.0:
+        raise ValueError(f"real_multiplier must be a number in (0, 1), not {real_multiplier!r}")
+    multiplier, shift = quantize_multiplier(value)
+    if shift > 0:
+        raise ValueError(f"real_multiplier {value!r} rounds up to 1 (shift {shift}), which "
+                         f"TFLite's TFLITE_CHECK_LE(shift, 0) rejects")
+    return multiplier, shift
+
+
+def divide_round_half_away_from_zero(x: ArrayLike, count: ArrayLike) -> IntArray:
+    """``x / count`` rounded to the nearest integer, ties away from zero, exactly.
+
+    TFLite's int8/int16 AVERAGE_POOL_2D (``reference_integer_ops::AveragePool``) writes it
+    ``x > 0 ? (x + count / 2) / count : (x - count / 2) / count`` with C's truncating
+    division; for even ``count`` the tie ``x / count = k + 1/2`` goes away from zero, for odd
+    ``count`` there are no ties. Note that the rounding is about the stored integer 0, not the
+    zero point: the kernel averages the raw int8 codes.
+
+    Parameters
+    ----------
+    x : array_like of int
+        Dividends (sums of int8 codes), within int64.
+    count : array_like of int
+        Divisors, >= 1; they broadcast against ``x``.
+
+    Returns
+    -------
+    IntArray
+        The rounded quotients.
+    """
+    values = _as_int("x", x)
+    counts = _as_int("count", count)
+    if counts.size and int(counts.min()) < 1:
+        raise ValueError(f"count must be >= 1, not {int(counts.min())}")
+    _broadcast(x=values, count=counts)
+    half = counts // 2
+    magnitude = (np.abs(values) + half) // counts
+    return _result(np.where(values > 0, magnitude, -magnitude))

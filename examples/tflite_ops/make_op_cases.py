@@ -1,7 +1,9 @@
 """Random single-operator int8 TFLite models, run by TFLite's reference kernels, as fixtures.
 
 For each operator type the golden model implements (CONV_2D, FULLY_CONNECTED with per-channel
-and with per-tensor weights, MAX_POOL_2D, SOFTMAX) this script draws thousands of random cases
+and with per-tensor weights, MAX_POOL_2D, SOFTMAX) and the MLPerf Tiny operators of
+``accel/quant/tflite_kernels.py`` (DEPTHWISE_CONV_2D, AVERAGE_POOL_2D, ADD, MEAN, PAD,
+CONCATENATION) this script draws thousands of random cases
 -- shapes, kernels, strides, padding, fused activation, int8 weights, int32 biases, and the
 quantization parameters (scales over many octaves, so that the effective scale of a conv/dense
 output ranges from below 2**-31 to above 2**4, and zero points over all of int8) -- writes each
@@ -13,8 +15,8 @@ needed to recompute the outputs without TFLite, plus the interpreter's outputs.
 The models are written directly with the flatbuffer builders of the ``tflite`` package (the
 TFLite schema), not converted from Keras, so that every quantization parameter is drawn at
 random rather than calibrated. No TensorFlow is needed: ``numpy``, ``flatbuffers``, ``tflite``
-and ``ai-edge-litert`` are. ``tests/test_tflite_ops.py`` loads this file to draw fresh cases
-when ``ai_edge_litert`` is installed.
+and ``ai-edge-litert`` are. ``tests/test_tflite_ops.py`` and ``tests/test_tflite_kernels.py``
+load this file to draw fresh cases when ``ai_edge_litert`` is installed.
 
 Usage (from the repository root)::
 
@@ -52,6 +54,12 @@ CASES = {
     "dense_per_tensor": 2000,
     "max_pool2d": 2000,
     "softmax": 3000,
+    "depthwise_conv2d": 2000,
+    "average_pool2d": 2000,
+    "add": 2000,
+    "mean": 2000,
+    "pad": 2000,
+    "concatenation": 1500,
 }
 SEED = 20250611
 
@@ -69,6 +77,13 @@ FLAT = {
                          "bias": np.int32, "y": np.int8},
     "max_pool2d": {"x": np.int8, "y": np.int8},
     "softmax": {"x": np.int8, "y": np.int8},
+    "depthwise_conv2d": {"x": np.int8, "weights": np.int8, "weight_scale": np.float32,
+                         "bias": np.int32, "y": np.int8},
+    "average_pool2d": {"x": np.int8, "y": np.int8},
+    "add": {"x": np.int8, "x2": np.int8, "y": np.int8},
+    "mean": {"x": np.int8, "y": np.int8},
+    "pad": {"x": np.int8, "paddings": np.int32, "y": np.int8},
+    "concatenation": {"x": np.int8, "x2": np.int8, "x3": np.int8, "x4": np.int8, "y": np.int8},
 }
 
 
@@ -114,7 +129,8 @@ def write_model(op_code: int, version: int, options_type: int, write_options: Ca
                 inputs: list[_Tensor], output: _Tensor) -> bytes:
     """A ``.tflite`` flatbuffer with one subgraph holding one operator ``inputs -> output``.
 
-    ``inputs[0]`` is the graph input; the other inputs are constants (their ``data``).
+    The inputs without ``data`` are the graph inputs, in order (``inputs[0]`` for the
+    one-input operators); the others are constants (their ``data``).
     """
     m, sg, t, b, op, oc, qp = (_schema(n) for n in (
         "Model", "SubGraph", "Tensor", "Buffer", "Operator", "OperatorCode",
@@ -167,7 +183,8 @@ def write_model(op_code: int, version: int, options_type: int, write_options: Ca
     op.AddBuiltinOptions(builder, options)
     operator = op.End(builder)
 
-    graph_inputs = builder.CreateNumpyVector(np.array([0], dtype=np.int32))
+    graph_inputs = builder.CreateNumpyVector(
+        np.array([i for i, t in enumerate(inputs) if t.data is None], dtype=np.int32))
     graph_outputs = builder.CreateNumpyVector(np.array([len(inputs)], dtype=np.int32))
     tensors_vec = _offsets_vector(builder, sg.StartTensorsVector, tensor_offsets)
     operators_vec = _offsets_vector(builder, sg.StartOperatorsVector, [operator])
@@ -200,8 +217,11 @@ def write_model(op_code: int, version: int, options_type: int, write_options: Ca
     return bytes(builder.Output())
 
 
-def run_reference(model: bytes, x: np.ndarray) -> np.ndarray:
-    """Run a one-input model with TFLite's reference kernels and return its output."""
+def run_reference(model: bytes, x: np.ndarray | list[np.ndarray]) -> np.ndarray:
+    """Run a model with TFLite's reference kernels and return its output.
+
+    ``x`` is the input, or a list of the graph inputs in order.
+    """
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     interpreter = Interpreter(
@@ -210,7 +230,10 @@ def run_reference(model: bytes, x: np.ndarray) -> np.ndarray:
         experimental_preserve_all_tensors=True,
     )
     interpreter.allocate_tensors()
-    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
+    inputs = x if isinstance(x, list) else [x]
+    details = sorted(interpreter.get_input_details(), key=lambda d: d["index"])
+    for detail, value in zip(details, inputs, strict=True):
+        interpreter.set_tensor(detail["index"], value)
     interpreter.invoke()
     return interpreter.get_tensor(interpreter.get_output_details()[0]["index"]).copy()
 
@@ -520,12 +543,285 @@ def sample_softmax(rng: np.random.Generator) -> tuple[dict, bytes, np.ndarray]:
     return case, model, x
 
 
-SAMPLERS: dict[str, Callable[[np.random.Generator], tuple[dict, bytes, np.ndarray]]] = {
+# --- the MLPerf Tiny operators (tests/test_tflite_kernels.py, accel/quant/tflite_kernels.py) ---
+
+
+def _stride(rng: np.random.Generator) -> int:
+    return int(rng.choice([1, 2, 3], p=[0.45, 0.45, 0.1]))
+
+
+def _no_quant() -> tuple[np.ndarray, np.ndarray]:
+    # Integer side inputs (axes, paddings) carry no quantization parameters.
+    return np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int64)
+
+
+def sample_depthwise_conv2d(rng: np.random.Generator) -> tuple[dict, bytes, np.ndarray]:
+    kh, kw = (int(k) for k in rng.integers(1, 6, size=2))
+    sh, sw = _stride(rng), _stride(rng)
+    padding = str(rng.choice(["same", "valid"]))
+    cin = int(rng.integers(1, 9))
+    depth_multiplier = int(rng.integers(1, 4))
+    cout = cin * depth_multiplier
+    n = int(rng.integers(1, 3))
+    h = int(rng.integers(kh if padding == "valid" else 1, kh + 8))
+    w_ = int(rng.integers(kw if padding == "valid" else 1, kw + 8))
+    per_channel = bool(rng.random() < 0.85)
+    activation = _activation_name(rng)
+    s_in, zp_in = _input_scale(rng), _zero_point(rng)
+    zp_out = _zero_point(rng)
+    s_w = _weight_scales(rng, cout if per_channel else 1)
+    weights = _weights(rng, cout, kh * kw)  # per output channel, its kh * kw taps
+    x = _activations(rng, (n, h, w_, cin), zp_in)
+    u = x.astype(np.int64) - zp_in
+    bias, s_out = _bias_and_output_scale(rng, u, weights, s_in, np.broadcast_to(s_w, (cout,)))
+    bias_scale = _f32(np.float64(s_in) * np.broadcast_to(s_w, (cout,)).astype(np.float64))
+    filt = weights.reshape(cout, kh, kw).transpose(1, 2, 0)[None]  # (1, kh, kw, cout)
+    oh, ow = _out_size(h, kh, sh, padding), _out_size(w_, kw, sw, padding)
+
+    def options(builder: flatbuffers.Builder) -> int:
+        o = _schema("DepthwiseConv2DOptions")
+        o.Start(builder)
+        o.AddPadding(builder, _PADDING_CODES[padding])
+        o.AddStrideW(builder, sw)
+        o.AddStrideH(builder, sh)
+        o.AddDepthMultiplier(builder, depth_multiplier)
+        o.AddFusedActivationFunction(builder, ACTIVATION_CODES[activation])
+        o.AddDilationWFactor(builder, 1)
+        o.AddDilationHFactor(builder, 1)
+        return o.End(builder)
+
+    model = write_model(
+        tflite.BuiltinOperator.DEPTHWISE_CONV_2D, 3,
+        tflite.BuiltinOptions.DepthwiseConv2DOptions, options,
+        [_Tensor("input", (n, h, w_, cin), np.int8, *_quant(s_in, zp_in)),
+         _Tensor("filter", (1, kh, kw, cout), np.int8, *_quant(s_w, np.zeros(s_w.size)),
+                 data=filt, quantized_dimension=3),
+         _Tensor("bias", (cout,), np.int32, *_quant(bias_scale, np.zeros(cout)), data=bias)],
+        _Tensor("output", (n, oh, ow, cout), np.int8, *_quant(s_out, zp_out)),
+    )
+    case = {
+        "stride_h": sh, "stride_w": sw, "padding": padding, "activation": activation,
+        "depth_multiplier": depth_multiplier, "per_channel": per_channel,
+        "input_scale": s_in, "input_zero_point": zp_in,
+        "output_scale": s_out, "output_zero_point": zp_out,
+        "weights": filt, "weight_scale": s_w, "bias": bias,
+    }
+    return case, model, x
+
+
+def sample_average_pool2d(rng: np.random.Generator) -> tuple[dict, bytes, np.ndarray]:
+    c = int(rng.integers(1, 7))
+    n = int(rng.integers(1, 4))
+    if rng.random() < 0.12:  # a global pool (DS-CNN's 25x5, ResNet's 8x8, ...)
+        h, w_ = int(rng.integers(1, 26)), int(rng.integers(1, 13))
+        ph, pw, sh, sw, padding = h, w_, 1, 1, "valid"
+    else:
+        ph, pw = (int(k) for k in rng.integers(1, 5, size=2))
+        sh, sw = _stride(rng), _stride(rng)
+        padding = str(rng.choice(["same", "valid"]))
+        h = int(rng.integers(ph if padding == "valid" else 1, ph + 8))
+        w_ = int(rng.integers(pw if padding == "valid" else 1, pw + 8))
+    activation = _activation_name(rng)
+    scale, zp = _input_scale(rng), _zero_point(rng)
+    x = _activations(rng, (n, h, w_, c), zp)
+    oh, ow = _out_size(h, ph, sh, padding), _out_size(w_, pw, sw, padding)
+
+    def options(builder: flatbuffers.Builder) -> int:
+        o = _schema("Pool2DOptions")
+        o.Start(builder)
+        o.AddPadding(builder, _PADDING_CODES[padding])
+        o.AddStrideW(builder, sw)
+        o.AddStrideH(builder, sh)
+        o.AddFilterWidth(builder, pw)
+        o.AddFilterHeight(builder, ph)
+        o.AddFusedActivationFunction(builder, ACTIVATION_CODES[activation])
+        return o.End(builder)
+
+    model = write_model(
+        tflite.BuiltinOperator.AVERAGE_POOL_2D, 2, tflite.BuiltinOptions.Pool2DOptions, options,
+        [_Tensor("input", (n, h, w_, c), np.int8, *_quant(scale, zp))],
+        _Tensor("output", (n, oh, ow, c), np.int8, *_quant(scale, zp)),
+    )
+    case = {
+        "pool_h": ph, "pool_w": pw, "stride_h": sh, "stride_w": sw, "padding": padding,
+        "activation": activation, "input_scale": scale, "input_zero_point": zp,
+    }
+    return case, model, x
+
+
+def sample_add(rng: np.random.Generator) -> tuple[dict, bytes, list[np.ndarray]]:
+    if rng.random() < 0.8:
+        shape: tuple[int, ...] = (int(rng.integers(1, 3)), *(int(v) for v in
+                                  rng.integers(1, 9, size=3)))
+    else:
+        shape = (int(rng.integers(1, 5)), int(rng.integers(1, 40)))
+    s1 = _input_scale(rng)
+    roll = rng.random()
+    if roll < 0.3:
+        # Scales in small ratios (as a residual join often has): many exact halves in the
+        # real sum, where the fixed-point multipliers (a third is not a binary fraction)
+        # decide the rounding, unlike round(real).
+        s2 = _f32(s1 * float(rng.choice([1, 2, 0.5, 3, 1 / 3, 1.5, 0.75, 4, 0.25])))
+        s_out = _f32(s1 * float(rng.choice([1, 2, 3, 4, 1.5, 6, 0.5, 2 / 3])))
+    else:
+        if roll < 0.4:
+            s2 = s1
+        elif roll < 0.88:
+            s2 = _f32(s1 * 2.0 ** rng.uniform(-4, 4))
+        else:
+            s2 = _f32(s1 * 2.0 ** rng.uniform(-16, 16))  # one input almost vanishes
+        s_out = s1 if rng.random() < 0.1 else \
+            _f32(max(float(s1), float(s2)) * 2.0 ** rng.uniform(-1.5, 4))
+    zp1, zp2, zp_out = _zero_point(rng), _zero_point(rng), _zero_point(rng)
+    activation = _activation_name(rng)
+    x1 = _activations(rng, shape, zp1)
+    x2 = _activations(rng, shape, zp2)
+
+    def options(builder: flatbuffers.Builder) -> int:
+        o = _schema("AddOptions")
+        o.Start(builder)
+        o.AddFusedActivationFunction(builder, ACTIVATION_CODES[activation])
+        return o.End(builder)
+
+    model = write_model(
+        tflite.BuiltinOperator.ADD, 2, tflite.BuiltinOptions.AddOptions, options,
+        [_Tensor("input1", shape, np.int8, *_quant(s1, zp1)),
+         _Tensor("input2", shape, np.int8, *_quant(s2, zp2))],
+        _Tensor("output", shape, np.int8, *_quant(s_out, zp_out)),
+    )
+    case = {
+        "activation": activation, "input_scale": s1, "input_zero_point": zp1,
+        "input2_scale": s2, "input2_zero_point": zp2,
+        "output_scale": s_out, "output_zero_point": zp_out, "x2": x2,
+    }
+    return case, model, [x1, x2]
+
+
+def sample_mean(rng: np.random.Generator) -> tuple[dict, bytes, np.ndarray]:
+    n, c = int(rng.integers(1, 4)), int(rng.integers(1, 9))
+    if rng.random() < 0.1:
+        h, w_ = (int(v) for v in [(25, 5), (5, 25), (7, 7), (8, 8), (6, 6), (3, 3), (12, 12),
+                                  (32, 32), (24, 3), (1, 1)][int(rng.integers(0, 10))])
+        n, c = 1, min(c, 3)
+    else:
+        h, w_ = (int(v) for v in rng.integers(1, 9, size=2))
+    keep_dims = bool(rng.random() < 0.5)
+    axes = [1, 2] if rng.random() < 0.85 else [2, 1]
+    s_in, zp_in = _input_scale(rng), _zero_point(rng)
+    if rng.random() < 0.35:
+        s_out, zp_out = s_in, zp_in  # what the converter emits for a global average pool
+    else:
+        s_out, zp_out = _f32(s_in * 2.0 ** rng.uniform(-3, 3)), _zero_point(rng)
+    x = _activations(rng, (n, h, w_, c), zp_in)
+    out_shape = (n, 1, 1, c) if keep_dims else (n, c)
+
+    def options(builder: flatbuffers.Builder) -> int:
+        o = _schema("ReducerOptions")
+        o.Start(builder)
+        o.AddKeepDims(builder, keep_dims)
+        return o.End(builder)
+
+    model = write_model(
+        tflite.BuiltinOperator.MEAN, 2, tflite.BuiltinOptions.ReducerOptions, options,
+        [_Tensor("input", (n, h, w_, c), np.int8, *_quant(s_in, zp_in)),
+         _Tensor("axis", (2,), np.int32, *_no_quant(), data=np.array(axes, dtype=np.int32))],
+        _Tensor("output", out_shape, np.int8, *_quant(s_out, zp_out)),
+    )
+    case = {
+        "keep_dims": keep_dims, "axis_order": "hw" if axes == [1, 2] else "wh",
+        "input_scale": s_in, "input_zero_point": zp_in,
+        "output_scale": s_out, "output_zero_point": zp_out,
+    }
+    return case, model, x
+
+
+def sample_pad(rng: np.random.Generator) -> tuple[dict, bytes, np.ndarray]:
+    shape = (int(rng.integers(1, 3)), int(rng.integers(1, 8)), int(rng.integers(1, 8)),
+             int(rng.integers(1, 5)))
+    paddings = np.zeros((4, 2), dtype=np.int32)
+    paddings[1:3] = rng.integers(0, 4, size=(2, 2))
+    if rng.random() < 0.2:  # not image-style: batch and channel paddings too
+        paddings[0] = rng.integers(0, 2, size=2)
+        paddings[3] = rng.integers(0, 3, size=2)
+    s_in, zp_in = _input_scale(rng), _zero_point(rng)
+    if rng.random() < 0.85:
+        s_out, zp_out = s_in, zp_in
+    else:  # shows what the kernel does with another output quantization: nothing
+        s_out, zp_out = _f32(s_in * 2.0 ** rng.uniform(-2, 2)), _zero_point(rng)
+    x = _activations(rng, shape, zp_in)
+    out_shape = tuple(int(d + p.sum()) for d, p in zip(shape, paddings, strict=True))
+
+    def options(builder: flatbuffers.Builder) -> int:
+        o = _schema("PadOptions")
+        o.Start(builder)
+        return o.End(builder)
+
+    model = write_model(
+        tflite.BuiltinOperator.PAD, 2, tflite.BuiltinOptions.PadOptions, options,
+        [_Tensor("input", shape, np.int8, *_quant(s_in, zp_in)),
+         _Tensor("paddings", (4, 2), np.int32, *_no_quant(), data=paddings)],
+        _Tensor("output", out_shape, np.int8, *_quant(s_out, zp_out)),
+    )
+    case = {
+        "input_scale": s_in, "input_zero_point": zp_in,
+        "output_scale": s_out, "output_zero_point": zp_out, "paddings": paddings,
+    }
+    return case, model, x
+
+
+#: Most inputs a CONCATENATION case has (absent ones are stored with zero channels).
+MAX_CONCAT_INPUTS = 4
+
+
+def sample_concatenation(rng: np.random.Generator, *, exact: bool = True
+                         ) -> tuple[dict, bytes, list[np.ndarray]]:
+    """Concatenation on the channel axis; ``exact=False`` gives one input another quantization
+    (TFLite refuses such int8 models in Prepare)."""
+    count = int(rng.choice([2, 3, 4], p=[0.6, 0.25, 0.15]))
+    n, h, w_ = int(rng.integers(1, 3)), int(rng.integers(1, 7)), int(rng.integers(1, 7))
+    channels = [int(v) for v in rng.integers(1, 7, size=count)]
+    axis = int(rng.choice([3, -1]))
+    scale, zp = _input_scale(rng), _zero_point(rng)
+    quants = [(scale, zp)] * count
+    if not exact:
+        odd = int(rng.integers(0, count))
+        quants[odd] = (_f32(scale * 2.0 ** rng.uniform(-2, 2)), zp) if rng.random() < 0.5 \
+            else (scale, (zp + int(rng.integers(1, 256)) + 128) % 256 - 128)
+    xs = [_activations(rng, (n, h, w_, ch), zp) for ch in channels]
+
+    def options(builder: flatbuffers.Builder) -> int:
+        o = _schema("ConcatenationOptions")
+        o.Start(builder)
+        o.AddAxis(builder, axis)
+        o.AddFusedActivationFunction(builder, ACTIVATION_CODES["linear"])
+        return o.End(builder)
+
+    model = write_model(
+        tflite.BuiltinOperator.CONCATENATION, 2, tflite.BuiltinOptions.ConcatenationOptions,
+        options,
+        [_Tensor(f"input{i}", (n, h, w_, ch), np.int8, *_quant(s, z))
+         for i, (ch, (s, z)) in enumerate(zip(channels, quants, strict=True))],
+        _Tensor("output", (n, h, w_, sum(channels)), np.int8, *_quant(scale, zp)),
+    )
+    case: dict[str, Any] = {"axis": axis, "inputs": count, "input_scale": scale,
+                            "input_zero_point": zp}
+    for i in range(1, MAX_CONCAT_INPUTS):
+        case[f"x{i + 1}"] = xs[i] if i < count else np.zeros((n, h, w_, 0), dtype=np.int8)
+    return case, model, xs
+
+
+SAMPLERS: dict[str, Callable[[np.random.Generator], tuple[dict, bytes, Any]]] = {
     "conv2d": sample_conv2d,
     "dense_per_channel": sample_dense_per_channel,
     "dense_per_tensor": sample_dense_per_tensor,
     "max_pool2d": sample_max_pool2d,
     "softmax": sample_softmax,
+    "depthwise_conv2d": sample_depthwise_conv2d,
+    "average_pool2d": sample_average_pool2d,
+    "add": sample_add,
+    "mean": sample_mean,
+    "pad": sample_pad,
+    "concatenation": sample_concatenation,
 }
 
 
@@ -571,7 +867,8 @@ def generate(op: str, count: int, seed: int | list[int]) -> tuple[dict[str, np.n
         except (RuntimeError, ValueError) as e:
             refused[str(e).splitlines()[0][:120]] += 1
             continue
-        case["x"] = x
+        # Multi-input samplers keep the other inputs in ``case`` (``x2``, ...).
+        case["x"] = x[0] if isinstance(x, list) else x
         case["y"] = y
         cases.append(case)
     return pack(op, cases), refused
