@@ -339,7 +339,7 @@ def main(names: list[str]) -> int:
     for block in txt.read_text().split("\n=== ")[1:] if txt.exists() else []:
         head, _, body = block.partition(" ===\n")
         blocks[head] = body.rstrip("\n")
-    blocks.update(texts)
+    blocks.update({k: v.rstrip("\n") for k, v in texts.items()})
     txt.write_text("".join(f"\n=== {k} ===\n{blocks[k]}\n" for k in BUILDERS if k in blocks))
     print(f"total {time.time() - t0:.1f}s")
     return 0
