@@ -170,4 +170,7 @@ def test_examples_match_keras_summary(path):
 
 
 def test_every_example_is_checked():
-    assert {p.stem for p in EXAMPLE_FILES} == set(KERAS_SUMMARIES) - {"_versions"}
+    """Every example has an entry; entries Keras did not produce are listed as hand-computed
+    (the branchy examples, until keras_reference.py is rerun with TensorFlow)."""
+    assert {p.stem for p in EXAMPLE_FILES} == {k for k in KERAS_SUMMARIES if k[0] != "_"}
+    assert set(KERAS_SUMMARIES.get("_hand_computed", {})) <= {p.stem for p in EXAMPLE_FILES}
