@@ -303,8 +303,12 @@ def load_tflite(path: str | Path) -> QuantizedNetwork:
     if not layers:
         raise AccelError(f"{path}: no supported operators found")
     in_shape = g.shape(int(graph_inputs[0]))[1:]
-    return QuantizedNetwork(name=path.stem, scheme="tflite-int8", input_shape=tuple(in_shape),
-                            input=input_params, layers=tuple(layers), source=str(path))
+    try:
+        return QuantizedNetwork(name=path.stem, scheme="tflite-int8",
+                                input_shape=tuple(in_shape), input=input_params,
+                                layers=tuple(layers), source=str(path))
+    except AccelError as e:  # the graph's checks (e.g. an output nothing reads) name the layer
+        raise AccelError(f"{path}: {e}") from None
 
 
 __all__ = ["load_tflite"]
