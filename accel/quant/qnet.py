@@ -33,7 +33,7 @@ from typing import ClassVar
 import numpy as np
 
 from ..errors import AccelError
-from ..spec import Activation, Conv2D, Dense, Flatten, Layer, MaxPooling2D, Network
+from ..spec import INPUT, Activation, Conv2D, Dense, Flatten, Layer, MaxPooling2D, Network
 from . import numerics
 
 SCHEMES = ("tflite-int8", "pow2")
@@ -278,10 +278,11 @@ class QuantizedNetwork:
 
     @property
     def logits_layer(self) -> QLayer:
-        """The last layer the hardware computes (the one before a final softmax)."""
-        if isinstance(self.layers[-1], QSoftmax) and len(self.layers) > 1:
-            return self.layers[-2]
-        return self.layers[-1]
+        """The last layer the hardware computes (the one a final softmax reads)."""
+        last = self.layers[-1]
+        if isinstance(last, QSoftmax) and last.inputs[0] != INPUT:
+            return next(layer for layer in self.layers if layer.name == last.inputs[0])
+        return last
 
 
 # --- save / load ---------------------------------------------------------------------------------
