@@ -295,3 +295,27 @@ def test_npz_records_inputs_and_old_files_load_as_chains(tmp_path):
     x = np.random.default_rng(0).integers(-128, 128, (2, 28, 28, 1))
     a, b = golden.run(qnet, x), golden.run(load_quantized(old), x)
     assert all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_folding_keeps_the_graph_names():
+    """A chain written with explicit inputs (as the Keras importer writes functional models)
+    folds BatchNormalization, ReLU and Dropout away and rewires the readers to the layer they
+    were folded into: the same integers as the implicit chain."""
+    from accel.spec import BatchNormalization, Dense, Dropout, Flatten, ReLU
+
+    def net(explicit):
+        def ins(name):
+            return {"inputs": (name,)} if explicit else {}
+
+        return Network("n", (6, 6, 2), (
+            Conv2D(4, 3, name="c", **ins("input")), BatchNormalization(name="bn", **ins("c")),
+            ReLU(name="r", **ins("bn")), Dropout(0.5, name="d", **ins("r")),
+            Flatten(name="f", **ins("d")), Dense(3, name="o", **ins("f"))))
+
+    a, b = random_quantized(net(False), seed=5), random_quantized(net(True), seed=5)
+    assert [(layer.name, layer.inputs) for layer in b.layers] == [
+        ("c", ("input",)), ("f", ("c",)), ("o", ("f",))]
+    assert b.layers[0].activation == "relu"
+    x = np.random.default_rng(1).integers(-128, 128, (4, 6, 6, 2))
+    ra, rb = golden.run(a, x), golden.run(b, x)
+    assert list(ra) == list(rb) and all(np.array_equal(ra[k], rb[k]) for k in ra)
