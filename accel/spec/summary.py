@@ -75,17 +75,19 @@ def summary_table(network: Network) -> tuple[Table, list[str]]:
     graph = not network.is_chain
     table.add_column("Layer (type)", no_wrap=True)
     table.add_column("Output Shape", no_wrap=True)
-    table.add_column("Param #", justify="right")
-    table.add_column("MACs", justify="right")
+    table.add_column("Param #", justify="right", no_wrap=True)
+    table.add_column("MACs", justify="right", no_wrap=True)
     if graph:
-        table.add_column("Connected to", no_wrap=True)
+        # The one column that may wrap (at ", ", as Keras's does) when the console is narrow.
+        table.add_column("Connected to")
         table.add_row(f"{INPUT} (InputLayer)", format_shape(network.input_shape), "0", "0",
                       "-")
     for info in network.infos:
         row = [f"{info.name} ({info.type_name})", format_shape(info.output_shape),
                f"{info.params:,}", f"{info.macs:,}"]
         if graph:
-            row.append("\n".join(f"{name}[0][0]" for name in info.inputs))
+            # Keras's get_connections: "name[node][tensor]" joined with ", ".
+            row.append(", ".join(f"{name}[0][0]" for name in info.inputs))
         table.add_row(*row)
     data = summary_dict(network)
     totals = [
