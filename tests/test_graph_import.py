@@ -11,6 +11,8 @@ import h5py
 import numpy as np
 import pytest
 import tflite
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from accel.errors import AccelError
 from accel.quant import golden
@@ -22,6 +24,7 @@ from accel.spec.keras_model import network_from_keras_config
 from accel.spec.spec_file import network_from_document
 
 from .paths import SPECS
+from .test_graph import random_dags
 from .tflite_graph import Op, Tensor, add_options, concatenation_options, conv_options, write_graph
 
 # --- Keras functional DAGs -----------------------------------------------------------------------
@@ -319,3 +322,45 @@ def test_folding_keeps_the_graph_names():
     x = np.random.default_rng(1).integers(-128, 128, (4, 6, 6, 2))
     ra, rb = golden.run(a, x), golden.run(b, x)
     assert list(ra) == list(rb) and all(np.array_equal(ra[k], rb[k]) for k in ra)
+
+
+def _keras_config(doc, order):
+    """A Keras 3 functional config of a spec document, its layers listed in ``order``."""
+    def node(sources):
+        return _keras3_node(*("input_layer" if s == "input" else s for s in sources))
+
+    layers = []
+    for entry in doc["layers"]:
+        ((class_name, args),) = entry.items()
+        config = {k: v for k, v in args.items() if k != "inputs"}
+        layers.append({"name": args["name"], "class_name": class_name, "config": config,
+                       "inbound_nodes": node(args["inputs"])})
+    layers = [layers[i] for i in order]
+    return {"class_name": "Functional", "config": {"name": "random", "layers": [
+        {"name": "input_layer", "class_name": "InputLayer",
+         "config": {"name": "input_layer", "batch_shape": [None, *doc["input"]]},
+         "inbound_nodes": []}, *layers],
+        "output_layers": [[doc["layers"][-1][next(iter(doc["layers"][-1]))]["name"], 0, 0]]}}
+
+
+@settings(max_examples=100, deadline=None)
+@given(random_dags(), st.randoms(use_true_random=False))
+def test_random_keras_dags_import_as_the_spec(case, rnd):
+    """Any DAG, its Keras config listed in any order: the importer finds a topological order
+    and the same layers, inputs and shapes as the spec file; in file order, the same network."""
+    doc, _ = case
+    spec = network_from_document(doc, "random", "random")
+    n = len(doc["layers"])
+    assert network_from_keras_config(_keras_config(doc, range(n)), "random") == spec
+    order = list(range(n))
+    rnd.shuffle(order)
+    net = network_from_keras_config(_keras_config(doc, order), "random")
+    position = {info.name: info.index for info in net.infos}
+    assert all(position.get(s, -1) < info.index for info in net.infos for s in info.inputs)
+    assert net.infos[-1].name == spec.infos[-1].name
+
+    def by_name(network):
+        return {i.name: (i.type_name, i.inputs, i.output_shape, i.params, i.macs)
+                for i in network.infos}
+
+    assert by_name(net) == by_name(spec)
