@@ -364,3 +364,15 @@ def test_random_keras_dags_import_as_the_spec(case, rnd):
                 for i in network.infos}
 
     assert by_name(net) == by_name(spec)
+
+
+def test_cli_refuses_quantizing_a_join_in_one_line(tmp_path):
+    from click.testing import CliRunner
+
+    from accel.cli import main
+
+    result = CliRunner().invoke(main, ["quantize", str(SPECS / "tiny_residual.yaml"),
+                                       "--seed", "1", "-o", str(tmp_path / "q.npz")])
+    assert result.exit_code == 2
+    assert result.stderr == "accel: error: layer 3 (add, Add): no integer implementation yet\n"
+    assert not (tmp_path / "q.npz").exists()
