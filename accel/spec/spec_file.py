@@ -10,6 +10,10 @@ The format::
       - Flatten: {}
       - Dense: {units: 10, activation: softmax, name: logits}
 
+A layer may name the tensors it reads, ``inputs: [name, ...]`` among its arguments (default:
+the previous layer; the model input is ``input``), which makes the network a graph; the
+:class:`~accel.spec.network.Network` checks the names and the shapes.
+
 Parsing uses ``yaml.safe_load`` (never ``yaml.load``) and ``json.loads``. Every problem becomes
 one :class:`AccelError` line naming the file, the layer (index, name, type), the field and the
 value.
