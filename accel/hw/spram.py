@@ -29,7 +29,7 @@ def is_ice40_ultraplus(platform) -> bool:
 
 
 def _check_primitive(primitive):
-    if primitive not in (None, True, False):
+    if not (primitive is None or isinstance(primitive, bool)):
         raise TypeError(f"primitive must be None, True or False, not {primitive!r}")
 
 
