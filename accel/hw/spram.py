@@ -9,11 +9,12 @@ primitive), and a write stores the nibbles whose mask bit is set.
 
 from __future__ import annotations
 
-from amaranth import Cat, ClockSignal, Const, Instance, Module, Mux, Signal
-from amaranth.lib import memory, wiring
+from amaranth import Cat, ClockSignal, Const, Instance, Module, Mux, Signal, unsigned
+from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["SPRAM_DEPTH", "SPRAM_WIDTH", "SPRAM", "SPRAMArray", "is_ice40_ultraplus"]
+__all__ = ["SPRAM_DEPTH", "SPRAM_WIDTH", "SPRAM", "SPRAMArray", "SPRAMBurstMemory",
+           "is_ice40_ultraplus"]
 
 #: Words and bits per word of one ``SB_SPRAM256KA``.
 SPRAM_DEPTH = 16384
@@ -184,4 +185,82 @@ class SPRAMArray(wiring.Component):
         for b in range(1, self.banks):
             out = Mux(r_bank == b, bank_data[b], out)
         m.d.comb += self.r_data.eq(out)
+        return m
+
+
+class SPRAMBurstMemory(wiring.Component):
+    """An :class:`SPRAMArray` behind the burst request/response interface of the other weight
+    memories (so a :class:`~accel.hw.burst_reader.BurstReader` streams from it), plus a write
+    stream to load it: SPRAM has no initial contents in the bitstream, so weights arrive at
+    power-up (e.g. from the SPI flash).
+
+    Reads go first; a write waits while a burst is being read. Under backpressure the read
+    word is held in a register, so a write in between cannot disturb it.
+
+    Parameters
+    ----------
+    width, depth, max_blocks, primitive
+        As for :class:`SPRAMArray`.
+    max_burst : int
+        The longest read request, in words.
+
+    Members
+    -------
+    cmd : In(stream.Signature(burst_request_layout(addr_width, max_burst)))
+        Read ``length`` words from ``addr``.
+    rsp : Out(stream.Signature(width))
+        The words, in order.
+    writes : In(stream.Signature(StructLayout({"addr": addr_width, "data": width})))
+        Whole-word writes.
+    """
+
+    def __init__(self, *, width: int, depth: int, max_burst: int = 64, max_blocks: int = 4,
+                 primitive: bool | None = None):
+        from .burst_reader import burst_request_layout
+
+        if not isinstance(max_burst, int) or isinstance(max_burst, bool) or max_burst <= 0:
+            raise ValueError(f"max_burst must be a positive integer, not {max_burst!r}")
+        self._array = SPRAMArray(width=width, depth=depth, max_blocks=max_blocks,
+                                 primitive=primitive)
+        self.width, self.depth, self.max_burst = width, depth, max_burst
+        self.addr_width = (depth - 1).bit_length()
+        super().__init__({
+            "cmd": In(stream.Signature(burst_request_layout(self.addr_width, max_burst))),
+            "rsp": Out(stream.Signature(width)),
+            "writes": In(stream.Signature(data.StructLayout(
+                {"addr": unsigned(self.addr_width), "data": unsigned(width)}))),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.array = array = self._array
+        addr = Signal(self.addr_width)
+        left = Signal(range(self.max_burst + 1))
+        fresh = Signal()                   # array.r_data is the word of the last read
+        held = Signal(self.width)
+        m.d.comb += self.cmd.ready.eq(left == 0)
+        with m.If(self.cmd.valid & self.cmd.ready):
+            m.d.sync += [addr.eq(self.cmd.payload.addr), left.eq(self.cmd.payload.length)]
+
+        # A read is issued when its word will have a place: rsp empty, or being taken now.
+        read = Signal()
+        m.d.comb += read.eq((left != 0) & (~self.rsp.valid | self.rsp.ready))
+        write = Signal()
+        m.d.comb += [write.eq(~read & self.writes.valid), self.writes.ready.eq(write)]
+        m.d.comb += [
+            array.en.eq(read | write), array.w_en.eq(write),
+            array.addr.eq(Mux(write, self.writes.payload.addr, addr)),
+            array.w_data.eq(self.writes.payload.data),
+            array.w_mask.eq(Const(-1, self.width // 4)),
+        ]
+        with m.If(read):
+            m.d.sync += [addr.eq(addr + 1), left.eq(left - 1)]
+        m.d.sync += fresh.eq(read)
+        with m.If(fresh):
+            m.d.sync += held.eq(array.r_data)
+        m.d.comb += self.rsp.payload.eq(Mux(fresh, array.r_data, held))
+        with m.If(read):
+            m.d.sync += self.rsp.valid.eq(1)
+        with m.Elif(self.rsp.ready):
+            m.d.sync += self.rsp.valid.eq(0)
         return m

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from amaranth import Module
 from amaranth.back import verilog
+from amaranth.lib import wiring
 
-from accel.hw.spram import SPRAM, SPRAMArray
+from accel.hw.burst_reader import BurstReader
+from accel.hw.spram import SPRAM, SPRAMArray, SPRAMBurstMemory
 
-from .streams import run_simulation
+from .streams import run_simulation, stream_get, stream_put
 
 
 def _nibble_merge(old: int, new: int, mask: int, width: int) -> int:
@@ -96,3 +99,71 @@ def test_bad_parameters(kwargs, message):
 def test_bad_primitive():
     with pytest.raises(TypeError, match=r"^primitive must be None, True or False, not 'yes'$"):
         SPRAM(primitive="yes")
+
+
+class _SPRAMStream(wiring.Component):
+    """BurstReader over SPRAMBurstMemory; the memory's write stream outside."""
+
+    def __init__(self, width, depth):
+        self.memory = SPRAMBurstMemory(width=width, depth=depth, max_burst=8, primitive=False)
+        self.reader = BurstReader(word_width=width, addr_width=self.memory.addr_width,
+                                  count_width=12, max_burst=8, fifo_depth=16)
+        super().__init__({"frames": wiring.In(self.reader.frames.signature.flip()),
+                          "o": wiring.Out(self.reader.o.signature),
+                          "writes": wiring.In(self.memory.writes.signature.flip())})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.memory, m.submodules.reader = self.memory, self.reader
+        wiring.connect(m, self.reader.mem_cmd, self.memory.cmd)
+        wiring.connect(m, self.memory.rsp, self.reader.mem_rsp)
+        wiring.connect(m, wiring.flipped(self.frames), self.reader.frames)
+        wiring.connect(m, self.reader.o, wiring.flipped(self.o))
+        wiring.connect(m, wiring.flipped(self.writes), self.memory.writes)
+        return m
+
+
+@pytest.mark.parametrize(("width", "depth"), [(16, 16384), (32, 32768)])
+def test_burst_memory_load_then_stream(width, depth):
+    seed = width + depth
+    rng = np.random.default_rng(seed)
+    dut = _SPRAMStream(width, depth)
+    region = [int(a) for a in rng.choice(depth // 2, 64, replace=False)] + [16383, 16384 % depth]
+    base = int(rng.integers(0, depth // 2 - 600))   # below the late writes
+    words = {base + i: int(rng.integers(0, 1 << width, dtype=np.uint64)) for i in range(500)}
+    # Writes elsewhere (upper half) go on while the frames are read, to exercise arbitration.
+    late = [(depth // 2 + int(a), int(rng.integers(0, 1 << 16))) for a in rng.integers(0, 999, 80)]
+    frames = [(base, 500), (base + 17, 40), (base, 1)]
+    expected = [(words[b + i], int(i == n - 1)) for b, n in frames for i in range(n)]
+    loaded = {"done": False}
+    got = []
+
+    async def writer(ctx):
+        for addr, value in [*words.items(), *[(a, 0) for a in region if a not in words]]:
+            if rng.random() < 0.2:
+                await ctx.tick().repeat(int(rng.integers(1, 4)))
+            await stream_put(ctx, dut.writes, {"addr": addr, "data": value})
+        loaded["done"] = True
+        for addr, value in late:
+            await stream_put(ctx, dut.writes, {"addr": addr, "data": value})
+
+    async def producer(ctx):
+        while not loaded["done"]:
+            await ctx.tick()
+        for base_, count in frames:
+            await stream_put(ctx, dut.frames, {"base": base_, "count": count})
+
+    async def consumer(ctx):
+        for _ in expected:
+            if rng.random() < 0.3:
+                await ctx.tick().repeat(int(rng.integers(1, 4)))
+            payload = await stream_get(ctx, dut.o)
+            got.append((payload.data, payload.last))
+
+    run_simulation(dut, [writer, producer, consumer], max_cycles=20_000)
+    assert got == expected, f"seed {seed}: words differ"
+
+
+def test_burst_memory_bad_parameters():
+    with pytest.raises(ValueError, match=r"^max_burst must be a positive integer, not 0$"):
+        SPRAMBurstMemory(width=16, depth=16384, max_burst=0)

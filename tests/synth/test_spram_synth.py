@@ -30,3 +30,18 @@ def test_maps_to_sb_spram256ka(tmp_path, width, depth, blocks):
     assert cells.get("SB_SPRAM256KA", 0) == blocks, cells
     assert "SB_RAM40_4K" not in cells, cells
     print(f"{width}x{depth}: {cells}")
+
+
+def test_burst_memory_cells(tmp_path):
+    from amaranth_boards.icebreaker import ICEBreakerPlatform
+
+    from accel.hw.spram import SPRAMBurstMemory
+
+    dut = SPRAMBurstMemory(width=32, depth=32768, max_burst=64)
+    (tmp_path / "top.v").write_text(
+        verilog.convert(dut, name="top", platform=ICEBreakerPlatform(), emit_src=False))
+    _yosys("read_verilog top.v; synth_ice40 -top top; tee -q -o stat.json stat -json", tmp_path)
+    cells = json.loads((tmp_path / "stat.json").read_text())["design"]["num_cells_by_type"]
+    print(cells)
+    assert cells.get("SB_SPRAM256KA", 0) == 4, cells
+    assert cells.get("SB_LUT4", 0) < 200, cells
