@@ -309,7 +309,9 @@ def sim(model, seed, calibration, scheme, weight_bits, act_bits, array, simulato
 @click.option("--array", "array", default="4x4", show_default=True,
               help="Largest systolic array any stage may use, ROWSxCOLS.")
 @click.option("--clock", "clock_mhz", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Clock to meet in MHz (default: the board's oscillator).")
+              help="Clock in MHz, made by the board's PLL from its oscillator (the nearest "
+                   "frequency the PLL can make; the report gives it). Default: the oscillator "
+                   "itself, no PLL (icebreaker 12, ulx3s 25, orangecrab 48, tangnano9k 27).")
 @click.option("--pnr-seed", "pnr_seed", type=int, default=1, show_default=True,
               help="nextpnr placement seed.")
 @click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False), required=True,
@@ -354,7 +356,7 @@ def build(model, seed, calibration, scheme, weight_bits, act_bits, board_name, a
             progress.update(task, description=f"{qnet.name} on {board.name}: {name}")
 
         report = run_build(qnet, net_plan, board, out_dir, clock_mhz=clock_mhz, seed=pnr_seed,
-                           top=top, baud=baud, progress=stage)
+                           top=top, baud=baud, progress=stage).to_json()
     if as_json:
         _print_json(report)
     else:
@@ -362,8 +364,9 @@ def build(model, seed, calibration, scheme, weight_bits, act_bits, board_name, a
             click.echo(line)
     if not report["timing_met"]:
         click.echo(f"accel: timing not met on {report['board']}: Fmax "
-                   f"{report['fmax_mhz']:.1f} MHz < {report['clock_mhz']:g} MHz requested; try "
-                   f"a lower --clock, another --pnr-seed or --allow-timing-failure", err=True)
+                   f"{report['fmax_mhz']:.1f} MHz < {report['clock_mhz']:g} MHz "
+                   f"{'from the PLL' if report.get('pll') else 'requested'}; try a lower "
+                   f"--clock, another --pnr-seed or --allow-timing-failure", err=True)
         if not allow_timing_failure:
             sys.exit(1)
 
@@ -437,12 +440,21 @@ def _build_lines(report: dict) -> list[str]:
     fmax = report["fmax_mhz"]
     head = (f"{report['model']} on {report['board']} ({report['device']}), array "
             f"{report['array']}, {report['pes']} PEs, top {report['top']}: {report['bitstream']}")
-    timing = (f"  Fmax {fmax:.1f} MHz vs {report['clock_mhz']:g} MHz requested: "
+    pll = report.get("pll")
+    source = (f"{pll['primitive']} PLL from {pll['input_mhz']:g} MHz"
+              + (f" ({report['requested_clock_mhz']:g} requested)"
+                 if abs(pll["output_mhz"] - report["requested_clock_mhz"]) > 1e-6 else "")
+              if pll else "the oscillator")
+    timing = (f"  clock {report['clock_mhz']:g} MHz ({source}); Fmax {fmax:.1f} MHz: "
               f"{'met' if report['timing_met'] else 'NOT MET'}")
     speed = (f"  {report['interval_cycles']:,} cycles per inference: "
              f"{report['inferences_per_s_at_clock']:,.0f} inferences/s at "
              f"{report['clock_mhz']:g} MHz, {report['inferences_per_s_at_fmax']:,.0f} at Fmax")
-    took = (" (cached)" if report["cached"] else f" (tools {report['tool_seconds']:.1f} s)")
+    stages = report.get("tool_stage_seconds")
+    split = (", ".join(f"{name} {t:.1f}" for name, t in stages.items()) + " s; "
+             if stages else "")
+    took = (f" (cached; tools {split}{report['tool_seconds']:.1f} s)" if report["cached"]
+            else f" (tools {split}{report['tool_seconds']:.1f} s in all)")
     lines = [head, f"  {usage}", timing, speed]
     if report.get("uart_inferences_per_s"):
         lines.append(f"  over the UART at {report['baud']:,} baud: "

@@ -202,10 +202,11 @@ def _copy_log(message: str, job: PointJob, text: str | None = None) -> tuple[str
 
 
 def _build(*args, **kwargs) -> dict:
-    """:func:`accel.synth.build.build` (an indirection the tests replace)."""
+    """:func:`accel.synth.build.build`'s report as JSON data (an indirection the tests
+    replace)."""
     from ..synth.build import build
 
-    return build(*args, **kwargs)
+    return build(*args, **kwargs).to_json()
 
 
 def run_point(job: PointJob, progress: Callable[[str], None] | None = None) -> dict:

@@ -226,8 +226,10 @@ class PllClock(Elaboratable):
 
     ``sync`` is held in reset (synchronously released) until the PLL reports lock, plus 15 us
     (the iCE40 block RAMs read as zeros for about 3 us after configuration; the same margin as
-    Amaranth's own iCE40 clock), and while the board's reset button (if any) is pressed. The
-    PLL output carries a clock constraint at ``pll.output_mhz``.
+    Amaranth's own iCE40 clock), and while the board's reset button (if any) is pressed.
+    nextpnr derives the output's timing constraint from the oscillator pin's constraint and the
+    PLL's dividers (iCE40, ECP5); the Gowin flow passes it as ``--freq``
+    (:func:`accel.synth.build.build_options`).
 
     Parameters
     ----------
@@ -255,7 +257,7 @@ class PllClock(Elaboratable):
         m = Module()
         m.submodules.top = self.top
         pll = self.pll
-        clk = Signal(name="pll_clk")
+        clk = Signal(name="pll_out")
         pin = platform.request(platform.default_clk, dir="-")
         if pll.primitive == "SB_PLL40_PAD":
             instance = Instance("SB_PLL40_PAD", io_PACKAGEPIN=pin.io, **_ice40_params(pll),
@@ -273,7 +275,6 @@ class PllClock(Elaboratable):
             else:  # pragma: no cover - Pll values come from this module
                 raise ValueError(f"unknown PLL primitive {pll.primitive!r}")
         m.submodules.pll = instance
-        platform.add_clock_constraint(clk, pll.output_mhz * 1e6)
 
         # Lock is asynchronous to the output clock: synchronize it, then count HOLD_S.
         m.domains.pll = ClockDomain("pll", reset_less=True, local=True)
