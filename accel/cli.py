@@ -559,5 +559,29 @@ def _sweep_line(r: dict) -> str:
             f"{r['interval_cycles']:,} cycles, {r['inferences_per_s']:,.1f} inf/s{took}")
 
 
+@main.command()
+@click.argument("path", type=click.Path())
+@click.option("--board", "board_name", default=None,
+              help="Target board (icebreaker, ulx3s-85f, ulx3s-12f, orangecrab-25f, "
+                   "tangnano9k); optional when PATH is an accel build directory.")
+@click.option("--flash", is_flag=True,
+              help="Write the board's configuration flash (kept at power-off) instead of "
+                   "loading SRAM. The iCEBreaker and OrangeCrab are reached only this way.")
+@click.option("--dry-run", is_flag=True, help="Print the openFPGALoader command; run nothing.")
+def program(path, board_name, flash, dry_run) -> None:
+    """Load PATH (a bitstream, or an `accel build` output directory) onto a board with
+    openFPGALoader: SRAM by default, --flash for the flash. Exit 2 when the bitstream, the
+    cable or the board is missing."""
+    from .host.program import plan_program, run_program
+
+    plan = plan_program(path, board_name, flash=flash)
+    if dry_run:
+        click.echo(plan.shell)
+        return
+    run_program(plan)
+    click.echo(f"{plan.bitstream} -> {plan.board} "
+               f"({'flash written' if plan.flash else 'SRAM loaded'})")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
