@@ -434,9 +434,9 @@ def run(model, image, seed, calibration, scheme, weight_bits, act_bits, port, ba
 def _build_lines(report: dict) -> list[str]:
     util = report["utilization"]
     names = {"luts": "LUT4" if report["family"] != "ice40" else "LC", "ffs": "FF",
-             "dsps": "DSP", "brams": "BRAM"}
+             "dsps": "DSP", "brams": "BRAM", "plls": "PLL"}
     usage = ", ".join(f"{names[k]} {util[k]['used']:,}/{util[k]['available']:,}"
-                      for k in ("luts", "ffs", "dsps", "brams") if k in util)
+                      for k in ("luts", "ffs", "dsps", "brams", "plls") if k in util)
     fmax = report["fmax_mhz"]
     head = (f"{report['model']} on {report['board']} ({report['device']}), array "
             f"{report['array']}, {report['pes']} PEs, top {report['top']}: {report['bitstream']}")
@@ -474,6 +474,9 @@ def _build_lines(report: dict) -> list[str]:
               help="Clock to meet in MHz (default: the board's oscillator).")
 @click.option("--estimate", "estimate_only", is_flag=True,
               help="Plan, fit estimate and cycle model only: no synthesis, seconds.")
+@click.option("--clock-search", is_flag=True,
+              help="Per point, rebuild at the fastest clock the board's PLL makes below the "
+                   "measured Fmax until timing is met (at most 4 builds; from --clock).")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True,
               help="Points built at once, in local worker processes.")
 @click.option("--scheduler", default=None,
@@ -482,7 +485,7 @@ def _build_lines(report: dict) -> list[str]:
               help="Directory for results.csv/.json, report.md, plots and finished points.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as one JSON object.")
 def sweep(model, seed, calibration, scheme, weight_bits, act_bits, board_name, arrays, seeds,
-          clock_mhz, estimate_only, jobs, scheduler, out_dir, as_json) -> None:
+          clock_mhz, estimate_only, clock_search, jobs, scheduler, out_dir, as_json) -> None:
     """Plan, fit-check and build MODEL for each array size (and nextpnr seed) on a board;
     record resources, Fmax, cycles, inferences/s and build time as CSV, JSON, a Markdown
     report and plots. Finished points are kept in OUT/points, so a re-run or a killed sweep
@@ -523,7 +526,7 @@ def sweep(model, seed, calibration, scheme, weight_bits, act_bits, board_name, a
 
         doc = run_sweep(source, board_name, array_list, out_dir, seeds=seeds,
                         estimate_only=estimate_only, clock_mhz=clock_mhz, jobs=jobs,
-                        scheduler=scheduler, on_event=on_event)
+                        scheduler=scheduler, on_event=on_event, clock_search=clock_search)
     if as_json:
         _print_json({**doc, "pareto": {k: [r["name"] for r in v]
                                        for k, v in doc["pareto"].items()}})

@@ -56,10 +56,12 @@ _TOOL_SOURCES = {"accel-nextpnr-gowin": "accel itself (reinstall it: make instal
 _BITSTREAM = {"ice40": "top.bin", "ecp5": "top.bit", "gowin": "top.fs"}
 # nextpnr's bel names for each resource of the report
 _BELS = {
-    "ice40": {"luts": "ICESTORM_LC", "dsps": "ICESTORM_DSP", "brams": "ICESTORM_RAM"},
+    "ice40": {"luts": "ICESTORM_LC", "dsps": "ICESTORM_DSP", "brams": "ICESTORM_RAM",
+              "plls": "ICESTORM_PLL"},
     "ecp5": {"luts": "TRELLIS_COMB", "ffs": "TRELLIS_FF", "dsps": "MULT18X18D",
-             "brams": "DP16KD"},
-    "gowin": {"ffs": "DFF", "brams": "BSRAM"},  # luts and dsps: see _gowin_utilization
+             "brams": "DP16KD", "plls": "EHXPLLL"},
+    # luts and dsps: see _gowin_utilization
+    "gowin": {"ffs": "DFF", "brams": "BSRAM", "plls": "rPLL"},
 }
 # Gowin multipliers in 9x9 halves (the board's ``dsps``): MULT9X9 1, MULT18X18 2, ...
 _GOWIN_MULT9 = {"MULT9X9": 1, "MULT18X18": 2, "MULTALU18X18": 2, "MULTADDALU18X18": 4,
@@ -362,7 +364,8 @@ def build(qnet: QuantizedNetwork, plan: NetworkPlan, board: Board, out_dir: str 
         array=f"{plan.max_rows}x{plan.max_cols}", pes=plan.pes,
         requested_clock_mhz=float(requested), clock_mhz=clock,
         pll=pll.to_json() if pll is not None else None,
-        fmax_mhz=fmax, timing_met=fmax is not None and fmax >= clock,
+        fmax_mhz=fmax, fmax_by_clock=products["fmax"],
+        timing_met=fmax is not None and fmax >= clock,
         utilization=products["utilization"],
         critical_paths=products["critical_paths"],
         cells=products["cells"],

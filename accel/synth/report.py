@@ -36,6 +36,9 @@ class BuildReport:
         its dividers.
     fmax_mhz : float or None
         nextpnr's post-route Fmax (the slowest clock); ``timing_met``: it reaches ``clock_mhz``.
+    fmax_by_clock : dict
+        Clock net -> ``achieved_mhz`` and ``constraint_mhz`` (with a PLL, nextpnr derives the
+        constraint from the oscillator's and the dividers: the PLL's output).
     utilization, critical_paths, cells, fit_estimate : dict or list
         nextpnr's and yosys's figures, and the fit check's estimate.
     interval_cycles, latency_cycles : int
@@ -72,6 +75,7 @@ class BuildReport:
     clock_mhz: float
     pll: dict | None
     fmax_mhz: float | None
+    fmax_by_clock: dict
     timing_met: bool
     utilization: dict
     critical_paths: list
