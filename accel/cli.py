@@ -309,7 +309,9 @@ def sim(model, seed, calibration, scheme, weight_bits, act_bits, array, simulato
 @click.option("--array", "array", default="4x4", show_default=True,
               help="Largest systolic array any stage may use, ROWSxCOLS.")
 @click.option("--clock", "clock_mhz", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Clock to meet in MHz (default: the board's oscillator).")
+              help="Clock in MHz, made by the board's PLL from its oscillator (the nearest "
+                   "frequency the PLL can make; the report gives it). Default: the oscillator "
+                   "itself, no PLL (icebreaker 12, ulx3s 25, orangecrab 48, tangnano9k 27).")
 @click.option("--pnr-seed", "pnr_seed", type=int, default=1, show_default=True,
               help="nextpnr placement seed.")
 @click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False), required=True,
@@ -354,7 +356,7 @@ def build(model, seed, calibration, scheme, weight_bits, act_bits, board_name, a
             progress.update(task, description=f"{qnet.name} on {board.name}: {name}")
 
         report = run_build(qnet, net_plan, board, out_dir, clock_mhz=clock_mhz, seed=pnr_seed,
-                           top=top, baud=baud, progress=stage)
+                           top=top, baud=baud, progress=stage).to_json()
     if as_json:
         _print_json(report)
     else:
@@ -362,8 +364,9 @@ def build(model, seed, calibration, scheme, weight_bits, act_bits, board_name, a
             click.echo(line)
     if not report["timing_met"]:
         click.echo(f"accel: timing not met on {report['board']}: Fmax "
-                   f"{report['fmax_mhz']:.1f} MHz < {report['clock_mhz']:g} MHz requested; try "
-                   f"a lower --clock, another --pnr-seed or --allow-timing-failure", err=True)
+                   f"{report['fmax_mhz']:.1f} MHz < {report['clock_mhz']:g} MHz "
+                   f"{'from the PLL' if report.get('pll') else 'requested'}; try a lower "
+                   f"--clock, another --pnr-seed or --allow-timing-failure", err=True)
         if not allow_timing_failure:
             sys.exit(1)
 
@@ -431,18 +434,27 @@ def run(model, image, seed, calibration, scheme, weight_bits, act_bits, port, ba
 def _build_lines(report: dict) -> list[str]:
     util = report["utilization"]
     names = {"luts": "LUT4" if report["family"] != "ice40" else "LC", "ffs": "FF",
-             "dsps": "DSP", "brams": "BRAM"}
+             "dsps": "DSP", "brams": "BRAM", "plls": "PLL"}
     usage = ", ".join(f"{names[k]} {util[k]['used']:,}/{util[k]['available']:,}"
-                      for k in ("luts", "ffs", "dsps", "brams") if k in util)
+                      for k in ("luts", "ffs", "dsps", "brams", "plls") if k in util)
     fmax = report["fmax_mhz"]
     head = (f"{report['model']} on {report['board']} ({report['device']}), array "
             f"{report['array']}, {report['pes']} PEs, top {report['top']}: {report['bitstream']}")
-    timing = (f"  Fmax {fmax:.1f} MHz vs {report['clock_mhz']:g} MHz requested: "
+    pll = report.get("pll")
+    source = (f"{pll['primitive']} PLL from {pll['input_mhz']:g} MHz"
+              + (f" ({report['requested_clock_mhz']:g} requested)"
+                 if abs(pll["output_mhz"] - report["requested_clock_mhz"]) > 1e-6 else "")
+              if pll else "the oscillator")
+    timing = (f"  clock {report['clock_mhz']:g} MHz ({source}); Fmax {fmax:.1f} MHz: "
               f"{'met' if report['timing_met'] else 'NOT MET'}")
     speed = (f"  {report['interval_cycles']:,} cycles per inference: "
              f"{report['inferences_per_s_at_clock']:,.0f} inferences/s at "
              f"{report['clock_mhz']:g} MHz, {report['inferences_per_s_at_fmax']:,.0f} at Fmax")
-    took = (" (cached)" if report["cached"] else f" (tools {report['tool_seconds']:.1f} s)")
+    stages = report.get("tool_stage_seconds")
+    split = (", ".join(f"{name} {t:.1f}" for name, t in stages.items()) + " s; "
+             if stages else "")
+    took = (f" (cached; tools {split}{report['tool_seconds']:.1f} s)" if report["cached"]
+            else f" (tools {split}{report['tool_seconds']:.1f} s in all)")
     lines = [head, f"  {usage}", timing, speed]
     if report.get("uart_inferences_per_s"):
         lines.append(f"  over the UART at {report['baud']:,} baud: "
@@ -462,6 +474,9 @@ def _build_lines(report: dict) -> list[str]:
               help="Clock to meet in MHz (default: the board's oscillator).")
 @click.option("--estimate", "estimate_only", is_flag=True,
               help="Plan, fit estimate and cycle model only: no synthesis, seconds.")
+@click.option("--clock-search", is_flag=True,
+              help="Per point, rebuild at the fastest clock the board's PLL makes below the "
+                   "measured Fmax until timing is met (at most 4 builds; from --clock).")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True,
               help="Points built at once, in local worker processes.")
 @click.option("--scheduler", default=None,
@@ -470,7 +485,7 @@ def _build_lines(report: dict) -> list[str]:
               help="Directory for results.csv/.json, report.md, plots and finished points.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as one JSON object.")
 def sweep(model, seed, calibration, scheme, weight_bits, act_bits, board_name, arrays, seeds,
-          clock_mhz, estimate_only, jobs, scheduler, out_dir, as_json) -> None:
+          clock_mhz, estimate_only, clock_search, jobs, scheduler, out_dir, as_json) -> None:
     """Plan, fit-check and build MODEL for each array size (and nextpnr seed) on a board;
     record resources, Fmax, cycles, inferences/s and build time as CSV, JSON, a Markdown
     report and plots. Finished points are kept in OUT/points, so a re-run or a killed sweep
@@ -511,7 +526,7 @@ def sweep(model, seed, calibration, scheme, weight_bits, act_bits, board_name, a
 
         doc = run_sweep(source, board_name, array_list, out_dir, seeds=seeds,
                         estimate_only=estimate_only, clock_mhz=clock_mhz, jobs=jobs,
-                        scheduler=scheduler, on_event=on_event)
+                        scheduler=scheduler, on_event=on_event, clock_search=clock_search)
     if as_json:
         _print_json({**doc, "pareto": {k: [r["name"] for r in v]
                                        for k, v in doc["pareto"].items()}})
@@ -545,6 +560,30 @@ def _sweep_line(r: dict) -> str:
             else f" (tools {r['tool_seconds']:.0f} s)" if r.get("tool_seconds") else "")
     return (f"{head} LUT {r['luts']:,} DSP {r['dsps']:,} BRAM {r['brams']:,}, {fmax}"
             f"{r['interval_cycles']:,} cycles, {r['inferences_per_s']:,.1f} inf/s{took}")
+
+
+@main.command()
+@click.argument("path", type=click.Path())
+@click.option("--board", "board_name", default=None,
+              help="Target board (icebreaker, ulx3s-85f, ulx3s-12f, orangecrab-25f, "
+                   "tangnano9k); optional when PATH is an accel build directory.")
+@click.option("--flash", is_flag=True,
+              help="Write the board's configuration flash (kept at power-off) instead of "
+                   "loading SRAM. The iCEBreaker and OrangeCrab are reached only this way.")
+@click.option("--dry-run", is_flag=True, help="Print the openFPGALoader command; run nothing.")
+def program(path, board_name, flash, dry_run) -> None:
+    """Load PATH (a bitstream, or an `accel build` output directory) onto a board with
+    openFPGALoader: SRAM by default, --flash for the flash. Exit 2 when the bitstream, the
+    cable or the board is missing."""
+    from .host.program import plan_program, run_program
+
+    plan = plan_program(path, board_name, flash=flash, dry_run=dry_run)
+    if dry_run:
+        click.echo(plan.shell)
+        return
+    run_program(plan)
+    click.echo(f"{plan.bitstream} -> {plan.board} "
+               f"({'flash written' if plan.flash else 'SRAM loaded'})")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -92,6 +92,9 @@ class PointJob:
         Clock to meet; the board's oscillator if None.
     estimate_only : bool
         Plan, fit estimate and cycle model only; no synthesis.
+    clock_search : bool
+        Build at rising clocks from ``clock_mhz`` up to the fastest that meets timing
+        (:mod:`.clock_search`); the record is that build's.
     out_dir : str
         The sweep directory: bitstreams go to ``builds/<name>/``, failed logs to ``logs/``.
     cache_dir : str or None
@@ -107,6 +110,7 @@ class PointJob:
     pnr_seed: int = 1
     clock_mhz: float | None = None
     estimate_only: bool = False
+    clock_search: bool = False
     out_dir: str = "."
     cache_dir: str | None = None
     key: str = ""
@@ -163,6 +167,8 @@ def point_key(job: PointJob, qnet, plan) -> str:
         "pnr_seed": None if job.estimate_only else job.pnr_seed,
         "toolchain": None if job.estimate_only else toolchain_versions(),
         "sources": source_digest(),
+        # only when set, so that the keys of plain points stay as they were
+        **({"clock_search": True} if job.clock_search else {}),
     }
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:24]
 
@@ -202,10 +208,11 @@ def _copy_log(message: str, job: PointJob, text: str | None = None) -> tuple[str
 
 
 def _build(*args, **kwargs) -> dict:
-    """:func:`accel.synth.build.build` (an indirection the tests replace)."""
+    """:func:`accel.synth.build.build`'s report as JSON data (an indirection the tests
+    replace)."""
     from ..synth.build import build
 
-    return build(*args, **kwargs)
+    return build(*args, **kwargs).to_json()
 
 
 def run_point(job: PointJob, progress: Callable[[str], None] | None = None) -> dict:
@@ -250,9 +257,17 @@ def run_point(job: PointJob, progress: Callable[[str], None] | None = None) -> d
             return finish("ok", luts=record["est_luts"], dsps=record["est_dsps"],
                           brams=record["est_brams"],
                           inferences_per_s=record["est_inferences_per_s"])
-        report = _build(qnet, plan, board, Path(job.out_dir) / "builds" / job.name,
-                        clock_mhz=job.clock_mhz, seed=job.pnr_seed, cache_dir=job.cache_dir,
-                        progress=progress or (lambda stage: None))
+        def build_at(clock_mhz):
+            return _build(qnet, plan, board, Path(job.out_dir) / "builds" / job.name,
+                          clock_mhz=clock_mhz, seed=job.pnr_seed, cache_dir=job.cache_dir,
+                          progress=progress or (lambda stage: None))
+
+        if job.clock_search:
+            from .clock_search import search_clock
+
+            report = search_clock(build_at, board, start_mhz=job.clock_mhz)
+        else:
+            report = build_at(job.clock_mhz)
     except AccelError as e:
         log, tail = _copy_log(str(e), job)
         return finish("failed", reason=str(e), log=log, log_tail=tail)
@@ -268,6 +283,9 @@ def run_point(job: PointJob, progress: Callable[[str], None] | None = None) -> d
         inferences_per_s=report["inferences_per_s_at_fmax"],
         inferences_per_s_at_clock=report["inferences_per_s_at_clock"],
         tool_seconds=report["tool_seconds"], build_seconds=report["seconds"],
+        # the clock the design runs at (a PLL's nearest output, or what the search found)
+        clock_mhz=report.get("clock_mhz", record["clock_mhz"]),
+        **({"clock_search": report["clock_search"]} if "clock_search" in report else {}),
         cached=report["cached"], cache_key=report["cache_key"], bitstream=report["bitstream"],
         # nextpnr may report the die's capacity rather than the data sheet's (ULX3S 12F)
         luts_available=util["luts"]["available"], dsps_available=util["dsps"]["available"],
