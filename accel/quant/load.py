@@ -19,14 +19,10 @@ from .qnet import QuantizedNetwork, load_quantized
 
 
 def load_array(path: str | Path, what: str) -> np.ndarray:
-    """A ``.npy`` array, never unpickled; one-line errors."""
-    path = Path(path)
-    try:
-        return np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise AccelError(f"{path}: no such file ({what})") from None
-    except (OSError, ValueError, EOFError) as e:
-        raise AccelError(f"{path}: not a readable .npy array ({what}): {e}") from None
+    """A ``.npy`` array, never unpickled, its header checked first (:mod:`accel.io.npy`)."""
+    from ..io.npy import load_array as load
+
+    return load(path, what)
 
 
 def load_quantized_model(path: str | Path, *, seed: int | None = None,
