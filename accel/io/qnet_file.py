@@ -218,10 +218,9 @@ def _same(a, b) -> bool:
 
 
 def _weights_range(scheme: str, bits: int) -> tuple[int, int]:
-    # TFLite int8 weights are symmetric ([-127, 127]); pow2 ones are clipped to the same
-    # symmetric range of their width by the quantizer.
-    top = 2 ** (bits - 1) - 1
-    return -top, top
+    # accel's quantizers write symmetric weights ([-127, 127] for int8), but the arithmetic
+    # (and TFLite's kernels) are exact on the whole signed range, which other converters use.
+    return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
 
 
 def validate_qnet(qnet, context: str) -> None:

@@ -28,8 +28,17 @@ def load_array(path: str | Path, what: str) -> np.ndarray:
 def load_quantized_model(path: str | Path, *, seed: int | None = None,
                          calibration: str | Path | None = None, scheme: str = "tflite-int8",
                          weight_bits: int = 8, act_bits: int = 8) -> QuantizedNetwork:
-    """A :class:`QuantizedNetwork` from any model form (see module doc)."""
-    path = Path(path)
+    """A :class:`QuantizedNetwork` from any model form (see module doc), its numbers validated
+    (:func:`accel.io.qnet_file.validate_qnet`) whichever form it came from."""
+    from ..io.qnet_file import validate_qnet
+
+    qnet = _load(Path(path), seed, calibration, scheme, weight_bits, act_bits)
+    validate_qnet(qnet, str(path))
+    return qnet
+
+
+def _load(path: Path, seed: int | None, calibration: str | Path | None, scheme: str,
+          weight_bits: int, act_bits: int) -> QuantizedNetwork:
     suffix = path.suffix.lower()
     if suffix == ".tflite":
         from .tflite_model import load_tflite
