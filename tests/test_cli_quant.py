@@ -39,8 +39,9 @@ def test_quantize_then_predict_reports_accuracy(tmp_path):
     assert data["images"] == 450 and data["input_kind"] == "float, quantized"
     assert data["accuracy"] > 0.98
     with np.load(out) as saved:
-        assert saved.files == ["output", "conv2d", "conv2d_1", "max_pooling2d", "flatten",
-                               "dense"]
+        assert saved.files == ["output", "layers/conv2d", "layers/conv2d_1",
+                               "layers/max_pooling2d", "layers/flatten", "layers/dense"]
+        assert np.array_equal(saved["output"], saved["layers/dense"])
         assert saved["output"].dtype == np.int8 and saved["output"].shape == (450, 10)
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import AccelError
+from ..limits import check_network
 from ..spec import load_network
 from ..spec.keras_model import KERAS_SUFFIXES
 from .qnet import QuantizedNetwork, load_quantized
@@ -33,6 +34,7 @@ def load_quantized_model(path: str | Path, *, seed: int | None = None,
     from ..io.qnet_file import validate_qnet
 
     qnet = _load(Path(path), seed, calibration, scheme, weight_bits, act_bits)
+    check_network(qnet.network, str(path))
     validate_qnet(qnet, str(path))
     return qnet
 
@@ -47,9 +49,12 @@ def _load(path: Path, seed: int | None, calibration: str | Path | None, scheme: 
     if suffix == ".npz":
         return load_quantized(path)
     network = load_network(path)
+    check_network(network, str(path))  # before any weights are drawn or read
     if seed is not None:
-        from .random_model import random_quantized
+        from .random_model import CALIBRATION_IMAGES, random_quantized
 
+        check_network(network, str(path), images=CALIBRATION_IMAGES,
+                      what="calibration images")
         return random_quantized(network, seed, scheme=scheme, weight_bits=weight_bits,
                                 act_bits=act_bits)
     if calibration is None:
@@ -61,7 +66,16 @@ def _load(path: Path, seed: int | None, calibration: str | Path | None, scheme: 
     from .keras_weights import read_keras_weights
     from .ptq import quantize_folded
 
+    data = load_array(calibration, "calibration data")
+    check_network(network, str(calibration), images=len(data) if data.ndim else 1,
+                  what="calibration images")
     folded = fold(network, read_keras_weights(path, network))
-    return quantize_folded(network, folded, load_array(calibration, "calibration data"),
-                           scheme=scheme, weight_bits=weight_bits, act_bits=act_bits,
-                           source=f"{path} calibrated on {Path(calibration).name}")
+    try:
+        return quantize_folded(network, folded, data, scheme=scheme, weight_bits=weight_bits,
+                               act_bits=act_bits,
+                               source=f"{path} calibrated on {Path(calibration).name}")
+    except AccelError as e:
+        message = str(e)
+        if message.startswith("calibration data"):  # about the file: name it
+            raise AccelError(f"{calibration}: {message}") from None
+        raise

@@ -307,14 +307,11 @@ def save_quantized(qnet: QuantizedNetwork, path: str | Path) -> None:
 
 
 def write_npz(path: str | Path, arrays: dict) -> None:
-    """``np.savez`` to ``path``, creating its directory; one-line error if it cannot."""
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "wb") as f:
-            np.savez(f, **arrays)
-    except OSError as e:
-        raise AccelError(f"{path}: cannot write: {e.strerror or e}") from None
+    """Write ``arrays`` to the ``.npz`` at ``path`` (see :func:`accel.io.archive.write_npz`:
+    regular files only, the directory created, one-line errors)."""
+    from ..io.archive import write_npz as write
+
+    write(path, arrays)
 
 
 def load_quantized(path: str | Path) -> QuantizedNetwork:
