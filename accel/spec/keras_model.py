@@ -110,7 +110,13 @@ def load_keras_model(path: str | Path) -> Network:
         config = read_keras_zip_config(path)
     else:
         config = read_h5_config(path)
-    return network_from_keras_config(config, str(path))
+    try:
+        return network_from_keras_config(config, str(path))
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError, RecursionError) as e:
+        # a config entry of the wrong type (a number where a mapping belongs, ...): the
+        # interpreter below trusts the shape of Keras's JSON, the boundary must not
+        raise AccelError(f"{path}: malformed Keras config: {short(str(e) or repr(e))[1:-1]}"
+                         ) from None
 
 
 # --- interpreting the config ------------------------------------------------------------------
