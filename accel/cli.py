@@ -164,6 +164,18 @@ def _model_options(f):
     return f
 
 
+def _make_plan(qnet, rows: int, cols: int, model: str):
+    """The hardware plan, its errors naming the MODEL file they are about."""
+    from .plan.plan import make_plan
+
+    try:
+        return make_plan(qnet, rows, cols)
+    except AccelError as e:
+        message = str(e)
+        raise AccelError(message if message.startswith(str(model)) else f"{model}: {message}"
+                         ) from None
+
+
 def _load_quantized(model, seed, calibration, scheme, weight_bits, act_bits):
     from .quant.load import load_quantized_model
 
@@ -226,11 +238,11 @@ def plan(model, seed, calibration, scheme, weight_bits, act_bits, array, as_json
     """The hardware plan: per-stage array shape, folding, predicted cycles, PEs, memory."""
     from rich.table import Table
 
-    from .plan.plan import make_plan, parse_array, plan_dict
+    from .plan.plan import parse_array, plan_dict
 
     rows, cols = parse_array(array)
     qnet = _load_quantized(model, seed, calibration, scheme, weight_bits, act_bits)
-    data = plan_dict(make_plan(qnet, rows, cols))
+    data = plan_dict(_make_plan(qnet, rows, cols, model))
     if as_json:
         _print_json(data)
         return
@@ -264,12 +276,12 @@ def generate(model, seed, calibration, scheme, weight_bits, act_bits, array, out
     """Generate the accelerator's Verilog and JSON sidecar for MODEL."""
     from .hw.generate import generate as run_generate
     from .io.archive import check_output_dir
-    from .plan.plan import make_plan, parse_array
+    from .plan.plan import parse_array
 
     rows, cols = parse_array(array)
     check_output_dir(out_dir, "the Verilog")
     qnet = _load_quantized(model, seed, calibration, scheme, weight_bits, act_bits)
-    data = run_generate(qnet, make_plan(qnet, rows, cols), out_dir)
+    data = run_generate(qnet, _make_plan(qnet, rows, cols, model), out_dir)
     click.echo(f"{data['model']}: {len(data['plan']['stages'])} stages, {data['pes']} PEs, "
                f"predicted {data['expected']['interval_cycles']:,} cycles per inference -> "
                f"{out_dir}/{data['generated']['verilog']} "
@@ -313,8 +325,9 @@ def sim(model, seed, calibration, scheme, weight_bits, act_bits, array, simulato
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from .io.archive import check_output_dir, check_output_path
+    from .io.files import about
     from .limits import check_network
-    from .plan.plan import make_plan, parse_array
+    from .plan.plan import parse_array
     from .quant.load import load_array
     from .quant.predict import quantize_inputs
     from .sim.cocotb_run import run_cocotb
@@ -335,12 +348,13 @@ def sim(model, seed, calibration, scheme, weight_bits, act_bits, array, simulato
         images = rng.integers(qnet.input.qmin, qnet.input.qmax + 1,
                               (n_images or 3, *qnet.input_shape))
     check_network(qnet.network, str(input_path or model), images=len(images))
-    plan = make_plan(qnet, rows, cols)
+    plan = _make_plan(qnet, rows, cols, model)
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
                   transient=True, disable=as_json) as progress:
         task = progress.add_task(f"{qnet.name}: building the harness", total=None)
-        case = build_harness(qnet, plan, images, seed=stall_seed, gap_percent=gaps,
-                             stall_percent=gaps)
+        with about(input_path or model):  # the images' shape and range are checked here
+            case = build_harness(qnet, plan, images, seed=stall_seed, gap_percent=gaps,
+                                 stall_percent=gaps)
         progress.update(task, description=f"{qnet.name}: Verilog, {simulator} build, "
                                           f"simulation of {len(images)} images")
         result = run_cocotb(case, build_dir, simulator=simulator, waves=waves,
@@ -412,7 +426,7 @@ def build(model, seed, calibration, scheme, weight_bits, act_bits, board_name, a
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from .io.archive import check_output_dir
-    from .plan.plan import make_plan, parse_array
+    from .plan.plan import parse_array
     from .synth.boards import get_board
     from .synth.build import build as run_build
     from .synth.fit import check_fit
@@ -421,7 +435,7 @@ def build(model, seed, calibration, scheme, weight_bits, act_bits, board_name, a
     rows, cols = parse_array(array)
     check_output_dir(out_dir, "the build")
     qnet = _load_quantized(model, seed, calibration, scheme, weight_bits, act_bits)
-    net_plan = make_plan(qnet, rows, cols)
+    net_plan = _make_plan(qnet, rows, cols, model)
     if fit_only:
         fit = check_fit(net_plan, qnet, board)
         if as_json:

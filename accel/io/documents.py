@@ -96,7 +96,11 @@ def _expanded_size(node, memo: dict, limit: int) -> int:
 
 def parse_yaml(text: str, context: str) -> Any:
     """Parse YAML ``text``; ``context`` (the file) prefixes every error."""
-    loader = _Loader(text)
+    try:
+        loader = _Loader(text)  # the reader refuses control characters right here
+    except yaml.YAMLError as e:
+        raise AccelError(f"{context}: malformed YAML: {short(str(e).splitlines()[0])[1:-1]}"
+                         ) from None
     try:
         node = loader.get_single_node()
         if node is None:

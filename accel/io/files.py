@@ -8,6 +8,7 @@ cannot make an error message large.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import reprlib
 import stat
@@ -35,6 +36,19 @@ def short(value: object) -> str:
         return _repr.repr(value)
     except Exception:  # noqa: BLE001 - a hostile object's __repr__ must not escape
         return f"<{type(value).__name__}>"
+
+
+@contextlib.contextmanager
+def about(path: str | Path):
+    """Prefix ``path: `` to an :class:`AccelError` raised inside (unless it names it already),
+    so a message from deep inside (a zero point, an input shape) says which file it is about."""
+    try:
+        yield
+    except AccelError as e:
+        message = str(e)
+        if str(path) in message:
+            raise
+        raise AccelError(f"{path}: {message}") from None
 
 
 def check_file(path: str | Path, what: str, *, max_bytes: int = MAX_FILE_BYTES,

@@ -322,6 +322,16 @@ def _validate_compute(layer, scheme: str, info, where: str, numerics) -> None:
                              f"[0, 62]")
         if not np.array_equal(r.scale, 2.0 ** -r.shift.astype(np.float64)):
             raise AccelError(f"{where}: pow2 requant scale is not 2**-shift")
+    if r.mode in ("multiplier", "float"):
+        # TFLite accumulates in int32 (and so does the requantizer's input): the worst case of
+        # |bias + sum (x - zp) * w| over every input must fit, per output channel.
+        x_abs = max(layer.input.zero_point - layer.input.qmin,
+                    layer.input.qmax - layer.input.zero_point)
+        worst = np.abs(b).astype(object) + x_abs * np.abs(
+            w.reshape(-1, channels)).sum(axis=0).astype(object)
+        if channels and max(worst) > hi32:
+            raise AccelError(f"{where}: the accumulator can reach {max(worst):,}, beyond int32 "
+                             f"(bias or weights too large for the layer)")
     lo, hi = layer.output.qmin, layer.output.qmax
     if r.zero_point != layer.output.zero_point:
         raise AccelError(f"{where}: requant zero_point {r.zero_point} differs from the output "

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import AccelError
+from ..io.files import about
 from ..limits import check_network
 from ..spec import load_network
 from ..spec.keras_model import KERAS_SUFFIXES
@@ -45,7 +46,8 @@ def _load(path: Path, seed: int | None, calibration: str | Path | None, scheme: 
     if suffix == ".tflite":
         from .tflite_model import load_tflite
 
-        return load_tflite(path)
+        with about(path):
+            return load_tflite(path)
     if suffix == ".npz":
         return load_quantized(path)
     network = load_network(path)

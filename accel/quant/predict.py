@@ -8,6 +8,7 @@ import numpy as np
 
 from ..errors import AccelError
 from ..io.archive import check_output_path, result_arrays
+from ..io.files import about
 from ..limits import check_network
 from . import golden, numerics
 from .load import load_array
@@ -30,7 +31,8 @@ def quantize_inputs(qnet: QuantizedNetwork, x: np.ndarray, *, context: str = "in
         return numerics.quantize(x, q.scale, q.zero_point, bits=q.bits), "float, quantized"
     if np.issubdtype(x.dtype, np.integer):
         return x, "int"
-    raise AccelError(f"inputs have dtype {x.dtype}; int8 or float arrays are expected")
+    raise AccelError(f"{context}: inputs have dtype {x.dtype}; int8 or float arrays are "
+                     f"expected")
 
 
 def predict(qnet: QuantizedNetwork, inputs: str | Path, *, output: str | Path | None = None,
@@ -44,7 +46,8 @@ def predict(qnet: QuantizedNetwork, inputs: str | Path, *, output: str | Path | 
         check_output_path(output, "results")  # before the work, not after
     x, kind = quantize_inputs(qnet, load_array(inputs, "inputs"), context=str(inputs))
     check_network(qnet.network, str(inputs), images=len(x))
-    layers = golden.run(qnet, x)
+    with about(inputs):  # the input's shape and range are checked in there
+        layers = golden.run(qnet, x)
     final = list(layers.values())[-1]
     logits = layers[qnet.logits_layer.name]
     result: dict = {
