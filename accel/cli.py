@@ -47,6 +47,9 @@ class _Group(click.Group):
         try:
             rv = super().main(args, prog_name, complete_var, False, **extra)
         except click.ClickException as e:
+            if type(e).__name__ == "NoArgsIsHelpError":  # bare `accel`: the help, as click does
+                e.show()
+                sys.exit(e.exit_code)
             ctx = getattr(e, "ctx", None)
             hint = f" (try '{ctx.command_path} -h')" if ctx is not None else ""
             click.echo(f"accel: error: {AccelError(e.format_message())}{hint}", err=True)

@@ -295,3 +295,11 @@ def test_cli_refusals(tmp_path, monkeypatch, qnet_file, args, pattern):
              "npz": qnet_file, "file": tmp_path / "afile", "huge": tmp_path / "huge.yaml"}
     monkeypatch.chdir(tmp_path)
     assert_error(run(*[a.format(**names) for a in args]), pattern)
+
+
+def test_usage_errors_are_one_line_and_bare_accel_shows_the_help():
+    result = run("summary")
+    assert_error(result, r"^accel: error: Missing argument 'MODEL'\. \(try 'main summary -h'\)$")
+    result = run()
+    assert "Usage:" in result.output and "Commands:" in result.output
+    assert run("--version").exit_code == 0
