@@ -303,3 +303,30 @@ def test_usage_errors_are_one_line_and_bare_accel_shows_the_help():
     result = run()
     assert "Usage:" in result.output and "Commands:" in result.output
     assert run("--version").exit_code == 0
+
+
+def test_the_planner_search_bounded_by_the_layer_finds_the_same_arrays():
+    """Rows beyond the input channels and columns beyond the filters never win, so bounding
+    the search by the layer changes no plan: checked against the unbounded search."""
+    from accel.plan.plan import Geometry, _smallest_array, stage_cycles
+
+    def unbounded(g, max_rows, max_cols, target):
+        best = None
+        for rows in range(1, max_rows + 1):
+            for cols in range(1, max_cols + 1):
+                cycles, _, _ = stage_cycles(g, rows, cols)
+                key = (cycles > target, rows * cols if cycles <= target else cycles, cycles)
+                if best is None or key < best[0]:
+                    best = (key, (rows, cols))
+        return best[1]
+
+    rng = np.random.default_rng(15)
+    for _ in range(60):
+        cin, filters = int(rng.integers(1, 40)), int(rng.integers(1, 40))
+        k = int(rng.integers(1, 4))
+        g = Geometry(8, 8, cin, (k, k), (1, 1), "valid", 8 - k + 1, 8 - k + 1, filters)
+        max_rows, max_cols = int(rng.integers(1, 48)), int(rng.integers(1, 48))
+        fastest = stage_cycles(g, max_rows, max_cols)[0]
+        for target in (0, fastest, fastest * 3, 10**9):
+            assert _smallest_array(g, max_rows, max_cols, target) == \
+                unbounded(g, max_rows, max_cols, target), (g, max_rows, max_cols, target)
