@@ -150,7 +150,7 @@ def test_h5_cannot_read_other_files(tmp_path, kind, pattern):
      (r"layer 0 \(conv2d, conv2d\): output\.zero_point must be an integer in \[-128, 127\], "
      r"not 1000000$")),
     (_manifest(lambda m: m["layers"][2]["input"].update(scale=0.5)),
-     r"layer 2 \(flatten, flatten\): input quantization .* differs from the previous layer's"),
+     r"layer 2 \(flatten, flatten\): input quantization .* differs from its producer's output"),
     (lambda a: a.update({"conv2d/weights": a["conv2d/weights"] + 200}),
      r"layer 0 \(conv2d, conv2d\): weight \d+ is outside the 8-bit range \[-128, 127\]$"),
     (lambda a: a.update({"conv2d/weights": a["conv2d/weights"] + 0.5}),

@@ -37,11 +37,32 @@ MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 MAX_LAYERS = 1000
 #: Layer names become archive members (``layers/<name>``) and file names: keep them plain.
 NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}")
-KINDS = ("conv2d", "dense", "max_pool2d", "flatten", "softmax")
-WEIGHT_ARRAYS = ("weights", "bias", "weight_scale", "requant_multiplier", "requant_shift",
-                 "requant_scale")
+#: Array members of a layer: its own arrays, then its requantizer's (see ``save_quantized``).
+LAYER_ARRAYS = ("weights", "bias", "weight_scale")
+REQUANT_ARRAYS = ("requant_multiplier", "requant_shift", "requant_scale")
+#: The rank of ``weights`` per kind, where accel knows it.
+WEIGHT_RANK = {"conv2d": 4, "dense": 2}
+
+
+def _kinds() -> dict:
+    """Layer kinds and their classes, from the quantized network's own registry (so a new
+    layer kind is readable as soon as it is registered there)."""
+    from ..quant.qnet import QLAYER_TYPES
+
+    return QLAYER_TYPES
+
+
+def layer_arrays(kind: str) -> tuple[str, ...]:
+    """The array members a layer of ``kind`` has in the archive, by its dataclass fields."""
+    import dataclasses
+
+    fields = {f.name for f in dataclasses.fields(_kinds()[kind])}
+    own = tuple(key for key in LAYER_ARRAYS if key in fields)
+    return own + (REQUANT_ARRAYS if "requant" in fields else ())
 REQUANT_MODES_BY_SCHEME = {"tflite-int8": ("multiplier", "float"), "pow2": ("pow2",)}
 ACTIVATIONS = ("linear", "relu", "relu6", "relu_n1_to_1")
+#: Kinds that read one tensor in its own quantization (a join such as an add rescales).
+SINGLE_INPUT_KINDS = ("conv2d", "dense", "max_pool2d", "flatten", "softmax")
 
 
 def check_name(name: Any, where: str) -> str:
@@ -123,9 +144,9 @@ def check_manifest(m: Any, context: str) -> dict:
             raise AccelError(f"{where}: layer name {short(name)} appears twice")
         names.add(name)
         kind = entry.get("kind")
-        if kind not in KINDS:
+        if not isinstance(kind, str) or kind not in _kinds():
             raise AccelError(f"{where} ({name}): kind {short(kind)} is not one of "
-                             f"{', '.join(KINDS)}")
+                             f"{', '.join(_kinds())}")
         where = f"{where} ({name}, {kind})"
         _quant(entry.get("input"), f"{where}: input")
         _quant(entry.get("output"), f"{where}: output")
@@ -144,7 +165,7 @@ def check_manifest(m: Any, context: str) -> dict:
                 _int(entry[key], f"{where}: {key}", -(1 << 31), (1 << 31) - 1)
         if "beta" in entry:
             _float(entry["beta"], f"{where}: beta")
-        if kind in ("conv2d", "dense"):
+        if REQUANT_ARRAYS[0] in layer_arrays(kind):
             r = entry.get("requant")
             if not isinstance(r, dict):
                 raise AccelError(f"{where}: requant must be a mapping, not {short(r)}")
@@ -166,8 +187,8 @@ def _member_check(layer: dict, key: str, where: str):
             raise AccelError(f"{where}: {key} has dtype {dtype}; integers are required")
         if not want_int and dtype.kind != "f":
             raise AccelError(f"{where}: {key} has dtype {dtype}; floats are required")
-        rank = (4 if layer["kind"] == "conv2d" else 2) if key == "weights" else 1
-        if len(shape) != rank:
+        rank = WEIGHT_RANK.get(layer["kind"]) if key == "weights" else 1
+        if rank is not None and len(shape) != rank:
             raise AccelError(f"{where}: {key} has shape {short(shape)}; rank {rank} is "
                              f"required")
     return check
@@ -189,9 +210,8 @@ def read_qnet_file(path: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
                                   context)
         expected: dict[str, tuple[dict, str]] = {}
         for layer in manifest["layers"]:
-            if layer["kind"] in ("conv2d", "dense"):
-                for key in WEIGHT_ARRAYS:
-                    expected[f"{layer['name']}/{key}"] = (layer, key)
+            for key in layer_arrays(layer["kind"]):
+                expected[f"{layer['name']}/{key}"] = (layer, key)
         for name in members:
             if name != MANIFEST_KEY and name not in expected:
                 raise AccelError(f"{path}: unexpected member {short(name)} (not an array of "
@@ -231,13 +251,19 @@ def validate_qnet(qnet, context: str) -> None:
     if qnet.scheme == "pow2" and qnet.input.zero_point != 0:
         raise AccelError(f"{context}: input zero_point {qnet.input.zero_point}; pow2 has 0")
     previous = qnet.input
+    outputs = {}
     infos = {info.name: info for info in qnet.network.infos}
     for i, layer in enumerate(qnet.layers):
         where = f"{context}: layer {i} ({layer.name}, {layer.kind})"
-        if not _same(layer.input, previous):
-            raise AccelError(f"{where}: input quantization {layer.input.to_json()} differs "
-                             f"from the previous layer's output {previous.to_json()}")
-        previous = layer.output
+        # A layer reads the previous one in a chain, or the layers it names (a graph); the
+        # single-input kinds below must take their producer's quantization as it is.
+        sources = [outputs[n] for n in (getattr(layer, "inputs", None) or ()) if n in outputs]
+        if layer.kind in SINGLE_INPUT_KINDS:
+            for source in sources or [previous]:
+                if not _same(layer.input, source):
+                    raise AccelError(f"{where}: input quantization {layer.input.to_json()} "
+                                     f"differs from its producer's output {source.to_json()}")
+        previous = outputs[layer.name] = layer.output
         if qnet.scheme == "pow2" and layer.output.zero_point != 0:
             raise AccelError(f"{where}: output zero_point {layer.output.zero_point}; pow2 has 0")
         if qnet.scheme == "tflite-int8" and layer.output.bits != 8:
@@ -252,8 +278,6 @@ def validate_qnet(qnet, context: str) -> None:
                 raise AccelError(f"{where}: clamp [{layer.act_min}, {layer.act_max}] is not "
                                  f"within the output type [{lo}, {hi}]")
         elif isinstance(layer, QSoftmax):
-            if i != len(qnet.layers) - 1:
-                raise AccelError(f"{where}: softmax is only supported as the last layer")
             if (layer.output.scale, layer.output.zero_point, layer.output.bits) != \
                     (1 / 256, -128, 8):
                 raise AccelError(f"{where}: int8 softmax output must have scale 1/256 and "
