@@ -304,7 +304,8 @@ def generate(model, seed, calibration, scheme, weight_bits, act_bits, array, out
                    "random seeded ones without --input (default: 3).")
 @click.option("--labels", type=click.Path(dir_okay=False), default=None,
               help="Class labels (.npy) for --input: print the accuracy.")
-@click.option("--stall-seed", "stall_seed", type=int, default=1, show_default=True,
+@click.option("--stall-seed", "stall_seed", type=click.IntRange(0, 2**63 - 1), default=1,
+              show_default=True,
               help="Seed of the random input gaps and output stalls (and random images).")
 @click.option("--gaps", type=click.IntRange(0, 90), default=20, show_default=True,
               help="Percent of cycles the input is held invalid / the output not ready.")
@@ -410,7 +411,8 @@ def sim(model, seed, calibration, scheme, weight_bits, act_bits, array, simulato
 @_array_option
 @click.option("--clock", "clock_mhz", type=_Clock(), default=None,
               help="Clock to meet in MHz (default: the board's oscillator).")
-@click.option("--pnr-seed", "pnr_seed", type=int, default=1, show_default=True,
+@click.option("--pnr-seed", "pnr_seed", type=click.IntRange(0, 2**31 - 1), default=1,
+              show_default=True,
               help="nextpnr placement seed.")
 @click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False), required=True,
               help="Directory for the bitstream and build_report.json.")

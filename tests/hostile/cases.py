@@ -652,10 +652,14 @@ def option_cases(work: Path) -> list[Case]:
     for option, value, command in (("--gaps", "1000", "sim"), ("--weight-bits", "99", "plan"),
                                    ("--scheme", "int3", "plan"), ("--act-bits", "-8", "plan"),
                                    ("--stall-seed", "x", "sim"), ("--baud", "0", "build"),
-                                   ("--seeds", "0", "sweep")):
+                                   ("--seeds", "0", "sweep"), ("--stall-seed", "-5", "sim"),
+                                   ("--pnr-seed", "-1", "build"), ("--images", "9" * 5000, "sim"),
+                                   ("--timeout", "nan", "run")):
         argv = [command, "tiny.yaml" if command == "plan" else model, option, value]
         if command in ("build", "sweep"):
             argv += ["--board", "icebreaker", "-o", "b"]
+        if command == "run":
+            argv += ["x.npy", "--port", "loop://"]
         cases.append(Case(f"opt-{option}-{value}", argv, (option,)))
     # calibration data whose range underflows every scale
     np.save(work / "tiny_calib.npy", np.full((4, 8, 8, 1), 1e-30))
