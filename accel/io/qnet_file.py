@@ -27,12 +27,12 @@ from typing import Any
 import numpy as np
 
 from ..errors import AccelError
+from ..quant.qnet import FORMAT_VERSION, MANIFEST_KEY, SCHEMES
 from .documents import parse_json
 from .files import short
 from .npz import open_npz, read_member
 
 FORMAT = "accel-quantized-network"
-MANIFEST_KEY = "__manifest__"
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 MAX_LAYERS = 1000
 #: Layer names become archive members (``layers/<name>``) and file names: keep them plain.
@@ -111,8 +111,6 @@ def check_manifest(m: Any, context: str) -> dict:
     if m.get("format") != FORMAT:
         raise AccelError(f"{context}: not an accel quantized network (format "
                          f"{short(m.get('format'))})")
-    from ..quant.qnet import FORMAT_VERSION, SCHEMES
-
     if m.get("version") != FORMAT_VERSION:
         raise AccelError(f"{context}: format version {short(m.get('version'))}; this accel "
                          f"reads version {FORMAT_VERSION}")
