@@ -352,6 +352,13 @@ def sim(model, seed, calibration, scheme, weight_bits, act_bits, array, simulato
         images = rng.integers(qnet.input.qmin, qnet.input.qmax + 1,
                               (n_images or 3, *qnet.input_shape))
     check_network(qnet.network, str(input_path or model), images=len(images))
+    y = None
+    if labels is not None:  # checked before the simulation, not after it
+        y = load_array(labels, "labels")
+        if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer) or len(y) < len(images):
+            raise AccelError(f"{labels}: labels must be at least {len(images)} integers, got "
+                             f"shape {y.shape} of {y.dtype}")
+        y = y[:len(images)]
     plan = _make_plan(qnet, rows, cols, model)
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
                   transient=True, disable=as_json) as progress:
@@ -364,8 +371,7 @@ def sim(model, seed, calibration, scheme, weight_bits, act_bits, array, simulato
         result = run_cocotb(case, build_dir, simulator=simulator, waves=waves,
                             rom_files=rom_files)
     data = report(case, result)
-    if labels is not None:
-        y = load_array(labels, "labels")[:len(images)]
+    if y is not None:
         data["accuracy"] = float((np.asarray(data["predictions"]) == y).mean())
     if output:
         from .io.archive import result_arrays, write_npz

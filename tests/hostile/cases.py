@@ -601,12 +601,17 @@ def npy_cases(work: Path, rng, count: int) -> list[Case]:
         "devzero-input": ["predict", model, "/dev/zero"],
         "devzero-tflite": ["summary", "/dev/zero"],
         "dir-input": ["predict", model, "adir.npy"],
+        "sim-bad-labels": ["sim", model, "--input", "x.npy", "--labels", "x.npy",
+                           "--build-dir", "simbuild"],
+        "sim-fifo-labels": ["sim", model, "--input", "x.npy", "--labels", fifo.name,
+                            "--build-dir", "simbuild"],
         "missing": ["predict", model, "nothing.npy"],
         "fifo-calibration": ["quantize", str(DIGITS / "digits_small.keras"), "--calibration",
                              fifo.name, "-o", "out/q.npz"],
     }.items():
         names = tuple(a for a in argv if a in (fifo.name, "fifo.tflite", "fifo.yaml",
-                                                "/dev/zero", "adir.npy", "nothing.npy"))
+                                                "/dev/zero", "adir.npy", "nothing.npy")) \
+            or ("x.npy",)
         cases.append(Case(f"special-{name}", argv, names, timeout=15))
     return cases
 
