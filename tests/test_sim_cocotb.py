@@ -33,7 +33,11 @@ def test_trained_digits_model_on_real_images(tmp_path):
         assert abs(layer["measured_vs_predicted"] - 1) <= 0.02, layer
     assert abs(r["latency_cycles"] / r["predicted_latency_cycles"] - 1) <= 0.05
     with np.load(tmp_path / "out.npz") as out:
-        assert np.array_equal(out["hardware"], out["golden"])
+        assert out.files[:2] == ["output", "golden"]
+        assert all(name.startswith("layers/") for name in out.files[2:])
+        assert out["output"].shape == (24, 10)
+        assert np.array_equal(out["output"], out["golden"])
+        assert np.array_equal(out["golden"], out["layers/dense"])
 
 
 @pytest.mark.slow

@@ -66,7 +66,7 @@ def test_parse_arrays():
 
 @pytest.mark.parametrize("args, message", [
     (["--arrays", "1x1,0x2"], r"--arrays must be a comma-separated list of ROWSxCOLS"),
-    (["--board", "nosuch"], r"--board 'nosuch' is not known"),
+    (["--board", "nosuch"], r"Invalid value for '--board': 'nosuch' is not one of 'icebreaker', "),
     (["--arrays", ""], r"--arrays must be a comma-separated list of ROWSxCOLS"),
     (["--jobs", "2", "--scheduler", "tcp://127.0.0.1:1"], r"--jobs and --scheduler exclude"),
 ])

@@ -42,6 +42,8 @@ from .qnet import (
 )
 
 INT32 = (numerics.INT32_MIN, numerics.INT32_MAX)
+#: The smallest nonzero activation range that quantizes to a usable scale.
+MIN_RANGE = 1e-20
 
 
 def check_calibration(network: Network, data: np.ndarray) -> np.ndarray:
@@ -136,13 +138,17 @@ def quantize_folded(network: Network, folded: list[FoldedLayer], calibration: np
     x = check_calibration(network, calibration)
     outputs = float_forward(network, folded, x)
 
-    def activation_params(values: np.ndarray) -> QuantParams:
+    def activation_params(values: np.ndarray, where: str) -> QuantParams:
         lo, hi = float(values.min()), float(values.max())
+        if 0 < max(abs(lo), abs(hi)) < MIN_RANGE:
+            # the scale would underflow float32 (tflite-int8) or need absurd shifts (pow2)
+            raise AccelError(f"calibration data: {where} spans [{lo:.3g}, {hi:.3g}], too small "
+                             f"to quantize (below {MIN_RANGE:g}); calibrate on real data")
         if scheme == "tflite-int8":
             return _tflite_activation(lo, hi)
         return _pow2_activation(lo, hi, act_bits)
 
-    input_params = activation_params(x)
+    input_params = activation_params(x, "the input")
     # Each layer's input quantization is its producer's output quantization.
     params: dict[str, QuantParams] = {INPUT: input_params}
     layers: list[QLayer] = []
@@ -150,7 +156,7 @@ def quantize_folded(network: Network, folded: list[FoldedLayer], calibration: np
         inputs = f.spec.inputs
         s_in = params[inputs[0]]
         if isinstance(f.spec, (Conv2D, Dense)):
-            s_out = activation_params(outputs[f.name])
+            s_out = activation_params(outputs[f.name], f"layer {f.name}'s output")
             if scheme == "tflite-int8":
                 w, bias, w_scale, requant = _quantize_weights_tflite(f, s_in, s_out)
             else:

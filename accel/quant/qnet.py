@@ -326,34 +326,25 @@ def save_quantized(qnet: QuantizedNetwork, path: str | Path) -> None:
 
 
 def write_npz(path: str | Path, arrays: dict) -> None:
-    """``np.savez`` to ``path``, creating its directory; one-line error if it cannot."""
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "wb") as f:
-            np.savez(f, **arrays)
-    except OSError as e:
-        raise AccelError(f"{path}: cannot write: {e.strerror or e}") from None
+    """Write ``arrays`` to the ``.npz`` at ``path`` (see :func:`accel.io.archive.write_npz`:
+    regular files only, the directory created, one-line errors)."""
+    from ..io.archive import write_npz as write
+
+    write(path, arrays)
 
 
 def load_quantized(path: str | Path) -> QuantizedNetwork:
-    """Read a file written by :func:`save_quantized`; errors are one line."""
+    """Read a file written by :func:`save_quantized`; errors are one line.
+
+    The archive's structure is checked before anything is built and the network's numbers
+    after (:mod:`accel.io.qnet_file`): a file that loads computes what it says."""
+    from ..io.qnet_file import read_qnet_file, validate_qnet
+
     path = Path(path)
+    manifest, arrays = read_qnet_file(path)
     try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {key: data[key] for key in data.files}
-    except FileNotFoundError:
-        raise AccelError(f"{path}: no such file") from None
-    except (OSError, ValueError, EOFError) as e:
-        raise AccelError(f"{path}: not a readable .npz file: {e}") from None
-    if MANIFEST_KEY not in arrays:
-        raise AccelError(f"{path}: not an accel quantized network (no {MANIFEST_KEY})")
-    try:
-        manifest = json.loads(str(arrays[MANIFEST_KEY]))
-        if manifest.get("format") != "accel-quantized-network":
-            raise ValueError("wrong format tag")
         layers = tuple(_layer_from_manifest(entry, arrays) for entry in manifest["layers"])
-        return QuantizedNetwork(
+        qnet = QuantizedNetwork(
             name=manifest["name"], scheme=manifest["scheme"],
             input_shape=tuple(manifest["input_shape"]),
             input=QuantParams.from_json(manifest["input"]), layers=layers,
@@ -361,8 +352,10 @@ def load_quantized(path: str | Path) -> QuantizedNetwork:
         )
     except AccelError as e:
         raise AccelError(f"{path}: {e}") from None
-    except (KeyError, ValueError, TypeError, json.JSONDecodeError) as e:
+    except (KeyError, ValueError, TypeError, OverflowError) as e:
         raise AccelError(f"{path}: malformed quantized network manifest: {e!r}") from None
+    validate_qnet(qnet, str(path))
+    return qnet
 
 
 def _layer_from_manifest(entry: dict, arrays: dict) -> QLayer:

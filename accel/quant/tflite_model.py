@@ -54,14 +54,12 @@ class _Graph:
     def __init__(self, path: Path):
         import tflite  # the flatbuffer bindings: only needed for .tflite files
 
+        from ..io.flatbuffer import read_tflite
+
         self.tflite = tflite
         self.path = path
-        try:
-            self.buf = path.read_bytes()
-        except FileNotFoundError:
-            raise AccelError(f"{path}: no such file") from None
-        if len(self.buf) < 8 or self.buf[4:8] != b"TFL3":
-            raise AccelError(f"{path}: not a TFLite flatbuffer (no TFL3 identifier)")
+        # Every table, vector and index used below is bounds-checked here first.
+        self.buf, self.facts = read_tflite(path)
         try:
             self.model = tflite.Model.GetRootAsModel(self.buf, 0)
             if self.model.SubgraphsLength() != 1:
@@ -75,12 +73,9 @@ class _Graph:
             raise AccelError(f"{path}: corrupt TFLite flatbuffer: {e}") from None
 
     def op_name(self, index: int) -> str:
-        op = self.graph.Operators(index)
-        oc = self.model.OperatorCodes(op.OpcodeIndex())
-        # Since schema v3a the code lives in BuiltinCode; old files keep it in the deprecated
-        # byte-wide field. The larger of the two is the real one.
-        code = max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode())
-        return self.tflite.opcode2name(code)
+        # GetBuiltinCode, as resolved by the verifier: max(builtin_code,
+        # deprecated_builtin_code), the byte-wide field signed (schema v3a).
+        return self.tflite.opcode2name(self.facts.op_codes[index])
 
     def tensor(self, index: int):
         return self.graph.Tensors(int(index))

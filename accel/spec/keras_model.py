@@ -15,12 +15,16 @@ the config is read by name with a size limit; HDF5 is read with h5py; JSON with 
 from __future__ import annotations
 
 import dataclasses
-import json
 import zipfile
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+import numpy as np
+
 from ..errors import AccelError
+from ..io.documents import parse_json
+from ..io.files import check_file, short
+from ..io.hdf5 import open_h5, read_attribute
 from .layers import (
     Activation,
     Add,
@@ -53,6 +57,7 @@ def _check_zip_names(path: Path, zf: zipfile.ZipFile) -> None:
 
 def read_keras_zip_config(path: Path) -> dict:
     """The ``config.json`` of a ``.keras`` archive, parsed."""
+    check_file(path, "Keras model")
     try:
         with zipfile.ZipFile(path) as zf:
             _check_zip_names(path, zf)
@@ -72,22 +77,16 @@ def read_keras_zip_config(path: Path) -> dict:
         raise AccelError(
             f"{path}: not a valid .keras archive (truncated or not a zip: {e})"
         ) from None
-    except (OSError, EOFError) as e:
-        raise AccelError(f"{path}: cannot read the .keras archive: {e}") from None
+    except (OSError, EOFError, ValueError, RuntimeError, NotImplementedError) as e:
+        raise AccelError(f"{path}: cannot read the .keras archive: {short(str(e))[1:-1]}"
+                         ) from None
     return _parse_config_json(path, raw, "config.json")
 
 
 def read_h5_config(path: Path) -> dict:
     """The ``model_config`` attribute of a legacy ``.h5`` model file, parsed."""
-    import h5py  # heavy and only needed here
-
-    try:
-        with h5py.File(path, "r") as f:
-            raw = f.attrs.get("model_config")
-    except OSError as e:
-        raise AccelError(
-            f"{path}: not a readable HDF5 file (truncated or not HDF5): {e}"
-        ) from None
+    with open_h5(path, str(path)) as f:  # links and storage checked before any read
+        raw = read_attribute(f, "model_config", str(path))
     if raw is None:
         raise AccelError(
             f"{path}: no model_config attribute: not a Keras model file (a weights-only file?)"
@@ -96,12 +95,11 @@ def read_h5_config(path: Path) -> dict:
 
 
 def _parse_config_json(path: Path, raw: Any, what: str) -> dict:
-    if isinstance(raw, bytes):
-        raw = raw.decode("utf-8", errors="replace")
-    try:
-        config = json.loads(raw)
-    except (json.JSONDecodeError, TypeError) as e:
-        raise AccelError(f"{path}: {what} is not valid JSON: {e}") from None
+    if isinstance(raw, np.ndarray) and raw.shape == ():
+        raw = raw[()]
+    if not isinstance(raw, (bytes, str)):
+        raise AccelError(f"{path}: {what} is not a JSON string but {short(raw)}")
+    config = parse_json(raw, f"{path}: {what}")
     if not isinstance(config, dict):
         raise AccelError(f"{path}: {what} is not a Keras model config")
     return config
@@ -116,7 +114,13 @@ def load_keras_model(path: str | Path) -> Network:
         config = read_keras_zip_config(path)
     else:
         config = read_h5_config(path)
-    return network_from_keras_config(config, str(path))
+    try:
+        return network_from_keras_config(config, str(path))
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError, RecursionError) as e:
+        # a config entry of the wrong type (a number where a mapping belongs, ...): the
+        # interpreter below trusts the shape of Keras's JSON, the boundary must not
+        raise AccelError(f"{path}: malformed Keras config: {short(str(e) or repr(e))[1:-1]}"
+                         ) from None
 
 
 # --- interpreting the config ------------------------------------------------------------------
