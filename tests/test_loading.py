@@ -207,6 +207,9 @@ def test_layer_names_cannot_clobber_the_result_archive(qnet_file, tmp_path, name
     def rename(arrays):
         m = json.loads(str(arrays["__manifest__"]))
         m["layers"][3]["name"] = name
+        for layer in m["layers"]:  # the graph: readers of the renamed layer follow it
+            if "inputs" in layer:
+                layer["inputs"] = [name if i == "dense" else i for i in layer["inputs"]]
         arrays["__manifest__"] = np.array(json.dumps(m))
         for key in [k for k in arrays if k.startswith("dense/")]:
             arrays[key.replace("dense/", f"{name}/")] = arrays.pop(key)

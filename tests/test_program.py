@@ -71,7 +71,7 @@ def test_dry_run_on_a_build_directory(tmp_path, loader_env):
      (r"--board orangecrab-25f: openFPGALoader cannot load its SRAM \(its DFU bootloader "
       r"writes the flash\); pass --flash to write the flash")),
     (["top.bit"], r".*top\.bit: a bitstream needs --board \(one of icebreaker, .*\)"),
-    (["top.bit", "--board", "arty"], r"--board 'arty' is not known; choose one of .*"),
+    (["top.bit", "--board", "arty"], r"Invalid value for '--board': 'arty' is not one of .*"),
     (["missing.bit", "--board", "ulx3s-85f"], r".*missing\.bit: no such bitstream"),
     (["top.bin", "--board", "ulx3s-85f"],
      r".*top\.bin: --board ulx3s-85f takes a \.bit bitstream, not \.bin"),
