@@ -171,6 +171,54 @@ def test_changed_options_are_new_points(tmp_path, cache):
     assert doc["points"][0]["inferences_per_s"] == pytest.approx(50e6 / 3_612_672)
 
 
+def test_keys_follow_what_the_record_is_computed_from(tmp_path, cache, monkeypatch):
+    """A point's key hashes the fit estimate and, for a built point, the elaborated design:
+    an edit that changes either (in any module) makes a new point, and nothing else does."""
+    import accel.synth.fit as fit
+    import accel.synth.top as top
+    from accel.plan.plan import make_plan
+    from accel.sweep.points import PointJob, point_key
+
+    qnet = DIGITS_POW2.load()
+    plan = make_plan(qnet, 1, 1)
+    synth = PointJob(model=DIGITS_POW2, board="ulx3s-85f", rows=1, cols=1)
+    estimate_only = PointJob(model=DIGITS_POW2, board="ulx3s-85f", rows=1, cols=1,
+                             estimate_only=True)
+    keys = {job: point_key(job, qnet, plan) for job in (synth, estimate_only)}
+    assert keys == {job: point_key(job, qnet, plan) for job in (synth, estimate_only)}
+    assert keys[synth] != keys[estimate_only]
+
+    elaborate = top.SelfTestTop.elaborate
+
+    def changed_design(self, platform):
+        from amaranth import Signal
+
+        m = elaborate(self, platform)
+        extra = Signal(8, name="extra_register")
+        m.d.sync += extra.eq(extra + 1)
+        return m
+
+    with monkeypatch.context() as patch:
+        patch.setattr(top.SelfTestTop, "elaborate", changed_design)
+        assert point_key(synth, qnet, plan) != keys[synth]
+        assert point_key(estimate_only, qnet, plan) == keys[estimate_only]
+
+    estimate = fit.estimate
+
+    def changed_model(plan, qnet, board):
+        est = estimate(plan, qnet, board)
+        est["resources"]["luts"]["needed"] += 1
+        return est
+
+    out = tmp_path / "o"
+    run_sweep(DIGITS_POW2, "ulx3s-85f", ARRAYS[:1], out, estimate_only=True)
+    monkeypatch.setattr(fit, "estimate", changed_model)
+    assert point_key(estimate_only, qnet, plan) != keys[estimate_only]
+    assert point_key(synth, qnet, plan) != keys[synth]
+    doc = run_sweep(DIGITS_POW2, "ulx3s-85f", ARRAYS[:1], out, estimate_only=True)
+    assert doc["meta"]["reused"] == 0
+
+
 def fake_report(qnet, plan, board, out_dir, **kwargs) -> dict:
     """Stands in for accel.synth.build.build: numbers shaped like a real report."""
     util = {"luts": 1000 * plan.pes, "ffs": 900, "dsps": 2 * plan.pes, "brams": 4}

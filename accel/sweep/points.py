@@ -29,11 +29,6 @@ import numpy as np
 
 from ..errors import AccelError
 
-#: Sources whose change must invalidate finished points: the generator, the planner, and the
-#: fit model, board registry and build flow of the self-test top that sweeps build (not the
-#: UART top's). The quantized network itself is hashed by content.
-_SOURCES = ("hw/*.py", "plan/*.py", "synth/build.py", "synth/fit.py", "synth/boards.py",
-            "synth/top.py")
 #: Lines of a failed tool log kept in the point's record.
 LOG_TAIL_LINES = 30
 
@@ -138,37 +133,69 @@ def qnet_digest(qnet) -> str:
     return h.hexdigest()
 
 
-@functools.lru_cache(maxsize=1)
-def source_digest() -> str:
-    """SHA-256 of the generator, planner and build-flow sources (:data:`_SOURCES`), so a
-    point built by older code is never served as a result of the current code."""
-    root = Path(__file__).resolve().parent.parent
-    h = hashlib.sha256()
-    for pattern in _SOURCES:
-        for path in sorted(root.glob(pattern)):
-            h.update(path.relative_to(root).as_posix().encode())
-            h.update(path.read_bytes())
-    return h.hexdigest()
-
-
 def point_key(job: PointJob, qnet, plan) -> str:
-    """The content key of ``job``: the quantized network, the plan, the board and options,
-    the toolchain versions and the sources (see :func:`source_digest`)."""
-    from ..plan.plan import plan_dict
-    from ..synth.build import toolchain_versions
+    """The content key of ``job``, correct by construction: it hashes what the point's record
+    is computed from rather than a list of source files. That is the record's planning and
+    estimate part itself (:func:`_planned`: the quantized network's digest, the plan, the fit
+    estimate and the fit check's verdict, as the current code computes them), and for a point
+    that is built, the build cache's key (:func:`accel.synth.build.cache_key`: the digest of
+    the elaborated design, constraints and script, and the toolchain versions). An edit
+    anywhere (``quant/numerics.py``, ``spec/shapes.py``, the generator) that changes any of
+    these changes the key; one that changes none of them keeps the finished point.
 
-    content = {
-        "qnet": qnet_digest(qnet), "plan": plan_dict(plan), "board": job.board,
-        "array": job.array, "clock_mhz": job.clock_mhz, "estimate_only": job.estimate_only,
-        "pnr_seed": None if job.estimate_only else job.pnr_seed,
-        "toolchain": None if job.estimate_only else toolchain_versions(),
-        "sources": source_digest(),
-    }
-    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:24]
+    A built point costs one elaboration here (the design's Verilog), as the build does."""
+    from ..plan.plan import plan_dict
+    from ..synth.boards import get_board
+
+    board = get_board(job.board)
+    base, est = _planned(job, qnet, plan, board)
+    content = {"record": base, "plan": plan_dict(plan), "qnet": qnet_digest(qnet),
+               "estimate": _jsonable(est), "clock_mhz": job.clock_mhz}
+    if not job.estimate_only and est["fits"] and board.buildable:
+        from ..synth.build import cache_key, prepare
+
+        build_plan, options = prepare(qnet, plan, board, clock_mhz=base["clock_mhz"],
+                                      seed=job.pnr_seed)
+        content["build"] = cache_key(build_plan, board, options)
+    return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()
+                          ).hexdigest()[:24]
 
 
 def with_key(job: PointJob, qnet, plan) -> PointJob:
     return replace(job, key=point_key(job, qnet, plan))
+
+
+def _jsonable(value):
+    """``value`` as plain JSON data (a typed result through its ``to_json``)."""
+    return value.to_json() if hasattr(value, "to_json") else value
+
+
+def _planned(job: PointJob, qnet, plan, board) -> tuple[dict, dict]:
+    """The part of a point's record that needs no tools (identity, plan figures, estimate,
+    and for a point that cannot fit the fit check's reason), and the fit estimate."""
+    from ..synth.fit import check_fit, estimate
+
+    clock = board.clock_mhz if job.clock_mhz is None else float(job.clock_mhz)
+    record: dict = {
+        "name": job.name, "array": job.array, "rows": job.rows,
+        "cols": job.cols, "array_pes": job.rows * job.cols, "board": job.board,
+        "pnr_seed": None if job.estimate_only else job.pnr_seed,
+        "mode": "estimate" if job.estimate_only else "synth",
+        "model": qnet.name, "scheme": qnet.scheme, "family": board.family,
+        "device": board.device, "pes": plan.pes, "clock_mhz": clock,
+        "interval_cycles": plan.interval_cycles, "latency_cycles": plan.latency_cycles,
+        "luts_available": board.luts, "ffs_available": board.ffs,
+        "dsps_available": board.dsps, "brams_available": board.bram_blocks,
+    }
+    est = estimate(plan, qnet, board)
+    record.update(_estimate_fields(est, plan, clock))
+    if not est["fits"]:
+        try:
+            check_fit(plan, qnet, board)
+            record["reason"] = "the fit estimate exceeds the board"
+        except AccelError as e:
+            record["reason"] = str(e)
+    return record, est
 
 
 def _estimate_fields(est: dict, plan, clock: float) -> dict:
@@ -212,7 +239,6 @@ def run_point(job: PointJob, progress: Callable[[str], None] | None = None) -> d
     """Evaluate one point (see module doc). ``progress`` receives build stage names."""
     from ..plan.plan import make_plan
     from ..synth.boards import get_board
-    from ..synth.fit import check_fit, estimate
 
     started = time.perf_counter()
     record: dict = {
@@ -231,21 +257,10 @@ def run_point(job: PointJob, progress: Callable[[str], None] | None = None) -> d
         qnet = job.model.load()
         board = get_board(job.board)
         plan = make_plan(qnet, job.rows, job.cols)
-        clock = board.clock_mhz if job.clock_mhz is None else float(job.clock_mhz)
-        record.update(model=qnet.name, scheme=qnet.scheme, family=board.family,
-                      device=board.device, pes=plan.pes, clock_mhz=clock,
-                      interval_cycles=plan.interval_cycles, latency_cycles=plan.latency_cycles,
-                      luts_available=board.luts, ffs_available=board.ffs,
-                      dsps_available=board.dsps, brams_available=board.bram_blocks)
-        est = estimate(plan, qnet, board)
-        record.update(_estimate_fields(est, plan, clock))
+        planned, est = _planned(job, qnet, plan, board)
+        record.update(planned)
         if not est["fits"]:
-            try:
-                check_fit(plan, qnet, board)
-                reason = "the fit estimate exceeds the board"
-            except AccelError as e:
-                reason = str(e)
-            return finish("no-fit", reason=reason)
+            return finish("no-fit")
         if job.estimate_only:
             return finish("ok", luts=record["est_luts"], dsps=record["est_dsps"],
                           brams=record["est_brams"],
