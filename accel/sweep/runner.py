@@ -21,12 +21,11 @@ Three executors, one contract (``point_fn(job) -> dict``, see :mod:`.points`):
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from ..atomic import atomic_write
 from ..errors import AccelError
 from .points import PointJob, run_point
 
@@ -61,17 +60,7 @@ def save_record(out_dir: str | Path, record: dict) -> Path:
     directory = points_dir(out_dir)
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / f"{record['key']}.json"
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(record, f, indent=1)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(target, json.dumps(record, indent=1) + "\n")
     return target
 
 

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 
+from ..atomic import atomic_write
 from ..environ import environ
 from ..errors import AccelError
 from ..hw.accelerator import Accelerator
@@ -337,5 +338,5 @@ def build(qnet: QuantizedNetwork, plan: NetworkPlan, board: Board, out_dir: str 
         "seconds": round(time.perf_counter() - started, 2),
         "toolchain": versions,
     }
-    (out / "build_report.json").write_text(json.dumps(report, indent=1) + "\n")
+    atomic_write(out / "build_report.json", json.dumps(report, indent=1) + "\n")
     return report
