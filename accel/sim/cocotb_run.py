@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..environ import environ
 from ..errors import AccelError
-from .run import HarnessCase, SimResult, decode, readout
+from .run import HarnessCase, SimResult, SimRun, decode, readout
 
 SIMULATORS = ("verilator", "icarus")
 
@@ -70,7 +70,7 @@ def write_verilog(case: HarnessCase, path: Path, *, rom_files: bool = False,
 def run_cocotb(case: HarnessCase, build_dir: str | Path, *, simulator: str = "verilator",
                max_cycles: int = 50_000_000, waves: str | None = None,
                rom_files: bool | None = None, rom_min_words: int = 4096) -> SimResult:
-    """Build and simulate ``case``; the result carries build/run wall times in ``extra``.
+    """Build and simulate ``case``; the result carries the run's wall times in ``run``.
     ``rom_files`` (default: when the case holds more than :data:`ROM_FILE_WORDS` ROM words)
     loads the large ROMs from hex files instead of Verilog initialisers."""
     if simulator not in SIMULATORS:
@@ -116,8 +116,8 @@ def run_cocotb(case: HarnessCase, build_dir: str | Path, *, simulator: str = "ve
     if not result_path.exists():
         raise AccelError(f"the cocotb test did not finish; see {build_dir / 'test.log'}")
     result = decode(case, json.loads(result_path.read_text()))
-    result.extra.update(convert_s=convert_s, build_s=build_s, run_s=run_s,
-                        simulator=simulator, rom_files=rom_files)
+    result.run = SimRun(simulator=simulator, rom_files=bool(rom_files), convert_s=convert_s,
+                        build_s=build_s, run_s=run_s)
     if waves:
         dumped = next(iter(build_dir.glob("*.fst")), None)
         if dumped is not None:
