@@ -372,3 +372,23 @@ def test_small_sweep_synthesizes_then_reuses(tmp_path, cache, dask_cluster):
                         scheduler=dask_cluster.scheduler_address)
     assert [r["cached"] for r in on_dask["points"]] == [True, True]
     assert summary(on_dask) == summary(doc)
+
+
+def test_a_point_is_a_typed_result_and_its_record_is_its_json(tmp_path, cache):
+    import dataclasses
+
+    from accel.sweep import SweepPoint
+    from accel.sweep.sweep import make_jobs
+
+    (job,), _ = make_jobs(DIGITS_POW2, "ulx3s-85f", [(1, 1)], tmp_path, estimate_only=True)
+    point = run_point(job)
+    assert isinstance(point, SweepPoint) and point.status == "ok" and point.key == job.key
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        point.status = "failed"
+    assert point.luts == point.est_luts and point.interval_cycles == 2592
+    doc = run_sweep(DIGITS_POW2, "ulx3s-85f", [(1, 1)], tmp_path, estimate_only=True)
+    saved = json.loads((tmp_path / "points" / f"{job.key}.json").read_text())
+    varying = ("seconds", "finished_at")
+    assert {k: v for k, v in saved.items() if k not in varying} == \
+        {k: v for k, v in point.to_json().items() if k not in varying}
+    assert set(doc["points"][0]) == set(point.to_json()) | {"reused"}

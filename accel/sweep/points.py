@@ -2,9 +2,10 @@
 
 :func:`run_point` is the unit of work that local worker processes and Dask workers run. It
 takes a :class:`PointJob` (plain, picklable data: the model's path and quantization options,
-the board's name, the array, the nextpnr seed, directories) and returns a plain,
-JSON-ready dict. It never raises for a point that does not fit or whose tools fail: those are
-results, recorded with their reason (and the tool log), so one bad point cannot stop a sweep.
+the board's name, the array, the nextpnr seed, directories) and returns a
+:class:`SweepPoint` (frozen, picklable; ``to_json`` is its record). It never raises for a
+point that does not fit or whose tools fail: those are results, recorded with their reason
+(and the tool log), so one bad point cannot stop a sweep.
 
 Statuses: ``ok``; ``timing-failed`` (built, but the post-route Fmax is below the clock: the
 numbers are real, the design just needs a slower clock); ``no-fit`` (the fit check rejected
@@ -14,6 +15,7 @@ its one-line message, ``log`` the copied tool log, ``log_tail`` its last lines).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -114,6 +116,104 @@ class PointJob:
     def name(self) -> str:
         """``2x4`` (estimate) or ``2x4-s1`` (a build with nextpnr seed 1)."""
         return self.array if self.estimate_only else f"{self.array}-s{self.pnr_seed}"
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    """The result of one point: what :func:`run_point` returns and ``points/<key>.json``
+    holds (:meth:`to_json`, every member, None where a status has no value).
+
+    Members
+    -------
+    key, name, array, rows, cols, array_pes, board, pnr_seed, mode
+        The point (see :class:`PointJob`); ``mode`` is ``estimate`` or ``synth``.
+    status : str
+        ``ok``, ``timing-failed``, ``no-fit`` or ``failed`` (see the module doc).
+    reason : str
+        Why a point is ``no-fit`` or ``failed`` (one line); empty otherwise.
+    model, scheme, family, device, pes, clock_mhz, interval_cycles, latency_cycles
+        The network, the board and the plan's figures (None if planning failed).
+    luts_available, ffs_available, dsps_available, brams_available : int or None
+        The board's resources (a build's: as nextpnr reports them).
+    est_luts, est_dsps, est_brams, est_inferences_per_s
+        The fit estimate, and inferences/s at ``clock_mhz``.
+    luts, ffs, dsps, brams, inferences_per_s
+        Measured (a build) or estimated (``mode`` estimate) resources and throughput; for a
+        build, ``inferences_per_s`` is at the post-route Fmax.
+    fmax_mhz, timing_met, inferences_per_s_at_clock, tool_seconds, build_seconds, cached,
+    cache_key, bitstream
+        A build's figures and where its bitstream is.
+    err_luts, err_dsps, err_brams, err_inferences_per_s : float or None
+        ``(estimate - real) / real`` of a build.
+    log, log_tail : str or None
+        A failed point's copied tool log and its last lines.
+    seconds : float
+        Wall time of the point.
+    finished_at : str
+        Local time the point finished (ISO 8601, seconds).
+    """
+
+    key: str
+    name: str
+    array: str
+    rows: int
+    cols: int
+    array_pes: int
+    board: str
+    pnr_seed: int | None
+    mode: str
+    status: str
+    reason: str = ""
+    model: str | None = None
+    scheme: str | None = None
+    family: str | None = None
+    device: str | None = None
+    pes: int | None = None
+    clock_mhz: float | None = None
+    interval_cycles: int | None = None
+    latency_cycles: int | None = None
+    luts_available: int | None = None
+    ffs_available: int | None = None
+    dsps_available: int | None = None
+    brams_available: int | None = None
+    est_luts: int | None = None
+    est_dsps: int | None = None
+    est_brams: int | None = None
+    est_inferences_per_s: float | None = None
+    luts: int | None = None
+    ffs: int | None = None
+    dsps: int | None = None
+    brams: int | None = None
+    inferences_per_s: float | None = None
+    fmax_mhz: float | None = None
+    timing_met: bool | None = None
+    inferences_per_s_at_clock: float | None = None
+    tool_seconds: float | None = None
+    build_seconds: float | None = None
+    cached: bool | None = None
+    cache_key: str | None = None
+    bitstream: str | None = None
+    err_luts: float | None = None
+    err_dsps: float | None = None
+    err_brams: float | None = None
+    err_inferences_per_s: float | None = None
+    log: str | None = None
+    log_tail: str | None = None
+    seconds: float | None = None
+    finished_at: str | None = None
+
+    @classmethod
+    def begin(cls, job: PointJob, **fields) -> SweepPoint:
+        """A point of ``job`` with its identity filled in (status ``failed`` until set)."""
+        identity = {"key": job.key, "name": job.name, "array": job.array, "rows": job.rows,
+                    "cols": job.cols, "array_pes": job.rows * job.cols, "board": job.board,
+                    "pnr_seed": None if job.estimate_only else job.pnr_seed,
+                    "mode": "estimate" if job.estimate_only else "synth", "status": "failed"}
+        return cls(**{**identity, **fields})
+
+    def to_json(self) -> dict:
+        """Every member, as plain JSON data."""
+        return dataclasses.asdict(self)
 
 
 def qnet_digest(qnet) -> str:
@@ -235,23 +335,18 @@ def _build(*args, **kwargs) -> dict:
     return build(*args, **kwargs)
 
 
-def run_point(job: PointJob, progress: Callable[[str], None] | None = None) -> dict:
+def run_point(job: PointJob, progress: Callable[[str], None] | None = None) -> SweepPoint:
     """Evaluate one point (see module doc). ``progress`` receives build stage names."""
     from ..plan.plan import make_plan
     from ..synth.boards import get_board
 
     started = time.perf_counter()
-    record: dict = {
-        "key": job.key, "name": job.name, "array": job.array, "rows": job.rows,
-        "cols": job.cols, "array_pes": job.rows * job.cols, "board": job.board,
-        "pnr_seed": None if job.estimate_only else job.pnr_seed,
-        "mode": "estimate" if job.estimate_only else "synth", "status": "failed", "reason": "",
-    }
+    record: dict = {}
 
-    def finish(status: str, **fields) -> dict:
+    def finish(status: str, **fields) -> SweepPoint:
         record.update(fields, status=status, seconds=round(time.perf_counter() - started, 2),
                       finished_at=time.strftime("%Y-%m-%dT%H:%M:%S"))
-        return record
+        return SweepPoint.begin(job, **record)
 
     try:
         qnet = job.model.load()
