@@ -26,8 +26,8 @@ from pathlib import Path
 from ..environ import environ
 from ..errors import AccelError
 
-__all__ = ["LINT_ALLOWED", "SIMULATORS", "CocotbRun", "lint", "lint_violations",
-           "run_cocotb_tests", "verilator_env", "waves_requested"]
+__all__ = ["LINT_ALLOWED", "SIMULATORS", "CocotbRun", "check_simulator", "lint",
+           "lint_violations", "run_cocotb_tests", "verilator_env", "waves_requested"]
 
 SIMULATORS = ("verilator", "icarus")
 
@@ -88,6 +88,16 @@ def verilator_env(cxx: str = "run") -> dict[str, str]:
     }
 
 
+def check_simulator(simulator: str) -> None:
+    """Raise :class:`AccelError` unless ``simulator`` is one of :data:`SIMULATORS` and
+    installed."""
+    if simulator not in SIMULATORS:
+        raise AccelError(f"--simulator must be one of {', '.join(SIMULATORS)}, not "
+                         f"{simulator!r}")
+    if simulator == "icarus" and shutil.which("iverilog") is None:
+        raise AccelError("--simulator icarus needs iverilog (apt-get install iverilog)")
+
+
 def waves_requested() -> bool:
     """``ACCEL_WAVES`` is set to something other than empty or ``0``."""
     return os.environ.get("ACCEL_WAVES", "") not in ("", "0")
@@ -142,11 +152,7 @@ def run_cocotb_tests(*, sources: Sequence[str | Path], toplevel: str, test_modul
     (:data:`CXX_OPT`); ``seed`` is cocotb's random seed. A failed build raises
     :class:`AccelError` naming the build log; failed tests are data (``failed``): the caller
     decides what they mean."""
-    if simulator not in SIMULATORS:
-        raise AccelError(f"--simulator must be one of {', '.join(SIMULATORS)}, not "
-                         f"{simulator!r}")
-    if simulator == "icarus" and shutil.which("iverilog") is None:
-        raise AccelError("--simulator icarus needs iverilog (apt-get install iverilog)")
+    check_simulator(simulator)
     from cocotb_tools.runner import get_results, get_runner
 
     waves = waves_requested() if waves is None else bool(waves)

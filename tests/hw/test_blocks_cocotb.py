@@ -95,11 +95,11 @@ SLOW = {"requantizer_float", "requantizer_pow2"}
 @pytest.mark.parametrize(
     "name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in CASES]
 )
-def test_verilog_bench(name, tmp_path):
+def test_verilog_bench(name, build_dir):
     dut, inputs, outputs = CASES[name]()
-    source = write_verilog(dut, name, tmp_path / "rtl")
+    source = write_verilog(dut, name, build_dir / "rtl")
     result = run_block(dut, source, name=name, inputs=inputs, outputs=outputs,
-                       build_dir=tmp_path / "build", seed=len(name))
+                       build_dir=build_dir / "sim", seed=len(name))
     assert result["beats"] == len(outputs[1]) and result["mismatches"] == 0
 
 
