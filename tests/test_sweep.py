@@ -27,12 +27,6 @@ DIGITS_POW2 = ModelSource(str(DIGITS / "digits_small.keras"),
 ARRAYS = parse_arrays("1x1,2x2,4x4,8x8")
 
 
-@pytest.fixture
-def cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("ACCEL_CACHE_DIR", str(tmp_path / "cache"))
-    return tmp_path / "cache"
-
-
 def invoke(*args):
     result = CliRunner().invoke(main, ["sweep", *map(str, args)])
     if result.exception is not None and not isinstance(result.exception, SystemExit):
