@@ -32,7 +32,7 @@ __all__ = ["LINT_ALLOWED", "SIMULATORS", "CocotbRun", "check_simulator", "lint",
 SIMULATORS = ("verilator", "icarus")
 
 #: Verilator's own arguments for every build. ``-Wno-fatal``: Amaranth's Verilog always has
-#: the harmless warnings of :data:`LINT_ALLOWED` (TOOLCHAIN.md, gotcha 3); ``-O3``: Verilator's
+#: the harmless warnings of :data:`LINT_ALLOWED` (docs/TOOLCHAIN.md, gotcha 3); ``-O3``: Verilator's
 #: optimisation of the model it generates (not the C++ compiler's).
 VERILATOR_ARGS = ("-Wno-fatal", "-O3")
 
@@ -74,7 +74,7 @@ def verilator_env(cxx: str = "run") -> dict[str, str]:
 
     ``MAKEFLAGS`` sets ``CFG_CXXFLAGS_PCH_I=-include``: the wheel's ``verilated.mk`` leaves it
     empty, which breaks every model big enough for a precompiled header
-    (``Vtop__pch.h.fast: linker input file not found``; TOOLCHAIN.md, gotcha 10); and the C++
+    (``Vtop__pch.h.fast: linker input file not found``; docs/TOOLCHAIN.md, gotcha 10); and the C++
     optimisation ``cxx`` (a key of :data:`CXX_OPT`)."""
     if cxx not in CXX_OPT:
         raise ValueError(f"cxx must be one of {', '.join(CXX_OPT)}, not {cxx!r}")
