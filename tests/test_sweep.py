@@ -168,6 +168,7 @@ def test_changed_options_are_new_points(tmp_path, cache):
 def test_keys_follow_what_the_record_is_computed_from(tmp_path, cache, monkeypatch):
     """A point's key hashes the fit estimate and, for a built point, the elaborated design:
     an edit that changes either (in any module) makes a new point, and nothing else does."""
+    import accel.synth.build as build
     import accel.synth.fit as fit
     import accel.synth.top as top
     from accel.plan.plan import make_plan
@@ -196,6 +197,16 @@ def test_keys_follow_what_the_record_is_computed_from(tmp_path, cache, monkeypat
         patch.setattr(top.SelfTestTop, "elaborate", changed_design)
         assert point_key(synth, qnet, plan) != keys[synth]
         assert point_key(estimate_only, qnet, plan) == keys[estimate_only]
+
+    def broken_elaboration(*args, **kwargs):
+        raise ZeroDivisionError("a bug")
+
+    with monkeypatch.context() as patch:  # a design that cannot elaborate still has a key
+        patch.setattr(build, "prepare", broken_elaboration)
+        assert point_key(synth, qnet, plan) != keys[synth]
+        doc = run_sweep(DIGITS_POW2, "ulx3s-85f", ARRAYS[:1], tmp_path / "broken")
+        assert [(r["status"], r["reason"]) for r in doc["points"]] == [
+            ("failed", "ZeroDivisionError: a bug")]
 
     estimate = fit.estimate
 

@@ -254,9 +254,12 @@ def point_key(job: PointJob, qnet, plan) -> str:
     if not job.estimate_only and est["fits"] and board.buildable:
         from ..synth.build import cache_key, prepare
 
-        build_plan, options = prepare(qnet, plan, board, clock_mhz=base["clock_mhz"],
-                                      seed=job.pnr_seed)
-        content["build"] = cache_key(build_plan, board, options)
+        try:
+            build_plan, options = prepare(qnet, plan, board, clock_mhz=base["clock_mhz"],
+                                          seed=job.pnr_seed)
+            content["build"] = cache_key(build_plan, board, options)
+        except Exception as e:  # the point runs and records the failure (failed: not final)
+            content["build"] = f"elaboration failed: {type(e).__name__}: {e}"
     return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()
                           ).hexdigest()[:24]
 
