@@ -370,9 +370,10 @@ def sim(model, seed, calibration, scheme, weight_bits, act_bits, array, simulato
                                           f"simulation of {len(images)} images")
         result = run_cocotb(case, build_dir, simulator=simulator, waves=waves,
                             rom_files=rom_files)
-    data = report(case, result)
+    sim_report = report(case, result)
     if y is not None:
-        data["accuracy"] = float((np.asarray(data["predictions"]) == y).mean())
+        sim_report = sim_report.with_accuracy(y)
+    data = sim_report.to_json()
     if output:
         from .io.archive import result_arrays, write_npz
 

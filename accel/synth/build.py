@@ -32,6 +32,7 @@ from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 
+from ..atomic import atomic_write
 from ..environ import environ
 from ..errors import AccelError
 from ..hw.accelerator import Accelerator
@@ -305,6 +306,18 @@ def prepare(qnet: QuantizedNetwork, plan: NetworkPlan, board: Board, *, clock_mh
         return platform.build(top_module, name="top", do_build=False, **options), options
 
 
+def cache_key(build_plan, board: Board, options: dict, *, top: str = "selftest",
+              baud: int = 115200) -> str:
+    """The content key of a build: the digest of ``build_plan``'s files (the design's RTLIL,
+    the constraints, the script with every option; from :func:`prepare`), the toolchain
+    versions, the board and the top. Everything the tools see is in it, so a change anywhere in
+    the generator that changes the design changes the key, and nothing else does."""
+    versions = toolchain_versions(board.family)
+    return hashlib.sha256(build_plan.digest(64) + json.dumps(
+        {"versions": versions, "board": board.name, "options": options, "top": top, "baud": baud},
+        sort_keys=True).encode()).hexdigest()[:24]
+
+
 def build(qnet: QuantizedNetwork, plan: NetworkPlan, board: Board, out_dir: str | Path, *,
           clock_mhz: float | None = None, seed: int = 1, cache_dir: str | Path | None = None,
           top: str = "selftest", baud: int = 115200,
@@ -324,9 +337,7 @@ def build(qnet: QuantizedNetwork, plan: NetworkPlan, board: Board, out_dir: str 
     build_plan, options = prepare(qnet, plan, board, clock_mhz=clock, seed=seed, top=top,
                                   baud=baud, pll=pll)
     versions = toolchain_versions(board.family)
-    key = hashlib.sha256(build_plan.digest(64) + json.dumps(
-        {"versions": versions, "board": board.name, "options": options, "top": top, "baud": baud},
-        sort_keys=True).encode()).hexdigest()[:24]
+    key = cache_key(build_plan, board, options, top=top, baud=baud)
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     cached = cache / key
     bitstream = _BITSTREAM[board.family]
@@ -381,5 +392,5 @@ def build(qnet: QuantizedNetwork, plan: NetworkPlan, board: Board, out_dir: str 
         seconds=round(time.perf_counter() - started, 2),
         toolchain=versions,
     )
-    (out / "build_report.json").write_text(json.dumps(report.to_json(), indent=1) + "\n")
+    atomic_write(out / "build_report.json", json.dumps(report.to_json(), indent=1) + "\n")
     return report

@@ -29,12 +29,6 @@ POW2 = [DIGITS / "digits_small.keras", "--calibration", DIGITS / "digits_calib_x
         "--scheme", "pow2"]
 
 
-@pytest.fixture
-def cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("ACCEL_CACHE_DIR", str(tmp_path / "cache"))
-    return tmp_path / "cache"
-
-
 def build(*args) -> tuple[int, dict, str]:
     result = CliRunner().invoke(main, ["build", *map(str, args), "--json"])
     if result.exception is not None and not isinstance(result.exception, SystemExit):
