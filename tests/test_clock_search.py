@@ -12,7 +12,7 @@ from accel.sweep.clock_search import fastest_clock_below, search_clock
 from accel.synth.boards import get_board
 from accel.synth.build import board_clock
 
-from .test_sweep import ARRAYS, DIGITS_POW2, cache  # noqa: F401 (a fixture)
+from .test_sweep import ARRAYS, DIGITS_POW2
 
 ULX3S = get_board("ulx3s-85f")
 ICEBREAKER = get_board("icebreaker")
@@ -77,7 +77,7 @@ def test_search_reports_the_last_build_when_nothing_meets():
     assert len(report["clock_search"]) == 2
 
 
-def test_sweep_clock_search_records_the_found_clock(tmp_path, cache, monkeypatch):  # noqa: F811
+def test_sweep_clock_search_records_the_found_clock(tmp_path, cache, monkeypatch):
     def build(qnet, plan, board, out_dir, **kwargs):
         clock, pll = board_clock(board, kwargs["clock_mhz"])
         fmax = 80.0 + 10 * plan.max_rows

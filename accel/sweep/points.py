@@ -149,6 +149,8 @@ class SweepPoint:
         A build's figures and where its bitstream is.
     err_luts, err_dsps, err_brams, err_inferences_per_s : float or None
         ``(estimate - real) / real`` of a build.
+    clock_search : list of dict or None
+        With ``--clock-search``: every build tried (its clock, Fmax, whether it met timing).
     log, log_tail : str or None
         A failed point's copied tool log and its last lines.
     seconds : float
@@ -201,6 +203,7 @@ class SweepPoint:
     err_dsps: float | None = None
     err_brams: float | None = None
     err_inferences_per_s: float | None = None
+    clock_search: list | None = None
     log: str | None = None
     log_tail: str | None = None
     seconds: float | None = None
