@@ -13,7 +13,8 @@ import pytest
 
 from accel.errors import AccelError
 from accel.synth import litedram
-from sim.blocks.harness import verilator_environment, write_verilog
+from accel.sim.bench import run_cocotb_tests
+from sim.blocks.harness import write_verilog
 from sim.litedram.top import LiteDRAMSimTop
 
 
@@ -30,32 +31,18 @@ pytestmark = [pytest.mark.slow,
                                  reason="no litedram in $ACCEL_LITEDRAM_PYTHON or here")]
 
 
-@pytest.fixture(autouse=True)
-def _verilator(monkeypatch):
-    for key, value in verilator_environment().items():
-        monkeypatch.setenv(key, value)
-
-
 def test_weights_through_litedram_sim(tmp_path):
-    from cocotb_tools.runner import get_results, get_runner
-
     core = litedram.generate_core(litedram.ULX3S_SDRAM, sim=True)
     fill, frames = 6000, [(0, 4096), (1000, 2500)]
     top = LiteDRAMSimTop(core, fill_words=fill, frames=frames)
     source = write_verilog(top, "top", tmp_path)
-    runner = get_runner("verilator")
-    runner.build(sources=[source, core.verilog], hdl_toplevel="top", build_dir=tmp_path,
-                 build_args=["-Wno-fatal", "-Wno-lint", "-Wno-style"],
-                 timescale=("1ns", "1ps"), log_file=tmp_path / "build.log")
     result_file = tmp_path / "result.json"
-    log = tmp_path / "test.log"
-    xml = runner.test(test_module="sim.litedram.bench", hdl_toplevel="top", build_dir=tmp_path,
-                      test_dir=tmp_path, log_file=log,
-                      extra_env={"ACCEL_LITEDRAM_RESULT": str(result_file),
-                                 "ACCEL_LITEDRAM_TIMEOUT": "400000"})
-    tests, failed = get_results(xml)
-    text = log.read_text()
-    assert tests == 1 and not failed, "\n".join(text.splitlines()[-30:])
+    run = run_cocotb_tests(sources=[source, core.verilog], toplevel="top",
+                           test_module="sim.litedram.bench", build_dir=tmp_path / "build",
+                           extra_env={"ACCEL_LITEDRAM_RESULT": str(result_file),
+                                      "ACCEL_LITEDRAM_TIMEOUT": "400000"})
+    text = run.test_log.read_text()
+    assert run.tests == 1 and not run.failed, run.log_tail()
     assert "violation" not in text, [line for line in text.splitlines() if "violation" in line]
     result = json.loads(result_file.read_text())
     print(result, f"burst efficiency {frames[0][1] / result['read_cycles']:.3f} words/cycle")
