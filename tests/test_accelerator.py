@@ -115,3 +115,24 @@ def test_a_corrupted_golden_value_is_located(monkeypatch):
     first = r["first_mismatch"]
     assert first["layer"] == "conv2d_1" and first["beat"] == 5 and first["count"] == 1
     assert [layer["mismatches"] for layer in r["layers"]] == [0, 1, 0]
+
+
+def test_tflite_float_dense_runs_wide_and_bit_exact():
+    """digits_small.tflite's FULLY_CONNECTED requantizes in double (``float``); the planner
+    proves an integer multiplier exact for it and builds the narrower ``wide`` requantizer,
+    which the whole accelerator must run bit-exactly (the golden model is the float rule)."""
+    from accel.plan.plan import RequantMode
+    from accel.quant.load import load_quantized_model
+
+    from .paths import EXAMPLES
+
+    qnet = load_quantized_model(EXAMPLES / "digits" / "digits_small.tflite")
+    plan = make_plan(qnet, 1, 2)
+    dense = plan.stages[-1]
+    assert qnet.layers[-2].requant.mode == "float"
+    assert dense.requant.mode is RequantMode.WIDE and dense.requant.mult_bits < 53
+    assert make_plan(qnet, 1, 2, allow_wide=False).stages[-1].requant.mode is RequantMode.FLOAT
+    rng = np.random.default_rng(5)
+    x = rng.integers(qnet.input.qmin, qnet.input.qmax + 1, (2, *qnet.input_shape))
+    case = build_harness(qnet, plan, x, seed=6, gap_percent=25, stall_percent=25)
+    assert_exact_and_timed(report(case, run_amaranth(case, max_cycles=400_000)))

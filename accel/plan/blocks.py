@@ -113,7 +113,7 @@ class ReplayPlan:
         return cls(lanes=lanes, k_tiles=k_tiles, f_tiles=f_tiles, bits=bits,
                    memory=MemoryPlan("replay", MemoryKind.RAM, 2 * k_tiles, lanes * bits),
                    fifo=MemoryPlan("replay_fifo", MemoryKind.FIFO, REPLAY_FIFO_DEPTH,
-                                   lanes * bits + tag_bits, lut_only=True))
+                                   lanes * bits + tag_bits, sync_read=False))
 
     def component_args(self) -> dict:
         return dict(lanes=self.lanes, k_tiles=self.k_tiles, f_tiles=self.f_tiles,
@@ -172,6 +172,17 @@ def psum_bits(rows: int, input_bits: int, weights: np.ndarray) -> tuple[int, ...
     return tuple(sum_bits(r + 1, input_bits, w_range) for r in range(rows))
 
 
+def _weight_roms(depth: int, bank_depth: int, weight_bits: int,
+                 pes: int) -> tuple[MemoryPlan, ...]:
+    if depth <= bank_depth:
+        return (MemoryPlan("weights", MemoryKind.ROM, depth, weight_bits, pes),)
+    full, rest = divmod(depth, bank_depth)
+    roms = [MemoryPlan("weights", MemoryKind.ROM, bank_depth, weight_bits, pes * full)]
+    if rest:
+        roms.append(MemoryPlan("weights", MemoryKind.ROM, rest, weight_bits, pes))
+    return tuple(roms)
+
+
 @dataclass(frozen=True, eq=False)
 class ArrayPlan:
     """A :class:`~accel.hw.mac_array.MacArrayStream` with its weights.
@@ -189,7 +200,9 @@ class ArrayPlan:
         The tiled weights (:func:`accel.plan.lower.tile_weights`).
     latency, fifo_depth : int
         :func:`array_stream_timing`.
-    weight_roms, fifo : MemoryPlan
+    weight_roms : tuple of MemoryPlan
+        Every PE's ROM, as its banks: the full ``bank_depth``-word banks, then the last.
+    fifo : MemoryPlan
     multipliers : dict
         Per family: one per PE (Gowin counts 9x9 halves: two for operands past 9 x 9 bits).
     """
@@ -209,7 +222,7 @@ class ArrayPlan:
     weights: np.ndarray = field(repr=False)
     latency: int
     fifo_depth: int
-    weight_roms: MemoryPlan
+    weight_roms: tuple[MemoryPlan, ...]
     fifo: MemoryPlan
     multipliers: dict
 
@@ -229,8 +242,7 @@ class ArrayPlan:
             input_bits=input_bits, weight_bits=weight_bits, acc_bits=acc_bits,
             tag_bits=tag_bits, psum_bits=psums, bank_depth=bank_depth, banks=banks,
             weights=weights, latency=latency, fifo_depth=fifo_depth,
-            weight_roms=MemoryPlan("weights", MemoryKind.ROM, min(depth, bank_depth),
-                                   weight_bits, pes * banks),
+            weight_roms=_weight_roms(depth, bank_depth, weight_bits, pes),
             fifo=MemoryPlan("array_fifo", MemoryKind.FIFO, fifo_depth - 1,
                             cols * acc_bits + tag_bits),
             multipliers={f: pes * (gowin if f == "gowin" else 1) for f in FAMILIES},
@@ -326,8 +338,10 @@ class PoolPlan:
         return cls(height=height, width=width, channels=channels, pool=tuple(pool),
                    strides=tuple(strides), padding=padding, lanes=lanes, bits=bits,
                    zero_point=zero_point, slots=slots, out_shape=tuple(window.out_shape),
+                   # Two read ports: the output, and the read-modify-write of the maxima
+                   # (whose registered address is the write address).
                    memory=MemoryPlan("pool", MemoryKind.RAM, slots * out_w * groups,
-                                     lanes * bits))
+                                     lanes * bits, read_ports=2, shared_read_ports=1))
 
     def component_args(self) -> dict:
         return dict(height=self.height, width=self.width, channels=self.channels,

@@ -222,7 +222,7 @@ class RequantPlan:
             zero_point=zero_point, act_min=act_min, act_max=act_max,
             single_rounding=single_rounding, mult_bits=mult_bits, fields=fields,
             stages=stages, latency=latency, fifo_depth=depth,
-            params=MemoryPlan("requant_params", MemoryKind.ROM, groups, lanes * lane_bits),
+            params=MemoryPlan("requant", MemoryKind.ROM, groups, lanes * lane_bits),
             # SyncFIFOBuffered(depth) stores depth - 1 words in its memory.
             fifo=MemoryPlan("requant_fifo", MemoryKind.FIFO, depth - 1, lanes * out_bits + 1),
             multipliers={f: lanes * multipliers_per_lane(mult_bits, f) if mult_bits else 0

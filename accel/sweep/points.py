@@ -171,11 +171,11 @@ def with_key(job: PointJob, qnet, plan) -> PointJob:
     return replace(job, key=point_key(job, qnet, plan))
 
 
-def _estimate_fields(est: dict, plan, clock: float) -> dict:
-    needs = est["resources"]
+def _estimate_fields(est, plan, clock: float) -> dict:
+    needs = est.resources
     return {
-        "est_luts": needs["luts"]["needed"], "est_dsps": needs["multipliers"]["needed"],
-        "est_brams": needs["bram_blocks"]["needed"],
+        "est_luts": needs["luts"].needed, "est_dsps": needs["multipliers"].needed,
+        "est_brams": needs["bram_blocks"].needed,
         "est_inferences_per_s": clock * 1e6 / plan.interval_cycles,
     }
 
@@ -237,11 +237,11 @@ def run_point(job: PointJob, progress: Callable[[str], None] | None = None) -> d
                       interval_cycles=plan.interval_cycles, latency_cycles=plan.latency_cycles,
                       luts_available=board.luts, ffs_available=board.ffs,
                       dsps_available=board.dsps, brams_available=board.bram_blocks)
-        est = estimate(plan, qnet, board)
+        est = estimate(plan, board)
         record.update(_estimate_fields(est, plan, clock))
-        if not est["fits"]:
+        if not est.fits:
             try:
-                check_fit(plan, qnet, board)
+                check_fit(plan, board)
                 reason = "the fit estimate exceeds the board"
             except AccelError as e:
                 reason = str(e)

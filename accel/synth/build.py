@@ -239,7 +239,7 @@ def prepare(qnet: QuantizedNetwork, plan: NetworkPlan, board: Board, *, clock_mh
         logits = link_logits(qnet)
     platform = board.make_platform()
     platform.resources[(platform.default_clk, 0)].clock = Clock(clock_mhz * 1e6)
-    accelerator = Accelerator(plan=plan, qnet=qnet)
+    accelerator = Accelerator(plan)
     if top == "uart":
         names = {name for name, _ in platform.resources}
         divisor = round(board.clock_mhz * 1e6 / baud)
@@ -261,7 +261,7 @@ def build(qnet: QuantizedNetwork, plan: NetworkPlan, board: Board, out_dir: str 
           progress: Callable[[str], None] = lambda stage: None) -> dict:
     """Fit-check, build and report (see module doc). Returns the report; the caller decides
     what a timing failure means (``report["timing_met"]``)."""
-    fit = check_fit(plan, qnet, board)  # raises AccelError when it cannot fit
+    fit = check_fit(plan, board)  # raises AccelError when it cannot fit
     if not board.buildable:
         raise AccelError(f"--board {board.name} is {board.note}; the fit check passed "
                          f"(accel build --help lists the buildable boards)")
@@ -316,7 +316,7 @@ def build(qnet: QuantizedNetwork, plan: NetworkPlan, board: Board, out_dir: str 
         "utilization": products["utilization"],
         "critical_paths": products["critical_paths"],
         "cells": products["cells"],
-        "fit_estimate": fit,
+        "fit_estimate": fit.to_json(),
         "interval_cycles": interval, "latency_cycles": plan.latency_cycles,
         "inferences_per_s_at_clock": clock * 1e6 / interval,
         "inferences_per_s_at_fmax": fmax * 1e6 / interval if fmax else None,
