@@ -25,15 +25,18 @@ FAMILIES = ("ice40", "ecp5", "gowin")
 #: rule; :class:`MemoryPlan` uses yosys's cost model instead).
 LUT_MEMORY_BITS = 1024
 
-# (width, depth) configurations of one block RAM
+# (width, depth) configurations of one block RAM with a read and a write port (iCE40
+# SB_RAM40_4K; ECP5 PDPW16KD, Gowin SDP: up to 36 bits) and, on ECP5 and Gowin, of the true
+# dual-port mode (DP16KD, Gowin DP: up to 18 bits, both ports read and write).
 _BRAM_SHAPES = {
     "ice40": ((16, 256), (8, 512), (4, 1024), (2, 2048)),
     "ecp5": ((36, 512), (18, 1024), (9, 2048), (4, 4096), (2, 8192), (1, 16384)),
     "gowin": ((36, 512), (18, 1024), (9, 2048), (4, 4096), (2, 8192), (1, 16384)),
 }
+_TRUE_DUAL_SHAPES = {"ecp5": _BRAM_SHAPES["ecp5"][1:], "gowin": _BRAM_SHAPES["gowin"][1:]}
 
 # yosys 0.70 memory_libmap's costs (techlibs/*/brams*.txt, lutrams*.txt): a block RAM
-# (SB_RAM40_4K 64, DP16KD 128, Gowin BSRAM 128); a 16 x 4 LUT RAM (TRELLIS_DPR16X4,
+# (SB_RAM40_4K 64, DP16KD/PDPW16KD 128, Gowin BSRAM 128); a 16 x 4 LUT RAM (TRELLIS_DPR16X4,
 # Gowin RAM16SDP4: 4; iCE40 has none); logic costs 1 per bit of RAM and 1/16 per bit of ROM.
 _BLOCK_COST = {"ice40": 64, "ecp5": 128, "gowin": 128}
 _LUTRAM_COST = {"ice40": None, "ecp5": 4, "gowin": 4}
@@ -53,13 +56,9 @@ def bram_blocks(depth: int, width: int, family: str, *, writable: bool = False) 
     return _geometry_blocks(depth, width, family)
 
 
-def _geometry_blocks(depth: int, width: int, family: str) -> int:
-    return min(math.ceil(width / w) * math.ceil(depth / d) for w, d in _BRAM_SHAPES[family])
-
-
-#: Families whose block RAM ports can read and write (true dual port: ECP5 DP16KD, Gowin DP):
-#: a read port at the write port's address shares it.
-_READ_WRITE_PORTS = ("ecp5", "gowin")
+def _geometry_blocks(depth: int, width: int, family: str, shapes=None) -> int:
+    shapes = _BRAM_SHAPES[family] if shapes is None else shapes
+    return min(math.ceil(width / w) * math.ceil(depth / d) for w, d in shapes)
 
 
 def mapping(words: int, bits: int, family: str, *, rom: bool, read_ports: int = 1,
@@ -67,16 +66,20 @@ def mapping(words: int, bits: int, family: str, *, rom: bool, read_ports: int = 
     """Where yosys puts a ``words x bits`` memory on ``family``: ``("block", blocks)``,
     ``("lutram", 0)`` or ``("logic", 0)``, by the least of memory_libmap's costs.
 
-    A block RAM or LUT RAM has one read port besides its write port, so a memory with more
-    read ports is replicated, except for ``shared_read_ports`` that read at the write address
-    on families whose block RAM ports read and write; a ROM is never put in LUT RAM
+    A block RAM in its read + write mode, or a LUT RAM, has one read port besides the write
+    port, so a memory with more read ports is replicated; in the true dual-port mode (ECP5,
+    Gowin: at most 18 bits wide) a read port at the write address (``shared_read_ports``)
+    shares the write port and one more read port has the other. A ROM is never put in LUT RAM
     (``prune_rom``); a memory read asynchronously cannot use a block RAM.
     """
     options = [("logic", words * bits * _LOGIC_COST["rom" if rom else "ram"], 0)]
     if sync_read:
-        replicas = read_ports - (shared_read_ports if family in _READ_WRITE_PORTS else 0)
-        blocks = _geometry_blocks(words, bits, family) * (1 if rom else max(replicas, 1))
+        blocks = _geometry_blocks(words, bits, family) * (1 if rom else read_ports)
         options.append(("block", _BLOCK_COST[family] * blocks + _EMULATION, blocks))
+        if family in _TRUE_DUAL_SHAPES and not rom:
+            replicas = max(1, read_ports - shared_read_ports)
+            blocks = _geometry_blocks(words, bits, family, _TRUE_DUAL_SHAPES[family]) * replicas
+            options.append(("block", _BLOCK_COST[family] * blocks + _EMULATION, blocks))
     lutram = _LUTRAM_COST[family]
     if lutram is not None and not rom:
         depth = math.ceil(words / 16)
