@@ -5,21 +5,20 @@ its memories (:attr:`~accel.plan.plan.StagePlan.memories`, with their block RAMs
 are facts of the hardware IR, sized by the functions the components use. Only the LUT count
 is a model here. Three resources are compared with the board (:mod:`.boards`):
 
-**Multipliers.** One per PE (an int8 x int8 product; every ``*`` maps to a hardware
-multiplier: ECP5 and Gowin do it automatically, iCE40 with ``synth_ice40 -dsp``), plus the
-requantizer's: every output lane splits its ``acc x multiplier`` product into 16 x 17-bit
-partial products, one hardware multiplier each -- 4 per lane for the Q31 multiplier (TFLite
-conv), 8 for the float / wide requantization (TFLite's FULLY_CONNECTED), none for ``pow2``.
-Gowin counts in 9x9 halves of its DSP blocks (:attr:`.Board.dsps`): a PE's 8-bit product is
-one ``MULT9X9`` (two, an ``MULT18X18``, for operands wider than 8 bits), and synth_gowin
-builds the requantizer from ``MULT18X18`` -- 4 per Q31 lane, 6 per float lane.
+**Multipliers** (:attr:`~accel.plan.plan.StagePlan.multipliers`). One per PE (every ``*``
+maps to a hardware multiplier: ECP5 and Gowin do it automatically, iCE40 with
+``synth_ice40 -dsp``; Gowin counts 9x9 halves, :attr:`.Board.dsps`, two for operands past
+9 x 9 bits); the requantizer's ``int32 x multiplier`` product in 16 x 17-bit pieces
+(:func:`accel.plan.requant.multipliers_per_lane`: 4 per Q31 lane, 8 per float lane, fewer for
+a wide lane sized from the layer's multipliers, none for ``pow2``); and the weight address
+product ``ft * Kt`` where yosys gives it a multiplier
+(:func:`accel.plan.lower.address_multipliers`).
 
-**Block RAM.** Every memory is counted in whole blocks, in the block's best width x depth
-configuration (iCE40 SB_RAM40_4K: 256x16 .. 2048x2; ECP5 DP16KD and Gowin BSRAM: 512x36 ..
-16384x1), as yosys's memory mapping does: the weight ROM of each PE (``Kt * Ft`` words), the
-window generator's line buffer (words of ``R`` values), the replay buffer, the FIFOs, the
-requantizer's parameter ROM and the max pool's row buffer. Memories of at most
-``LUT_MEMORY_BITS`` go to logic instead, costing LUTs.
+**Block RAM** (:attr:`~accel.plan.plan.StagePlan.memories`). Every memory the blocks build
+-- the weight ROM of each PE (as its banks), the line buffer, the replay buffer, the FIFOs,
+the requantizer's parameter ROM, the max pool's row buffer -- is placed where yosys's
+memory_libmap puts it by its own costs (:func:`accel.plan.memory.mapping`): whole block RAMs
+in the best configuration, LUT RAM, or logic.
 
 **Logic.** LUT4s per PE (the accumulate adder, operand and partial-sum registers), per
 requantizer lane (adders, shifter, rounding, clamp), per accumulator lane, and a fixed cost
