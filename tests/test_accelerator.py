@@ -136,3 +136,20 @@ def test_tflite_float_dense_runs_wide_and_bit_exact():
     x = rng.integers(qnet.input.qmin, qnet.input.qmax + 1, (2, *qnet.input_shape))
     case = build_harness(qnet, plan, x, seed=6, gap_percent=25, stall_percent=25)
     assert_exact_and_timed(report(case, run_amaranth(case, max_cycles=400_000)))
+
+
+@pytest.mark.parametrize("array", [(1, 1), (2, 2)])
+@pytest.mark.parametrize("name", sorted(NETWORKS))
+def test_interval_is_the_plan_cycle_for_cycle(name, array):
+    """With no input gaps and no output stalls, four images back to back: the measured
+    steady-state interval is exactly the plan's (frame-boundary refill is hidden: every window
+    generator fills its next frame's first rows while its stage still works on the last)."""
+    shape, layers = NETWORKS[name]
+    qnet = random_quantized(Network(name, shape, layers), 0)
+    plan = make_plan(qnet, *array)
+    x = np.random.default_rng(0).integers(qnet.input.qmin, qnet.input.qmax + 1,
+                                          (4, *qnet.input_shape))
+    case = build_harness(qnet, plan, x, seed=1, gap_percent=0, stall_percent=0)
+    r = report(case, run_amaranth(case, max_cycles=400_000))
+    assert r["bit_exact"], r["first_mismatch"]
+    assert r["cycles_per_inference"] == plan.interval_cycles, (name, array)
