@@ -305,8 +305,8 @@ class NetworkPlan:
         so it starts when its input is complete. An estimate, not yet cycle-exact: the
         blocks' fill latencies (:attr:`StagePlan.latencies`) are not in it, and conv stages
         start later than one output row; measured without gaps or stalls (amaranth.sim) it is
-        -16 % .. +30 % off on the small test networks (dense_only 1x1: 200 predicted, 237
-        measured; two_convs_channels_odd 1x1: 6,037 vs 5,331) and +1.7 % on digits_small
+        -30 % .. +15 % off on the small test networks (dense_only 2x2: 96 predicted, 137
+        measured; valid_stride2_odd 1x1: 1,767 vs 1,535) and +1.7 % on digits_small
         2x4 (1,126 vs 1,107). The interval is exact on those (see ``interval_cycles``).
         """
         finish = self.input_cycles
