@@ -21,6 +21,7 @@ from ..spec import INPUT
 from ..spec.shapes import Window2D
 from . import numerics
 from .qnet import QConv2D, QDense, QFlatten, QLayer, QMaxPool2D, QSoftmax, QuantizedNetwork
+from .requant_mode import RequantMode
 from .windows import extract_windows
 
 #: Images per chunk: keeps the im2col buffer (the seed network's second convolution needs
@@ -32,10 +33,10 @@ def requantize_acc(acc: np.ndarray, layer: QConv2D | QDense) -> np.ndarray:
     """The output stage of a conv/dense layer: its :class:`~accel.quant.qnet.Requant` applied
     to int accumulators (bias included), channels on the last axis."""
     r = layer.requant
-    if r.mode == "multiplier":
+    if r.mode is RequantMode.TFLITE:
         return numerics.requantize(acc, r.multiplier, r.shift, r.zero_point, r.act_min,
                                    r.act_max)
-    if r.mode == "float":
+    if r.mode is RequantMode.FLOAT:
         return numerics.requantize_float(acc, r.scale, r.zero_point, r.act_min, r.act_max)
     return numerics.pow2_requantize(acc, r.shift, layer.output.bits, act_min=r.act_min,
                                     act_max=r.act_max)

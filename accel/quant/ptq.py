@@ -7,7 +7,7 @@ and records each tensor's min/max. Then, per scheme:
   activations int8 per tensor, asymmetric: the range is widened to include 0, ``scale =
   (max - min) / 255``, ``zero_point = round(-128 - min / scale)``; weights int8 per output
   channel, symmetric in [-127, 127] with ``scale = max|w_c| / 127``; bias int32 with scale
-  ``s_in * s_w[c]``; requantization by the Q31 multiplier and shift (``multiplier`` mode, for
+  ``s_in * s_w[c]``; requantization by the Q31 multiplier and shift (``tflite`` mode, for
   dense layers too: TFLite's float-rounding FC path only applies to imported .tflite models);
   max pooling and flatten keep their input's parameters; softmax outputs scale 1/256, zero
   point -128.
@@ -95,7 +95,7 @@ def _quantize_weights_tflite(f: FoldedLayer, s_in: QuantParams, s_out: QuantPara
     eff = numerics.effective_scale(s_in.scale, w_scale, s_out.scale)
     mult, shift = numerics.quantize_multiplier_array(eff)
     act = numerics.fused_activation_range(f.activation, s_out.scale, s_out.zero_point)
-    requant = Requant(mode="multiplier", multiplier=mult.astype(np.int64),
+    requant = Requant(mode="tflite", multiplier=mult.astype(np.int64),
                       shift=shift.astype(np.int64), scale=eff, zero_point=s_out.zero_point,
                       act_min=act[0], act_max=act[1])
     return w, bias.astype(np.int64), w_scale, requant

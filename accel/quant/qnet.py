@@ -35,6 +35,7 @@ import numpy as np
 from ..errors import AccelError
 from ..spec import INPUT, Activation, Conv2D, Dense, Flatten, Layer, MaxPooling2D, Network
 from . import numerics
+from .requant_mode import RequantMode
 
 SCHEMES = ("tflite-int8", "pow2")
 MANIFEST_KEY = "__manifest__"
@@ -75,10 +76,12 @@ class QuantParams:
                    bits=int(d.get("bits", 8)))
 
 
-#: Requantization rules. ``multiplier``: TFLite's fixed-point Q31 multiplier and shift (conv and
-#: pre-2.20 dense); ``float``: TFLite's FULLY_CONNECTED reference since 2.20, round(acc * scale)
-#: in double; ``pow2``: rounding right shift by ``shift`` (no multiplier).
-REQUANT_MODES = ("multiplier", "float", "pow2")
+#: Requantization rules a quantizer produces (:class:`RequantMode`; ``wide`` is the planner's
+#: integer stand-in for ``float``). ``tflite``: TFLite's fixed-point Q31 multiplier and shift
+#: (conv and pre-2.20 dense; ``multiplier`` is accepted as its old name); ``float``: TFLite's
+#: FULLY_CONNECTED reference since 2.20, round(acc * scale) in double; ``pow2``: rounding right
+#: shift by ``shift`` (no multiplier).
+REQUANT_MODES = (RequantMode.TFLITE, RequantMode.FLOAT, RequantMode.POW2)
 
 
 @dataclass(frozen=True, eq=False)
@@ -87,10 +90,10 @@ class Requant:
 
     Members
     -------
-    mode : str
-        One of :data:`REQUANT_MODES`.
+    mode : RequantMode
+        One of :data:`REQUANT_MODES` (a string is converted).
     multiplier, shift : numpy.ndarray of int64, shape (channels,)
-        ``multiplier`` mode: Q31 multiplier and TFLite shift (positive = left). ``pow2`` mode:
+        ``tflite`` mode: Q31 multiplier and TFLite shift (positive = left). ``pow2`` mode:
         ``shift`` is the right shift and ``multiplier`` is unused (ones).
     scale : numpy.ndarray of float64, shape (channels,)
         The real effective scale ``s_in * s_w / s_out`` (``float`` mode uses it directly).
@@ -109,9 +112,14 @@ class Requant:
     act_max: int
 
     def __post_init__(self):
-        if self.mode not in REQUANT_MODES:
+        try:
+            mode = RequantMode.parse(self.mode)
+        except ValueError:
+            mode = None
+        if mode not in REQUANT_MODES:
             raise AccelError(f"requant mode must be one of {', '.join(REQUANT_MODES)}, "
                              f"not {self.mode!r}")
+        object.__setattr__(self, "mode", mode)
         if self.act_min > self.act_max:
             raise AccelError(f"act_min {self.act_min} is above act_max {self.act_max}")
 

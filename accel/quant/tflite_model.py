@@ -14,7 +14,7 @@ name of the layer that produced it (``input`` for the model input), so any DAG o
 operators is taken as it is (in the file's order, which TFLite keeps topological).
 
 The FULLY_CONNECTED reference kernel requantizes in double since TF 2.20 (``requant`` mode
-``float``); CONV_2D uses the Q31 multiplier (mode ``multiplier``).
+``float``); CONV_2D uses the Q31 multiplier (mode ``tflite``).
 """
 
 from __future__ import annotations
@@ -238,7 +238,7 @@ def load_tflite(path: str | Path) -> QuantizedNetwork:
                 weights=np.ascontiguousarray(w.transpose(1, 2, 3, 0)),  # OHWI -> HWIO (Keras)
                 bias=_bias(g, inputs, where, filters), weight_scale=w_scales.astype(np.float64),
                 strides=(opts.StrideH(), opts.StrideW()), padding=_padding(g, opts),
-                requant=_requant("multiplier", s_in, w_scales, s_out, activation, filters),
+                requant=_requant("tflite", s_in, w_scales, s_out, activation, filters),
                 activation=activation,
             ))
         elif kind == "MAX_POOL_2D":
