@@ -184,16 +184,35 @@ def test_tflite_graph_names_inputs_by_producer(tmp_path):
     assert np.array_equal(golden.run(second, out["conv2d"])["conv2d_1"], out["conv2d_1"])
 
 
-@pytest.mark.parametrize(("code", "options", "output", "kind"), [
-    (tflite.BuiltinOperator.ADD, add_options(), 7, "ADD"),
-    (tflite.BuiltinOperator.CONCATENATION, concatenation_options(), 8, "CONCATENATION"),
-])
-def test_tflite_joins_have_no_integer_implementation_yet(tmp_path, code, options, output, kind):
+def test_tflite_add_of_two_branches_runs_the_int8_kernel(tmp_path):
+    """ADD reads two producers (a fork: conv2d feeds conv2d_1 and the add), each input with its
+    own scale; the golden model's add is tflite_kernels.add on the golden inputs."""
+    from accel.quant import tflite_kernels
+
     path = _write(tmp_path, [Op(CONV, [0, 1, 2], [3], *conv_options()),
                              Op(CONV, [3, 4, 5], [6], *conv_options()),
-                             Op(code, [3, 6], [output], *options)], output)
-    with pytest.raises(AccelError, match=rf"^{path}: operator 2 \({kind}\): no integer "
-                       rf"implementation yet$"):
+                             Op(tflite.BuiltinOperator.ADD, [3, 6], [7], *add_options())], 7)
+    qnet = load_tflite(path)
+    add = qnet.layers[2]
+    assert (add.name, add.inputs) == ("add", ("conv2d", "conv2d_1"))
+    assert (add.input.scale, add.input2.scale, add.output.scale) == pytest.approx((0.1, 0.2, 0.3))
+    x = RNG.integers(-128, 128, (3, 6, 6, 2))
+    out = golden.run(qnet, x)
+    want = tflite_kernels.add(
+        out["conv2d"], out["conv2d_1"], input1_zero_point=5, input2_zero_point=-7,
+        output_zero_point=1, params=tflite_kernels.add_params(0.1, 0.2, 0.3))
+    assert np.array_equal(out["add"], want)
+
+
+def test_tflite_concatenation_of_unlike_scales_is_refused(tmp_path):
+    path = _write(tmp_path, [Op(CONV, [0, 1, 2], [3], *conv_options()),
+                             Op(CONV, [3, 4, 5], [6], *conv_options()),
+                             Op(tflite.BuiltinOperator.CONCATENATION, [3, 6], [8],
+                                *concatenation_options())], 8)
+    with pytest.raises(AccelError, match=rf"^{path}: operator 2 \(CONCATENATION\): input 0 "
+                       r"\('a'\) is quantized \(scale 0\.1, zero point 5\) unlike the output "
+                       r"\(scale 0\.3, zero point 1\); TFLite's int8 CONCATENATION cannot "
+                       r"rescale$"):
         load_tflite(path)
 
 
