@@ -122,7 +122,8 @@ def fold(network: Network, weights: dict[str, dict[str, np.ndarray]]) -> list[Fo
         elif isinstance(layer, BatchNormalization):
             if not fusable or prev.kernel is None or prev.activation != "linear":
                 raise AccelError(f"{where}: BatchNormalization can only be folded into a "
-                                 f"Conv2D/Dense right before it with no activation")
+                                 f"Conv2D/DepthwiseConv2D/Dense right before it with no "
+                                 f"activation")
             bn = weights[info.name]
             gamma = bn.get("gamma", np.ones_like(bn["moving_mean"]))
             beta = bn.get("beta", np.zeros_like(bn["moving_mean"]))

@@ -290,6 +290,9 @@ def load_tflite(path: str | Path) -> QuantizedNetwork:
         if kind in _SHAPE_OPS:
             flatten.step(kind, i, inputs, outputs, producer, where)
             continue  # shape arithmetic for a Flatten's RESHAPE
+        if outputs and g.tensor(outputs[0]).Type() == _INT32:
+            raise AccelError(f"{where}: only the flatten idiom SHAPE -> STRIDED_SLICE -> PACK -> "
+                             f"RESHAPE is supported as shape arithmetic")
         data_inputs = inputs if kind in _JOIN_OPS else inputs[:1]
         for index in data_inputs or [-1]:
             if index not in producer:
