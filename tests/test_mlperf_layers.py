@@ -409,3 +409,22 @@ def test_the_planner_refuses_the_new_layers_in_one_line(name):
     assert result.exit_code == 2, result.output
     assert len(result.stderr.splitlines()) == 1
     assert result.stderr.startswith("accel: error: ")
+
+
+def test_explain_the_new_layers():
+    from accel.spec.explain import explain_layer
+
+    net = load_network(MLPERF / "kws_ds_cnn.keras")
+    text = "\n".join(explain_layer(net, net.find("depthwise_conv2d")))
+    assert "kernel (3, 3, 64, 1) = (kernel_h, kernel_w, in_channels 64, depth_multiplier 1)" \
+        in text
+    assert "params 3*3*64*1 + 64 = 640" in text and "MACs   25*5*64 outputs * 9 = 72,000" in text
+    text = "\n".join(explain_layer(net, net.find("average_pooling2d")))
+    assert "window 24x5, stride 24x5, padding 'valid'" in text
+    assert "the windows do not reach the last 1 row(s)" in text
+    hand = Network("n", (4, 4, 2), (ZeroPadding2D(((1, 0), (2, 1))), GlobalAveragePooling2D(),
+                                    Reshape([2])))
+    lines = [line for info in hand.infos for line in explain_layer(hand, info)]
+    assert ("  padding top 1, bottom 0, left 2, right 1: output (4 + 1 + 0, 4 + 2 + 1, 2) = "
+            "(5, 7, 2)") in lines
+    assert any("over all 5*7 = 35 positions" in line for line in lines)
