@@ -8,6 +8,8 @@ import sys
 import numpy as np
 import pytest
 import tflite
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from accel.errors import AccelError
 from accel.quant import golden
@@ -428,3 +430,57 @@ def test_explain_the_new_layers():
     assert ("  padding top 1, bottom 0, left 2, right 1: output (4 + 1 + 0, 4 + 2 + 1, 2) = "
             "(5, 7, 2)") in lines
     assert any("over all 5*7 = 35 positions" in line for line in lines)
+
+
+@st.composite
+def mlperf_style_networks(draw):
+    """Random chains of MLPerf Tiny blocks on a small image: pools and padding anywhere
+    (first, after a pool, after an Add), depthwise-separable and residual blocks."""
+    h, w = draw(st.integers(6, 10)), draw(st.integers(6, 10))
+    channels = draw(st.integers(1, 3))
+    layers, last, shape = [], "input", (h, w, channels)
+    for k in range(draw(st.integers(1, 4))):
+        kind = draw(st.sampled_from(["pool", "pad", "separable", "residual"]))
+        name = f"b{k}"
+        if kind == "pool" and min(shape[:2]) >= 2:
+            cls = draw(st.sampled_from([MaxPooling2D, AveragePooling2D]))
+            layers.append(cls(2, strides=draw(st.sampled_from([1, 2])),
+                              padding=draw(st.sampled_from(["valid", "same"])), name=name))
+        elif kind == "pad":
+            layers.append(ZeroPadding2D(draw(st.integers(0, 2)), name=name))
+        elif kind == "separable":
+            m = draw(st.integers(1, 2))
+            layers += [DepthwiseConv2D(3, padding="same", depth_multiplier=m,
+                                       strides=draw(st.sampled_from([1, 2])), name=f"{name}d"),
+                       BatchNormalization(name=f"{name}n"), ReLU(name=f"{name}r"),
+                       Conv2D(draw(st.integers(1, 4)), 1, activation="relu", name=name)]
+        else:
+            layers += [Conv2D(shape[-1], 3, padding="same", activation="relu", name=f"{name}c",
+                              inputs=[last]),
+                       Add(inputs=[last, f"{name}c"], name=f"{name}a"), ReLU(name=name)]
+        last = layers[-1].name
+        shape = Network("probe", (h, w, channels), tuple(layers)).output_shape
+    if draw(st.booleans()):
+        layers.append(GlobalAveragePooling2D(name="gap"))
+    else:
+        layers.append(Flatten(name="flat"))
+    layers.append(Dense(3, name="logits"))
+    return Network("random", (h, w, channels), tuple(layers))
+
+
+@settings(max_examples=25, deadline=None)
+@given(mlperf_style_networks(), st.integers(0, 2**16))
+def test_random_mlperf_style_networks_quantize_run_and_round_trip(net, seed):
+    """Any such network quantizes with TFLite's conventions, the quantized network's spec has
+    the same shapes, and the golden model gives the same integers after the npz round trip."""
+    import tempfile
+    from pathlib import Path
+
+    qnet = random_quantized(net, seed=seed)
+    assert qnet.network.output_shape == net.output_shape
+    x = np.random.default_rng(seed).integers(-128, 128, (2, *net.input_shape))
+    want = golden.run(qnet, x)
+    with tempfile.TemporaryDirectory() as tmp:
+        save_quantized(qnet, Path(tmp) / "q.npz")
+        got = golden.run(load_quantized(Path(tmp) / "q.npz"), x)
+    assert all(np.array_equal(want[k], got[k]) for k in want), f"seed {seed}"
