@@ -484,3 +484,48 @@ def test_random_mlperf_style_networks_quantize_run_and_round_trip(net, seed):
         save_quantized(qnet, Path(tmp) / "q.npz")
         got = golden.run(load_quantized(Path(tmp) / "q.npz"), x)
     assert all(np.array_equal(want[k], got[k]) for k in want), f"seed {seed}"
+
+
+# --- TFLite joins the importer refuses ------------------------------------------------------------
+
+
+def _conv_pair(tmp_path, join, shapes=((1, 4, 4, 2), (1, 4, 4, 2)), out_q=((0.3,), (1,)),
+               out_shape=(1, 4, 4, 2)):
+    """input -> conv (tensor 3), input -> conv (tensor 4), then ``join`` of 3 and 4 -> 5."""
+    from .tflite_graph import conv_options
+
+    rng = np.random.default_rng(0)
+    w = rng.integers(-127, 128, (2, 1, 1, 2))
+    tensors = [Tensor("x", (1, 4, 4, 2), (0.05,), (0,)),
+               Tensor("w", (2, 1, 1, 2), (0.02,), (0,), w),
+               Tensor("b", (2,), (0.001,), (0,), np.zeros(2, np.int64), int32=True),
+               Tensor("a", shapes[0], (0.1,), (5,)), Tensor("c", shapes[1], (0.2,), (-7,)),
+               Tensor("y", out_shape, *out_q)]
+    stride = 1 if shapes[1] == shapes[0] else 2
+    ops = [Op(tflite.BuiltinOperator.CONV_2D, [0, 1, 2], [3], *conv_options()),
+           Op(tflite.BuiltinOperator.CONV_2D, [0, 1, 2], [4], *conv_options(stride)), join]
+    path = tmp_path / "j.tflite"
+    path.write_bytes(write_graph(tensors, ops, [0], [5]))
+    return path
+
+
+def test_tflite_join_refusals_are_one_line(tmp_path):
+    from .tflite_graph import add_options, concatenation_options
+
+    path = _conv_pair(tmp_path, Op(tflite.BuiltinOperator.CONCATENATION, [3, 4], [5],
+                                   *concatenation_options(axis=1)), out_shape=(1, 8, 4, 2))
+    with pytest.raises(AccelError, match=rf"^{path}: operator 2 \(CONCATENATION\): axis 1; "
+                       r"only the channel \(last\) axis is supported$"):
+        load_tflite(path)
+    path = _conv_pair(tmp_path, Op(tflite.BuiltinOperator.ADD, [3, 4], [5], *add_options()),
+                      shapes=((1, 4, 4, 2), (1, 2, 2, 2)))
+    with pytest.raises(AccelError, match=rf"^{path}: operator 2 \(ADD\): inputs of shapes "
+                       r"\(1, 4, 4, 2\) and \(1, 2, 2, 2\); only equal shapes are supported \(no "
+                       r"broadcasting\)$"):
+        load_tflite(path)
+    # An output factor 2 * max(s1, s2) / (2**20 * s_out) >= 1: TFLite aborts, accel refuses.
+    path = _conv_pair(tmp_path, Op(tflite.BuiltinOperator.ADD, [3, 4], [5], *add_options()),
+                      out_q=((1e-7,), (0,)))
+    with pytest.raises(AccelError, match=rf"^{path}: operator 2 \(ADD\): scales 0\.1, 0\.2 -> "
+                       r"1e-07 cannot be added in int8 \(.+\)$"):
+        load_tflite(path)
