@@ -315,7 +315,7 @@ def test_ptq_of_the_kws_keras_file_reproduces_the_converter():
      r"numerics yet; use --scheme tflite-int8$")),
     ((ZeroPadding2D(1), BatchNormalization()), "tflite-int8",
      (r"^layer 1 \(batch_normalization, BatchNormalization\): BatchNormalization can only be "
-     r"folded into a Conv2D/DepthwiseConv2D/Dense right before it with no activation$")),
+     r"folded into a Conv2D/DepthwiseConv2D/Dense it alone reads, with no activation$")),
     ((GlobalAveragePooling2D(), ReLU()), "tflite-int8",
      (r"^layer 1 \(re_lu, ReLU\): relu must follow a Conv2D, DepthwiseConv2D, Dense, Add, "
      r"MaxPooling2D or AveragePooling2D \(read by nothing else\) to be fused as its output "
@@ -529,3 +529,39 @@ def test_tflite_join_refusals_are_one_line(tmp_path):
     with pytest.raises(AccelError, match=rf"^{path}: operator 2 \(ADD\): scales 0\.1, 0\.2 -> "
                        r"1e-07 cannot be added in int8 \(.+\)$"):
         load_tflite(path)
+
+
+@pytest.mark.parametrize("name", ["ic_resnet8", "vww_mobilenet_v1", "kws_ds_cnn"])
+def test_mlperf_specs_and_files_match_keras_summaries(name):
+    """The two architectures whose .keras files are not committed, written as accel specs in
+    Keras's order (examples/mlperf_tiny/*.yaml), and the committed kws_ds_cnn.keras: names,
+    classes, shapes, params, connected-to and MACs of every layer equal Keras's summary."""
+    path = MLPERF / (f"{name}.keras" if name == "kws_ds_cnn" else f"{name}.yaml")
+    want = SUMMARIES[name]
+    net = load_network(path)
+    got = [{"name": i.name, "type": i.type_name, "output_shape": list(i.output_shape),
+            "params": i.params,
+            "connected_to": ["input_layer" if s == "input" else s for s in i.inputs],
+            "macs": i.macs} for i in net.infos]
+    assert got == [row for row in want["layers"] if row["type"] != "InputLayer"]
+    non_trainable = sum(i.inferred.non_trainable for i in net.infos)
+    assert (net.total_params, non_trainable, net.total_macs) == (
+        want["total_params"], want["non_trainable_params"], want["macs"])
+
+
+@pytest.mark.parametrize("name", ["ic_resnet8", "vww_mobilenet_v1"])
+def test_mlperf_specs_quantize_to_the_tflite_layer_structure(name):
+    """With random weights, the specs fold and quantize to the .tflite's layers: the same
+    kinds, inputs (the residual forks and joins) and shapes."""
+    ours = random_quantized(load_network(MLPERF / f"{name}.yaml"), seed=1)
+    ref = load_tflite(MLPERF / f"{name}.tflite")
+
+    def structure(qnet):
+        infos = {i.name: i for i in qnet.network.infos}
+        return sorted((layer.kind, infos[layer.name].output_shape,
+                       tuple(infos[s].output_shape if s != "input" else qnet.input_shape
+                             for s in layer.inputs)) for layer in qnet.layers)
+
+    assert structure(ours) == structure(ref)
+    x = np.random.default_rng(2).integers(-128, 128, (1, *ours.input_shape))
+    assert list(golden.run(ours, x).values())[-1].shape == (1, ref.network.output_shape[-1])

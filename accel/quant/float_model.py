@@ -97,16 +97,21 @@ def fold(network: Network, weights: dict[str, dict[str, np.ndarray]]) -> list[Fo
     folded: list[FoldedLayer] = []
     alias: dict[str, str] = {}  # folded-away layer -> the tensor that now carries its output
 
+    position: dict[str, int] = {}  # folded layer name -> its index in ``folded``
+
     def append(f: FoldedLayer, inputs: tuple[str, ...]) -> None:
+        position[f.name] = len(folded)
         folded.append(dataclasses.replace(f, spec=dataclasses.replace(f.spec, inputs=inputs)))
 
     for info in network.infos:
         layer, where = info.layer, info.where()
         inputs = tuple(alias.get(name, name) for name in info.inputs)
-        prev = folded[-1] if folded else None
-        # A layer is fused into the one before it only if it is that layer's sole reader.
-        fusable = (prev is not None and inputs == (prev.name,)
-                   and len(network.consumers(info.inputs[0])) == 1)
+        # The folded layer this one reads (not necessarily the last one: Keras lists a
+        # shortcut conv between a residual branch's conv and its BatchNormalization). A layer
+        # is fused into it only if it is that tensor's sole reader.
+        at = position.get(inputs[0]) if len(inputs) == 1 else None
+        prev = folded[at] if at is not None else None
+        fusable = prev is not None and len(network.consumers(info.inputs[0])) == 1
         if isinstance(layer, (Conv2D, DepthwiseConv2D, Dense)):
             w = weights.get(info.name)
             if w is None:
@@ -122,7 +127,7 @@ def fold(network: Network, weights: dict[str, dict[str, np.ndarray]]) -> list[Fo
         elif isinstance(layer, BatchNormalization):
             if not fusable or prev.kernel is None or prev.activation != "linear":
                 raise AccelError(f"{where}: BatchNormalization can only be folded into a "
-                                 f"Conv2D/DepthwiseConv2D/Dense right before it with no "
+                                 f"Conv2D/DepthwiseConv2D/Dense it alone reads, with no "
                                  f"activation")
             bn = weights[info.name]
             gamma = bn.get("gamma", np.ones_like(bn["moving_mean"]))
@@ -131,7 +136,7 @@ def fold(network: Network, weights: dict[str, dict[str, np.ndarray]]) -> list[Fo
             # Output channel c * m + j of a depthwise kernel (kh, kw, c, m) is [..., c, j].
             k_kernel = k.reshape(prev.kernel.shape[-2:]) if isinstance(
                 prev.spec, DepthwiseConv2D) else k
-            folded[-1] = dataclasses.replace(
+            folded[at] = dataclasses.replace(
                 prev, kernel=prev.kernel * k_kernel,
                 bias=(prev.bias - bn["moving_mean"]) * k + beta)
             alias[info.name] = prev.name
@@ -144,7 +149,7 @@ def fold(network: Network, weights: dict[str, dict[str, np.ndarray]]) -> list[Fo
                 raise AccelError(f"{where}: {act} must follow a Conv2D, DepthwiseConv2D, Dense, "
                                  f"Add, MaxPooling2D or AveragePooling2D (read by nothing else) "
                                  f"to be fused as its output clamp")
-            folded[-1] = dataclasses.replace(prev, activation=_combine(prev.activation, act))
+            folded[at] = dataclasses.replace(prev, activation=_combine(prev.activation, act))
             alias[info.name] = prev.name
         elif isinstance(layer, Dropout):
             alias[info.name] = inputs[0]
