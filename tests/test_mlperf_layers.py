@@ -3,6 +3,7 @@ quantization: Keras's numbers (from Keras itself where we have the model, by han
 the npz round trip, TFLite's conventions, and every error in one line."""
 
 import json
+import re
 import sys
 
 import numpy as np
@@ -565,3 +566,29 @@ def test_mlperf_specs_quantize_to_the_tflite_layer_structure(name):
     assert structure(ours) == structure(ref)
     x = np.random.default_rng(2).integers(-128, 128, (1, *ours.input_shape))
     assert list(golden.run(ours, x).values())[-1].shape == (1, ref.network.output_shape[-1])
+
+
+@pytest.mark.parametrize(("layer", "pattern"), [
+    ("ZeroPadding2D: {padding: -1}",
+     (r"layer 0 \(\?, ZeroPadding2D\): padding must be an integer >= 0, a pair of them, or "
+     r"\(\(top, bottom\), \(left, right\)\), not -1")),
+    ("DepthwiseConv2D: {kernel_size: 3, filters: 4}",
+     (r"layer 0 \(\?, DepthwiseConv2D\): unknown field 'filters' \(fields: kernel_size, "
+     r"strides, padding, depth_multiplier, activation, use_bias, name, inputs\)")),
+    ("Reshape: {target_shape: [4, 8]}",
+     (r"layer 0 \(\?, Reshape\): target_shape must be \[n\] or \[-1\] \(only a flatten is "
+     r"supported\), not \[4, 8\]")),
+    ("AveragePooling2D: {pool_size: 2, padding: full}",
+     r"layer 0 \(\?, AveragePooling2D\): padding must be one of valid, same, not 'full'"),
+])
+def test_cli_spec_file_errors_of_the_new_layers(tmp_path, layer, pattern):
+    from click.testing import CliRunner
+
+    from accel.cli import main
+
+    spec = tmp_path / "e.yaml"
+    spec.write_text(f"name: e\ninput: [4, 4, 2]\nlayers:\n  - {layer}\n")
+    result = CliRunner().invoke(main, ["summary", str(spec)])
+    assert result.exit_code == 2
+    assert len(result.stderr.splitlines()) == 1
+    assert re.fullmatch(rf"accel: error: {re.escape(str(spec))}: {pattern}\n", result.stderr)
