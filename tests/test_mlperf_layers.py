@@ -592,3 +592,15 @@ def test_cli_spec_file_errors_of_the_new_layers(tmp_path, layer, pattern):
     assert result.exit_code == 2
     assert len(result.stderr.splitlines()) == 1
     assert re.fullmatch(rf"accel: error: {re.escape(str(spec))}: {pattern}\n", result.stderr)
+
+
+def test_a_relu_behind_a_dropout_is_not_fused_into_a_shared_producer():
+    """conv -> (dropout -> relu) and conv -> add: fusing the ReLU into the conv would clamp the
+    add's input too, so it is refused in one line instead."""
+    from accel.spec import Dropout
+
+    net = Network("n", (4, 4, 2), (
+        Conv2D(2, 1, name="c"), Dropout(0.5, name="d"), ReLU(name="r"),
+        Add(inputs=["c", "r"])))
+    with pytest.raises(AccelError, match=r"^layer 2 \(r, ReLU\): relu must follow a Conv2D"):
+        random_quantized(net, seed=1)

@@ -98,6 +98,9 @@ def fold(network: Network, weights: dict[str, dict[str, np.ndarray]]) -> list[Fo
     alias: dict[str, str] = {}  # folded-away layer -> the tensor that now carries its output
 
     position: dict[str, int] = {}  # folded layer name -> its index in ``folded``
+    # Tensor -> its producer's output reaches it through single-reader steps only (fusing a
+    # clamp into the producer then changes nobody else's input).
+    exclusive: dict[str, bool] = {}
 
     def append(f: FoldedLayer, inputs: tuple[str, ...]) -> None:
         position[f.name] = len(folded)
@@ -105,13 +108,15 @@ def fold(network: Network, weights: dict[str, dict[str, np.ndarray]]) -> list[Fo
 
     for info in network.infos:
         layer, where = info.layer, info.where()
+        exclusive[info.name] = True
         inputs = tuple(alias.get(name, name) for name in info.inputs)
         # The folded layer this one reads (not necessarily the last one: Keras lists a
         # shortcut conv between a residual branch's conv and its BatchNormalization). A layer
         # is fused into it only if it is that tensor's sole reader.
         at = position.get(inputs[0]) if len(inputs) == 1 else None
         prev = folded[at] if at is not None else None
-        fusable = prev is not None and len(network.consumers(info.inputs[0])) == 1
+        sole_reader = len(network.consumers(info.inputs[0])) == 1
+        fusable = prev is not None and sole_reader and exclusive.get(info.inputs[0], False)
         if isinstance(layer, (Conv2D, DepthwiseConv2D, Dense)):
             w = weights.get(info.name)
             if w is None:
@@ -153,6 +158,7 @@ def fold(network: Network, weights: dict[str, dict[str, np.ndarray]]) -> list[Fo
             alias[info.name] = prev.name
         elif isinstance(layer, Dropout):
             alias[info.name] = inputs[0]
+            exclusive[info.name] = exclusive.get(info.inputs[0], False) and sole_reader
         elif isinstance(layer, (MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D,
                                 ZeroPadding2D, Flatten, Reshape, Add, Concatenate)):
             append(FoldedLayer(dataclasses.replace(layer, activation="linear") if isinstance(
