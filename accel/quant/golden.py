@@ -6,7 +6,9 @@ dense layers multiply in float32 BLAS (:func:`exact_int_matmul`): the reduction 
 chunks whose partial sums are integers provably below 2**24, where float32 is exact, and the
 chunks are added in int64. The bound comes from the formats (terms * max|x - zp| * max|w|),
 never from the data. That is exact and much faster than NumPy's integer matmul.
-Requantization, rounding and saturation come from :mod:`accel.quant.numerics` only.
+Requantization, rounding and saturation come from :mod:`accel.quant.numerics` only. The
+MLPerf Tiny operators (depthwise convolution, average pooling, MEAN, PAD, ADD, CONCATENATION)
+call :mod:`accel.quant.tflite_kernels`, where their TFLite numerics are written once.
 """
 
 from __future__ import annotations
@@ -19,8 +21,22 @@ from threadpoolctl import threadpool_limits
 from ..errors import AccelError
 from ..spec import INPUT
 from ..spec.shapes import Window2D
-from . import numerics
-from .qnet import QConv2D, QDense, QFlatten, QLayer, QMaxPool2D, QSoftmax, QuantizedNetwork
+from . import numerics, tflite_kernels
+from .qnet import (
+    QAdd,
+    QAvgPool2D,
+    QConcatenate,
+    QConv2D,
+    QDense,
+    QDepthwiseConv2D,
+    QFlatten,
+    QLayer,
+    QMaxPool2D,
+    QMean,
+    QPad,
+    QSoftmax,
+    QuantizedNetwork,
+)
 from .requant_mode import RequantMode
 from .windows import extract_windows
 
@@ -122,6 +138,54 @@ def _run_flatten(x, layer, info):
     return x.reshape(x.shape[0], -1)
 
 
+def _run_depthwise(x, layer, info):
+    kh, kw, cin, m = layer.weights.shape
+    acc = tflite_kernels.depthwise_conv2d_acc(
+        x, layer.weights.reshape(kh, kw, cin * m), layer.bias,
+        input_zero_point=layer.input.zero_point, strides=layer.strides, padding=layer.padding)
+    return requantize_acc(acc, layer)
+
+
+def _run_avg_pool(x, layer, info):
+    return tflite_kernels.average_pool2d(x, pool_size=layer.pool_size, strides=layer.strides,
+                                         padding=layer.padding, act_min=layer.act_min,
+                                         act_max=layer.act_max)
+
+
+def _run_mean(x, layer, info):
+    return tflite_kernels.mean_hw(x, input_zero_point=layer.input.zero_point,
+                                  output_zero_point=layer.output.zero_point,
+                                  multiplier=layer.multiplier, shift=layer.shift,
+                                  keep_dims=layer.keepdims)
+
+
+def _run_pad(x, layer, info):
+    (top, bottom), (left, right) = layer.padding
+    return tflite_kernels.pad(x, [[0, 0], [top, bottom], [left, right], [0, 0]],
+                              output_zero_point=layer.output.zero_point)
+
+
+def add_params(layer: QAdd) -> tflite_kernels.AddParams:
+    """The integer parameters a :class:`~accel.quant.qnet.QAdd` stores, as the kernel's."""
+    return tflite_kernels.AddParams(
+        layer.left_shift, layer.input1_multiplier, layer.input1_shift, layer.input2_multiplier,
+        layer.input2_shift, layer.output_multiplier, layer.output_shift)
+
+
+def _run_add(xs, layer, info):
+    a, b = xs
+    return tflite_kernels.add(a, b, input1_zero_point=layer.input.zero_point,
+                              input2_zero_point=layer.input2.zero_point,
+                              output_zero_point=layer.output.zero_point,
+                              params=add_params(layer), act_min=layer.act_min,
+                              act_max=layer.act_max)
+
+
+def _run_concatenate(xs, layer, info):
+    # QuantizedNetwork checked that every input is quantized like the output: a copy.
+    return np.concatenate(xs, axis=-1)
+
+
 def _run_softmax(x, layer, info):
     from .softmax import softmax_int8
 
@@ -136,12 +200,19 @@ OPERATORS: dict[type[QLayer], Callable] = {
     QMaxPool2D: _run_pool,
     QFlatten: _run_flatten,
     QSoftmax: _run_softmax,
+    QDepthwiseConv2D: _run_depthwise,
+    QAvgPool2D: _run_avg_pool,
+    QMean: _run_mean,
+    QPad: _run_pad,
 }
 
 #: Operator dispatch for merge layers (several inputs): quantized layer type ->
 #: function(xs, layer, layer_info) -> int64 output, with ``xs`` a tuple of the inputs' int
-#: outputs in the order of ``inputs``. Empty until Add/Concatenate get their integer numerics.
-JOIN_OPERATORS: dict[type[QLayer], Callable] = {}
+#: outputs in the order of ``inputs``.
+JOIN_OPERATORS: dict[type[QLayer], Callable] = {
+    QAdd: _run_add,
+    QConcatenate: _run_concatenate,
+}
 
 
 def _operator(layer: QLayer, info) -> Callable:
