@@ -3,8 +3,11 @@ Tiny reference models (examples/mlperf_tiny: ResNet-8, DS-CNN, MobileNetV1 0.25,
 autoencoder), bit for bit, through `accel predict` as a user runs it; and on fresh random
 inputs against the live interpreter (`tflite` marker)."""
 
+import functools
 import json
+import tempfile
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,7 +22,6 @@ MODELS = ("ic_resnet8", "kws_ds_cnn", "vww_mobilenet_v1", "ad_autoencoder")
 #: The interpreter's operators on the int8 data path (the flatten idiom's shape ops skipped).
 DATA_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "ADD", "AVERAGE_POOL_2D", "RESHAPE",
             "FULLY_CONNECTED", "SOFTMAX")
-COMPARED: Counter = Counter()
 
 
 def interpreter_tensors(name):
@@ -29,9 +31,10 @@ def interpreter_tensors(name):
     return [(op["op_index"], op["op"], expected[op["outputs"][0]["key"]]) for op in ops]
 
 
-def _compare(name, ours, reference):
+def _compare(name, ours, reference) -> Counter:
+    """Elements compared per operator type; fails at the first differing layer."""
     assert len(ours) == len(reference), (list(ours), [op for _, op, _ in reference])
-    elements = 0
+    compared: Counter = Counter()
     for (layer_name, got), (index, op, want) in zip(ours.items(), reference, strict=True):
         got = got.reshape(want.shape)
         mismatch = np.flatnonzero(got != want)
@@ -39,38 +42,44 @@ def _compare(name, ours, reference):
             f"{name}/{layer_name} (operator {index}, {op}): {mismatch.size} of {want.size} "
             f"differ, first at flat index {mismatch[0]}: ours {got.flat[mismatch[0]]}, TFLite "
             f"{want.flat[mismatch[0]]}")
-        COMPARED[op] += want.size
-        elements += want.size
-    return elements
+        compared[op] += want.size
+    return compared
 
 
-@pytest.mark.parametrize("name", MODELS)
-def test_accel_predict_matches_the_reference_interpreter_on_every_layer(name, tmp_path):
-    """`accel predict X.tflite X_input.npy -o out.npz`: every layer's int8 output equals the
-    interpreter's tensor, for every stored sample."""
+@functools.cache
+def predicted_and_compared(name) -> Counter:
+    """`accel predict X.tflite X_input.npy -o out.npz` as a user runs it, every layer of the
+    archive compared with the interpreter's tensor (cached: each test may need any model)."""
     from click.testing import CliRunner
 
     from accel.cli import main
 
-    out = tmp_path / "out.npz"
-    result = CliRunner().invoke(main, ["predict", str(MLPERF / f"{name}.tflite"),
-                                       str(MLPERF / f"{name}_input.npy"), "-o", str(out)])
-    assert result.exit_code == 0, result.output
-    with np.load(out) as data:
-        ours = {key: data[key] for key in data.files if key != "output"}
-        final = data["output"]
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "out.npz"
+        result = CliRunner().invoke(main, ["predict", str(MLPERF / f"{name}.tflite"),
+                                           str(MLPERF / f"{name}_input.npy"), "-o", str(out)])
+        assert result.exit_code == 0, result.output
+        with np.load(out) as data:
+            ours = {key: data[key] for key in data.files if key.startswith("layers/")}
+            final = data["output"]
     reference = interpreter_tensors(name)
-    elements = _compare(name, ours, reference)
+    compared = _compare(name, ours, reference)
     assert np.array_equal(final.reshape(reference[-1][2].shape), reference[-1][2])
-    print(f"{name}: {len(reference)} layers, {elements} elements bit-exact")
+    return compared
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_accel_predict_matches_the_reference_interpreter_on_every_layer(name):
+    """Every layer's int8 output equals the interpreter's tensor, for every stored sample."""
+    compared = predicted_and_compared(name)
+    print(f"{name}: {sum(compared.values())} elements bit-exact")
 
 
 def test_the_comparison_covers_every_operator_type():
-    """Run after the per-model tests (file order): all operator types were really compared."""
-    if not COMPARED:
-        pytest.skip("run together with the per-model comparisons")
-    assert set(COMPARED) == set(DATA_OPS), COMPARED
-    print("tensor elements compared per operator:", dict(COMPARED))
+    """All operator types on the data path are really compared (any test order)."""
+    compared = sum((predicted_and_compared(name) for name in MODELS), Counter())
+    assert set(compared) == set(DATA_OPS), compared
+    print("tensor elements compared per operator:", dict(compared))
 
 
 def test_imported_layers_carry_tflite_parameters():
@@ -85,7 +94,7 @@ def test_imported_layers_carry_tflite_parameters():
     kws = load_tflite(MLPERF / "kws_ds_cnn.tflite")
     dw = next(layer for layer in kws.layers if layer.kind == "depthwise_conv2d")
     assert dw.weights.shape == (3, 3, 64, 1) and dw.weight_scale.shape == (64,)
-    assert dw.requant.mode == "multiplier" and len(set(dw.requant.multiplier.tolist())) > 1
+    assert dw.requant.mode == "tflite" and len(set(dw.requant.multiplier.tolist())) > 1
     pool = next(layer for layer in kws.layers if layer.kind == "avg_pool2d")
     assert pool.pool_size == (24, 5) and pool.strides == (24, 5) and pool.padding == "valid"
     assert [info.type_name for info in kws.network.infos][-4:] == [

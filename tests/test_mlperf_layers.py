@@ -397,7 +397,7 @@ def test_cli_quantize_and_predict_a_spec_with_every_new_layer(tmp_path):
     with np.load(tmp_path / "out.npz") as data:
         got = {key: data[key] for key in data.files}
     want = golden.run(load_quantized(tmp_path / "q.npz"), x)
-    assert all(np.array_equal(got[k], want[k]) for k in want)
+    assert all(np.array_equal(got[f"layers/{k}"], want[k]) for k in want)  # the archive layout
 
 
 @pytest.mark.parametrize("name", ["ic_resnet8", "kws_ds_cnn", "vww_mobilenet_v1"])
