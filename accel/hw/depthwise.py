@@ -46,8 +46,13 @@ Per output pixel (:func:`depthwise_cycles`, without stalls)::
 
 1 when ``m`` divides ``R * C`` and ``L`` divides ``cin``; the loss is the unused
 ``R * C - L * m`` multipliers (not built) and the empty lanes of the last channel group.
-Back-to-back frames stream without a gap (the window generator fills the next frame's rows
-while the last windows of a frame are read).
+The PEs take exactly ``cycles_per_frame`` beats per frame, one per cycle while the window
+generator has them. Back to back, a frame's period is that plus the window generator's refill
+at the frame boundary: 0 in most geometries (the generator fills the next frame's first rows
+while the last windows of a frame are read), a few cycles where its ``kh + sh - 1`` rows cannot
+hold them (VALID padding with a stride below the kernel: 1 cycle for 6x5, 2x3 kernel, stride
+(1, 2); 5 for 5x4, 3x2, stride 1; measured in ``tests/hw/test_depthwise.py``). Like the conv
+cycle model of :mod:`accel.plan.plan`, the formula leaves that out.
 
 Latency
 -------
@@ -217,8 +222,8 @@ class DepthwiseStage(wiring.Component):
             height=self.height, width=self.width, channels=self.channels, kernel=self.kernel,
             strides=self.strides, padding=self.padding, depth_multiplier=m, rows=self.rows,
             cols=self.cols)
-        # PE stages, the FIFO write, SyncFIFOBuffered's 2-cycle read latency... measured: the
-        # FIFO's output is valid 2 cycles after its write.
+        # The PE stages end in the FIFO write; SyncFIFOBuffered's output is valid 2 cycles
+        # after it (tested in test_latency).
         self.latency = _PE_STAGES + 2 + self.requantizer.latency
         super().__init__({
             "i": In(stream.Signature(pixel_layout(self.lanes, 8))),
