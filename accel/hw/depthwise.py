@@ -41,7 +41,7 @@ Per output pixel (:func:`depthwise_cycles`, without stalls)::
     cycles_per_pixel = kh * kw * ceil(cin / L),      L = floor(R * C / m)
     cycles_per_frame = out_h * out_w * cycles_per_pixel
 
-    utilization = kh*kw*cin*m / (cycles_per_pixel * R * C)
+    utilization = kh*kw*cin*m / (cycles_per_pixel * R * C)     (depthwise_utilization)
                 = (cin * m) / (ceil(cin / L) * R * C)
 
 1 when ``m`` divides ``R * C`` and ``L`` divides ``cin``; the loss is the unused
@@ -76,7 +76,7 @@ from accel.hw.window import WindowGenerator
 from accel.quant import numerics
 from accel.spec.shapes import ceil_div, window_2d
 
-__all__ = ["DepthwiseStage", "depthwise_cycles", "depthwise_lanes"]
+__all__ = ["DepthwiseStage", "depthwise_cycles", "depthwise_lanes", "depthwise_utilization"]
 
 #: Register stages from a beat accepted by the PEs to its sum's FIFO write.
 _PE_STAGES = 4
@@ -106,6 +106,15 @@ def depthwise_cycles(*, height: int, width: int, channels: int, kernel, strides=
                     (kh, kw), check_pair("strides", strides), check_padding(padding))
     oh, ow = win.out_shape
     return oh * ow * kh * kw * ceil_div(check_int("channels", channels, 1), lanes)
+
+
+def depthwise_utilization(*, channels: int, depth_multiplier: int = 1, rows: int,
+                          cols: int) -> float:
+    """Useful MACs per multiplier-cycle of the ``rows x cols`` budget:
+    ``cin * m / (ceil(cin / L) * rows * cols)`` (independent of the kernel and the image)."""
+    lanes = depthwise_lanes(rows=rows, cols=cols, depth_multiplier=depth_multiplier)
+    cin = check_int("channels", channels, 1)
+    return cin * depth_multiplier / (ceil_div(cin, lanes) * rows * cols)
 
 
 def _int_param(name: str, value: object, shape: tuple[int, ...], lo: int, hi: int) -> np.ndarray:

@@ -8,7 +8,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from accel.hw.depthwise import DepthwiseStage, depthwise_cycles, depthwise_lanes
+from accel.hw.depthwise import (
+    DepthwiseStage,
+    depthwise_cycles,
+    depthwise_lanes,
+    depthwise_utilization,
+)
 from accel.quant import tflite_kernels as tk
 
 from .streams import consumer, producer, run_simulation
@@ -178,6 +183,10 @@ def test_lanes_and_cycles():
                             rows=2, cols=4) == 48 * 48 * 9
     assert depthwise_cycles(height=5, width=5, channels=5, kernel=3, strides=2,
                             padding="valid", depth_multiplier=2, rows=2, cols=2) == 4 * 9 * 3
+    assert depthwise_utilization(channels=64, rows=4, cols=4) == 1.0
+    assert depthwise_utilization(channels=8, rows=4, cols=4) == 0.5  # 16 lanes, 8 channels
+    assert depthwise_utilization(channels=5, depth_multiplier=2, rows=2, cols=2) == 10 / 12
+    assert depthwise_utilization(channels=4, depth_multiplier=2, rows=5, cols=1) == 8 / 10
 
 
 def test_parameter_errors():
