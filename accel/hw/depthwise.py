@@ -60,7 +60,16 @@ Latency
 accepted by the PEs to output beat ``g`` valid at ``o`` (consumer ready): 4 PE stages (operand
 and weight ROM, multiplier inputs, product, accumulate), the FIFO write, 1 FIFO cycle, then the
 requantizer's latency. Backpressure: the PEs never stall; a credit counter admits a beat that
-completes an output only when the FIFO has room for it.
+completes an output only when the FIFO has room for it. With the current requantizer
+(latency 11, double rounding) ``latency`` is 17.
+
+Cost (ECP5, ``tests/synth/test_depthwise_synth.py``)
+----------------------------------------------------
+12x12x16, 3x3 SAME, m = 1 on 2 x 4: the PEs take 8 MULT18X18D (one each), 277 LUT4, 123 CCU2C,
+593 FF, 38 DPR16X4 (weight ROM and partial sums); the line buffer 2 DP16KD. The per-lane
+:class:`~accel.hw.requantizer.Requantizer` costs 4 MULT18X18D a lane (32 of the stage's 40)
+and 3,174 FF, yet the stage emits ``G`` output beats every ``kh * kw * G`` cycles: a
+requantizer ``kh * kw`` times narrower, behind a lane serializer, would keep up; not done here.
 """
 
 from __future__ import annotations
