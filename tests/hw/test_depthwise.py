@@ -204,3 +204,32 @@ def test_parameter_errors():
         DepthwiseStage(**{**params, "bias": np.zeros(4)})
     with pytest.raises(ValueError, match=r"^padding must be 'valid' or 'same', not 'full'$"):
         DepthwiseStage(**{**params, "padding": "full"})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(25))
+def test_depthwise_random_layers(seed):
+    # Random geometry (kernels up to 4x4, also larger than a SAME image), m, array and numbers.
+    rng = np.random.default_rng(1700 + seed)
+    padding = ("same", "valid")[int(rng.integers(2))]
+    kh, kw = (int(v) for v in rng.integers(1, 5, 2))
+    h = int(rng.integers(kh if padding == "valid" else 1, 8))
+    w = int(rng.integers(kw if padding == "valid" else 1, 8))
+    cin, m = int(rng.integers(1, 8)), int(rng.integers(1, 4))
+    strides = tuple(int(v) for v in rng.integers(1, 3, 2))
+    rows, cols = int(rng.integers(1, 4)), int(rng.integers(1, 4))
+    cols = max(cols, -(-m // rows))
+    params, golden = _layer(rng, shape=(h, w, cin), kernel=(kh, kw), strides=strides,
+                            padding=padding, m=m, rows=rows, cols=cols,
+                            relu=bool(rng.integers(2)))
+    dut = DepthwiseStage(**params)
+    x = rng.integers(-128, 128, size=(2, h, w, cin))
+    oh, ow = dut.out_shape
+    got: list = []
+    run_simulation(dut, [
+        producer(dut.i, _words(x, dut.lanes, 0), rng=rng, gap=0.3),
+        consumer(dut.o, 2 * oh * ow * dut.groups, got, rng=rng, stall=0.3,
+                 convert=lambda p: (list(p.data), int(p.last))),
+    ], max_cycles=100_000)
+    values, _ = _unpack(got, 2, oh, ow, cin * m, dut.pes)
+    assert np.array_equal(values, golden(x)), f"seed {1700 + seed}: hardware differs"
