@@ -124,8 +124,8 @@ def test_bad_header_is_caught(name, change):
 @pytest.mark.parametrize(("kwargs", "message"), [
     ({"word_width": 12}, r"^word_width must be a multiple of 8, not 12$"),
     ({"max_length": 1 << 16}, r"^max_length must fit 2\*\*14 words of 16 bits, not 65536$"),
-    ({"flash_offset": 1 << 24}, r"^flash_offset must leave room for the image below 16 MB, "
-                                r"not 16777216$"),
+    ({"flash_offset": 1 << 24}, (r"^flash_offset must leave room for the image below 16 MB, "
+                                 r"not 16777216$")),
     ({"max_burst": 0}, r"^max_burst must be a positive integer, not 0$"),
 ])
 def test_bad_parameters(kwargs, message):
