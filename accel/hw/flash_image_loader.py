@@ -6,16 +6,14 @@ through :class:`~accel.hw.litedram_writer.LiteDRAMWriter`) and checks its CRC-32
 
 from __future__ import annotations
 
-import struct
-
-from amaranth import Module, Signal
+from amaranth import Module
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..synth.weight_image import HEADER_BYTES, MAGIC, VERSION
+from ..synth.weight_image import HEADER_BYTES
 from .burst_reader import BurstReader, burst_request_layout
-from .crc32 import CRC32
-from .weight_loader import WeightLoader, write_layout
+from .image_receiver import ImageReceiver
+from .weight_loader import write_layout
 
 __all__ = ["FlashImageLoader"]
 
@@ -89,67 +87,34 @@ class FlashImageLoader(wiring.Component):
         m.submodules.reader = reader = BurstReader(
             word_width=8, addr_width=FLASH_ADDR_WIDTH, count_width=FLASH_ADDR_WIDTH,
             max_burst=self.max_burst, fifo_depth=2 * self.max_burst)
-        m.submodules.packer = packer = WeightLoader(
-            src_width=8, dst_width=self.word_width, dst_addr_width=self.dst_addr_width)
-        m.submodules.crc = crc = CRC32(data_width=8)
+        m.submodules.image = image = ImageReceiver(
+            flash_offset=self.flash_offset, word_width=self.word_width,
+            dst_addr_width=self.dst_addr_width, max_length=self.max_length)
         wiring.connect(m, reader.mem_cmd, wiring.flipped(self.mem_cmd))
         wiring.connect(m, wiring.flipped(self.mem_rsp), reader.mem_rsp)
-        wiring.connect(m, packer.writes, wiring.flipped(self.writes))
+        wiring.connect(m, image.writes, wiring.flipped(self.writes))
+        m.d.comb += [image.i.valid.eq(reader.o.valid), image.i.payload.eq(reader.o.payload.data),
+                     reader.o.ready.eq(image.i.ready),
+                     self.done.eq(image.done), self.header_ok.eq(image.header_ok),
+                     self.crc_ok.eq(image.crc_ok), self.length.eq(image.length)]
 
-        header = Signal(8 * HEADER_BYTES)
-        magic, version, width, length, want_crc, offset = (
-            header[0:32], header[32:48], header[48:64], header[64:96], header[96:128],
-            header[128:160])
-        m.d.comb += self.length.eq(length)
-        word_bytes = self.word_width // 8
-        valid = ((magic == struct.unpack("<I", MAGIC)[0]) & (version == VERSION)
-                 & (width == self.word_width) & (length != 0) & (length <= self.max_length)
-                 & (offset == self.flash_offset))
-        if word_bytes > 1:
-            valid &= length[:(word_bytes - 1).bit_length()] == 0 if \
-                word_bytes & (word_bytes - 1) == 0 else (length % word_bytes) == 0
-
+        # Two frames: the header, then (if the receiver accepts it) the payload.
         with m.FSM():
-            with m.State("HEADER_REQ"):
+            with m.State("HEADER"):
                 m.d.comb += [reader.frames.valid.eq(1),
                              reader.frames.payload.base.eq(self.flash_offset),
                              reader.frames.payload.count.eq(HEADER_BYTES)]
                 with m.If(reader.frames.ready):
-                    m.next = "HEADER"
-            with m.State("HEADER"):
-                m.d.comb += reader.o.ready.eq(1)
-                with m.If(reader.o.valid):
-                    # Bytes arrive first-to-last; shifting right leaves byte k at bits 8k.
-                    m.d.sync += header.eq((header >> 8) | (reader.o.payload.data
-                                                           << 8 * (HEADER_BYTES - 1)))
-                    with m.If(reader.o.payload.last):
-                        m.next = "CHECK"
+                    m.next = "CHECK"
             with m.State("CHECK"):
-                with m.If(valid):
-                    m.d.sync += self.header_ok.eq(1)
-                    m.d.comb += crc.clear.eq(1)
-                    m.next = "PAYLOAD_REQ"
-                with m.Else():
-                    m.next = "DONE"
-            with m.State("PAYLOAD_REQ"):
-                m.d.comb += [reader.frames.valid.eq(1),
-                             reader.frames.payload.base.eq(self.flash_offset + HEADER_BYTES),
-                             reader.frames.payload.count.eq(length)]
-                with m.If(reader.frames.ready):
+                with m.If(image.payload):
                     m.next = "PAYLOAD"
             with m.State("PAYLOAD"):
-                m.d.comb += [packer.i.valid.eq(reader.o.valid),
-                             packer.i.payload.eq(reader.o.payload),
-                             reader.o.ready.eq(packer.i.ready),
-                             crc.i.valid.eq(reader.o.valid & packer.i.ready),
-                             crc.i.payload.eq(reader.o.payload.data)]
-                with m.If(reader.o.valid & packer.i.ready & reader.o.payload.last):
-                    m.next = "FLUSH"
-            with m.State("FLUSH"):
-                # The last word is written when the packer says so.
-                with m.If(packer.done):
-                    m.d.sync += self.crc_ok.eq(crc.crc == want_crc)
-                    m.next = "DONE"
-            with m.State("DONE"):
-                m.d.comb += self.done.eq(1)
+                m.d.comb += [reader.frames.valid.eq(1),
+                             reader.frames.payload.base.eq(self.flash_offset + HEADER_BYTES),
+                             reader.frames.payload.count.eq(image.length)]
+                with m.If(reader.frames.ready):
+                    m.next = "IDLE"
+            with m.State("IDLE"):
+                pass
         return m
