@@ -1,7 +1,8 @@
 # amaranth: UnusedElaboratable=no
-"""Board build of the power-up weight load (slow, synth): on the iCEBreaker, quad-SPI flash ->
-FlashImageLoader (header check, CRC-32) -> the four SB_SPRAM256KA, with crc_ok and the parity of
-the SPRAM read back on the two LEDs. Through yosys, nextpnr and icepack; prints utilization and Fmax."""
+"""Board build of the power-up weight load (slow, synth): on the iCEBreaker, quad-SPI flash
+-> FlashImageLoader (header check, CRC-32) -> the four SB_SPRAM256KA, with crc_ok and the
+parity of the SPRAM read back on the two LEDs. Through yosys, nextpnr and icepack; prints
+utilization and Fmax."""
 
 from __future__ import annotations
 
