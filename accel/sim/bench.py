@@ -143,7 +143,8 @@ class CocotbRun:
 def run_cocotb_tests(*, sources: Sequence[str | Path], toplevel: str, test_module: str,
                      build_dir: str | Path, simulator: str = "verilator",
                      extra_env: Mapping[str, str] | None = None, waves: bool | None = None,
-                     cxx: str = "run", seed: int | None = None) -> CocotbRun:
+                     cxx: str = "run", seed: int | None = None,
+                     build_args: Sequence[str] = ()) -> CocotbRun:
     """Build ``sources`` (top module ``toplevel``) with ``simulator`` in ``build_dir`` and run
     every cocotb test of ``test_module`` (an importable module name) on it.
 
@@ -151,24 +152,26 @@ def run_cocotb_tests(*, sources: Sequence[str | Path], toplevel: str, test_modul
     :func:`waves_requested`) dumps waveforms; ``cxx`` is Verilator's C++ optimisation
     (:data:`CXX_OPT`); ``seed`` is cocotb's random seed. A failed build raises
     :class:`AccelError` naming the build log; failed tests are data (``failed``): the caller
-    decides what they mean."""
+    decides what they mean. ``build_args`` are added to the simulator's own (for example a
+    gate-level netlist's include path and its vendor models' lint waivers)."""
     check_simulator(simulator)
     from cocotb_tools.runner import get_results, get_runner
 
     waves = waves_requested() if waves is None else bool(waves)
     build_dir = Path(build_dir).resolve()
     build_dir.mkdir(parents=True, exist_ok=True)
-    build_args: list[str] = []
+    args: list[str] = []
     env: dict[str, str] = {}
     if simulator == "verilator":
-        build_args = [*VERILATOR_ARGS, *(["--trace-fst", "--trace-structs"] if waves else [])]
+        args = [*VERILATOR_ARGS, *(["--trace-fst", "--trace-structs"] if waves else [])]
         env = verilator_env(cxx)
+    args += build_args
     with environ(env):
         try:
             runner = get_runner(simulator)
             start = time.perf_counter()
             runner.build(sources=[Path(s) for s in sources], hdl_toplevel=toplevel,
-                         build_dir=build_dir, build_args=build_args, timescale=("1ns", "1ps"),
+                         build_dir=build_dir, build_args=args, timescale=("1ns", "1ps"),
                          waves=waves, log_file=build_dir / "build.log")
             build_s = time.perf_counter() - start
             start = time.perf_counter()

