@@ -56,3 +56,24 @@ def test_refusals(tmp_path):
     bad.write_bytes(b"XXXX" + image.read_bytes()[4:])
     with pytest.raises(AccelError, match=r"not a weight image"):
         plan_program_weights(bad, "icebreaker", loader=LOADER)
+
+
+def test_cli_flash_dry_run_prints_both_commands(tmp_path, monkeypatch):
+    """`accel program DIR --flash --dry-run`: the bitstream's command, then the weight
+    image's at its flash offset."""
+    from click.testing import CliRunner
+
+    from accel.cli import main
+
+    monkeypatch.setenv("OPENFPGALOADER", LOADER)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "build_report.json").write_text(json.dumps({"board": "icebreaker"}))
+    (out / "top.bin").write_bytes(b"\xff" * 64)
+    _image(out / "weights.img", "icebreaker")
+    result = CliRunner().invoke(main, ["program", str(out), "--flash", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert len(lines) == 2, lines
+    assert lines[0].endswith(str((out / "top.bin").resolve()))
+    assert "-o 131072" in lines[1] and lines[1].endswith(str((out / "weights.img").resolve()))
