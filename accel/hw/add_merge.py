@@ -57,6 +57,8 @@ from amaranth import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from accel.hw.gemmlowp import rounding_divide_by_pot as _rdbpot
+from accel.hw.gemmlowp import srdhm_of_product as _srdhm
 from accel.hw.layouts import check_int, pixel_layout
 from accel.spec.shapes import ceil_div
 
@@ -135,24 +137,6 @@ class SkipBuffer(wiring.Component):
             q.r_en.eq(self.o.ready),
         ]
         return m
-
-
-def _srdhm(product, nudge_shift: int = 30, shift: int = 31):
-    """``(p + nudge) / 2**31`` truncated toward zero, ``nudge = 2**30`` or ``1 - 2**30`` by the
-    sign of ``p`` (an Amaranth expression of the exact product)."""
-    v = product + Mux(product < 0, 1 - (1 << nudge_shift), 1 << nudge_shift)
-    floor = v >> shift
-    return floor + ((v < 0) & (v[:shift] != 0))
-
-
-def _rdbpot(x, exponent: int):
-    """RoundingDivideByPOT of ``x`` by the constant ``2**exponent``."""
-    if exponent == 0:
-        return x
-    mask = (1 << exponent) - 1
-    remainder = x[:exponent]
-    threshold = (mask >> 1) + (x < 0)
-    return (x >> exponent) + (remainder > threshold)
 
 
 class AddMerge(wiring.Component):

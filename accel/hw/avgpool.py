@@ -60,7 +60,8 @@ from amaranth import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from accel.hw.add_merge import _rdbpot, _srdhm
+from accel.hw.gemmlowp import rounding_divide_by_pot as _rdbpot
+from accel.hw.gemmlowp import srdhm_of_product as _srdhm
 from accel.hw.layouts import check_int, check_padding, check_pair, pixel_layout
 from accel.hw.maxpool import _axis_table
 from accel.spec.shapes import AxisWindow, ceil_div, window_2d
