@@ -264,3 +264,28 @@ def test_fork_join_depth_rule(lead):
     if depth > 1:
         finished, got, _ = _run_fork_join(depth - 1, lead, seed=lead)
         assert not finished and len(got) == 0, f"lead {lead}: depth {depth - 1} must deadlock"
+
+
+def test_one_pair_per_cycle():
+    # With both inputs always valid and the consumer always ready, a pair is taken every cycle.
+    rng = np.random.default_rng(9)
+    dut, _, _ = make_add(rng, 3, 2, "none")
+    n = 20
+    taken: list[int] = []
+
+    async def source(ctx):
+        ctx.set(dut.residual.valid, 1)
+        ctx.set(dut.shortcut.valid, 1)
+        ctx.set(dut.o.ready, 1)
+        for cycle in range(n + 10):
+            ctx.set(dut.residual.payload, {"data": [cycle % 100, 1], "last": 0})
+            ctx.set(dut.shortcut.payload, {"data": [2, cycle % 50], "last": 0})
+            _, _, ready = await ctx.tick().sample(dut.residual.ready)
+            if ready:
+                taken.append(cycle)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(source)
+    sim.run()
+    assert taken == list(range(n + 10))
