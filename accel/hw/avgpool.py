@@ -63,7 +63,7 @@ from amaranth.lib.wiring import In, Out
 from accel.hw.gemmlowp import rounding_divide_by_pot as _rdbpot
 from accel.hw.gemmlowp import srdhm_of_product as _srdhm
 from accel.hw.layouts import check_int, check_padding, check_pair, pixel_layout
-from accel.hw.maxpool import _axis_table
+from accel.plan.blocks import axis_table
 from accel.spec.shapes import AxisWindow, ceil_div, window_2d
 
 __all__ = ["AvgPool", "GlobalMean", "reciprocals"]
@@ -179,8 +179,8 @@ class AvgPool(wiring.Component):
         self.window = window_2d((self.height, self.width), self.pool, self.strides, self.padding)
         self.out_shape = self.window.out_shape
         self.groups = ceil_div(self.channels, self.lanes)
-        self._rows = _axis_table(self.window.rows)
-        self._cols = _axis_table(self.window.cols)
+        self._rows = axis_table(self.window.rows)
+        self._cols = axis_table(self.window.cols)
         self._row_counts = _counts(self.window.rows)
         self._col_counts = _counts(self.window.cols)
         self.slots = max(n for _, n, _, _, _ in self._rows) + 1

@@ -49,7 +49,6 @@ from accel.spec.shapes import ceil_div, window_2d
 __all__ = ["MaxPool"]
 
 
-_axis_table = axis_table
 
 
 class MaxPool(wiring.Component):
@@ -122,8 +121,8 @@ class MaxPool(wiring.Component):
         self.window = window_2d((self.height, self.width), self.pool, self.strides, self.padding)
         self.out_shape = self.window.out_shape
         self.groups = ceil_div(self.channels, self.lanes)
-        self._rows = _axis_table(self.window.rows)
-        self._cols = _axis_table(self.window.cols)
+        self._rows = axis_table(self.window.rows)
+        self._cols = axis_table(self.window.cols)
         self.slots = pool_slots(self.window.rows)
         layout = pixel_layout(self.lanes, self.bits)
         super().__init__({"i": In(stream.Signature(layout)), "o": Out(stream.Signature(layout))})
