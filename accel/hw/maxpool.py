@@ -50,7 +50,6 @@ __all__ = ["MaxPool"]
 
 
 
-
 class MaxPool(wiring.Component):
     """Max pooling of channel-group pixels (TFLite ``MAX_POOL_2D`` semantics).
 
