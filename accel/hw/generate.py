@@ -20,13 +20,13 @@ from .ports import stream_ports
 TOP_NAME = "accel_top"
 
 
-def sidecar(plan: NetworkPlan, accelerator: Accelerator | None = None) -> dict:
+def sidecar(plan: NetworkPlan, accelerator: Accelerator) -> dict:
     """The JSON sidecar's content (see module doc), read from the plan; the ports come from
-    ``accelerator``'s signature (built from the plan when not given)."""
+    ``accelerator``'s signature (the one built from ``plan`` and converted)."""
     in_bits, out_bits = plan.input_bits, plan.output_bits
     planned = plan_dict(plan)
     out = plan.output_stage
-    ports = stream_ports(accelerator if accelerator is not None else Accelerator(plan))
+    ports = stream_ports(accelerator)
     return {
         "format": "accel-sidecar", "version": 1, "top": TOP_NAME, "model": plan.name,
         "scheme": plan.scheme, "source": plan.source,
