@@ -24,9 +24,10 @@ HYPOTHESIS = settings(max_examples=300, deadline=None, derandomize=True, databas
 MULTIPLIERS = [0, 1, 2**30, 2**30 + 1, 1518500250, 2**31 - 2, 2**31 - 1]
 
 
-def exact_limit(m: int, shift: int) -> int:
+def exact_limit(m: int, shift: int, zp: int = 128) -> int:
     """The largest |acc| :func:`nx.float64_requantize_exact` admits (from its condition)."""
-    return min(INT32_MAX, (2**53 - 2**30 - 2 ** (30 - shift)) // max(m, 1))
+    return min(INT32_MAX,
+               (2**53 - 2**30 - 2 ** (30 - shift) - abs(zp) * 2 ** (31 - shift)) // max(m, 1))
 
 
 def ref_requantize(acc, m, shift, zp, lo, hi):
@@ -44,17 +45,18 @@ def int_path(acc, m, shift, zp, lo, hi):
 
 
 def test_the_exactness_condition():
-    assert nx.float64_requantize_exact(3 * 2**20, 2**31 - 1, -20)
+    assert nx.float64_requantize_exact(3 * 2**20, 2**31 - 1, -12, zero_point=-128)
+    assert not nx.float64_requantize_exact(3 * 2**20, 2**31 - 1, -13, zero_point=-128)
     assert not nx.float64_requantize_exact(2**22 + 1, 2**31 - 1, 0)
     assert not nx.float64_requantize_exact(1, 2**30, 1)  # a left shift: the int path
     assert not nx.float64_requantize_exact(1, 2**30, -23)  # 2**(30 + 23) alone is too much
     assert not nx.float64_requantize_exact(1, 2**30, 0, zero_point=2**30 + 1)
     for m in MULTIPLIERS:
-        for shift in (0, -1, -9, -22):
+        for shift in (0, -1, -9, -14):
             limit = exact_limit(m, shift)
-            assert nx.float64_requantize_exact(limit, m, shift)
+            assert nx.float64_requantize_exact(limit, m, shift, zero_point=-128)
             if limit < INT32_MAX:
-                assert not nx.float64_requantize_exact(limit + 1, m, shift)
+                assert not nx.float64_requantize_exact(limit + 1, m, shift, zero_point=-128)
     with pytest.raises(ValueError, match=r"^acc_abs_max must be >= 0, not -1$"):
         nx.float64_requantize_exact(-1, 2**30, 0)
     with pytest.raises(ValueError, match=r"^acc_abs_max is too large for exact float64 "):
@@ -64,7 +66,7 @@ def test_the_exactness_condition():
 
 
 @pytest.mark.parametrize("m", MULTIPLIERS)
-@pytest.mark.parametrize("shift", [0, -1, -2, -3, -9, -21, -22])
+@pytest.mark.parametrize("shift", [0, -1, -2, -3, -9, -13, -14])
 def test_at_the_edges_of_the_proven_domain(m, shift):
     limit = exact_limit(m, shift)
     acc = np.array([-limit, -limit + 1, limit - 1, limit, 0, -1, 1, -2, 2])
@@ -90,7 +92,7 @@ def test_every_tie_pattern(shift):
 @given(st.data())
 def test_float64_requantizer_hypothesis(data):
     m = data.draw(st.one_of(st.sampled_from(MULTIPLIERS), st.integers(0, INT32_MAX)))
-    shift = data.draw(st.integers(-22, 0))
+    shift = data.draw(st.integers(-14, 0))
     limit = exact_limit(m, shift)
     acc = data.draw(st.lists(st.one_of(st.integers(-limit, limit),
                                        st.sampled_from([-limit, limit, 0, -1, 1])),
@@ -247,3 +249,14 @@ def test_strided_max_pool_matches_the_window_view(padding, pool):
         for batch in (x, x.astype(np.int8)):
             got = golden.max_pool2d(batch, layer, window)
             assert got.dtype == batch.dtype and np.array_equal(got, want)
+
+
+def test_large_shifts_with_a_zero_zero_point():
+    # Without a zero point the domain reaches shift -22 (factors near 2**-22).
+    for m in MULTIPLIERS:
+        for shift in (-15, -21, -22):
+            limit = exact_limit(m, shift, zp=0)
+            acc = np.array([-limit, limit, -1, 1, 0, limit // 3])
+            got = nx.Float64Requantizer(m, shift, 0, -(2**31), INT32_MAX, acc_abs_max=limit)(acc)
+            assert got.tolist() == [ref_requantize(a, m, shift, 0, -(2**31), INT32_MAX)
+                                    for a in acc]

@@ -96,13 +96,22 @@ class _Gemm:
     are then added in float64, exact below 2**53. The same sums over all rows bound the whole
     dot product (``partial_abs_max``), and with the bias the accumulator
     (``acc_abs_max``): bounds from the weights and the formats, never from the data.
+
+    With ``bias_row`` the bias is one more row of the weights, for an operand column of ones
+    (a term in ``[min(b, 0), max(b, 0)]``), so that the GEMM yields the accumulators.
     """
 
-    def __init__(self, weights: np.ndarray, bias: np.ndarray, u_range: tuple[int, int]):
+    def __init__(self, weights: np.ndarray, bias: np.ndarray, u_range: tuple[int, int], *,
+                 bias_row: bool = False):
         w = np.asarray(weights, np.int64)
         ulo, uhi = u_range
         term_hi = np.maximum(np.maximum(ulo * w, uhi * w), 0)
         term_lo = np.minimum(np.minimum(ulo * w, uhi * w), 0)
+        if bias_row:
+            b = np.asarray(bias, np.int64)[None]
+            w = np.concatenate([w, b])
+            term_hi = np.concatenate([term_hi, np.maximum(b, 0)])
+            term_lo = np.concatenate([term_lo, np.minimum(b, 0)])
         per_term = int(max(term_hi.max(initial=0), -term_lo.min(initial=0), 1))
         self.dtype = np.dtype(np.float32 if per_term <= 2**24 else np.float64)
         limit = _FLOAT_EXACT[self.dtype]
@@ -117,7 +126,7 @@ class _Gemm:
             self.chunks.append(slice(start, start + max(fits, 1)))
             start += max(fits, 1)
         self.w = w.astype(self.dtype)
-        self.bias = np.asarray(bias, np.int64)
+        self.bias = np.zeros(w.shape[1], np.int64) if bias_row else np.asarray(bias, np.int64)
         high, low = term_hi.sum(axis=0), term_lo.sum(axis=0)
         self.partial_abs_max = np.maximum(high, -low)
         self.acc_abs_max = np.maximum.reduce(
@@ -143,15 +152,22 @@ class _Prepared:
         self.zero_point = q.zero_point
         self.x_range = (q.qmin, q.qmax)
         weights = layer.weights.reshape(-1, layer.weights.shape[-1])
-        self.gemm = _Gemm(weights, layer.bias, (q.qmin - q.zero_point, q.qmax - q.zero_point))
+        u_range = (q.qmin - q.zero_point, q.qmax - q.zero_point)
+        self.gemm = _Gemm(weights, layer.bias, u_range)
         self.dtype = _narrow_dtype(layer.output.bits)
         r = layer.requant
-        self.requantizer = None
-        if r.mode == "multiplier" and numerics.float64_requantize_exact(
-                self.gemm.acc_abs_max, r.multiplier, r.shift, r.zero_point):
+        # The fused convolution: the bias inside the GEMM, its float32 results (accumulators)
+        # straight into the float64 requantizer, where both are provably exact.
+        self.fused = self.requantizer = None
+        fused = _Gemm(weights, layer.bias, u_range, bias_row=True)
+        if len(fused.chunks) == 1 and fused.dtype == self.gemm.dtype and \
+                r.mode == "multiplier" and \
+                numerics.float64_requantize_exact(fused.acc_abs_max, r.multiplier, r.shift,
+                                                  r.zero_point):
+            self.fused = fused
             self.requantizer = numerics.Float64Requantizer(
                 r.multiplier, r.shift, r.zero_point, r.act_min, r.act_max,
-                acc_abs_max=self.gemm.acc_abs_max, offset=layer.bias, dtype=self.dtype)
+                acc_abs_max=fused.acc_abs_max, dtype=self.dtype)
 
     def operand(self, x: np.ndarray) -> np.ndarray | None:
         """``x - zp`` in the GEMM's float type, or None if ``x`` leaves the input format (the
@@ -218,25 +234,43 @@ def conv2d(x: np.ndarray, layer: QConv2D, window: Window2D) -> np.ndarray:
     """A convolution's outputs, ``requantize_acc(conv2d_acc(x, layer, window), layer)``,
     in the narrowest integer type of the output format (int8 for 8 bits).
 
-    Where :class:`_Prepared` proves it, the float32 GEMM results go straight into the exact
-    float64 requantizer (:class:`~accel.quant.numerics.Float64Requantizer`), a block of rows
-    at a time so that the temporaries stay in cache.
+    Where :class:`_Prepared` proves it, the bias goes into the float32 GEMM (a column of
+    ones) and its results, the accumulators, straight into the exact float64 requantizer
+    (:class:`~accel.quant.numerics.Float64Requantizer`), a few images at a time so that the
+    window matrix, the GEMM result and the requantizer's temporaries stay in cache.
     """
     prepared = _prepared(layer)
-    u = prepared.operand(x)
-    if u is None or prepared.requantizer is None or len(prepared.gemm.chunks) > 1:
+    u = prepared.operand(x) if prepared.fused is not None else None
+    if u is None:
         return requantize_acc(conv2d_acc(x, layer, window), layer).astype(prepared.dtype)
-    cols = _im2col(u, window)
-    filters = layer.weights.shape[-1]
-    out = np.empty((len(cols), filters), prepared.dtype)
-    step = max(1, BLOCK_OUTPUTS // filters)
-    partial = np.empty((min(step, len(cols)), filters), prepared.gemm.dtype)
-    for start in range(0, len(cols), step):
-        rows = slice(start, start + step)
-        g = prepared.gemm(cols[rows], out=partial[:len(cols[rows])])
-        prepared.requantizer(g, out=out[rows])
+    n, h, w, c = u.shape
+    p = window.padding_amounts
+    if any(p.values()):
+        padded = np.zeros((n, h + p["top"] + p["bottom"], w + p["left"] + p["right"], c),
+                          u.dtype)
+        padded[:, p["top"]:p["top"] + h, p["left"]:p["left"] + w] = u
+    else:
+        padded = u
+    kh, kw, cin, filters = layer.weights.shape
     oh, ow = window.out_shape
-    return out.reshape(len(x), oh, ow, filters)
+    sh, sw = window.rows.stride, window.cols.stride
+    k = kh * kw * cin
+    out = np.empty((n, oh, ow, filters), prepared.dtype)
+    step = max(1, BLOCK_OUTPUTS // (oh * ow * filters))
+    cols = np.empty((min(step, n) * oh * ow, k + 1), u.dtype)
+    cols[:, k] = 1  # the bias row's operand
+    for start in range(0, n, step):
+        images = slice(start, min(start + step, n))
+        rows = (images.stop - images.start) * oh * ow
+        # Splitting the axes of a slice is a view: the taps are written into `cols` itself.
+        taps = cols[:rows, :k].reshape(images.stop - images.start, oh, ow, kh, kw, cin)
+        for i in range(kh):
+            for j in range(kw):
+                taps[:, :, :, i, j] = padded[images, i:i + (oh - 1) * sh + 1:sh,
+                                             j:j + (ow - 1) * sw + 1:sw]
+        acc = prepared.fused(cols[:rows])
+        prepared.requantizer(acc, out=out[images].reshape(rows, filters))
+    return out
 
 
 def dense_acc(x: np.ndarray, layer: QDense) -> np.ndarray:

@@ -944,10 +944,11 @@ def float64_requantize_exact(
     every accumulator of magnitude at most ``acc_abs_max``.
 
     That holds when, for every channel, ``shift <= 0`` (a real factor below 1), ``|zero_point|
-    <= 2**30`` and ``acc_abs_max * multiplier + 2**30 + 2**(30 - shift) <= 2**53``; see
-    :class:`Float64Requantizer` for the proof. For any Q31 multiplier and ``shift >= -20``
-    that is any ``|acc| <= 3 * 2**20``. A layer's bound from its weights (what the golden model
-    uses) is wider than its real accumulators, but often small enough.
+    <= 2**30`` and ``acc_abs_max * multiplier + 2**30 + 2**(30 - shift) + |zero_point| *
+    2**(31 - shift) <= 2**53``; see
+    :class:`Float64Requantizer` for the proof. For any Q31 multiplier, ``shift >= -12`` and an
+    int8 zero point that is any ``|acc| <= 3 * 2**20``. A layer's bound from its weights (what
+    the golden model uses) is wider than its real accumulators, but often small enough.
 
     Parameters
     ----------
@@ -966,9 +967,12 @@ def float64_requantize_exact(
         raise ValueError(f"acc_abs_max must be >= 0, not {int(bound.min())}")
     if (shifts > 0).any() or (np.abs(zp) > 2**30).any() or (bound > INT32_MAX).any():
         return False
-    # int64 holds it: < 2**62 + 2**61 + 2**30.
-    need = bound * multipliers + (1 << 30) + np.left_shift(np.int64(1), 30 - shifts)
-    return bool((need <= _F64_INTEGERS).all())
+    # Each term is below 2**62 (zero_point * D only counts where D <= 2**53), so the sum of
+    # the first three cannot wrap int64 and the last is compared on its own first.
+    denominator = np.left_shift(np.int64(1), np.minimum(31 - shifts, 54))
+    zp_term = np.abs(zp) * denominator
+    need = bound * multipliers + (1 << 30) + (denominator >> 1)
+    return bool(((zp_term <= _F64_INTEGERS) & (need <= _F64_INTEGERS - zp_term)).all())
 
 
 class Float64Requantizer:
@@ -994,16 +998,16 @@ class Float64Requantizer:
     For ``-2**30 <= p < 0`` both lines give 0 (``p / D + 1/2 +- h`` lies in ``[0, 1)``), so
     the sign of ``p`` may choose: ``y = floor(t + copysign(h, t) + 1/2)`` with ``t = p / D``.
     For ``e = 0``, RoundingDivideByPOT is the identity and ``y = floor(t + 1/2)``: ``h = 0``.
-    The output is ``clip(y, act_min - zp, act_max - zp) + zp``, which is the clamp of
-    ``y + zp``.
+    The zero point, an integer, goes inside the floor (``floor(v) + zp = floor(v + zp)``), and
+    the output is the clamp of ``y + zp`` to ``[act_min, act_max]``.
 
     Every value formed on the way (``partial * M / D``, ``offset * M / D``, ``t``,
-    ``t +- h``, ``t +- h + 1/2``) is ``n / D`` for an integer ``|n| <= |x| * M + 2**30 +
-    2**(30+e)``, ``|x|`` the largest of ``|partial|``, ``|offset|``, ``|acc|``. When that is
-    at most 2**53 (:func:`float64_requantize_exact`) each such value is a float64, so every
-    multiplication and addition, being correctly rounded, is exact; so are ``floor``, the
-    clip and the addition of the integer zero point (``|y| <= 2**22 + 1``), and the final
-    cast of an integer inside ``[act_min, act_max]``. TFLite's overflow cases cannot occur:
+    ``t +- h``, ``t +- h + 1/2 + zp``) is ``n / D`` for an integer ``|n| <= |x| * M + 2**30 +
+    2**(30+e) + |zp| * D``, ``|x|`` the largest of ``|partial|``, ``|offset|``, ``|acc|``.
+    When that is at most 2**53 (:func:`float64_requantize_exact`) each such value is a
+    float64, so every multiplication and addition, being correctly rounded, is exact; so are
+    ``floor``, the clamp and the final cast of an integer inside ``[act_min, act_max]``.
+    TFLite's overflow cases cannot occur:
     ``shift <= 0`` shifts nothing left, SRDHM saturates only for a negative multiplier, and
     ``|y + zp| < 2**31`` as ``|zp| <= 2**30``.
 
@@ -1053,9 +1057,9 @@ class Float64Requantizer:
         self._any_half = bool((exponents > 0).any())
         self._offset = None if offset is None else (
             _as_int32("offset", offset).astype(np.float64) * self._scale)
-        self._zp = zp.astype(np.float64)
-        self._low = (lo - zp).astype(np.float64)
-        self._high = (hi - zp).astype(np.float64)
+        self._rounding = zp.astype(np.float64) + 0.5
+        self._low = lo.astype(np.float64)
+        self._high = hi.astype(np.float64)
 
     def __call__(self, partial: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """The requantized ``partial + offset``: integer values (any int or float dtype) whose
@@ -1067,12 +1071,11 @@ class Float64Requantizer:
             t += self._offset
         if self._any_half:
             t += np.copysign(self._half, t)
-        t += 0.5
+        t += self._rounding
         np.floor(t, out=t)
-        np.clip(t, self._low, self._high, out=t)
         if out is None:
             out = np.empty(t.shape, self.dtype)
-        return np.add(t, self._zp, out=out, casting="unsafe")
+        return np.clip(t, self._low, self._high, out=out, casting="unsafe")
 
 
 # --- the pow2 scheme ------------------------------------------------------------------------
