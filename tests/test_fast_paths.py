@@ -84,6 +84,9 @@ def test_every_tie_pattern(shift):
     for m in (2**30, 2**30 + 1, 2**31 - 1, 3 * 2**29):
         got = nx.Float64Requantizer(m, shift, 0, -(2**31), INT32_MAX, acc_abs_max=5000)(acc)
         assert np.array_equal(got, int_path(acc, m, shift, 0, -(2**31), INT32_MAX)), m
+        for zp, lo in ((-3, -3), (-3, 2), (7, 6)):  # a fused ReLU (act_min >= zp), and not
+            clamped = nx.Float64Requantizer(m, shift, zp, lo, 300, acc_abs_max=5000)(acc)
+            assert np.array_equal(clamped, int_path(acc, m, shift, zp, lo, 300)), (m, zp, lo)
         assert got.tolist()[:50] == [ref_requantize(a, m, shift, 0, -(2**31), INT32_MAX)
                                      for a in acc[:50]]
 

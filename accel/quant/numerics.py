@@ -999,7 +999,9 @@ class Float64Requantizer:
     the sign of ``p`` may choose: ``y = floor(t + copysign(h, t) + 1/2)`` with ``t = p / D``.
     For ``e = 0``, RoundingDivideByPOT is the identity and ``y = floor(t + 1/2)``: ``h = 0``.
     The zero point, an integer, goes inside the floor (``floor(v) + zp = floor(v + zp)``), and
-    the output is the clamp of ``y + zp`` to ``[act_min, act_max]``.
+    the output is the clamp of ``y + zp`` to ``[act_min, act_max]``. Where ``act_min >= zp``
+    (a fused ReLU) the first line serves for every ``p``: for ``p < 0`` both lines give
+    ``y <= 0`` (``t < 0`` and ``h <= 1/4``), and every ``y <= 0`` clamps to ``act_min``.
 
     Every value formed on the way (``partial * M / D``, ``offset * M / D``, ``t``,
     ``t +- h``, ``t +- h + 1/2 + zp``) is ``n / D`` for an integer ``|n| <= |x| * M + 2**30 +
@@ -1055,9 +1057,14 @@ class Float64Requantizer:
         self._scale = np.ldexp(multipliers.astype(np.float64), -(31 + exponents))
         self._half = np.where(exponents > 0, np.ldexp(1.0, -1 - exponents), 0.0)
         self._any_half = bool((exponents > 0).any())
+        # A fused ReLU (act_min >= zp) clamps every p < 0 to act_min whichever line applies
+        # (both give y <= 0): the first line serves all, as one constant.
+        self._relu = bool((lo >= zp).all())
         self._offset = None if offset is None else (
             _as_int32("offset", offset).astype(np.float64) * self._scale)
         self._rounding = zp.astype(np.float64) + 0.5
+        if self._relu:
+            self._rounding = self._rounding + self._half
         self._low = lo.astype(np.float64)
         self._high = hi.astype(np.float64)
 
@@ -1069,7 +1076,7 @@ class Float64Requantizer:
             t = np.asarray(t, np.float64).copy()
         if self._offset is not None:
             t += self._offset
-        if self._any_half:
+        if self._any_half and not self._relu:
             t += np.copysign(self._half, t)
         t += self._rounding
         np.floor(t, out=t)
