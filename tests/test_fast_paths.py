@@ -51,6 +51,11 @@ def test_the_exactness_condition():
     assert not nx.float64_requantize_exact(1, 2**30, 1)  # a left shift: the int path
     assert not nx.float64_requantize_exact(1, 2**30, -23)  # 2**(30 + 23) alone is too much
     assert not nx.float64_requantize_exact(1, 2**30, 0, zero_point=2**30 + 1)
+    # |zero_point| * 2**(31 - shift) beyond int64 (a warning, an error in tests, once)
+    assert not nx.float64_requantize_exact(0, 1477991215, -21, zero_point=-2627)
+    assert not nx.float64_requantize_exact(0, 1, -31, zero_point=2**30)
+    assert nx.requantize(12345, 1477991215, -21, -2627, -(2**31), INT32_MAX) == (
+        ref_requantize(12345, 1477991215, -21, -2627, -(2**31), INT32_MAX))
     for m in MULTIPLIERS:
         for shift in (0, -1, -9, -14):
             limit = exact_limit(m, shift)

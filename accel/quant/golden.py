@@ -2,11 +2,18 @@
 reference kernels (and with the hardware, which is checked against it).
 
 Every operator is vectorized over the batch, the pixels and the channels. Convolutions and
-dense layers multiply in float32 BLAS (:func:`exact_int_matmul`): the reduction is split into
-chunks whose partial sums are integers provably below 2**24, where float32 is exact, and the
-chunks are added in int64. The bound comes from the formats (terms * max|x - zp| * max|w|),
-never from the data. That is exact and much faster than NumPy's integer matmul.
-Requantization, rounding and saturation come from :mod:`accel.quant.numerics` only.
+dense layers multiply in float32 BLAS (:class:`_Gemm`): the reduction is split into chunks
+whose partial sums are integers provably within 2**24, where float32 is exact, and the chunks
+are added in float64 (exact below 2**53). The bounds come from the layer's weights and input
+format (per output column, the sums of the extreme terms), never from the data. That is exact
+and much faster than NumPy's integer matmul. A convolution whose accumulators provably fit
+(:func:`~accel.quant.numerics.float64_requantize_exact`) goes from the GEMM straight into the
+exact float64 requantizer, a few images at a time (:func:`conv2d`); any other layer takes the
+int64 path. Requantization, rounding and saturation come from :mod:`accel.quant.numerics`
+only.
+
+The operators return the narrowest integer type of their output format (int8 for 8 bits;
+max pooling keeps its input's type): convert to int64 before arithmetic that could wrap.
 """
 
 from __future__ import annotations

@@ -967,12 +967,11 @@ def float64_requantize_exact(
         raise ValueError(f"acc_abs_max must be >= 0, not {int(bound.min())}")
     if (shifts > 0).any() or (np.abs(zp) > 2**30).any() or (bound > INT32_MAX).any():
         return False
-    # Each term is below 2**62 (zero_point * D only counts where D <= 2**53), so the sum of
-    # the first three cannot wrap int64 and the last is compared on its own first.
-    denominator = np.left_shift(np.int64(1), np.minimum(31 - shifts, 54))
-    zp_term = np.abs(zp) * denominator
-    need = bound * multipliers + (1 << 30) + (denominator >> 1)
-    return bool(((zp_term <= _F64_INTEGERS) & (need <= _F64_INTEGERS - zp_term)).all())
+    # In Python integers (object arrays, per channel): |zero_point| * D can pass 2**63.
+    denominator = 2 ** (31 - shifts).astype(object)
+    need = (bound.astype(object) * multipliers.astype(object) + (1 << 30) + denominator // 2
+            + np.abs(zp).astype(object) * denominator)
+    return bool(np.all(need <= _F64_INTEGERS))
 
 
 class Float64Requantizer:
