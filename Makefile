@@ -17,7 +17,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,tflite-ref]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,tflite-ref,litedram]'
 	touch $(STAMP)
 
 # The main job on a built-in example: what the network computes, its integer model, the

@@ -17,14 +17,47 @@ from .errors import AccelError
 
 
 class _Group(click.Group):
-    """Turns an :class:`AccelError` from any command into one stderr line and exit status 2."""
+    """Turns an :class:`AccelError` from any command, and click's own usage errors, into one
+    stderr line and exit status 2. NumPy's floating-point warnings are errors inside a command
+    (a bad input must be refused with one line, not computed on with a warning)."""
 
     def invoke(self, ctx: click.Context):
+        import warnings
+
         try:
-            return super().invoke(ctx)
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", RuntimeWarning)
+                return super().invoke(ctx)
         except AccelError as e:
             click.echo(f"accel: error: {e}", err=True)
             sys.exit(2)
+        except RuntimeWarning as e:
+            click.echo(f"accel: error: {ctx.invoked_subcommand or 'accel'}: numeric problem in "
+                       f"the input: {AccelError(str(e))}", err=True)
+            sys.exit(2)
+        except MemoryError:
+            click.echo(f"accel: error: {ctx.invoked_subcommand or 'accel'}: out of memory; the "
+                       f"model or its inputs are too large", err=True)
+            sys.exit(2)
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True,
+             **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, False, **extra)
+        except click.ClickException as e:
+            if type(e).__name__ == "NoArgsIsHelpError":  # bare `accel`: the help, as click does
+                e.show()
+                sys.exit(e.exit_code)
+            ctx = getattr(e, "ctx", None)
+            hint = f" (try '{ctx.command_path} -h')" if ctx is not None else ""
+            click.echo(f"accel: error: {AccelError(e.format_message())}{hint}", err=True)
+            sys.exit(e.exit_code)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(rv if isinstance(rv, int) else 0)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -32,7 +65,8 @@ class _Group(click.Group):
 def main() -> None:
     """accel: fixed-point CNN accelerator generator.
 
-    MODEL arguments accept a spec file (.yaml/.yml/.json) or a Keras model (.keras/.h5).
+    MODEL arguments accept a spec file (.yaml/.yml/.json), a Keras model (.keras/.h5), a
+    fully-int8 TFLite model (.tflite) or a quantized network (.npz from accel quantize).
     """
 
 
@@ -45,10 +79,9 @@ def _print_json(obj: object) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
 def summary(model: str, as_json: bool) -> None:
     """Shapes, parameters and MACs per layer, as Keras's model.summary() reports them."""
-    from .spec import load_network
     from .spec.summary import summary_dict, summary_table
 
-    network = load_network(model)
+    network = _load_network(model)
     if as_json:
         _print_json(summary_dict(network))
         return
@@ -64,18 +97,61 @@ def summary(model: str, as_json: bool) -> None:
 @click.argument("layer")
 def explain(model: str, layer: str) -> None:
     """The arithmetic of one LAYER (its index from 0, or its name) with concrete numbers."""
-    from .spec import load_network
     from .spec.explain import explain_layer
 
-    network = load_network(model)
+    network = _load_network(model)
     for line in explain_layer(network, network.find(layer)):
         click.echo(line)
+
+
+def _load_network(model: str):
+    """The architecture of any MODEL: a spec or Keras file as written, a ``.tflite`` or
+    quantized ``.npz`` as the layers its quantized network computes (in Keras terms)."""
+    from pathlib import Path
+
+    if Path(model).suffix.lower() in (".tflite", ".npz"):
+        from .quant.load import load_quantized_model
+
+        return load_quantized_model(model).network
+    from .spec import load_network
+
+    return load_network(model)
+
+
+def _array_option(f):
+    """``--array ROWSxCOLS``, shared by every command that plans hardware."""
+    return click.option("--array", "array", default="4x4", show_default=True,
+                        help="Largest systolic array any stage may use, ROWSxCOLS (each side "
+                             "1..256).")(f)
+
+
+class _Clock(click.ParamType):
+    """A clock in MHz: a finite number in (0, 2000]."""
+
+    name = "MHz"
+
+    def convert(self, value, param, ctx):
+        import math
+
+        try:
+            mhz = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        if not (math.isfinite(mhz) and 0 < mhz <= 2000):
+            self.fail(f"{value!r} must be a finite clock in (0, 2000] MHz", param, ctx)
+        return mhz
+
+
+def _board_choice() -> click.Choice:
+    from .synth.boards import BOARDS
+
+    return click.Choice(sorted(BOARDS))
 
 
 def _model_options(f):
     """The options every command taking a MODEL shares: how to quantize a float model."""
     options = [
-        click.option("--seed", type=int, default=None,
+        click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=None,
                      help="Random weights from this seed (for a spec or untrained model)."),
         click.option("--calibration", type=click.Path(dir_okay=False), default=None,
                      help="Calibration inputs (.npy, float, batch first) for a Keras model."),
@@ -89,6 +165,18 @@ def _model_options(f):
     for option in reversed(options):
         f = option(f)
     return f
+
+
+def _make_plan(qnet, rows: int, cols: int, model: str):
+    """The hardware plan, its errors naming the MODEL file they are about."""
+    from .plan.plan import make_plan
+
+    try:
+        return make_plan(qnet, rows, cols)
+    except AccelError as e:
+        message = str(e)
+        raise AccelError(message if message.startswith(str(model)) else f"{model}: {message}"
+                         ) from None
 
 
 def _load_quantized(model, seed, calibration, scheme, weight_bits, act_bits):
@@ -106,8 +194,10 @@ def _load_quantized(model, seed, calibration, scheme, weight_bits, act_bits):
 def quantize(model, seed, calibration, scheme, weight_bits, act_bits, output) -> None:
     """Quantize MODEL (a Keras model with --calibration, any model with --seed, or a .tflite)
     into an integer network: .npz arrays plus a JSON manifest, no pickle."""
+    from .io.archive import check_output_path
     from .quant.qnet import save_quantized
 
+    check_output_path(output, "the quantized network")
     qnet = _load_quantized(model, seed, calibration, scheme, weight_bits, act_bits)
     save_quantized(qnet, output)
     click.echo(f"{qnet.name}: {qnet.scheme}, {len(qnet.layers)} layers "
@@ -119,7 +209,7 @@ def quantize(model, seed, calibration, scheme, weight_bits, act_bits, output) ->
 @click.argument("inputs", type=click.Path(dir_okay=False))
 @_model_options
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
-              help="Write every layer's int output here (.npz: 'output' and one per layer).")
+              help="Write every layer's int output here (.npz: 'output' and 'layers/<name>').")
 @click.option("--labels", type=click.Path(dir_okay=False), default=None,
               help="Integer class labels (.npy): print the accuracy.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
@@ -145,18 +235,17 @@ def predict(model, inputs, seed, calibration, scheme, weight_bits, act_bits, out
 @main.command()
 @click.argument("model", type=click.Path(dir_okay=False))
 @_model_options
-@click.option("--array", "array", default="4x4", show_default=True,
-              help="Largest systolic array any stage may use, ROWSxCOLS.")
+@_array_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def plan(model, seed, calibration, scheme, weight_bits, act_bits, array, as_json) -> None:
     """The hardware plan: per-stage array shape, folding, predicted cycles, PEs, memory."""
     from rich.table import Table
 
-    from .plan.plan import make_plan, parse_array, plan_dict
+    from .plan.plan import parse_array, plan_dict
 
     rows, cols = parse_array(array)
     qnet = _load_quantized(model, seed, calibration, scheme, weight_bits, act_bits)
-    data = plan_dict(make_plan(qnet, rows, cols))
+    data = plan_dict(_make_plan(qnet, rows, cols, model))
     if as_json:
         _print_json(data)
         return
@@ -183,18 +272,19 @@ def plan(model, seed, calibration, scheme, weight_bits, act_bits, array, as_json
 @main.command()
 @click.argument("model", type=click.Path(dir_okay=False))
 @_model_options
-@click.option("--array", "array", default="4x4", show_default=True,
-              help="Largest systolic array any stage may use, ROWSxCOLS.")
+@_array_option
 @click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False), required=True,
               help="Directory for accel_top.v and its JSON sidecar accel_top.json.")
 def generate(model, seed, calibration, scheme, weight_bits, act_bits, array, out_dir) -> None:
     """Generate the accelerator's Verilog and JSON sidecar for MODEL."""
     from .hw.generate import generate as run_generate
-    from .plan.plan import make_plan, parse_array
+    from .io.archive import check_output_dir
+    from .plan.plan import parse_array
 
     rows, cols = parse_array(array)
+    check_output_dir(out_dir, "the Verilog")
     qnet = _load_quantized(model, seed, calibration, scheme, weight_bits, act_bits)
-    data = run_generate(qnet, make_plan(qnet, rows, cols), out_dir)
+    data = run_generate(qnet, _make_plan(qnet, rows, cols, model), out_dir)
     click.echo(f"{data['model']}: {len(data['plan']['stages'])} stages, {data['pes']} PEs, "
                f"predicted {data['expected']['interval_cycles']:,} cycles per inference -> "
                f"{out_dir}/{data['generated']['verilog']} "
@@ -204,24 +294,26 @@ def generate(model, seed, calibration, scheme, weight_bits, act_bits, array, out
 @main.command()
 @click.argument("model", type=click.Path(dir_okay=False))
 @_model_options
-@click.option("--array", "array", default="4x4", show_default=True,
-              help="Largest systolic array any stage may use, ROWSxCOLS.")
+@_array_option
 @click.option("--simulator", type=click.Choice(["verilator", "icarus"]), default="verilator",
               show_default=True)
 @click.option("--input", "input_path", type=click.Path(dir_okay=False), default=None,
               help="Images (.npy, batch first; float images are quantized).")
-@click.option("--images", "n_images", type=click.IntRange(1, 10_000), default=3,
-              show_default=True, help="How many images (random, seeded, without --input).")
+@click.option("--images", "n_images", type=click.IntRange(1, 10_000), default=None,
+              help="How many images: the first N of --input (default: all of them), or N "
+                   "random seeded ones without --input (default: 3).")
 @click.option("--labels", type=click.Path(dir_okay=False), default=None,
               help="Class labels (.npy) for --input: print the accuracy.")
-@click.option("--stall-seed", "stall_seed", type=int, default=1, show_default=True,
+@click.option("--stall-seed", "stall_seed", type=click.IntRange(0, 2**63 - 1), default=1,
+              show_default=True,
               help="Seed of the random input gaps and output stalls (and random images).")
 @click.option("--gaps", type=click.IntRange(0, 90), default=20, show_default=True,
               help="Percent of cycles the input is held invalid / the output not ready.")
 @click.option("--build-dir", type=click.Path(file_okay=False), default="build/sim",
               show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
-              help="Write the hardware's logits (and the golden model's) to this .npz.")
+              help="Write the results to this .npz: 'output' (the hardware's logits), 'golden' "
+                   "(the golden model's) and 'layers/<name>' (every layer, as checked).")
 @click.option("--waves", type=click.Path(dir_okay=False), default=None,
               help="Dump waveforms (FST, Verilator) to this file.")
 @click.option("--rom-files/--inline-roms", "rom_files", default=None,
@@ -236,40 +328,58 @@ def sim(model, seed, calibration, scheme, weight_bits, act_bits, array, simulato
     import numpy as np
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from .plan.plan import make_plan, parse_array
+    from .io.archive import check_output_dir, check_output_path
+    from .io.files import about
+    from .limits import check_network
+    from .plan.plan import parse_array
     from .quant.load import load_array
     from .quant.predict import quantize_inputs
     from .sim.cocotb_run import run_cocotb
     from .sim.run import build_harness, report
 
     rows, cols = parse_array(array)
+    check_output_dir(build_dir, "the simulation build")
+    for path, what in ((output, "results"), (waves, "waveforms")):
+        if path is not None:
+            check_output_path(path, what)
     qnet = _load_quantized(model, seed, calibration, scheme, weight_bits, act_bits)
     if input_path is not None:
-        images, _ = quantize_inputs(qnet, load_array(input_path, "inputs"))
-        images = images[:n_images] if n_images and len(images) > n_images else images
+        images, _ = quantize_inputs(qnet, load_array(input_path, "inputs"),
+                                    context=str(input_path))
+        images = images[:n_images] if n_images is not None else images
     else:
         rng = np.random.default_rng(stall_seed)
         images = rng.integers(qnet.input.qmin, qnet.input.qmax + 1,
-                              (n_images, *qnet.input_shape))
-    plan = make_plan(qnet, rows, cols)
+                              (n_images or 3, *qnet.input_shape))
+    check_network(qnet.network, str(input_path or model), images=len(images))
+    y = None
+    if labels is not None:  # checked before the simulation, not after it
+        y = load_array(labels, "labels")
+        if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer) or len(y) < len(images):
+            raise AccelError(f"{labels}: labels must be at least {len(images)} integers, got "
+                             f"shape {y.shape} of {y.dtype}")
+        y = y[:len(images)]
+    plan = _make_plan(qnet, rows, cols, model)
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
                   transient=True, disable=as_json) as progress:
         task = progress.add_task(f"{qnet.name}: building the harness", total=None)
-        case = build_harness(qnet, plan, images, seed=stall_seed, gap_percent=gaps,
-                             stall_percent=gaps)
+        with about(input_path or model):  # the images' shape and range are checked here
+            case = build_harness(qnet, plan, images, seed=stall_seed, gap_percent=gaps,
+                                 stall_percent=gaps)
         progress.update(task, description=f"{qnet.name}: Verilog, {simulator} build, "
                                           f"simulation of {len(images)} images")
         result = run_cocotb(case, build_dir, simulator=simulator, waves=waves,
                             rom_files=rom_files)
-    data = report(case, result)
-    if labels is not None:
-        y = load_array(labels, "labels")[:len(images)]
-        data["accuracy"] = float((np.asarray(data["predictions"]) == y).mean())
+    sim_report = report(case, result)
+    if y is not None:
+        sim_report = sim_report.with_accuracy(y)
+    data = sim_report.to_json()
     if output:
-        from .quant.qnet import write_npz
+        from .io.archive import result_arrays, write_npz
 
-        write_npz(output, {"hardware": result.outputs,
-                           "golden": case.golden[plan.output_layer].reshape(len(images), -1)})
+        golden_logits = case.golden[plan.output_layer]
+        write_npz(output, result_arrays(result.outputs.reshape(golden_logits.shape),
+                                        case.golden, golden=golden_logits))
     if as_json:
         _print_json(data)
     else:
@@ -303,14 +413,15 @@ def sim(model, seed, calibration, scheme, weight_bits, act_bits, array, simulato
 @main.command()
 @click.argument("model", type=click.Path(dir_okay=False))
 @_model_options
-@click.option("--board", "board_name", required=True,
-              help="Target board: icebreaker, ulx3s-85f, ulx3s-12f, orangecrab-25f, "
-                   "tangnano9k.")
-@click.option("--array", "array", default="4x4", show_default=True,
-              help="Largest systolic array any stage may use, ROWSxCOLS.")
-@click.option("--clock", "clock_mhz", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Clock to meet in MHz (default: the board's oscillator).")
-@click.option("--pnr-seed", "pnr_seed", type=int, default=1, show_default=True,
+@click.option("--board", "board_name", type=_board_choice(), required=True,
+              help="Target board.")
+@_array_option
+@click.option("--clock", "clock_mhz", type=_Clock(), default=None,
+              help="Clock in MHz, made by the board's PLL from its oscillator (the nearest "
+                   "frequency the PLL can make; the report gives it). Default: the oscillator "
+                   "itself, no PLL (icebreaker 12, ulx3s 25, orangecrab 48, tangnano9k 27).")
+@click.option("--pnr-seed", "pnr_seed", type=click.IntRange(0, 2**31 - 1), default=1,
+              show_default=True,
               help="nextpnr placement seed.")
 @click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False), required=True,
               help="Directory for the bitstream and build_report.json.")
@@ -328,15 +439,17 @@ def build(model, seed, calibration, scheme, weight_bits, act_bits, board_name, a
     utilisation, Fmax and inferences/s. Exit 2 if it cannot fit, 1 if timing is not met."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from .plan.plan import make_plan, parse_array
+    from .io.archive import check_output_dir
+    from .plan.plan import parse_array
     from .synth.boards import get_board
     from .synth.build import build as run_build
     from .synth.fit import check_fit
 
     board = get_board(board_name)
     rows, cols = parse_array(array)
+    check_output_dir(out_dir, "the build")
     qnet = _load_quantized(model, seed, calibration, scheme, weight_bits, act_bits)
-    net_plan = make_plan(qnet, rows, cols)
+    net_plan = _make_plan(qnet, rows, cols, model)
     if fit_only:
         fit = check_fit(net_plan, qnet, board)
         if as_json:
@@ -354,7 +467,7 @@ def build(model, seed, calibration, scheme, weight_bits, act_bits, board_name, a
             progress.update(task, description=f"{qnet.name} on {board.name}: {name}")
 
         report = run_build(qnet, net_plan, board, out_dir, clock_mhz=clock_mhz, seed=pnr_seed,
-                           top=top, baud=baud, progress=stage)
+                           top=top, baud=baud, progress=stage).to_json()
     if as_json:
         _print_json(report)
     else:
@@ -362,8 +475,9 @@ def build(model, seed, calibration, scheme, weight_bits, act_bits, board_name, a
             click.echo(line)
     if not report["timing_met"]:
         click.echo(f"accel: timing not met on {report['board']}: Fmax "
-                   f"{report['fmax_mhz']:.1f} MHz < {report['clock_mhz']:g} MHz requested; try "
-                   f"a lower --clock, another --pnr-seed or --allow-timing-failure", err=True)
+                   f"{report['fmax_mhz']:.1f} MHz < {report['clock_mhz']:g} MHz "
+                   f"{'from the PLL' if report.get('pll') else 'requested'}; try a lower "
+                   f"--clock, another --pnr-seed or --allow-timing-failure", err=True)
         if not allow_timing_failure:
             sys.exit(1)
 
@@ -431,18 +545,27 @@ def run(model, image, seed, calibration, scheme, weight_bits, act_bits, port, ba
 def _build_lines(report: dict) -> list[str]:
     util = report["utilization"]
     names = {"luts": "LUT4" if report["family"] != "ice40" else "LC", "ffs": "FF",
-             "dsps": "DSP", "brams": "BRAM"}
+             "dsps": "DSP", "brams": "BRAM", "plls": "PLL"}
     usage = ", ".join(f"{names[k]} {util[k]['used']:,}/{util[k]['available']:,}"
-                      for k in ("luts", "ffs", "dsps", "brams") if k in util)
+                      for k in ("luts", "ffs", "dsps", "brams", "plls") if k in util)
     fmax = report["fmax_mhz"]
     head = (f"{report['model']} on {report['board']} ({report['device']}), array "
             f"{report['array']}, {report['pes']} PEs, top {report['top']}: {report['bitstream']}")
-    timing = (f"  Fmax {fmax:.1f} MHz vs {report['clock_mhz']:g} MHz requested: "
+    pll = report.get("pll")
+    source = (f"{pll['primitive']} PLL from {pll['input_mhz']:g} MHz"
+              + (f" ({report['requested_clock_mhz']:g} requested)"
+                 if abs(pll["output_mhz"] - report["requested_clock_mhz"]) > 1e-6 else "")
+              if pll else "the oscillator")
+    timing = (f"  clock {report['clock_mhz']:g} MHz ({source}); Fmax {fmax:.1f} MHz: "
               f"{'met' if report['timing_met'] else 'NOT MET'}")
     speed = (f"  {report['interval_cycles']:,} cycles per inference: "
              f"{report['inferences_per_s_at_clock']:,.0f} inferences/s at "
              f"{report['clock_mhz']:g} MHz, {report['inferences_per_s_at_fmax']:,.0f} at Fmax")
-    took = (" (cached)" if report["cached"] else f" (tools {report['tool_seconds']:.1f} s)")
+    stages = report.get("tool_stage_seconds")
+    split = (", ".join(f"{name} {t:.1f}" for name, t in stages.items()) + " s; "
+             if stages else "")
+    took = (f" (cached; tools {split}{report['tool_seconds']:.1f} s)" if report["cached"]
+            else f" (tools {split}{report['tool_seconds']:.1f} s in all)")
     lines = [head, f"  {usage}", timing, speed]
     if report.get("uart_inferences_per_s"):
         lines.append(f"  over the UART at {report['baud']:,} baud: "
@@ -453,15 +576,19 @@ def _build_lines(report: dict) -> list[str]:
 @main.command()
 @click.argument("model", type=click.Path(dir_okay=False))
 @_model_options
-@click.option("--board", "board_name", required=True, help="Target board (see accel build).")
+@click.option("--board", "board_name", type=_board_choice(), required=True,
+              help="Target board.")
 @click.option("--arrays", default="1x1,2x2,4x4,8x8", show_default=True,
               help="Comma-separated ROWSxCOLS array sizes to sweep.")
 @click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True,
               help="nextpnr seeds per array (1..N).")
-@click.option("--clock", "clock_mhz", type=click.FloatRange(min=0, min_open=True), default=None,
+@click.option("--clock", "clock_mhz", type=_Clock(), default=None,
               help="Clock to meet in MHz (default: the board's oscillator).")
 @click.option("--estimate", "estimate_only", is_flag=True,
               help="Plan, fit estimate and cycle model only: no synthesis, seconds.")
+@click.option("--clock-search", is_flag=True,
+              help="Per point, rebuild at the fastest clock the board's PLL makes below the "
+                   "measured Fmax until timing is met (at most 4 builds; from --clock).")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True,
               help="Points built at once, in local worker processes.")
 @click.option("--scheduler", default=None,
@@ -470,7 +597,7 @@ def _build_lines(report: dict) -> list[str]:
               help="Directory for results.csv/.json, report.md, plots and finished points.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as one JSON object.")
 def sweep(model, seed, calibration, scheme, weight_bits, act_bits, board_name, arrays, seeds,
-          clock_mhz, estimate_only, jobs, scheduler, out_dir, as_json) -> None:
+          clock_mhz, estimate_only, clock_search, jobs, scheduler, out_dir, as_json) -> None:
     """Plan, fit-check and build MODEL for each array size (and nextpnr seed) on a board;
     record resources, Fmax, cycles, inferences/s and build time as CSV, JSON, a Markdown
     report and plots. Finished points are kept in OUT/points, so a re-run or a killed sweep
@@ -484,9 +611,11 @@ def sweep(model, seed, calibration, scheme, weight_bits, act_bits, board_name, a
         TimeElapsedColumn,
     )
 
+    from .io.archive import check_output_dir
     from .sweep import ModelSource, parse_arrays, run_sweep
 
     array_list = parse_arrays(arrays)
+    check_output_dir(out_dir, "the sweep")
     source = ModelSource(path=model, seed=seed, calibration=calibration, scheme=scheme,
                          weight_bits=weight_bits, act_bits=act_bits)
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
@@ -511,7 +640,7 @@ def sweep(model, seed, calibration, scheme, weight_bits, act_bits, board_name, a
 
         doc = run_sweep(source, board_name, array_list, out_dir, seeds=seeds,
                         estimate_only=estimate_only, clock_mhz=clock_mhz, jobs=jobs,
-                        scheduler=scheduler, on_event=on_event)
+                        scheduler=scheduler, on_event=on_event, clock_search=clock_search)
     if as_json:
         _print_json({**doc, "pareto": {k: [r["name"] for r in v]
                                        for k, v in doc["pareto"].items()}})
@@ -545,6 +674,29 @@ def _sweep_line(r: dict) -> str:
             else f" (tools {r['tool_seconds']:.0f} s)" if r.get("tool_seconds") else "")
     return (f"{head} LUT {r['luts']:,} DSP {r['dsps']:,} BRAM {r['brams']:,}, {fmax}"
             f"{r['interval_cycles']:,} cycles, {r['inferences_per_s']:,.1f} inf/s{took}")
+
+
+@main.command()
+@click.argument("path", type=click.Path())
+@click.option("--board", "board_name", type=_board_choice(), default=None,
+              help="Target board; optional when PATH is an accel build directory.")
+@click.option("--flash", is_flag=True,
+              help="Write the board's configuration flash (kept at power-off) instead of "
+                   "loading SRAM. The iCEBreaker and OrangeCrab are reached only this way.")
+@click.option("--dry-run", is_flag=True, help="Print the openFPGALoader command; run nothing.")
+def program(path, board_name, flash, dry_run) -> None:
+    """Load PATH (a bitstream, or an `accel build` output directory) onto a board with
+    openFPGALoader: SRAM by default, --flash for the flash. Exit 2 when the bitstream, the
+    cable or the board is missing."""
+    from .host.program import plan_program, run_program
+
+    plan = plan_program(path, board_name, flash=flash, dry_run=dry_run)
+    if dry_run:
+        click.echo(plan.shell)
+        return
+    run_program(plan)
+    click.echo(f"{plan.bitstream} -> {plan.board} "
+               f"({'flash written' if plan.flash else 'SRAM loaded'})")
 
 
 if __name__ == "__main__":  # pragma: no cover

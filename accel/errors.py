@@ -7,9 +7,18 @@ never shows a traceback for these.
 """
 
 
+#: The longest message an :class:`AccelError` carries (characters).
+MAX_MESSAGE = 1000
+
+
 class AccelError(Exception):
     """A user-facing error with a one-line message."""
 
     def __init__(self, message: str):
         # Keep the contract of one line even if a caller interpolates a multi-line value.
-        super().__init__(" ".join(str(message).split()))
+        # A hostile file must not make the message huge either: cut it (values quoted in
+        # messages are shortened with reprlib already; this is the last line of defence).
+        text = " ".join(str(message)[:MAX_MESSAGE * 4].split())
+        if len(text) > MAX_MESSAGE:
+            text = text[:MAX_MESSAGE - 5] + " ..."
+        super().__init__(text)

@@ -41,7 +41,7 @@ def main() -> None:
         start = time.perf_counter()
         case = build_harness(qnet, plan, x, seed=1)
         with tempfile.TemporaryDirectory() as build:
-            r = report(case, run_cocotb(case, build))
+            r = report(case, run_cocotb(case, build)).to_json()
         total = time.perf_counter() - start
         interval = r["cycles_per_inference"]
         print(f"{text:>6} {plan.pes:>4} {interval:>9,.0f} {r['ideal_cycles']:>9,.0f} "

@@ -26,17 +26,38 @@ def describe(model) -> list[dict]:
         {"name": layer.name, "type": type(layer).__name__,
          "output_shape": list(layer.output.shape[1:]), "params": layer.count_params()}
         for layer in model.layers
+        if not isinstance(layer, keras.layers.InputLayer)  # functional models list it
     ]
 
 
 def from_spec(path: Path):
+    """A Sequential model for a chain spec; a functional model when a layer names its
+    ``inputs`` (layer names, ``input`` for the model input; default the previous layer)."""
     keras.backend.clear_session()  # restart Keras's name counters: conv2d, conv2d_1, ...
     doc = yaml.safe_load(path.read_text())
-    layers = [keras.Input(shape=tuple(doc["input"]))]
-    for entry in doc["layers"]:
-        ((cls, args),) = entry.items()
-        layers.append(getattr(keras.layers, cls)(**(args or {})))
-    return keras.Sequential(layers, name=doc.get("name", path.stem))
+    entries = [next(iter(entry.items())) for entry in doc["layers"]]
+    name = doc.get("name", path.stem)
+    if not any("inputs" in (args or {}) for _, args in entries):
+        layers = [keras.Input(shape=tuple(doc["input"]))]
+        for cls, args in entries:
+            layers.append(getattr(keras.layers, cls)(**(args or {})))
+        return keras.Sequential(layers, name=name)
+    model_input = keras.Input(shape=tuple(doc["input"]))
+    tensors = {"input": model_input}
+    x = model_input
+    for cls, args in entries:
+        args = dict(args or {})
+        inputs = args.pop("inputs", None)
+        layer = getattr(keras.layers, cls)(**args)
+        if inputs is None:
+            x = layer(x)
+        elif cls in ("Add", "Concatenate"):
+            x = layer([tensors[n] for n in inputs])
+        else:
+            (only,) = inputs
+            x = layer(tensors[only])
+        tensors[layer.name] = x
+    return keras.Model(model_input, x, name=name)
 
 
 def main() -> None:
@@ -47,7 +68,7 @@ def main() -> None:
     for path in sorted((HERE / "digits").glob("*.keras")):
         keras.backend.clear_session()
         out[path.stem] = describe(keras.saving.load_model(path))
-    out["_versions"] = {"keras": keras.__version__}
+    out["_versions"] = {"keras": keras.__version__}  # every entry is now Keras's own
     (HERE / "keras_summaries.json").write_text(json.dumps(out, indent=1) + "\n")
     print(f"wrote {HERE / 'keras_summaries.json'} ({len(out) - 1} models)")
 

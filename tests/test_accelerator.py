@@ -24,11 +24,11 @@ def simulate(net, array, *, seed=0, images=2, scheme="tflite-int8", bits=8):
 
 
 def assert_exact_and_timed(r):
-    assert r["bit_exact"], r["first_mismatch"]
-    assert r["mismatches"] == 0
-    measured = r["cycles_per_inference"]
+    assert r.bit_exact, r.first_mismatch
+    assert r.mismatches == 0
+    measured = r.cycles_per_inference
     # The cycle model, with the input stream slowed by the random gaps this run inserted.
-    predicted = max(r["predicted_interval_cycles"], r["input_limited_cycles"])
+    predicted = max(r.predicted_interval_cycles, r.input_limited_cycles)
     # A steady-state figure: with two images of a few dozen cycles, the second arrives while
     # the first is still in flight, so only images of 500 cycles or more are timed (within 2%;
     # the model leaves out a few cycles of refill at frame boundaries).
@@ -69,8 +69,8 @@ def test_back_to_back_images_measure_the_interval():
     shape, layers = NETWORKS["pool_drops_border"]
     r = simulate(Network("b", shape, layers), (2, 2), images=4)
     assert_exact_and_timed(r)
-    bottleneck = max(r["layers"], key=lambda layer: layer["predicted_cycles"])
-    assert bottleneck["measured_cycles"] == pytest.approx(bottleneck["predicted_cycles"],
+    bottleneck = max(r.layers, key=lambda layer: layer.predicted_cycles)
+    assert bottleneck.measured_cycles == pytest.approx(bottleneck.predicted_cycles,
                                                           rel=0.02)
 
 
@@ -111,7 +111,28 @@ def test_a_corrupted_golden_value_is_located(monkeypatch):
     monkeypatch.setattr(harness_module, "stage_words", corrupt)
     shape, layers = NETWORKS["two_convs_channels_odd"]
     r = simulate(Network("c", shape, layers), (2, 2))
-    assert not r["bit_exact"]
-    first = r["first_mismatch"]
-    assert first["layer"] == "conv2d_1" and first["beat"] == 5 and first["count"] == 1
-    assert [layer["mismatches"] for layer in r["layers"]] == [0, 1, 0]
+    assert not r.bit_exact
+    first = r.first_mismatch
+    assert first.layer == "conv2d_1" and first.beat == 5 and first.count == 1
+    assert [layer.mismatches for layer in r.layers] == [0, 1, 0]
+
+
+def test_the_report_is_typed_and_its_json_is_plain_data():
+    """The report is a frozen dataclass; ``to_json`` is what ``accel sim --json`` prints."""
+    import dataclasses
+    import json
+
+    shape, layers = NETWORKS["pool_drops_border"]
+    r = simulate(Network("t", shape, layers), (2, 2), images=3)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        r.bit_exact = False
+    data = json.loads(json.dumps(r.to_json()))
+    assert data["bit_exact"] is True and data["first_mismatch"] is None and "accuracy" not in data
+    assert data["utilization"] == pytest.approx(r.ideal_cycles / r.cycles_per_inference)
+    assert [layer["measured_cycles"] for layer in data["layers"]] == \
+        [layer.measured_cycles for layer in r.layers]
+    labels = list(r.predictions[:2]) + [r.predictions[2] + 1]
+    assert r.with_accuracy(labels).to_json()["accuracy"] == pytest.approx(2 / 3)
+    with pytest.raises(AccelError, match=r"^labels: need one label per image \(3\), not an "
+                       r"array of shape \(2,\)$"):
+        r.with_accuracy(labels[:2])

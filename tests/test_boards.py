@@ -208,7 +208,10 @@ def test_cli_rejects_5x5_with_exit_2(tmp_path):
 def test_cli_unknown_board_exit_2(tmp_path):
     result = run("build", DIGITS / "digits_small.tflite", "--board", "nope", "-o", tmp_path)
     assert result.exit_code == 2
-    assert result.stderr.startswith("accel: error: --board 'nope' is not known")
+    # one line, from click's Choice: the bad value and every known board
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("accel: error: ")
+    assert "'nope' is not one of" in result.stderr
+    assert all(name in result.stderr for name in BOARDS)
 
 
 def test_cli_fit_only(tmp_path):
@@ -256,16 +259,25 @@ def test_plan_output_cycles_count_every_value_of_a_final_feature_map():
     assert plan.output_shape == (3, 3, 3) and plan.output_cycles == 27
 
 
-def _fake_report(fmax: float) -> dict:
-    return {
-        "model": "m", "board": "icebreaker", "device": "iCE40UP5K-SG48", "family": "ice40",
-        "array": "1x1", "pes": 2, "top": "selftest", "bitstream": "x/top.bin",
-        "utilization": {k: {"used": 1, "available": 2} for k in ("luts", "ffs", "dsps", "brams")},
-        "clock_mhz": 12.0, "fmax_mhz": fmax, "timing_met": fmax >= 12.0,
-        "interval_cycles": 2592, "inferences_per_s_at_clock": 12e6 / 2592,
-        "inferences_per_s_at_fmax": fmax * 1e6 / 2592, "seconds": 1.0, "cached": True,
-        "tool_seconds": 0.0,
-    }
+def _fake_report(fmax: float, pll=None):
+    from accel.synth.report import BuildReport
+
+    clock = 12.0 if pll is None else pll.output_mhz
+    return BuildReport(
+        model="m", scheme="pow2", board="icebreaker", device="iCE40UP5K-SG48", family="ice40",
+        top="selftest", top_description="", baud=None, uart_divisor=None,
+        uart_inferences_per_s=None, array="1x1", pes=2,
+        requested_clock_mhz=clock if pll is None else pll.requested_mhz, clock_mhz=clock,
+        pll=None if pll is None else pll.to_json(), fmax_mhz=fmax,
+        fmax_by_clock={"clk": {"achieved_mhz": fmax, "constraint_mhz": clock}},
+        timing_met=fmax >= clock,
+        utilization={k: {"used": 1, "available": 2} for k in ("luts", "ffs", "dsps", "brams")},
+        critical_paths=[], cells={}, fit_estimate={}, interval_cycles=2592, latency_cycles=1,
+        inferences_per_s_at_clock=clock * 1e6 / 2592,
+        inferences_per_s_at_fmax=fmax * 1e6 / 2592, bitstream="x/top.bin", seed=1,
+        cached=True, cache_key="k", build_dir="x", tool_seconds=3.0,
+        tool_stage_seconds={"yosys": 1.0, "nextpnr": 1.5, "pack": 0.5}, seconds=1.0,
+        toolchain={})
 
 
 @pytest.mark.parametrize(("fmax", "allow", "code"), [
@@ -280,12 +292,37 @@ def test_cli_timing_failure(tmp_path, monkeypatch, fmax, allow, code):
                  "--array", "1x1", "-o", tmp_path, *args)
     assert result.exit_code == code, result.output
     assert "inferences/s at 12 MHz" in result.stdout
+    assert "clock 12 MHz (the oscillator)" in result.stdout
+    assert "(cached; tools yosys 1.0, nextpnr 1.5, pack 0.5 s; 3.0 s)" in result.stdout
     if fmax < 12:
         assert re.fullmatch(r"accel: timing not met on icebreaker: Fmax 10\.0 MHz < 12 MHz "
                             r"requested; try a lower --clock, another --pnr-seed or "
                             r"--allow-timing-failure\n", result.stderr)
     else:
         assert result.stderr == ""
+
+
+def test_cli_reports_the_pll_clock(tmp_path, monkeypatch):
+    import accel.synth.build
+    from accel.synth.pll import ice40_pll
+
+    pll = ice40_pll(12, 17)  # 16.875 MHz: the nearest the dividers make
+    monkeypatch.setattr(accel.synth.build, "build", lambda *a, **k: _fake_report(15.0, pll))
+    result = run("build", DIGITS / "digits_small.keras", "--calibration",
+                 DIGITS / "digits_calib_x.npy", "--scheme", "pow2", "--board", "icebreaker",
+                 "--array", "1x1", "--clock", 17, "-o", tmp_path, "--json")
+    assert result.exit_code == 1, result.output
+    report = json.loads(result.stdout)
+    assert report["clock_mhz"] == 16.875 and report["requested_clock_mhz"] == 17
+    assert report["pll"]["input_mhz"] == 12 and report["pll"]["output_mhz"] == 16.875
+    assert report["inferences_per_s_at_clock"] == pytest.approx(16.875e6 / 2592)
+    assert re.fullmatch(r"accel: timing not met on icebreaker: Fmax 15\.0 MHz < 16\.875 MHz "
+                        r"from the PLL; try .*\n", result.stderr)
+    result = run("build", DIGITS / "digits_small.keras", "--calibration",
+                 DIGITS / "digits_calib_x.npy", "--scheme", "pow2", "--board", "icebreaker",
+                 "--array", "1x1", "--clock", 17, "-o", tmp_path, "--allow-timing-failure")
+    assert ("clock 16.875 MHz (SB_PLL40_PAD PLL from 12 MHz (17 requested)); Fmax 15.0 MHz: "
+            "NOT MET") in result.stdout
 
 
 @pytest.mark.parametrize("name", [n for n, b in sorted(BOARDS.items()) if b.buildable])
@@ -360,3 +397,61 @@ def test_uart_top_answers_bit_exact(digits_tflite):
         assert np.array_equal(np.array(frame[1:-1], np.uint8).view(np.int8), logits), \
             (frame, logits, seed)
         assert frame[-1] == int(np.argmax(logits)), (frame, logits, seed)
+
+
+@pytest.mark.parametrize(("name", "clock", "cell", "params", "top"), [
+    ("icebreaker", 30, "SB_PLL40_PAD", {"DIVR": "4'0000", "DIVF": "7'1001111", "DIVQ": "3'101"},
+     "uart"),
+    ("ulx3s-85f", 100, "EHXPLLL", {"CLKI_DIV": "1", "CLKFB_DIV": "4", "CLKOP_DIV": "6"}, "uart"),
+    ("orangecrab-25f", 96, "EHXPLLL", {"CLKI_DIV": "1", "CLKFB_DIV": "2", "CLKOP_DIV": "6"},
+     "selftest"),  # no UART on the OrangeCrab
+    ("tangnano9k", 81, "rPLL", {"IDIV_SEL": "0", "FBDIV_SEL": "2", "ODIV_SEL": "8"}, "uart"),
+])
+def test_pll_top_elaborates(digits_pow2, monkeypatch, name, clock, cell, params, top):
+    """--clock away from the oscillator: the family's PLL cell with the dividers of
+    accel/synth/pll.py, the UART divisor at the PLL's clock, the oscillator pin still
+    constrained to its own frequency."""
+    import accel.synth.build
+    from accel.synth.build import board_clock, prepare
+    from accel.synth.uart_top import UartTop
+
+    divisors = []
+
+    def uart_top(**kwargs):
+        divisors.append(kwargs["divisor"])
+        return UartTop(**kwargs)
+
+    monkeypatch.setattr(accel.synth.build, "UartTop", uart_top)
+    board = get_board(name)
+    real, pll = board_clock(board, clock)
+    assert real == clock and pll.primitive == cell
+    plan, _ = prepare(digits_pow2, make_plan(digits_pow2, 1, 1), board, clock_mhz=real, pll=pll,
+                      top=top, baud=115200)
+    rtlil = plan.files["top.il"]
+    start = rtlil.index(f"cell \\{cell} ")
+    body = rtlil[start:rtlil.index("\n  end\n", start)]
+    for key, value in params.items():
+        assert re.search(rf"parameter \\{key} {re.escape(value)}\n", body), (key, body)
+    assert "connect \\LOCK" in body
+    assert divisors == ([round(clock * 1e6 / 115200)] if top == "uart" else [])
+    if board.family == "gowin":
+        assert f"--freq {clock:g} " in plan.files["build_top.sh"]
+    else:
+        constraints = plan.files["top.pcf" if board.family == "ice40" else "top.lpf"]
+        assert f"{board.clock_mhz * 1e6:g}" in constraints or \
+            f"{board.clock_mhz:g}" in constraints, constraints
+
+
+def test_board_clock_and_uart_divisor():
+    from accel.synth.build import board_clock, uart_divisor
+
+    ulx3s = get_board("ulx3s-85f")
+    assert board_clock(ulx3s, None) == (25.0, None)
+    assert board_clock(ulx3s, 25) == (25.0, None)
+    clock, pll = board_clock(ulx3s, 48)  # the nearest the EHXPLLL makes from 25 MHz
+    assert clock == pytest.approx(46.875) and pll.output_mhz == clock
+    assert uart_divisor(ulx3s, clock, 115200) == 407  # 46.875e6 / 115200 = 406.9
+    assert uart_divisor(ulx3s, 25.0, 115200) == 217
+    with pytest.raises(AccelError, match=r"^--top uart: ulx3s-85f has no UART resource or "
+                                         r"--baud 12000000 is too fast for its 25 MHz clock$"):
+        uart_divisor(ulx3s, 25.0, 12_000_000)

@@ -39,8 +39,9 @@ def test_quantize_then_predict_reports_accuracy(tmp_path):
     assert data["images"] == 450 and data["input_kind"] == "float, quantized"
     assert data["accuracy"] > 0.98
     with np.load(out) as saved:
-        assert saved.files == ["output", "conv2d", "conv2d_1", "max_pooling2d", "flatten",
-                               "dense"]
+        assert saved.files == ["output", "layers/conv2d", "layers/conv2d_1",
+                               "layers/max_pooling2d", "layers/flatten", "layers/dense"]
+        assert np.array_equal(saved["output"], saved["layers/dense"])
         assert saved["output"].dtype == np.int8 and saved["output"].shape == (450, 10)
 
 
@@ -92,7 +93,8 @@ def test_bad_input(args, pattern, tmp_path, monkeypatch):
 def test_bad_dtype_and_range(tmp_path):
     np.save(tmp_path / "s.npy", np.array(["a"] * 64).reshape(1, 8, 8, 1))
     assert_error(run("predict", DIGITS / "digits_small.tflite", tmp_path / "s.npy"),
-                 r"inputs have dtype <U1; int8 or float arrays are expected$")
+                 r"s\.npy \(inputs\): dtype '<U1' is not a plain numeric dtype \(bool, int or "
+                 r"float\)$")
     np.save(tmp_path / "big.npy", np.full((1, 8, 8, 1), 300, np.int16))
     assert_error(run("predict", DIGITS / "digits_small.tflite", tmp_path / "big.npy"),
                  r"input values span \[300, 300\], outside int8 \[-128, 127\]$")
@@ -108,7 +110,8 @@ def test_zero_scale_in_a_quantized_file(tmp_path):
     arrays["__manifest__"] = np.array(json.dumps(manifest))
     np.savez(q, **arrays)
     assert_error(run("predict", q, DIGITS / "digits_test_x.npy"),
-                 r"q\.npz: scale must be a finite positive number, not 0\.0$")
+                 r"q\.npz: layer 0 \(conv2d, conv2d\): output\.scale must be a finite positive "
+                 r"number, not 0\.0$")
 
 
 def test_not_a_tflite_file(tmp_path):

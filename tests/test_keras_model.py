@@ -105,13 +105,14 @@ def test_functional_chain(style):
     assert net.total_params == 6 * 4 + 4 + 4 * 3 + 3
 
 
-def test_functional_branch_rejected():
+def test_functional_dangling_branch_rejected():
+    """A fork whose second branch reaches no output: the dangling layer is named."""
     model = functional("keras3")
     model["config"]["layers"].append({
         "name": "d3", "class_name": "Dense", "config": {"name": "d3", "units": 2},
         "inbound_nodes": [{"args": [{"config": {"keras_history": ["d1", 0, 0]}}]}]})
-    with pytest.raises(AccelError, match=r"^f\.keras: layer 'd1' feeds \['d2', 'd3'\]; only a "
-                       r"simple chain of layers is supported$"):
+    with pytest.raises(AccelError, match=r"^f\.keras: layer 'd3' \(Dense\): output: no other "
+                       r"layer reads it, and it is not the model output 'd2'$"):
         network_from_keras_config(model, "f.keras")
 
 
@@ -169,4 +170,7 @@ def test_examples_match_keras_summary(path):
 
 
 def test_every_example_is_checked():
-    assert {p.stem for p in EXAMPLE_FILES} == set(KERAS_SUMMARIES) - {"_versions"}
+    """Every example has an entry; entries Keras did not produce are listed as hand-computed
+    (the branchy examples, until keras_reference.py is rerun with TensorFlow)."""
+    assert {p.stem for p in EXAMPLE_FILES} == {k for k in KERAS_SUMMARIES if k[0] != "_"}
+    assert set(KERAS_SUMMARIES.get("_hand_computed", {})) <= {p.stem for p in EXAMPLE_FILES}

@@ -15,15 +15,15 @@ from .paths import EXAMPLES, SPECS
 DIGITS = EXAMPLES / "digits"
 
 
-def sim(tmp_path, *args):
+def sim(build_dir, *args):
     result = CliRunner().invoke(main, ["sim", *map(str, args), "--build-dir",
-                                       str(tmp_path / "build"), "--json"])
+                                       str(build_dir), "--json"])
     assert result.exit_code in (0, 1), result.output
     return result.exit_code, json.loads(result.stdout)
 
 
-def test_trained_digits_model_on_real_images(tmp_path):
-    code, r = sim(tmp_path, DIGITS / "digits_small.tflite", "--array", "2x4", "--input",
+def test_trained_digits_model_on_real_images(tmp_path, build_dir):
+    code, r = sim(build_dir, DIGITS / "digits_small.tflite", "--array", "2x4", "--input",
                   DIGITS / "digits_test_x.npy", "--images", "24", "--labels",
                   DIGITS / "digits_test_y.npy", "-o", tmp_path / "out.npz")
     assert code == 0 and r["bit_exact"] and r["mismatches"] == 0, r["first_mismatch"]
@@ -33,12 +33,16 @@ def test_trained_digits_model_on_real_images(tmp_path):
         assert abs(layer["measured_vs_predicted"] - 1) <= 0.02, layer
     assert abs(r["latency_cycles"] / r["predicted_latency_cycles"] - 1) <= 0.05
     with np.load(tmp_path / "out.npz") as out:
-        assert np.array_equal(out["hardware"], out["golden"])
+        assert out.files[:2] == ["output", "golden"]
+        assert all(name.startswith("layers/") for name in out.files[2:])
+        assert out["output"].shape == (24, 10)
+        assert np.array_equal(out["output"], out["golden"])
+        assert np.array_equal(out["golden"], out["layers/dense"])
 
 
 @pytest.mark.slow
-def test_conv_11x11x64_at_8x8(tmp_path):
-    code, r = sim(tmp_path, SPECS / "conv11x11x64.json", "--seed", "1", "--array", "8x8",
+def test_conv_11x11x64_at_8x8(build_dir):
+    code, r = sim(build_dir, SPECS / "conv11x11x64.json", "--seed", "1", "--array", "8x8",
                   "--images", "2")
     assert code == 0 and r["bit_exact"], r["first_mismatch"]
     assert r["cycles_per_inference"] <= 1.03 * r["ideal_cycles"]
@@ -46,8 +50,8 @@ def test_conv_11x11x64_at_8x8(tmp_path):
 
 
 @pytest.mark.slow
-def test_seed_network_at_8x8(tmp_path):
-    code, r = sim(tmp_path, SPECS / "seed_mnist_cnn.yaml", "--seed", "1", "--array", "8x8",
+def test_seed_network_at_8x8(build_dir):
+    code, r = sim(build_dir, SPECS / "seed_mnist_cnn.yaml", "--seed", "1", "--array", "8x8",
                   "--images", "2")
     assert code == 0 and r["bit_exact"], r["first_mismatch"]
     assert r["cycles_per_inference"] <= 1.10 * r["ideal_cycles"]
@@ -56,9 +60,9 @@ def test_seed_network_at_8x8(tmp_path):
 
 
 @pytest.mark.slow
-def test_seed_network_5x5_variant_at_8x8(tmp_path):
+def test_seed_network_5x5_variant_at_8x8(build_dir):
     """3.27 M weights: its ROMs are loaded from hex files (Verilog initialisers would be 80 MB)."""
-    code, r = sim(tmp_path, SPECS / "seed_mnist_cnn_5x5.yaml", "--seed", "1", "--array", "8x8",
+    code, r = sim(build_dir, SPECS / "seed_mnist_cnn_5x5.yaml", "--seed", "1", "--array", "8x8",
                   "--images", "2")
     assert code == 0 and r["bit_exact"], r["first_mismatch"]
     assert r["rom_files"] is True
@@ -90,8 +94,8 @@ def test_rom_files_simulate_like_inline_roms(tmp_path, simulator):
 
 
 @pytest.mark.skipif(shutil.which("iverilog") is None, reason="Icarus is not installed")
-def test_icarus_cross_check(tmp_path):
-    code, r = sim(tmp_path, DIGITS / "dense_pt.tflite", "--array", "2x2", "--images", "2",
+def test_icarus_cross_check(build_dir):
+    code, r = sim(build_dir, DIGITS / "dense_pt.tflite", "--array", "2x2", "--images", "2",
                   "--simulator", "icarus")
     assert code == 0 and r["bit_exact"], r["first_mismatch"]
 

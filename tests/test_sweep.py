@@ -27,12 +27,6 @@ DIGITS_POW2 = ModelSource(str(DIGITS / "digits_small.keras"),
 ARRAYS = parse_arrays("1x1,2x2,4x4,8x8")
 
 
-@pytest.fixture
-def cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("ACCEL_CACHE_DIR", str(tmp_path / "cache"))
-    return tmp_path / "cache"
-
-
 def invoke(*args):
     result = CliRunner().invoke(main, ["sweep", *map(str, args)])
     if result.exception is not None and not isinstance(result.exception, SystemExit):
@@ -66,7 +60,7 @@ def test_parse_arrays():
 
 @pytest.mark.parametrize("args, message", [
     (["--arrays", "1x1,0x2"], r"--arrays must be a comma-separated list of ROWSxCOLS"),
-    (["--board", "nosuch"], r"--board 'nosuch' is not known"),
+    (["--board", "nosuch"], r"Invalid value for '--board': 'nosuch' is not one of 'icebreaker', "),
     (["--arrays", ""], r"--arrays must be a comma-separated list of ROWSxCOLS"),
     (["--jobs", "2", "--scheduler", "tcp://127.0.0.1:1"], r"--jobs and --scheduler exclude"),
 ])
@@ -169,6 +163,65 @@ def test_changed_options_are_new_points(tmp_path, cache):
     doc = run_sweep(SEED_POW2, "ulx3s-85f", ARRAYS[:1], out, estimate_only=True, clock_mhz=50)
     assert doc["meta"]["reused"] == 0
     assert doc["points"][0]["inferences_per_s"] == pytest.approx(50e6 / 3_612_672)
+
+
+def test_keys_follow_what_the_record_is_computed_from(tmp_path, cache, monkeypatch):
+    """A point's key hashes the fit estimate and, for a built point, the elaborated design:
+    an edit that changes either (in any module) makes a new point, and nothing else does."""
+    import accel.synth.build as build
+    import accel.synth.fit as fit
+    import accel.synth.top as top
+    from accel.plan.plan import make_plan
+    from accel.sweep.points import PointJob, point_key
+
+    qnet = DIGITS_POW2.load()
+    plan = make_plan(qnet, 1, 1)
+    synth = PointJob(model=DIGITS_POW2, board="ulx3s-85f", rows=1, cols=1)
+    estimate_only = PointJob(model=DIGITS_POW2, board="ulx3s-85f", rows=1, cols=1,
+                             estimate_only=True)
+    keys = {job: point_key(job, qnet, plan) for job in (synth, estimate_only)}
+    assert keys == {job: point_key(job, qnet, plan) for job in (synth, estimate_only)}
+    assert keys[synth] != keys[estimate_only]
+
+    elaborate = top.SelfTestTop.elaborate
+
+    def changed_design(self, platform):
+        from amaranth import Signal
+
+        m = elaborate(self, platform)
+        extra = Signal(8, name="extra_register")
+        m.d.sync += extra.eq(extra + 1)
+        return m
+
+    with monkeypatch.context() as patch:
+        patch.setattr(top.SelfTestTop, "elaborate", changed_design)
+        assert point_key(synth, qnet, plan) != keys[synth]
+        assert point_key(estimate_only, qnet, plan) == keys[estimate_only]
+
+    def broken_elaboration(*args, **kwargs):
+        raise ZeroDivisionError("a bug")
+
+    with monkeypatch.context() as patch:  # a design that cannot elaborate still has a key
+        patch.setattr(build, "prepare", broken_elaboration)
+        assert point_key(synth, qnet, plan) != keys[synth]
+        doc = run_sweep(DIGITS_POW2, "ulx3s-85f", ARRAYS[:1], tmp_path / "broken")
+        assert [(r["status"], r["reason"]) for r in doc["points"]] == [
+            ("failed", "ZeroDivisionError: a bug")]
+
+    estimate = fit.estimate
+
+    def changed_model(plan, qnet, board):
+        est = estimate(plan, qnet, board)
+        est["resources"]["luts"]["needed"] += 1
+        return est
+
+    out = tmp_path / "o"
+    run_sweep(DIGITS_POW2, "ulx3s-85f", ARRAYS[:1], out, estimate_only=True)
+    monkeypatch.setattr(fit, "estimate", changed_model)
+    assert point_key(estimate_only, qnet, plan) != keys[estimate_only]
+    assert point_key(synth, qnet, plan) != keys[synth]
+    doc = run_sweep(DIGITS_POW2, "ulx3s-85f", ARRAYS[:1], out, estimate_only=True)
+    assert doc["meta"]["reused"] == 0
 
 
 def fake_report(qnet, plan, board, out_dir, **kwargs) -> dict:
@@ -324,3 +377,23 @@ def test_small_sweep_synthesizes_then_reuses(tmp_path, cache, dask_cluster):
                         scheduler=dask_cluster.scheduler_address)
     assert [r["cached"] for r in on_dask["points"]] == [True, True]
     assert summary(on_dask) == summary(doc)
+
+
+def test_a_point_is_a_typed_result_and_its_record_is_its_json(tmp_path, cache):
+    import dataclasses
+
+    from accel.sweep import SweepPoint
+    from accel.sweep.sweep import make_jobs
+
+    (job,), _ = make_jobs(DIGITS_POW2, "ulx3s-85f", [(1, 1)], tmp_path, estimate_only=True)
+    point = run_point(job)
+    assert isinstance(point, SweepPoint) and point.status == "ok" and point.key == job.key
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        point.status = "failed"
+    assert point.luts == point.est_luts and point.interval_cycles == 2592
+    doc = run_sweep(DIGITS_POW2, "ulx3s-85f", [(1, 1)], tmp_path, estimate_only=True)
+    saved = json.loads((tmp_path / "points" / f"{job.key}.json").read_text())
+    varying = ("seconds", "finished_at")
+    assert {k: v for k, v in saved.items() if k not in varying} == \
+        {k: v for k, v in point.to_json().items() if k not in varying}
+    assert set(doc["points"][0]) == set(point.to_json()) | {"reused"}

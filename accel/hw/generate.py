@@ -16,6 +16,7 @@ from amaranth.back import verilog
 from ..plan.plan import NetworkPlan, plan_dict
 from ..quant.qnet import QuantizedNetwork
 from .accelerator import Accelerator
+from .ports import stream_ports
 
 TOP_NAME = "accel_top"
 
@@ -24,19 +25,17 @@ def sidecar(plan: NetworkPlan, qnet: QuantizedNetwork, accelerator: Accelerator)
     """The JSON sidecar's content (see module doc)."""
     in_bits, out_bits = accelerator.input_bits, accelerator.output_bits
     planned = plan_dict(plan)
+    ports = stream_ports(accelerator)
     return {
         "format": "accel-sidecar", "version": 1, "top": TOP_NAME, "model": qnet.name,
         "scheme": qnet.scheme, "source": qnet.source,
         "clock": {"port": "clk", "reset": "rst", "reset_active": "high", "reset_sync": True},
+        # Names, widths and bit fields from the accelerator's signature (hw/ports.py).
         "ports": {
-            "i": {"valid": "i__valid", "ready": "i__ready", "payload": "i__payload",
-                  "payload_width": in_bits + 1,
-                  "fields": {"data": [0, in_bits - 1], "last": [in_bits, in_bits]},
+            "i": {**ports["i"],
                   "meaning": "input image values in raster order, channels innermost, one per "
                              "beat; last on the image's final value"},
-            "o": {"valid": "o__valid", "ready": "o__ready", "payload": "o__payload",
-                  "payload_width": out_bits + 1,
-                  "fields": {"data": [0, out_bits - 1], "last": [out_bits, out_bits]},
+            "o": {**ports["o"],
                   "meaning": f"the {plan.output_layer} outputs (logits), one per beat; last on "
                              f"each image's final value"},
         },

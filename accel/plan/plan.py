@@ -38,6 +38,7 @@ layer the fewest PEs (rows at most R, columns at most C) that keep it within tha
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 from ..errors import AccelError
@@ -179,12 +180,22 @@ class NetworkPlan:
         return total
 
 
+#: The largest rows or columns of an array (the planner's search is rows x cols per layer).
+MAX_ARRAY_SIDE = 256
+_ARRAY_RE = re.compile(r"([0-9]{1,6})x([0-9]{1,6})", re.ASCII)
+
+
 def parse_array(text: str) -> tuple[int, int]:
-    """``"4x8"`` -> (4, 8); one-line error otherwise."""
-    parts = str(text).lower().split("x")
-    if len(parts) == 2 and all(p.isdigit() and int(p) >= 1 for p in parts):
-        return int(parts[0]), int(parts[1])
-    raise AccelError(f"--array must be ROWSxCOLS with positive integers (e.g. 4x4), not {text!r}")
+    """``"4x8"`` -> (4, 8): ASCII digits only (``str.isdigit`` would take ``"²"``), each side
+    in ``1..MAX_ARRAY_SIDE``; one-line error otherwise."""
+    match = _ARRAY_RE.fullmatch(str(text).strip().lower())
+    if match:
+        rows, cols = int(match[1]), int(match[2])
+        if 1 <= rows <= MAX_ARRAY_SIDE and 1 <= cols <= MAX_ARRAY_SIDE:
+            return rows, cols
+    shown = str(text) if len(str(text)) <= 40 else str(text)[:37] + "..."
+    raise AccelError(f"--array must be ROWSxCOLS with integers from 1 to {MAX_ARRAY_SIDE} "
+                     f"(e.g. 4x4), not {shown!r}")
 
 
 def stage_cycles(geometry: Geometry, rows: int, cols: int) -> tuple[int, int, int]:
@@ -210,8 +221,10 @@ def _smallest_array(geometry: Geometry, max_rows: int, max_cols: int,
     """The fewest PEs (then the fewest wasted lanes) that finish within ``target`` cycles;
     the fastest shape if none does."""
     best = None
-    for rows in range(1, max_rows + 1):
-        for cols in range(1, max_cols + 1):
+    # Rows beyond the input channels or columns beyond the filters only add idle PEs (the
+    # cycles stop falling there), so the search is bounded by the layer, not by the array.
+    for rows in range(1, min(max_rows, geometry.in_channels) + 1):
+        for cols in range(1, min(max_cols, geometry.filters) + 1):
             cycles, _, _ = stage_cycles(geometry, rows, cols)
             key = (cycles > target, rows * cols if cycles <= target else cycles, cycles)
             if best is None or key < best[0]:

@@ -10,8 +10,10 @@
 - Dropout is dropped (the identity at inference).
 - A final softmax becomes its own layer (the hardware stops before it).
 
-Anything that cannot be folded (a BatchNormalization after a pool, an activation after a
-Flatten) fails with one line naming the layer.
+The graph is kept: every folded layer names its inputs. Add and Concatenate are refused (their
+integer numerics are not implemented yet). Anything that cannot be folded (a
+BatchNormalization after a pool, an activation after a Flatten) fails with one line naming the
+layer.
 """
 
 from __future__ import annotations
@@ -23,8 +25,11 @@ import numpy as np
 
 from ..errors import AccelError
 from ..spec import (
+    INPUT,
     Activation,
+    Add,
     BatchNormalization,
+    Concatenate,
     Conv2D,
     Dense,
     Dropout,
@@ -79,11 +84,27 @@ def _activation_of(layer: Layer, where: str) -> str:
 
 
 def fold(network: Network, weights: dict[str, dict[str, np.ndarray]]) -> list[FoldedLayer]:
-    """Fold BatchNormalization and activations into the compute layers (see module doc)."""
+    """Fold BatchNormalization and activations into the compute layers (see module doc).
+
+    The folded layers keep the network's graph: each names its inputs, with a folded-away
+    layer's name replaced by the layer it was folded into (or its own input, for Dropout).
+    Add and Concatenate have no integer implementation yet and fail with one line.
+    """
     folded: list[FoldedLayer] = []
+    alias: dict[str, str] = {}  # folded-away layer -> the tensor that now carries its output
+
+    def append(f: FoldedLayer, inputs: tuple[str, ...]) -> None:
+        folded.append(dataclasses.replace(f, spec=dataclasses.replace(f.spec, inputs=inputs)))
+
     for info in network.infos:
         layer, where = info.layer, info.where()
+        inputs = tuple(alias.get(name, name) for name in info.inputs)
         prev = folded[-1] if folded else None
+        # A layer is fused into the one before it only if it is that layer's sole reader.
+        fusable = (prev is not None and inputs == (prev.name,)
+                   and len(network.consumers(info.inputs[0])) == 1)
+        if isinstance(layer, (Add, Concatenate)):
+            raise AccelError(f"{where}: no integer implementation yet")
         if isinstance(layer, (Conv2D, Dense)):
             w = weights.get(info.name)
             if w is None:
@@ -91,11 +112,13 @@ def fold(network: Network, weights: dict[str, dict[str, np.ndarray]]) -> list[Fo
             kernel = w["kernel"]
             bias = w.get("bias", np.zeros(kernel.shape[-1]))
             act = _activation_of(layer, where)
-            folded.append(FoldedLayer(layer, act if act != "softmax" else "linear", kernel, bias))
+            append(FoldedLayer(layer, act if act != "softmax" else "linear", kernel, bias),
+                   inputs)
             if act == "softmax":
-                folded.append(FoldedLayer(Activation("softmax", name="softmax"), "softmax"))
+                append(FoldedLayer(Activation("softmax", name="softmax"), "softmax"),
+                       (info.name,))
         elif isinstance(layer, BatchNormalization):
-            if prev is None or prev.kernel is None or prev.activation != "linear":
+            if not fusable or prev.kernel is None or prev.activation != "linear":
                 raise AccelError(f"{where}: BatchNormalization can only be folded into a "
                                  f"Conv2D/Dense right before it with no activation")
             bn = weights[info.name]
@@ -104,19 +127,21 @@ def fold(network: Network, weights: dict[str, dict[str, np.ndarray]]) -> list[Fo
             k = gamma / np.sqrt(bn["moving_variance"] + layer.epsilon)
             folded[-1] = dataclasses.replace(
                 prev, kernel=prev.kernel * k, bias=(prev.bias - bn["moving_mean"]) * k + beta)
+            alias[info.name] = prev.name
         elif isinstance(layer, (ReLU, Activation)):
             act = _activation_of(layer, where)
             if act == "softmax":
-                folded.append(FoldedLayer(Activation("softmax", name=info.name), "softmax"))
+                append(FoldedLayer(Activation("softmax", name=info.name), "softmax"), inputs)
                 continue
-            if prev is None or not isinstance(prev.spec, (Conv2D, Dense, MaxPooling2D)):
+            if not fusable or not isinstance(prev.spec, (Conv2D, Dense, MaxPooling2D)):
                 raise AccelError(f"{where}: {act} must follow a Conv2D, Dense or MaxPooling2D "
                                  f"to be fused as its output clamp")
             folded[-1] = dataclasses.replace(prev, activation=_combine(prev.activation, act))
+            alias[info.name] = prev.name
         elif isinstance(layer, Dropout):
-            continue
+            alias[info.name] = inputs[0]
         elif isinstance(layer, (MaxPooling2D, Flatten)):
-            folded.append(FoldedLayer(layer))
+            append(FoldedLayer(layer), inputs)
         else:  # pragma: no cover - every spec layer type is handled above
             raise AccelError(f"{where}: cannot be quantized")
     # The compute layers carry their fused activation in the spec too (for summaries/plans).
@@ -147,9 +172,9 @@ def float_forward(network: Network, folded: list[FoldedLayer],
                   x: np.ndarray) -> dict[str, np.ndarray]:
     """Every folded layer's float output for a float input batch, by layer name."""
     spec = folded_network(network, folded)
-    outputs: dict[str, np.ndarray] = {}
-    h = np.asarray(x, dtype=np.float64)
+    outputs: dict[str, np.ndarray] = {INPUT: np.asarray(x, dtype=np.float64)}
     for f, info in zip(folded, spec.infos, strict=True):
+        (h,) = (outputs[name] for name in info.inputs)
         if isinstance(f.spec, Conv2D):
             win = extract_windows(h, info.inferred.window, 0.0)
             n, oh, ow = win.shape[:3]
@@ -163,4 +188,5 @@ def float_forward(network: Network, folded: list[FoldedLayer],
             h = h.reshape(h.shape[0], -1)
         h = _apply_activation(h, f.activation)
         outputs[f.name] = h
+    del outputs[INPUT]
     return outputs

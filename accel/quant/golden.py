@@ -25,6 +25,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from ..errors import AccelError
+from ..spec import INPUT
 from ..spec.shapes import Window2D
 from . import numerics
 from .qnet import QConv2D, QDense, QFlatten, QLayer, QMaxPool2D, QSoftmax, QuantizedNetwork
@@ -341,7 +342,8 @@ def _run_softmax(x, layer, info):
     return softmax_int8(x, input_scale=layer.input.scale, beta=layer.beta)
 
 
-#: Operator dispatch: quantized layer type -> function(x, layer, layer_info) -> int64 output.
+#: Operator dispatch for single-input layers: quantized layer type -> function(x, layer,
+#: layer_info) -> integer output (the output format's narrow type; see the module docstring).
 OPERATORS: dict[type[QLayer], Callable] = {
     QConv2D: _run_conv,
     QDense: _run_dense,
@@ -349,6 +351,18 @@ OPERATORS: dict[type[QLayer], Callable] = {
     QFlatten: _run_flatten,
     QSoftmax: _run_softmax,
 }
+
+#: Operator dispatch for merge layers (several inputs): quantized layer type ->
+#: function(xs, layer, layer_info) -> integer output, with ``xs`` a tuple of the inputs' int
+#: outputs in the order of ``inputs``. Empty until Add/Concatenate get their integer numerics.
+JOIN_OPERATORS: dict[type[QLayer], Callable] = {}
+
+
+def _operator(layer: QLayer, info) -> Callable:
+    table = OPERATORS if len(info.inputs) == 1 else JOIN_OPERATORS
+    if type(layer) not in table:
+        raise AccelError(f"{info.where()}: no integer implementation yet")
+    return table[type(layer)]
 
 
 def check_input(qnet: QuantizedNetwork, x: np.ndarray) -> np.ndarray:
@@ -374,19 +388,26 @@ def check_input(qnet: QuantizedNetwork, x: np.ndarray) -> np.ndarray:
 def run(qnet: QuantizedNetwork, x: np.ndarray) -> dict[str, np.ndarray]:
     """Every layer's int output for an int input batch, keyed by layer name in network order.
 
-    ``x`` has shape ``(N, *qnet.input_shape)`` (or one image without the batch axis) and holds
-    values of the input format. Outputs are ``int8`` (or the layer's bits, as int16/int32).
+    The layers are evaluated in file order (a topological order of the DAG), each on the
+    outputs of the layers it names as ``inputs`` (a fork feeds every consumer the same
+    tensor). ``x`` has shape ``(N, *qnet.input_shape)`` (or one image without the batch axis)
+    and holds values of the input format. Outputs are ``int8`` (or the layer's bits, as
+    int16/int32). A layer type with no integer implementation raises a one-line
+    ``AccelError`` before anything is computed.
     """
     x = check_input(qnet, x)
-    outputs: dict[str, list[np.ndarray]] = {layer.name: [] for layer in qnet.layers}
     infos = qnet.network.infos
+    operators = [_operator(layer, info) for layer, info in zip(qnet.layers, infos, strict=True)]
+    outputs: dict[str, list[np.ndarray]] = {layer.name: [] for layer in qnet.layers}
     # One BLAS thread: these GEMMs are small, and on a loaded 2-core machine (simulators and
     # synthesis running beside us) OpenBLAS's threads spin and run up to 100x slower.
     with threadpool_limits(limits=1, user_api="blas"):
         for start in range(0, max(len(x), 1), BATCH_CHUNK):
-            h = x[start:start + BATCH_CHUNK]
-            for layer, info in zip(qnet.layers, infos, strict=True):
-                h = OPERATORS[type(layer)](h, layer, info)
+            tensors = {INPUT: x[start:start + BATCH_CHUNK]}
+            for layer, info, operator in zip(qnet.layers, infos, operators, strict=True):
+                args = tuple(tensors[name] for name in info.inputs)
+                h = operator(args[0] if len(args) == 1 else args, layer, info)
+                tensors[layer.name] = h
                 outputs[layer.name].append(h)
     return {name: _narrow(np.concatenate(chunks), qnet_layer.output.bits)
             for (name, chunks), qnet_layer in zip(outputs.items(), qnet.layers, strict=True)}

@@ -12,18 +12,20 @@ checked against the shapes the spec implies; a mismatch is one line naming the l
 
 from __future__ import annotations
 
-import io
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import AccelError
+from ..io.files import MAX_FILE_BYTES, check_file, short
+from ..io.hdf5 import open_h5, read_attribute, read_dataset
 from ..spec import BatchNormalization, Conv2D, Dense, Network
 from ..spec.keras_model import _check_zip_names
 
-#: A model's weights may be large (the 5x5 seed network has 3.2 M floats), but not absurd.
-MAX_WEIGHTS_BYTES = 1 << 30
+#: A model's weights may be large (the 5x5 seed network has 3.2 M floats), but not absurd: the
+#: whole weights file is held in memory, so the bound is the one for any file accel reads.
+MAX_WEIGHTS_BYTES = MAX_FILE_BYTES
 
 
 def _expected_shapes(network: Network) -> dict[str, list[tuple[str, tuple[int, ...]]]]:
@@ -42,9 +44,8 @@ def _expected_shapes(network: Network) -> dict[str, list[tuple[str, tuple[int, .
     return shapes
 
 
-def _read_keras_zip(path: Path, names: list[str]) -> dict[str, list[np.ndarray]]:
-    import h5py
-
+def _read_keras_zip(path: Path, expected: dict) -> dict[str, list[np.ndarray]]:
+    check_file(path, "Keras model", max_bytes=MAX_WEIGHTS_BYTES)
     try:
         with zipfile.ZipFile(path) as zf:
             _check_zip_names(path, zf)
@@ -59,36 +60,55 @@ def _read_keras_zip(path: Path, names: list[str]) -> dict[str, list[np.ndarray]]
             blob = zf.read(info)
     except zipfile.BadZipFile as e:
         raise AccelError(f"{path}: not a valid .keras archive: {e}") from None
+    except (OSError, EOFError, ValueError, RuntimeError, NotImplementedError) as e:
+        raise AccelError(f"{path}: cannot read the .keras archive: {short(str(e))[1:-1]}"
+                         ) from None
     out: dict[str, list[np.ndarray]] = {}
-    try:
-        with h5py.File(io.BytesIO(blob), "r") as f:
-            for name in names:
-                group = f.get(f"layers/{name}/vars")
-                if group is None:
-                    raise AccelError(f"{path}: layer {name!r} has no weights in the file")
-                count = len(group.keys())
-                out[name] = [np.asarray(group[str(i)], dtype=np.float64) for i in range(count)]
-    except OSError as e:
-        raise AccelError(f"{path}: model.weights.h5 is not readable HDF5: {e}") from None
+    context = f"{path}: model.weights.h5"
+    with open_h5(blob, context) as f:
+        for name, want in expected.items():
+            group = f.get(f"layers/{name}/vars")
+            if group is None:
+                raise AccelError(f"{path}: layer {name!r} has no weights in the file")
+            count = len(group.keys())
+            out[name] = [_read(group, str(i), want, i, context) for i in range(count)]
     return out
 
 
-def _read_legacy_h5(path: Path, names: list[str]) -> dict[str, list[np.ndarray]]:
-    import h5py
+def _read(group, key: str, want: list, i: int, context: str) -> np.ndarray:
+    """Dataset ``key`` of ``group``, its dtype and size checked before it is read (the shape
+    is compared with the spec's by :func:`read_keras_weights`, which names the layer)."""
+    if key not in group:
+        raise AccelError(f"{context}: {short(group.name + '/' + key)} is missing")
+    ds = group[key]
+    shape = tuple(getattr(ds, "shape", None) or ())
+    if i < len(want) and shape != tuple(want[i][1]):
+        # cannot be the weights the spec needs: do not read it, report it as a mismatch
+        return _Mismatch(shape)
+    return read_dataset(ds, f"{group.name}/{key}", context)
 
+
+class _Mismatch:
+    """A dataset of the wrong shape left unread: only its ``shape`` is reported."""
+
+    def __init__(self, shape: tuple[int, ...]):
+        self.shape = shape
+
+
+def _read_legacy_h5(path: Path, expected: dict) -> dict[str, list[np.ndarray]]:
     out: dict[str, list[np.ndarray]] = {}
-    try:
-        with h5py.File(path, "r") as f:
-            root = f.get("model_weights", f)
-            for name in names:
-                group = root.get(name)
-                if group is None:
-                    raise AccelError(f"{path}: layer {name!r} has no weights in the file")
-                weight_names = [n.decode() if isinstance(n, bytes) else str(n)
-                                for n in group.attrs.get("weight_names", [])]
-                out[name] = [np.asarray(group[n], dtype=np.float64) for n in weight_names]
-    except OSError as e:
-        raise AccelError(f"{path}: not a readable HDF5 file: {e}") from None
+    context = str(path)
+    with open_h5(path, context) as f:
+        root = f.get("model_weights", f)
+        for name, want in expected.items():
+            group = root.get(name)
+            if group is None or not hasattr(group, "keys"):
+                raise AccelError(f"{path}: layer {name!r} has no weights in the file")
+            weight_names = read_attribute(group, "weight_names", context)
+            weight_names = [] if weight_names is None else list(np.ravel(weight_names))
+            names = [n.decode("utf-8", "replace") if isinstance(n, bytes) else str(n)
+                     for n in weight_names]
+            out[name] = [_read(group, n, want, i, context) for i, n in enumerate(names)]
     return out
 
 
@@ -98,9 +118,9 @@ def read_keras_weights(path: str | Path, network: Network) -> dict[str, dict[str
     path = Path(path)
     expected = _expected_shapes(network)
     if path.suffix.lower() == ".keras":
-        raw = _read_keras_zip(path, list(expected))
+        raw = _read_keras_zip(path, expected)
     else:
-        raw = _read_legacy_h5(path, list(expected))
+        raw = _read_legacy_h5(path, expected)
     weights: dict[str, dict[str, np.ndarray]] = {}
     for info in network.infos:
         if info.name not in expected:

@@ -13,38 +13,50 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import AccelError
+from ..io.files import about
+from ..limits import check_network
 from ..spec import load_network
 from ..spec.keras_model import KERAS_SUFFIXES
 from .qnet import QuantizedNetwork, load_quantized
 
 
 def load_array(path: str | Path, what: str) -> np.ndarray:
-    """A ``.npy`` array, never unpickled; one-line errors."""
-    path = Path(path)
-    try:
-        return np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise AccelError(f"{path}: no such file ({what})") from None
-    except (OSError, ValueError, EOFError) as e:
-        raise AccelError(f"{path}: not a readable .npy array ({what}): {e}") from None
+    """A ``.npy`` array, never unpickled, its header checked first (:mod:`accel.io.npy`)."""
+    from ..io.npy import load_array as load
+
+    return load(path, what)
 
 
 def load_quantized_model(path: str | Path, *, seed: int | None = None,
                          calibration: str | Path | None = None, scheme: str = "tflite-int8",
                          weight_bits: int = 8, act_bits: int = 8) -> QuantizedNetwork:
-    """A :class:`QuantizedNetwork` from any model form (see module doc)."""
-    path = Path(path)
+    """A :class:`QuantizedNetwork` from any model form (see module doc), its numbers validated
+    (:func:`accel.io.qnet_file.validate_qnet`) whichever form it came from."""
+    from ..io.qnet_file import validate_qnet
+
+    qnet = _load(Path(path), seed, calibration, scheme, weight_bits, act_bits)
+    check_network(qnet.network, str(path))
+    validate_qnet(qnet, str(path))
+    return qnet
+
+
+def _load(path: Path, seed: int | None, calibration: str | Path | None, scheme: str,
+          weight_bits: int, act_bits: int) -> QuantizedNetwork:
     suffix = path.suffix.lower()
     if suffix == ".tflite":
         from .tflite_model import load_tflite
 
-        return load_tflite(path)
+        with about(path):
+            return load_tflite(path)
     if suffix == ".npz":
         return load_quantized(path)
     network = load_network(path)
+    check_network(network, str(path))  # before any weights are drawn or read
     if seed is not None:
-        from .random_model import random_quantized
+        from .random_model import CALIBRATION_IMAGES, random_quantized
 
+        check_network(network, str(path), images=CALIBRATION_IMAGES,
+                      what="calibration images")
         return random_quantized(network, seed, scheme=scheme, weight_bits=weight_bits,
                                 act_bits=act_bits)
     if calibration is None:
@@ -56,7 +68,16 @@ def load_quantized_model(path: str | Path, *, seed: int | None = None,
     from .keras_weights import read_keras_weights
     from .ptq import quantize_folded
 
+    data = load_array(calibration, "calibration data")
+    check_network(network, str(calibration), images=len(data) if data.ndim else 1,
+                  what="calibration images")
     folded = fold(network, read_keras_weights(path, network))
-    return quantize_folded(network, folded, load_array(calibration, "calibration data"),
-                           scheme=scheme, weight_bits=weight_bits, act_bits=act_bits,
-                           source=f"{path} calibrated on {Path(calibration).name}")
+    try:
+        return quantize_folded(network, folded, data, scheme=scheme, weight_bits=weight_bits,
+                               act_bits=act_bits,
+                               source=f"{path} calibrated on {Path(calibration).name}")
+    except AccelError as e:
+        message = str(e)
+        if message.startswith("calibration data"):  # about the file: name it
+            raise AccelError(f"{calibration}: {message}") from None
+        raise

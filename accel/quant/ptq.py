@@ -26,7 +26,7 @@ import math
 import numpy as np
 
 from ..errors import AccelError
-from ..spec import Conv2D, Dense, MaxPooling2D, Network
+from ..spec import INPUT, Conv2D, Dense, MaxPooling2D, Network
 from . import numerics
 from .float_model import FoldedLayer, float_forward
 from .qnet import (
@@ -42,6 +42,8 @@ from .qnet import (
 )
 
 INT32 = (numerics.INT32_MIN, numerics.INT32_MAX)
+#: The smallest nonzero activation range that quantizes to a usable scale.
+MIN_RANGE = 1e-20
 
 
 def check_calibration(network: Network, data: np.ndarray) -> np.ndarray:
@@ -136,24 +138,31 @@ def quantize_folded(network: Network, folded: list[FoldedLayer], calibration: np
     x = check_calibration(network, calibration)
     outputs = float_forward(network, folded, x)
 
-    def activation_params(values: np.ndarray) -> QuantParams:
+    def activation_params(values: np.ndarray, where: str) -> QuantParams:
         lo, hi = float(values.min()), float(values.max())
+        if 0 < max(abs(lo), abs(hi)) < MIN_RANGE:
+            # the scale would underflow float32 (tflite-int8) or need absurd shifts (pow2)
+            raise AccelError(f"calibration data: {where} spans [{lo:.3g}, {hi:.3g}], too small "
+                             f"to quantize (below {MIN_RANGE:g}); calibrate on real data")
         if scheme == "tflite-int8":
             return _tflite_activation(lo, hi)
         return _pow2_activation(lo, hi, act_bits)
 
-    s_in = activation_params(x)
-    input_params = s_in
+    input_params = activation_params(x, "the input")
+    # Each layer's input quantization is its producer's output quantization.
+    params: dict[str, QuantParams] = {INPUT: input_params}
     layers: list[QLayer] = []
     for f in folded:
+        inputs = f.spec.inputs
+        s_in = params[inputs[0]]
         if isinstance(f.spec, (Conv2D, Dense)):
-            s_out = activation_params(outputs[f.name])
+            s_out = activation_params(outputs[f.name], f"layer {f.name}'s output")
             if scheme == "tflite-int8":
                 w, bias, w_scale, requant = _quantize_weights_tflite(f, s_in, s_out)
             else:
                 w, bias, w_scale, requant = _quantize_weights_pow2(f, s_in, s_out, weight_bits)
-            common = dict(name=f.name, input=s_in, output=s_out, weights=w, bias=bias,
-                          weight_scale=w_scale, weight_bits=weight_bits, requant=requant,
+            common = dict(name=f.name, inputs=inputs, input=s_in, output=s_out, weights=w,
+                          bias=bias, weight_scale=w_scale, weight_bits=weight_bits, requant=requant,
                           activation=f.activation)
             if isinstance(f.spec, Conv2D):
                 layers.append(QConv2D(**common, strides=f.spec.strides, padding=f.spec.padding))
@@ -165,7 +174,7 @@ def quantize_folded(network: Network, folded: list[FoldedLayer], calibration: np
             if f.activation != "linear":
                 qmin, qmax = numerics.fused_activation_range(f.activation, s_in.scale,
                                                              s_in.zero_point, bits=s_in.bits)
-            layers.append(QMaxPool2D(name=f.name, input=s_in, output=s_out,
+            layers.append(QMaxPool2D(name=f.name, inputs=inputs, input=s_in, output=s_out,
                                      pool_size=f.spec.pool_size, strides=f.spec.strides,
                                      padding=f.spec.padding, act_min=qmin, act_max=qmax))
         elif f.activation == "softmax":
@@ -173,10 +182,10 @@ def quantize_folded(network: Network, folded: list[FoldedLayer], calibration: np
                 # pow2 has no integer softmax of its own: the logits are the output.
                 continue
             s_out = QuantParams(scale=1 / 256, zero_point=-128)
-            layers.append(QSoftmax(name=f.name, input=s_in, output=s_out))
+            layers.append(QSoftmax(name=f.name, inputs=inputs, input=s_in, output=s_out))
         else:
             s_out = s_in
-            layers.append(QFlatten(name=f.name, input=s_in, output=s_out))
-        s_in = s_out
+            layers.append(QFlatten(name=f.name, inputs=inputs, input=s_in, output=s_out))
+        params[f.name] = s_out
     return QuantizedNetwork(name=network.name, scheme=scheme, input_shape=network.input_shape,
                             input=input_params, layers=tuple(layers), source=source)

@@ -16,12 +16,15 @@ Layer kinds (the operators of the golden model):
 - :class:`QSoftmax`: TFLite's int8 softmax (output scale 1/256, zero point -128). Not in
   hardware: the accelerator returns the logits that feed it.
 
+Layers are in file order and name the tensors they read (``inputs``), as in the spec network.
+
 Saved as one ``.npz`` (``np.savez``, loaded with ``allow_pickle=False``): arrays under
 ``"<layer>/<field>"`` and a JSON manifest string under ``"__manifest__"``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +33,7 @@ from typing import ClassVar
 import numpy as np
 
 from ..errors import AccelError
-from ..spec import Activation, Conv2D, Dense, Flatten, Layer, MaxPooling2D, Network
+from ..spec import INPUT, Activation, Conv2D, Dense, Flatten, Layer, MaxPooling2D, Network
 from . import numerics
 
 SCHEMES = ("tflite-int8", "pow2")
@@ -115,12 +118,15 @@ class Requant:
 
 @dataclass(frozen=True, eq=False)
 class QLayer:
-    """Base of quantized layers: a name, and the input and output quantization."""
+    """Base of quantized layers: a name, the input and output quantization, and the names of
+    the tensors the layer reads (``inputs``: layer names or ``"input"``, the model input;
+    ``None`` means the previous layer, and the :class:`QuantizedNetwork` fills it in)."""
 
     kind: ClassVar[str] = ""
     name: str
     input: QuantParams
     output: QuantParams
+    inputs: tuple[str, ...] | None = None
 
     def spec(self) -> Layer:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -146,7 +152,7 @@ class QConv2D(QLayer):
         kh, kw, _, filters = self.weights.shape
         return Conv2D(filters=filters, kernel_size=(kh, kw), strides=self.strides,
                       padding=self.padding, activation=_spec_activation(self.activation),
-                      name=self.name)
+                      name=self.name, inputs=self.inputs)
 
 
 @dataclass(frozen=True, eq=False)
@@ -163,7 +169,7 @@ class QDense(QLayer):
 
     def spec(self) -> Layer:
         return Dense(units=self.weights.shape[1], activation=_spec_activation(self.activation),
-                     name=self.name)
+                     name=self.name, inputs=self.inputs)
 
 
 @dataclass(frozen=True, eq=False)
@@ -179,7 +185,7 @@ class QMaxPool2D(QLayer):
 
     def spec(self) -> Layer:
         return MaxPooling2D(pool_size=self.pool_size, strides=self.strides,
-                            padding=self.padding, name=self.name)
+                            padding=self.padding, name=self.name, inputs=self.inputs)
 
 
 @dataclass(frozen=True, eq=False)
@@ -189,7 +195,7 @@ class QFlatten(QLayer):
     kind: ClassVar[str] = "flatten"
 
     def spec(self) -> Layer:
-        return Flatten(name=self.name)
+        return Flatten(name=self.name, inputs=self.inputs)
 
 
 @dataclass(frozen=True, eq=False)
@@ -200,7 +206,7 @@ class QSoftmax(QLayer):
     beta: float = 1.0
 
     def spec(self) -> Layer:
-        return Activation(activation="softmax", name=self.name)
+        return Activation(activation="softmax", name=self.name, inputs=self.inputs)
 
 
 def _spec_activation(activation: str) -> str:
@@ -216,7 +222,7 @@ QLAYER_TYPES: dict[str, type[QLayer]] = {
 
 @dataclass(frozen=True, eq=False)
 class QuantizedNetwork:
-    """A quantized chain of layers on an int input.
+    """A quantized DAG of layers (see :class:`~accel.spec.Network`) on an int input.
 
     Members
     -------
@@ -228,6 +234,7 @@ class QuantizedNetwork:
     input : QuantParams
         How real inputs are quantized.
     layers : tuple of QLayer
+        In file order (a topological order); each names its ``inputs``.
     source : str
         Where it came from (a .tflite path, a Keras model + calibration, or a spec + seed).
     """
@@ -242,8 +249,13 @@ class QuantizedNetwork:
     def __post_init__(self):
         if self.scheme not in SCHEMES:
             raise AccelError(f"scheme must be one of {', '.join(SCHEMES)}, not {self.scheme!r}")
-        # Shapes are validated once, by the spec's inference.
-        self.network  # noqa: B018
+        # Shapes and inputs are validated once, by the spec's inference; the layers then carry
+        # their resolved inputs (the default chain filled in).
+        infos = self.network.infos
+        object.__setattr__(self, "layers", tuple(
+            layer if layer.inputs == info.inputs else dataclasses.replace(layer,
+                                                                          inputs=info.inputs)
+            for layer, info in zip(self.layers, infos, strict=True)))
 
     @property
     def network(self) -> Network:
@@ -259,12 +271,18 @@ class QuantizedNetwork:
     def output(self) -> QuantParams:
         return self.layers[-1].output
 
+    def require_chain(self, where: str) -> None:
+        """Raise a one-line ``AccelError`` prefixed with ``where`` unless every layer reads just
+        the layer before it: for the stages that handle only chains so far (the planner)."""
+        self.network.require_chain(where)
+
     @property
     def logits_layer(self) -> QLayer:
-        """The last layer the hardware computes (the one before a final softmax)."""
-        if isinstance(self.layers[-1], QSoftmax) and len(self.layers) > 1:
-            return self.layers[-2]
-        return self.layers[-1]
+        """The last layer the hardware computes (the one a final softmax reads)."""
+        last = self.layers[-1]
+        if isinstance(last, QSoftmax) and last.inputs[0] != INPUT:
+            return next(layer for layer in self.layers if layer.name == last.inputs[0])
+        return last
 
 
 # --- save / load ---------------------------------------------------------------------------------
@@ -300,41 +318,33 @@ def save_quantized(qnet: QuantizedNetwork, path: str | Path) -> None:
         "format": "accel-quantized-network", "version": FORMAT_VERSION, "name": qnet.name,
         "scheme": qnet.scheme, "input_shape": list(qnet.input_shape),
         "input": qnet.input.to_json(), "source": qnet.source,
-        "layers": [_layer_manifest(layer, arrays) for layer in qnet.layers],
+        "layers": [{**_layer_manifest(layer, arrays), "inputs": list(layer.inputs)}
+                   for layer in qnet.layers],
     }
     arrays[MANIFEST_KEY] = np.array(json.dumps(manifest))
     write_npz(path, arrays)
 
 
 def write_npz(path: str | Path, arrays: dict) -> None:
-    """``np.savez`` to ``path``, creating its directory; one-line error if it cannot."""
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "wb") as f:
-            np.savez(f, **arrays)
-    except OSError as e:
-        raise AccelError(f"{path}: cannot write: {e.strerror or e}") from None
+    """Write ``arrays`` to the ``.npz`` at ``path`` (see :func:`accel.io.archive.write_npz`:
+    regular files only, the directory created, one-line errors)."""
+    from ..io.archive import write_npz as write
+
+    write(path, arrays)
 
 
 def load_quantized(path: str | Path) -> QuantizedNetwork:
-    """Read a file written by :func:`save_quantized`; errors are one line."""
+    """Read a file written by :func:`save_quantized`; errors are one line.
+
+    The archive's structure is checked before anything is built and the network's numbers
+    after (:mod:`accel.io.qnet_file`): a file that loads computes what it says."""
+    from ..io.qnet_file import read_qnet_file, validate_qnet
+
     path = Path(path)
+    manifest, arrays = read_qnet_file(path)
     try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {key: data[key] for key in data.files}
-    except FileNotFoundError:
-        raise AccelError(f"{path}: no such file") from None
-    except (OSError, ValueError, EOFError) as e:
-        raise AccelError(f"{path}: not a readable .npz file: {e}") from None
-    if MANIFEST_KEY not in arrays:
-        raise AccelError(f"{path}: not an accel quantized network (no {MANIFEST_KEY})")
-    try:
-        manifest = json.loads(str(arrays[MANIFEST_KEY]))
-        if manifest.get("format") != "accel-quantized-network":
-            raise ValueError("wrong format tag")
         layers = tuple(_layer_from_manifest(entry, arrays) for entry in manifest["layers"])
-        return QuantizedNetwork(
+        qnet = QuantizedNetwork(
             name=manifest["name"], scheme=manifest["scheme"],
             input_shape=tuple(manifest["input_shape"]),
             input=QuantParams.from_json(manifest["input"]), layers=layers,
@@ -342,8 +352,10 @@ def load_quantized(path: str | Path) -> QuantizedNetwork:
         )
     except AccelError as e:
         raise AccelError(f"{path}: {e}") from None
-    except (KeyError, ValueError, TypeError, json.JSONDecodeError) as e:
+    except (KeyError, ValueError, TypeError, OverflowError) as e:
         raise AccelError(f"{path}: malformed quantized network manifest: {e!r}") from None
+    validate_qnet(qnet, str(path))
+    return qnet
 
 
 def _layer_from_manifest(entry: dict, arrays: dict) -> QLayer:
@@ -354,7 +366,8 @@ def _layer_from_manifest(entry: dict, arrays: dict) -> QLayer:
     for key in ("weight_bits", "padding", "activation", "act_min", "act_max", "beta"):
         if key in entry:
             kwargs[key] = entry[key]
-    for key in ("strides", "pool_size"):
+    # Files written before networks were graphs have no inputs: they are chains.
+    for key in ("strides", "pool_size", "inputs"):
         if key in entry:
             kwargs[key] = tuple(entry[key])
     for key in _ARRAY_FIELDS:

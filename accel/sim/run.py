@@ -9,10 +9,11 @@ values into a :class:`SimResult` with per-layer cycles and the first mismatch lo
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 
 import numpy as np
 
+from ..errors import AccelError
 from ..hw.accelerator import Accelerator
 from ..plan.plan import NetworkPlan
 from ..quant import golden
@@ -27,6 +28,42 @@ from .harness import (
     SEL_STAGE_DONE,
     SimHarness,
 )
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """One stage's mismatch count and, when there are any, where the first one is.
+
+    Members
+    -------
+    layer : str
+        The stage's output layer (its pool, if fused).
+    count : int
+        Beats of the stage that differed from the golden model.
+    beat, image, row, col, channel : int or None
+        The first bad beat: its index in the stage's output stream, and the image, pixel and
+        first channel it carries (None when ``count`` is 0).
+    got, want : tuple of int
+        The beat's lanes as the hardware produced them and as the golden model has them.
+    """
+
+    layer: str
+    count: int
+    beat: int | None = None
+    image: int | None = None
+    row: int | None = None
+    col: int | None = None
+    channel: int | None = None
+    got: tuple[int, ...] = ()
+    want: tuple[int, ...] = ()
+
+    def to_json(self) -> dict:
+        """``layer`` and ``count``, and the location fields when ``count`` is not 0."""
+        if not self.count:
+            return {"layer": self.layer, "count": self.count}
+        return {"layer": self.layer, "count": self.count, "beat": self.beat,
+                "image": self.image, "row": self.row, "col": self.col,
+                "channel": self.channel, "got": list(self.got), "want": list(self.want)}
 
 
 @dataclass
@@ -51,8 +88,8 @@ class SimResult:
         The logits the hardware returned, (N, units), int.
     bit_exact : bool
         Every beat of every stage matched the golden model.
-    mismatches : list of dict
-        Per stage: ``layer``, ``count``, and for the first bad beat ``beat``, ``got``, ``want``.
+    mismatches : list of Mismatch
+        One per stage, in stage order.
     stage_done : numpy.ndarray
         (stages, N): cycle at which each stage finished each image.
     feed_span : numpy.ndarray
@@ -60,21 +97,20 @@ class SimResult:
         (the stage's own time per image, stalls included).
     scalars : dict
         ``cycles``, ``first_input``, ``outputs``, ``input_gaps``, ``output_stalls``.
+    run : SimRun or None
+        The simulator run, when it was one (:func:`accel.sim.cocotb_run.run_cocotb`).
     """
 
     outputs: np.ndarray
     bit_exact: bool
-    mismatches: list[dict]
+    mismatches: list[Mismatch]
     stage_done: np.ndarray
     feed_span: np.ndarray
     scalars: dict
-    extra: dict = field(default_factory=dict)
+    run: SimRun | None = None
 
-    def first_mismatch(self) -> dict | None:
-        for m in self.mismatches:
-            if m["count"]:
-                return m
-        return None
+    def first_mismatch(self) -> Mismatch | None:
+        return next((m for m in self.mismatches if m.count), None)
 
 
 def build_harness(qnet: QuantizedNetwork, plan: NetworkPlan, images: np.ndarray, *,
@@ -124,21 +160,23 @@ def decode(case: HarnessCase, raw: dict[str, int]) -> SimResult:
     mismatches = []
     for s, stage in enumerate(acc.stages):
         lanes, bits = stage.out_lanes, stage.layer.output.bits
-        count = raw[f"mis{s}_0"]
-        entry = {"layer": case.stage_names[s], "count": int(count)}
-        if count:
-            beat = raw[f"mis{s}_1"]
-            channels = case.plan.stages[s].geometry.filters
-            groups = -(-channels // lanes)
-            pixel, group = divmod(beat, groups)
-            out_h, out_w = case.golden[case.stage_names[s]].shape[1:3] \
-                if case.golden[case.stage_names[s]].ndim == 4 else (1, 1)
-            image, pixel = divmod(pixel, out_h * out_w)
-            entry.update(beat=int(beat), image=int(image), row=int(pixel // out_w),
-                         col=int(pixel % out_w), channel=int(group * lanes),
-                         got=_unpack(raw[f"mis{s}_2"], lanes, bits),
-                         want=_unpack(raw[f"mis{s}_3"], lanes, bits))
-        mismatches.append(entry)
+        count = int(raw[f"mis{s}_0"])
+        if not count:
+            mismatches.append(Mismatch(layer=case.stage_names[s], count=0))
+            continue
+        beat = raw[f"mis{s}_1"]
+        channels = case.plan.stages[s].geometry.filters
+        groups = -(-channels // lanes)
+        pixel, group = divmod(beat, groups)
+        out_h, out_w = case.golden[case.stage_names[s]].shape[1:3] \
+            if case.golden[case.stage_names[s]].ndim == 4 else (1, 1)
+        image, pixel = divmod(pixel, out_h * out_w)
+        mismatches.append(Mismatch(
+            layer=case.stage_names[s], count=count, beat=int(beat), image=int(image),
+            row=int(pixel // out_w), col=int(pixel % out_w), channel=int(group * lanes),
+            got=tuple(_unpack(raw[f"mis{s}_2"], lanes, bits)),
+            want=tuple(_unpack(raw[f"mis{s}_3"], lanes, bits))))
+
     def table(key: str) -> np.ndarray:
         return np.array([[raw[f"{key}{s}_{i}"] for i in range(n)]
                          for s in range(len(acc.stages))])
@@ -147,7 +185,7 @@ def decode(case: HarnessCase, raw: dict[str, int]) -> SimResult:
     feed_span = table("feed_last") - table("feed_first") + 1
     scalars = {name: int(raw[name]) for name in SCALAR_NAMES}
     golden_logits = case.golden[case.plan.output_layer].reshape(n, -1)
-    bit_exact = all(m["count"] == 0 for m in mismatches) and np.array_equal(
+    bit_exact = all(m.count == 0 for m in mismatches) and np.array_equal(
         outputs, golden_logits)
     return SimResult(outputs=outputs, bit_exact=bit_exact, mismatches=mismatches,
                      stage_done=stage_done, feed_span=feed_span, scalars=scalars)
@@ -181,44 +219,186 @@ def run_amaranth(case: HarnessCase, *, max_cycles: int = 2_000_000) -> SimResult
     return decode(case, raw)
 
 
-def report(case: HarnessCase, result: SimResult) -> dict:
-    """The measured figures as one JSON-ready object (``accel sim --json``)."""
+@dataclass(frozen=True)
+class LayerTiming:
+    """One stage's cycles, measured and predicted.
+
+    Members
+    -------
+    layer, pool : str, str or None
+        The stage's layer and the pooling layer fused after it.
+    array : tuple of int
+        The stage's (rows, cols) array.
+    predicted_cycles : int
+        The plan's cycles per image for the stage.
+    measured_cycles : int
+        The median over images of the cycles from the first to the last array beat.
+    interval_at_stage : float or None
+        Mean cycles between the stage finishing consecutive images (None for one image).
+    mismatches : int
+        Beats of the stage that differed from the golden model.
+    """
+
+    layer: str
+    pool: str | None
+    array: tuple[int, int]
+    predicted_cycles: int
+    measured_cycles: int
+    interval_at_stage: float | None
+    mismatches: int
+
+    @property
+    def measured_vs_predicted(self) -> float:
+        return self.measured_cycles / self.predicted_cycles
+
+    def to_json(self) -> dict:
+        return {"layer": self.layer, "pool": self.pool, "array": list(self.array),
+                "predicted_cycles": self.predicted_cycles,
+                "measured_cycles": self.measured_cycles,
+                "measured_vs_predicted": self.measured_vs_predicted,
+                "interval_at_stage": self.interval_at_stage, "mismatches": self.mismatches}
+
+
+@dataclass(frozen=True)
+class SimRun:
+    """How a simulator run went: which simulator, whether large ROMs were loaded from hex
+    files, and the wall seconds of the Verilog conversion, the build and the run."""
+
+    simulator: str
+    rom_files: bool
+    convert_s: float
+    build_s: float
+    run_s: float
+
+    def to_json(self) -> dict:
+        return {"convert_s": round(self.convert_s, 3), "build_s": round(self.build_s, 3),
+                "run_s": round(self.run_s, 3), "simulator": self.simulator,
+                "rom_files": self.rom_files}
+
+
+@dataclass(frozen=True)
+class SimReport:
+    """What ``accel sim`` measured, against what the plan predicts (``accel sim --json`` is
+    :meth:`to_json`).
+
+    Members
+    -------
+    model, array : str
+        The network's name and the largest array (``RxC``).
+    bit_exact : bool
+        Every beat of every stage and every logit matched the golden model.
+    images, mismatches : int
+        Images simulated; mismatching beats over all stages.
+    first_mismatch : Mismatch or None
+        The first stage with a mismatch.
+    cycles_per_inference : float or None
+        The measured steady-state interval (mean cycles between the last stage finishing
+        consecutive images); None for one image.
+    predicted_interval_cycles, predicted_latency_cycles : int
+        The plan's interval and latency.
+    input_limited_cycles : float
+        Cycles per image the input port needs with the random gaps this run inserted.
+    latency_cycles : int
+        Cycles from the first input value to the last stage finishing the first image.
+    ideal_cycles : float
+        Total MACs over PEs.
+    pes, total_cycles, input_gaps, output_stalls : int
+        PEs in the design; the cycles the run took; the gap and stall cycles inserted.
+    layers : tuple of LayerTiming
+        Per stage, in stage order.
+    predictions : tuple of int
+        The argmax of each image's logits.
+    accuracy : float or None
+        Fraction of ``predictions`` equal to the labels (:meth:`with_accuracy`).
+    run : SimRun or None
+        The simulator run (None for amaranth.sim).
+    """
+
+    model: str
+    array: str
+    bit_exact: bool
+    images: int
+    mismatches: int
+    first_mismatch: Mismatch | None
+    cycles_per_inference: float | None
+    predicted_interval_cycles: int
+    input_limited_cycles: float
+    latency_cycles: int
+    predicted_latency_cycles: int
+    ideal_cycles: float
+    pes: int
+    total_cycles: int
+    input_gaps: int
+    output_stalls: int
+    layers: tuple[LayerTiming, ...]
+    predictions: tuple[int, ...]
+    accuracy: float | None = None
+    run: SimRun | None = None
+
+    @property
+    def utilization(self) -> float | None:
+        """Ideal over measured cycles per inference."""
+        return self.ideal_cycles / self.cycles_per_inference if self.cycles_per_inference \
+            else None
+
+    def with_accuracy(self, labels) -> SimReport:
+        """This report with ``accuracy`` against ``labels`` (one per image)."""
+        labels = np.asarray(labels)
+        if labels.shape != (self.images,):
+            raise AccelError(f"labels: need one label per image ({self.images}), not an "
+                             f"array of shape {labels.shape}")
+        return replace(self, accuracy=float((np.asarray(self.predictions) == labels).mean()))
+
+    def to_json(self) -> dict:
+        """One JSON-ready object; ``accuracy`` only when known, the run's fields flattened."""
+        data = {
+            "model": self.model, "array": self.array, "bit_exact": self.bit_exact,
+            "images": self.images, "mismatches": self.mismatches,
+            "first_mismatch": self.first_mismatch.to_json() if self.first_mismatch else None,
+            "cycles_per_inference": self.cycles_per_inference,
+            "predicted_interval_cycles": self.predicted_interval_cycles,
+            "input_limited_cycles": self.input_limited_cycles,
+            "latency_cycles": self.latency_cycles,
+            "predicted_latency_cycles": self.predicted_latency_cycles,
+            "ideal_cycles": self.ideal_cycles, "utilization": self.utilization,
+            "pes": self.pes, "total_cycles": self.total_cycles, "input_gaps": self.input_gaps,
+            "output_stalls": self.output_stalls,
+            "layers": [layer.to_json() for layer in self.layers],
+            "predictions": list(self.predictions),
+        }
+        if self.accuracy is not None:
+            data["accuracy"] = self.accuracy
+        if self.run is not None:
+            data.update(self.run.to_json())
+        return data
+
+
+def report(case: HarnessCase, result: SimResult, run: SimRun | None = None) -> SimReport:
+    """The measured figures of ``result`` against ``case``'s plan. ``run`` defaults to the one
+    :func:`accel.sim.cocotb_run.run_cocotb` leaves in ``result.run``."""
     plan = case.plan
     n = case.harness.n_images
     finished = result.stage_done[-1]
     interval = float(np.diff(finished).mean()) if n > 1 else None
-    layers = []
-    for s, stage in enumerate(plan.stages):
-        measured = int(np.median(result.feed_span[s]))
-        layers.append({
-            "layer": stage.layer, "pool": stage.pool, "array": [stage.rows, stage.cols],
-            "predicted_cycles": stage.cycles, "measured_cycles": measured,
-            "measured_vs_predicted": measured / stage.cycles,
-            "interval_at_stage": float(np.diff(result.stage_done[s]).mean()) if n > 1
-            else None,
-            "mismatches": result.mismatches[s]["count"],
-        })
-    first = result.first_mismatch()
-    return {
-        "model": case.qnet.name,
-        "array": f"{plan.max_rows}x{plan.max_cols}",
-        "bit_exact": bool(result.bit_exact),
-        "images": n,
-        "mismatches": int(sum(m["count"] for m in result.mismatches)),
-        "first_mismatch": first,
-        "cycles_per_inference": interval,
-        "predicted_interval_cycles": plan.interval_cycles,
+    layers = tuple(
+        LayerTiming(layer=stage.layer, pool=stage.pool, array=(stage.rows, stage.cols),
+                    predicted_cycles=stage.cycles,
+                    measured_cycles=int(np.median(result.feed_span[s])),
+                    interval_at_stage=float(np.diff(result.stage_done[s]).mean()) if n > 1
+                    else None,
+                    mismatches=result.mismatches[s].count)
+        for s, stage in enumerate(plan.stages))
+    return SimReport(
+        model=case.qnet.name, array=f"{plan.max_rows}x{plan.max_cols}",
+        bit_exact=bool(result.bit_exact), images=n,
+        mismatches=int(sum(m.count for m in result.mismatches)),
+        first_mismatch=result.first_mismatch(), cycles_per_inference=interval,
+        predicted_interval_cycles=plan.interval_cycles,
         # The input port carries one value per cycle; random input gaps stretch that.
-        "input_limited_cycles": (plan.input_cycles * n + result.scalars["input_gaps"]) / n,
-        "latency_cycles": int(finished[0] - result.scalars["first_input"]),
-        "predicted_latency_cycles": plan.latency_cycles,
-        "ideal_cycles": plan.ideal_cycles,
-        "utilization": plan.ideal_cycles / interval if interval else None,
-        "pes": plan.pes,
-        "total_cycles": result.scalars["cycles"],
-        "input_gaps": result.scalars["input_gaps"],
-        "output_stalls": result.scalars["output_stalls"],
-        "layers": layers,
-        "predictions": result.outputs.argmax(axis=1).tolist(),
-        **{k: round(v, 3) if isinstance(v, float) else v for k, v in result.extra.items()},
-    }
+        input_limited_cycles=(plan.input_cycles * n + result.scalars["input_gaps"]) / n,
+        latency_cycles=int(finished[0] - result.scalars["first_input"]),
+        predicted_latency_cycles=plan.latency_cycles, ideal_cycles=plan.ideal_cycles,
+        pes=plan.pes, total_cycles=result.scalars["cycles"],
+        input_gaps=result.scalars["input_gaps"], output_stalls=result.scalars["output_stalls"],
+        layers=layers, predictions=tuple(int(p) for p in result.outputs.argmax(axis=1)),
+        run=run if run is not None else result.run)

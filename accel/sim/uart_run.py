@@ -18,14 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..environ import environ
-from ..errors import AccelError
 from ..host.link import encode_request, encode_response, image_bytes
 from ..hw.accelerator import Accelerator
 from ..plan.plan import NetworkPlan
 from ..quant import golden
 from ..quant.qnet import QuantizedNetwork
-from .cocotb_run import verilator_env
+from .bench import run_cocotb_tests
 
 TOP = "uart_top"
 TESTBENCH = "accel.sim.uart_tb"
@@ -69,8 +67,6 @@ def run_uart_cocotb(qnet: QuantizedNetwork, plan: NetworkPlan, images: np.ndarra
     board; its JSON report is ``host_report`` in the result. Returns ``{"tests", "failed",
     "figures", "log", ...}``: the caller decides what a failure means (the log has the
     scoreboard's message)."""
-    from cocotb_tools.runner import get_results, get_runner
-
     if len(images) < 4:
         raise ValueError(f"images must hold at least 4 images, not {len(images)}")
     labels = labels or [f"image {n}" for n in range(len(images))]
@@ -103,32 +99,17 @@ def run_uart_cocotb(qnet: QuantizedNetwork, plan: NetworkPlan, images: np.ndarra
     case_path, result_path = build_dir / "uart_case.json", build_dir / "uart_result.json"
     case_path.write_text(json.dumps(case))
     result_path.unlink(missing_ok=True)
-    # (verilator_env compiles with -O1 on the model alone: here, a few thousand bits per image,
+    # (the "run" C++ profile, -O1 on the model alone: here, a few thousand bits per image,
     # compile time dominates; -O0 made runs 4x slower, -O2 everywhere a slower build)
-    env = verilator_env()
-    with environ(env):
-        try:
-            runner = get_runner("verilator")
-            start = time.perf_counter()
-            runner.build(sources=[source], hdl_toplevel=TOP, build_dir=build_dir,
-                         build_args=["-Wno-fatal"] + (["--trace-fst"] if waves else []),
-                         timescale=("1ns", "1ps"), waves=waves, log_file=build_dir / "build.log")
-            build_s = time.perf_counter() - start
-            start = time.perf_counter()
-            xml = runner.test(hdl_toplevel=TOP, test_module=TESTBENCH, build_dir=build_dir,
-                              test_dir=build_dir, waves=waves, log_file=build_dir / "test.log",
-                              extra_env={"ACCEL_UART_CASE": str(case_path),
-                                         "ACCEL_UART_RESULT": str(result_path)})
-            run_s = time.perf_counter() - start
-        except SystemExit as e:  # cocotb's runner exits on a failed build
-            raise AccelError(f"the verilator build failed (exit {e.code}); see "
-                             f"{build_dir / 'build.log'}") from None
-    tests, failed = get_results(xml)
+    run = run_cocotb_tests(sources=[source], toplevel=TOP, test_module=TESTBENCH,
+                           build_dir=build_dir, waves=waves or None, cxx="run",
+                           extra_env={"ACCEL_UART_CASE": str(case_path),
+                                      "ACCEL_UART_RESULT": str(result_path)})
     figures = json.loads(result_path.read_text()) if result_path.exists() else {}
     host_report = None
     if host_model is not None and host_output.exists() and host_output.stat().st_size:
         host_report = json.loads(host_output.read_text())
-    return {"tests": tests, "failed": failed, "figures": figures, "log": build_dir / "test.log",
+    return {"tests": run.tests, "failed": run.failed, "figures": figures, "log": run.test_log,
             "host_report": host_report,
-            "convert_s": convert_s, "build_s": build_s, "run_s": run_s,
+            "convert_s": convert_s, "build_s": run.build_s, "run_s": run.run_s,
             "bits_per_image": 10 * (plan.input_cycles + 1 + top.logits + 2)}

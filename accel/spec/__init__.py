@@ -8,7 +8,9 @@ from ..errors import AccelError
 from .keras_model import KERAS_SUFFIXES, load_keras_model
 from .layers import (
     Activation,
+    Add,
     BatchNormalization,
+    Concatenate,
     Conv2D,
     Dense,
     Dropout,
@@ -17,7 +19,7 @@ from .layers import (
     MaxPooling2D,
     ReLU,
 )
-from .network import LayerInfo, Network
+from .network import INPUT, LayerInfo, Network
 from .spec_file import SPEC_SUFFIXES, load_spec_file
 
 
@@ -35,6 +37,6 @@ def load_network(path: str | Path) -> Network:
 
 
 __all__ = [
-    "Activation", "BatchNormalization", "Conv2D", "Dense", "Dropout", "Flatten", "Layer",
-    "LayerInfo", "MaxPooling2D", "Network", "ReLU", "load_network",
+    "INPUT", "Activation", "Add", "BatchNormalization", "Concatenate", "Conv2D", "Dense",
+    "Dropout", "Flatten", "Layer", "LayerInfo", "MaxPooling2D", "Network", "ReLU", "load_network",
 ]

@@ -7,8 +7,8 @@ parameters and MACs that makes, and what pooling and flatten do to the shape.
 
 from __future__ import annotations
 
-from .layers import BatchNormalization, Conv2D, Dense, Flatten, MaxPooling2D
-from .network import LayerInfo, Network
+from .layers import Add, BatchNormalization, Concatenate, Conv2D, Dense, Flatten, MaxPooling2D
+from .network import INPUT, LayerInfo, Network
 from .shapes import AxisWindow, Window2D
 
 
@@ -116,14 +116,25 @@ def _explain_pool(info: LayerInfo, network: Network) -> list[str]:
     ]
 
 
-def _spatial_trace(network: Network, upto: int) -> str:
-    """How the spatial size evolved from the input to layer ``upto`` (exclusive)."""
+def _source(network: Network, name: str) -> LayerInfo | None:
+    """The layer that produces tensor ``name`` (``None`` for the model input)."""
+    return None if name == INPUT else network.find(name)
+
+
+def _spatial_trace(network: Network, info: LayerInfo) -> str:
+    """How the spatial size evolved from the input to the input of ``info``, following each
+    layer's first input back to the model input."""
+    path = []
+    source = _source(network, info.inputs[0])
+    while source is not None:
+        path.append(source)
+        source = _source(network, source.inputs[0])
     sizes = [network.input_shape[:2]]
     names = ["input"]
-    for info in network.infos[:upto]:
-        if len(info.output_shape) == 3 and info.inferred.window is not None:
-            sizes.append(info.output_shape[:2])
-            names.append(info.name)
+    for step in reversed(path):
+        if len(step.output_shape) == 3 and step.inferred.window is not None:
+            sizes.append(step.output_shape[:2])
+            names.append(step.name)
     trace = " -> ".join(f"{h}x{w}" for h, w in sizes)
     return f"spatial size {trace} ({', '.join(names)})"
 
@@ -135,7 +146,7 @@ def _explain_flatten(info: LayerInfo, network: Network) -> list[str]:
     h, w, c = shape
     return [
         f"input  {_shape(shape)}",
-        _spatial_trace(network, info.index),
+        _spatial_trace(network, info),
         (f"output {_shape(info.output_shape)} = {h}*{w}*{c}: the tensor read in row-major "
         f"(NHWC) order, element [i, j, k] -> index (i*{w} + j)*{c} + k"),
         "no parameters, no arithmetic: a reordering of the stream",
@@ -147,14 +158,13 @@ def _explain_dense(info: LayerInfo, network: Network) -> list[str]:
     (n,) = info.input_shape
     u = layer.units
     lines = [f"input  {_shape(info.input_shape)}"]
-    if info.index > 0:
-        prev = network.infos[info.index - 1]
-        if isinstance(prev.layer, Flatten) and len(prev.input_shape) == 3:
-            h, w, c = prev.input_shape
-            source = network.infos[prev.index - 1].name if prev.index else "the input"
-            lines.append(f"  {n:,} = {h}*{w}*{c}, the flattened {_shape(prev.input_shape)} "
-                         f"output of {source}")
-            lines.append("  " + _spatial_trace(network, prev.index))
+    prev = _source(network, info.inputs[0])
+    if prev is not None and isinstance(prev.layer, Flatten) and len(prev.input_shape) == 3:
+        h, w, c = prev.input_shape
+        source = "the input" if prev.inputs[0] == INPUT else prev.inputs[0]
+        lines.append(f"  {n:,} = {h}*{w}*{c}, the flattened {_shape(prev.input_shape)} "
+                     f"output of {source}")
+        lines.append("  " + _spatial_trace(network, prev))
     bias = " + b[u]" if layer.use_bias else ""
     lines += [
         f"kernel {_shape(info.inferred.kernel_shape)}: one row per input element, one column "
@@ -194,12 +204,45 @@ def _explain_elementwise(info: LayerInfo, network: Network) -> list[str]:
     return lines
 
 
+def _input_list(info: LayerInfo) -> list[str]:
+    return [f"  {name} {_shape(shape)}" for name, shape in zip(info.inputs, info.input_shapes,
+                                                             strict=True)]
+
+
+def _explain_add(info: LayerInfo, network: Network) -> list[str]:
+    terms = " + ".join(f"{name}[i]" for name in info.inputs)
+    return [
+        f"inputs ({len(info.inputs)}, all of shape {_shape(info.output_shape)}):",
+        *_input_list(info),
+        f"output {_shape(info.output_shape)}: element by element, y[i] = {terms}",
+        "the shapes must be equal (no broadcasting); no parameters, no MACs (additions only)",
+    ]
+
+
+def _explain_concatenate(info: LayerInfo, network: Network) -> list[str]:
+    channels = " + ".join(str(shape[-1]) for shape in info.input_shapes)
+    offsets, start = [], 0
+    for name, shape in zip(info.inputs, info.input_shapes, strict=True):
+        offsets.append(f"{name} -> channels {start}..{start + shape[-1] - 1}")
+        start += shape[-1]
+    return [
+        f"inputs ({len(info.inputs)}):",
+        *_input_list(info),
+        (f"output {_shape(info.output_shape)}: the inputs side by side on the channel (last) "
+         f"axis, {channels} = {info.output_shape[-1]} channels"),
+        f"  {'; '.join(offsets)}",
+        "all other sizes must be equal; no parameters, no arithmetic: a reordering",
+    ]
+
+
 #: Layer type -> explainer; anything else is element-wise (ReLU, Activation, Dropout, BN).
 EXPLAINERS = {
     Conv2D: _explain_conv,
     MaxPooling2D: _explain_pool,
     Flatten: _explain_flatten,
     Dense: _explain_dense,
+    Add: _explain_add,
+    Concatenate: _explain_concatenate,
 }
 
 

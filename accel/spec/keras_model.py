@@ -4,8 +4,9 @@ A ``.keras`` file is a zip holding ``config.json`` (the architecture) and ``mode
 a legacy ``.h5`` file is HDF5 with the architecture as JSON in its ``model_config`` attribute.
 Both configs have the same shape: ``{"class_name": "Sequential" | "Functional", "config":
 {"layers": [{"class_name": ..., "config": {...}}, ...]}}``. This module turns that into a
-:class:`~accel.spec.network.Network`; only Sequential models and functional models that are a
-simple chain of supported layers are accepted.
+:class:`~accel.spec.network.Network`: Sequential models, and functional models that are any DAG
+of supported layers with one input and one output, each layer called once (layers keep the
+config's order where it is a topological order; each names its inbound layers as ``inputs``).
 
 Safety: the zip is never extracted. Member names are checked (no absolute paths, no ``..``) and
 the config is read by name with a size limit; HDF5 is read with h5py; JSON with ``json.loads``.
@@ -13,15 +14,22 @@ the config is read by name with a size limit; HDF5 is read with h5py; JSON with 
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import zipfile
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+import numpy as np
+
 from ..errors import AccelError
+from ..io.documents import parse_json
+from ..io.files import check_file, short
+from ..io.hdf5 import open_h5, read_attribute
 from .layers import (
     Activation,
+    Add,
     BatchNormalization,
+    Concatenate,
     Conv2D,
     Dense,
     Dropout,
@@ -30,7 +38,7 @@ from .layers import (
     MaxPooling2D,
     ReLU,
 )
-from .network import Network
+from .network import INPUT, Network
 
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
 #: A Keras config is a few kB; anything this large is not one (and must not exhaust memory).
@@ -49,6 +57,7 @@ def _check_zip_names(path: Path, zf: zipfile.ZipFile) -> None:
 
 def read_keras_zip_config(path: Path) -> dict:
     """The ``config.json`` of a ``.keras`` archive, parsed."""
+    check_file(path, "Keras model")
     try:
         with zipfile.ZipFile(path) as zf:
             _check_zip_names(path, zf)
@@ -68,22 +77,16 @@ def read_keras_zip_config(path: Path) -> dict:
         raise AccelError(
             f"{path}: not a valid .keras archive (truncated or not a zip: {e})"
         ) from None
-    except (OSError, EOFError) as e:
-        raise AccelError(f"{path}: cannot read the .keras archive: {e}") from None
+    except (OSError, EOFError, ValueError, RuntimeError, NotImplementedError) as e:
+        raise AccelError(f"{path}: cannot read the .keras archive: {short(str(e))[1:-1]}"
+                         ) from None
     return _parse_config_json(path, raw, "config.json")
 
 
 def read_h5_config(path: Path) -> dict:
     """The ``model_config`` attribute of a legacy ``.h5`` model file, parsed."""
-    import h5py  # heavy and only needed here
-
-    try:
-        with h5py.File(path, "r") as f:
-            raw = f.attrs.get("model_config")
-    except OSError as e:
-        raise AccelError(
-            f"{path}: not a readable HDF5 file (truncated or not HDF5): {e}"
-        ) from None
+    with open_h5(path, str(path)) as f:  # links and storage checked before any read
+        raw = read_attribute(f, "model_config", str(path))
     if raw is None:
         raise AccelError(
             f"{path}: no model_config attribute: not a Keras model file (a weights-only file?)"
@@ -92,12 +95,11 @@ def read_h5_config(path: Path) -> dict:
 
 
 def _parse_config_json(path: Path, raw: Any, what: str) -> dict:
-    if isinstance(raw, bytes):
-        raw = raw.decode("utf-8", errors="replace")
-    try:
-        config = json.loads(raw)
-    except (json.JSONDecodeError, TypeError) as e:
-        raise AccelError(f"{path}: {what} is not valid JSON: {e}") from None
+    if isinstance(raw, np.ndarray) and raw.shape == ():
+        raw = raw[()]
+    if not isinstance(raw, (bytes, str)):
+        raise AccelError(f"{path}: {what} is not a JSON string but {short(raw)}")
+    config = parse_json(raw, f"{path}: {what}")
     if not isinstance(config, dict):
         raise AccelError(f"{path}: {what} is not a Keras model config")
     return config
@@ -112,7 +114,13 @@ def load_keras_model(path: str | Path) -> Network:
         config = read_keras_zip_config(path)
     else:
         config = read_h5_config(path)
-    return network_from_keras_config(config, str(path))
+    try:
+        return network_from_keras_config(config, str(path))
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError, RecursionError) as e:
+        # a config entry of the wrong type (a number where a mapping belongs, ...): the
+        # interpreter below trusts the shape of Keras's JSON, the boundary must not
+        raise AccelError(f"{path}: malformed Keras config: {short(str(e) or repr(e))[1:-1]}"
+                         ) from None
 
 
 # --- interpreting the config ------------------------------------------------------------------
@@ -182,6 +190,14 @@ def _dropout(cfg: dict) -> Layer:
     return Dropout(rate=cfg["rate"], name=cfg.get("name"))
 
 
+def _add(cfg: dict) -> Layer:
+    return Add(name=cfg.get("name"))
+
+
+def _concatenate(cfg: dict) -> Layer:
+    return Concatenate(axis=cfg.get("axis", -1), name=cfg.get("name"))
+
+
 def _batch_normalization(cfg: dict) -> Layer:
     axis = cfg.get("axis", -1)
     if isinstance(axis, list) and len(axis) == 1:
@@ -204,6 +220,8 @@ KERAS_LAYERS = {
     "Activation": _activation_layer,
     "Dropout": _dropout,
     "BatchNormalization": _batch_normalization,
+    "Add": _add,
+    "Concatenate": _concatenate,
 }
 INPUT_LAYER = "InputLayer"
 
@@ -239,41 +257,77 @@ def _inbound_names(node_data: Any) -> list[str]:
     return found
 
 
-def _chain_order(layers: list[dict], context: str) -> list[dict]:
-    """The layers of a functional model in chain order; reject anything but a simple chain."""
-    by_name = {}
+def _entry_name(entry: dict) -> Any:
+    return entry.get("name") or (entry.get("config") or {}).get("name")
+
+
+def _node_count(inbound: Any) -> int:
+    """How many times a functional-model layer is called (its inbound nodes)."""
+    return len(inbound) if isinstance(inbound, list) else 0
+
+
+def _graph_order(layers: list[dict], context: str) -> list[tuple[dict, tuple[str, ...]]]:
+    """The layers of a functional model as ``(entry, input names)`` in a topological order
+    (config order where it allows), the input layer first with no inputs and named
+    :data:`~accel.spec.network.INPUT` in the others' inputs.
+
+    Rejects models with other than one input layer, shared layers (called more than once),
+    inputs that name no layer, and cycles; the :class:`Network` checks the rest.
+    """
+    by_name: dict[str, dict] = {}
     for entry in layers:
-        name = entry.get("name") or entry.get("config", {}).get("name")
+        name = _entry_name(entry)
+        if not isinstance(name, str) or not name:
+            raise AccelError(f"{context}: a layer of class {entry.get('class_name')!r} has no "
+                             f"name")
+        if name in by_name:
+            raise AccelError(f"{context}: two layers are named {name!r}")
         by_name[name] = entry
-    consumers: dict[str, list[str]] = {name: [] for name in by_name}
-    inputs = []
+    model_inputs = [name for name, e in by_name.items() if e.get("class_name") == INPUT_LAYER]
+    if len(model_inputs) != 1:
+        raise AccelError(f"{context}: the model has {len(model_inputs)} inputs; exactly one "
+                         f"is supported")
+    sources: dict[str, tuple[str, ...]] = {}
     for name, entry in by_name.items():
-        sources = _inbound_names(entry.get("inbound_nodes", []))
-        if entry.get("class_name") == INPUT_LAYER:
-            inputs.append(name)
+        if name in model_inputs:
             continue
-        if len(sources) != 1 or sources[0] not in by_name:
-            raise AccelError(
-                f"{context}: layer {name!r} ({entry.get('class_name')}) has inputs {sources}; "
-                f"only a simple chain of layers is supported"
-            )
-        consumers[sources[0]].append(name)
-    if len(inputs) != 1:
-        raise AccelError(f"{context}: the model has {len(inputs)} inputs; exactly one is supported")
-    order = [by_name[inputs[0]]]
-    current = inputs[0]
-    while consumers[current]:
-        if len(consumers[current]) > 1:
-            raise AccelError(
-                f"{context}: layer {current!r} feeds {consumers[current]}; "
-                f"only a simple chain of layers is supported"
-            )
-        current = consumers[current][0]
-        order.append(by_name[current])
-    if len(order) != len(by_name):
-        missing = sorted(set(by_name) - {e.get("name") or e["config"].get("name") for e in order})
-        raise AccelError(f"{context}: layers {missing} are not on the chain from the input")
+        inbound = entry.get("inbound_nodes", [])
+        where = f"{context}: layer {name!r} ({entry.get('class_name')})"
+        if _node_count(inbound) != 1:
+            raise AccelError(f"{where}: called {_node_count(inbound)} times; only layers "
+                             f"called once are supported (no shared layers)")
+        found = _inbound_names(inbound)
+        for source in found:
+            if source not in by_name:
+                raise AccelError(f"{where}: inputs: no layer named {source!r} in the model")
+        sources[name] = tuple(INPUT if s == model_inputs[0] else s for s in found)
+    # Kahn's algorithm, always taking the earliest ready layer in config order, so a config
+    # already in topological order (Keras writes them so) keeps its order.
+    position = {name: i for i, name in enumerate(by_name)}
+    placed = {INPUT}
+    order = [(by_name[model_inputs[0]], ())]
+    pending = [name for name in by_name if name not in model_inputs]
+    while pending:
+        ready = [n for n in pending if all(s in placed for s in sources[n])]
+        if not ready:
+            raise AccelError(f"{context}: layers {sorted(pending)} form a cycle or depend on "
+                             f"one")
+        name = min(ready, key=position.__getitem__)
+        pending.remove(name)
+        placed.add(name)
+        order.append((by_name[name], sources[name]))
     return order
+
+
+def _output_names(config: dict) -> list[str]:
+    """Names of a functional model's output layers (Keras 2 and 3 forms)."""
+    outputs = config.get("output_layers")
+    if isinstance(outputs, list) and outputs and isinstance(outputs[0], str):
+        outputs = [outputs]  # Keras 3 writes a single output as one [name, node, tensor]
+    if not isinstance(outputs, list):
+        return []
+    return [item[0] for item in outputs if isinstance(item, list) and item
+            and isinstance(item[0], str)]
 
 
 def network_from_keras_config(model: dict, context: str) -> Network:
@@ -282,20 +336,32 @@ def network_from_keras_config(model: dict, context: str) -> Network:
     config = model.get("config")
     if kind not in ("Sequential", "Functional", "Model") or not isinstance(config, dict):
         raise AccelError(
-            f"{context}: model class {kind!r} is not supported (Sequential or a functional "
-            f"chain)"
+            f"{context}: model class {kind!r} is not supported (Sequential or Functional)"
         )
     entries = config.get("layers")
     if not isinstance(entries, list):
         raise AccelError(f"{context}: the model config has no layer list")
-    if kind != "Sequential":
-        entries = _chain_order(entries, context)
+    if kind == "Sequential":
+        ordered = [(entry, None) for entry in entries]
+    else:
+        ordered = _graph_order(entries, context)
+        outputs = _output_names(config)
+        if len(outputs) > 1:
+            raise AccelError(f"{context}: the model has {len(outputs)} outputs ({outputs}); "
+                             f"exactly one is supported")
+        read = {source for _, inputs in ordered for source in inputs}
+        for entry, _ in ordered[1:]:
+            name = _entry_name(entry)
+            if outputs and name not in read and name != outputs[0]:
+                raise AccelError(f"{context}: layer {name!r} ({entry.get('class_name')}): "
+                                 f"output: no other layer reads it, and it is not the model "
+                                 f"output {outputs[0]!r}")
 
     input_shape = None
     if isinstance(config.get("build_input_shape"), list):
         input_shape = config["build_input_shape"][1:]
     layers: list[Layer] = []
-    for entry in entries:
+    for entry, inputs in ordered:
         class_name = entry.get("class_name")
         cfg = entry.get("config") or {}
         if class_name == INPUT_LAYER:
@@ -312,7 +378,10 @@ def network_from_keras_config(model: dict, context: str) -> Network:
         if not layers and input_shape is None and _batch_shape(cfg) is not None:
             input_shape = _batch_shape(cfg)[1:]
         try:
-            layers.append(KERAS_LAYERS[class_name](cfg))
+            layer = KERAS_LAYERS[class_name](cfg)
+            if inputs is not None:
+                layer = dataclasses.replace(layer, inputs=inputs)
+            layers.append(layer)
         except KeyError as e:
             raise AccelError(f"{where}: missing required field {e.args[0]!r}") from None
         except (ValueError, TypeError) as e:

@@ -6,8 +6,11 @@ the value) and knows its own shape arithmetic through :meth:`infer`, which uses
 :mod:`accel.spec.shapes` for everything that slides a window.
 
 Supported: Conv2D, MaxPooling2D, Flatten, Dense, ReLU, Activation, Dropout (identity at
-inference) and BatchNormalization (kept in the spec, folded into the preceding Conv2D/Dense when
-quantizing). Data layout is channels-last (NHWC) throughout, as in Keras and TFLite.
+inference), BatchNormalization (kept in the spec, folded into the preceding Conv2D/Dense when
+quantizing), and the merge layers Add and Concatenate (channel axis), which take two or more
+inputs. Every layer may name its inputs (``inputs``: layer names, or ``input`` for the model
+input); :class:`~accel.spec.network.Network` fills in the default, the previous layer.
+Data layout is channels-last (NHWC) throughout, as in Keras and TFLite.
 
 Dense on a rank-3 input is rejected rather than applied per position as Keras would: the
 per-position form is a 1x1 convolution, and saying so explicitly avoids the classic mistake of a
@@ -113,6 +116,14 @@ def _require_rank(layer: Layer, shape: Shape, rank: int) -> None:
         raise ValueError(f"{layer.type_name} needs {what} input, got {shape}{hint}")
 
 
+def _input_names(value: object) -> tuple[str, ...]:
+    """``inputs`` as given in a spec: a non-empty list of layer names (or ``input``)."""
+    if isinstance(value, str) or not isinstance(value, (list, tuple)) or not value or not all(
+            isinstance(item, str) and item for item in value):
+        raise ValueError(f"inputs must be a non-empty list of layer names, not {value!r}")
+    return tuple(value)
+
+
 def keras_base_name(type_name: str) -> str:
     """Keras's default layer name for a class: ``MaxPooling2D`` -> ``max_pooling2d``."""
     # Keras 3 (keras.src.utils.naming.to_snake_case): split before capitals, lower-case.
@@ -125,9 +136,24 @@ class Layer:
     """Base of all layer specs. ``name`` is filled in Keras-style by the network if omitted."""
 
     type_name: ClassVar[str] = "Layer"
+    #: How many inputs the layer takes: 1, or ``None`` for a merge layer (two or more).
+    arity: ClassVar[int | None] = 1
+
+    def __post_init__(self):
+        inputs = getattr(self, "inputs", None)
+        if inputs is not None:
+            object.__setattr__(self, "inputs", _input_names(inputs))
 
     def infer(self, input_shape: Shape) -> Inferred:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def infer_inputs(self, input_shapes: tuple[Shape, ...]) -> Inferred:
+        """Shape inference on all inputs. Single-input layers check that there is exactly one
+        and call :meth:`infer`; merge layers override this. Raises ``ValueError``."""
+        if len(input_shapes) != 1:
+            raise ValueError(f"inputs: {self.type_name} takes one input, not "
+                             f"{len(input_shapes)}")
+        return self.infer(input_shapes[0])
 
     @property
     def activation_name(self) -> str:
@@ -153,9 +179,11 @@ class Conv2D(Layer):
     activation: str = "linear"
     use_bias: bool = True
     name: str | None = None
+    inputs: tuple[str, ...] | None = None
     type_name: ClassVar[str] = "Conv2D"
 
     def __post_init__(self):
+        super().__post_init__()
         _positive_int("filters", self.filters)
         object.__setattr__(self, "kernel_size", _pair("kernel_size", self.kernel_size))
         object.__setattr__(self, "strides", _pair("strides", self.strides))
@@ -194,9 +222,11 @@ class MaxPooling2D(Layer):
     strides: tuple[int, int] | None = None
     padding: str = "valid"
     name: str | None = None
+    inputs: tuple[str, ...] | None = None
     type_name: ClassVar[str] = "MaxPooling2D"
 
     def __post_init__(self):
+        super().__post_init__()
         pool = _pair("pool_size", self.pool_size)
         object.__setattr__(self, "pool_size", pool)
         strides = pool if self.strides is None else _pair("strides", self.strides)
@@ -218,6 +248,7 @@ class Flatten(Layer):
     """Reorders (h, w, c) into a vector of h*w*c in NHWC (row, column, channel) order."""
 
     name: str | None = None
+    inputs: tuple[str, ...] | None = None
     type_name: ClassVar[str] = "Flatten"
 
     def infer(self, input_shape: Shape) -> Inferred:
@@ -232,9 +263,11 @@ class Dense(Layer):
     activation: str = "linear"
     use_bias: bool = True
     name: str | None = None
+    inputs: tuple[str, ...] | None = None
     type_name: ClassVar[str] = "Dense"
 
     def __post_init__(self):
+        super().__post_init__()
         _positive_int("units", self.units)
         object.__setattr__(self, "activation", _activation(self.activation))
         _bool("use_bias", self.use_bias)
@@ -264,9 +297,11 @@ class ReLU(Layer):
     negative_slope: float = 0.0
     threshold: float = 0.0
     name: str | None = None
+    inputs: tuple[str, ...] | None = None
     type_name: ClassVar[str] = "ReLU"
 
     def __post_init__(self):
+        super().__post_init__()
         mv = self.max_value
         if mv is not None and (
             isinstance(mv, bool) or not isinstance(mv, (int, float)) or not mv > 0
@@ -294,9 +329,11 @@ class Activation(Layer):
 
     activation: str
     name: str | None = None
+    inputs: tuple[str, ...] | None = None
     type_name: ClassVar[str] = "Activation"
 
     def __post_init__(self):
+        super().__post_init__()
         object.__setattr__(self, "activation", _activation(self.activation))
 
     @property
@@ -313,9 +350,11 @@ class Dropout(Layer):
 
     rate: float
     name: str | None = None
+    inputs: tuple[str, ...] | None = None
     type_name: ClassVar[str] = "Dropout"
 
     def __post_init__(self):
+        super().__post_init__()
         r = self.rate
         if isinstance(r, bool) or not isinstance(r, (int, float)) or not 0 <= r < 1:
             raise ValueError(f"rate must be a number in [0, 1), not {r!r}")
@@ -336,9 +375,11 @@ class BatchNormalization(Layer):
     center: bool = True
     scale: bool = True
     name: str | None = None
+    inputs: tuple[str, ...] | None = None
     type_name: ClassVar[str] = "BatchNormalization"
 
     def __post_init__(self):
+        super().__post_init__()
         if isinstance(self.axis, bool) or not isinstance(self.axis, int):
             raise TypeError(f"axis must be an integer, not {self.axis!r}")
         eps = self.epsilon
@@ -360,15 +401,75 @@ class BatchNormalization(Layer):
         )
 
 
+def _merge_count(layer: Layer, input_shapes: tuple[Shape, ...]) -> None:
+    if len(input_shapes) < 2:
+        raise ValueError(f"inputs: {layer.type_name} needs at least two inputs, not "
+                         f"{len(input_shapes)}")
+
+
+def _shapes_text(input_shapes: tuple[Shape, ...]) -> str:
+    return ", ".join(map(str, input_shapes))
+
+
+@dataclass(frozen=True)
+class Add(Layer):
+    """Element-wise sum of two or more inputs of the same shape (Keras's ``Add``).
+
+    Keras would also broadcast sizes of 1; that is refused here, because the hardware adds two
+    streams of equal shape element by element. No parameters, no MACs (additions only).
+    """
+
+    name: str | None = None
+    inputs: tuple[str, ...] | None = None
+    type_name: ClassVar[str] = "Add"
+    arity: ClassVar[int | None] = None
+
+    def infer_inputs(self, input_shapes: tuple[Shape, ...]) -> Inferred:
+        _merge_count(self, input_shapes)
+        if len(set(input_shapes)) != 1:
+            raise ValueError(f"inputs: shapes {_shapes_text(input_shapes)} cannot be added "
+                             f"(Add needs equal shapes)")
+        return Inferred(output_shape=input_shapes[0])
+
+
+@dataclass(frozen=True)
+class Concatenate(Layer):
+    """Concatenation of two or more inputs along the channel (last) axis (Keras's
+    ``Concatenate``, ``axis=-1``). All other sizes must agree; no parameters, no MACs."""
+
+    axis: int = -1
+    name: str | None = None
+    inputs: tuple[str, ...] | None = None
+    type_name: ClassVar[str] = "Concatenate"
+    arity: ClassVar[int | None] = None
+
+    def __post_init__(self):
+        super().__post_init__()
+        if isinstance(self.axis, bool) or not isinstance(self.axis, int):
+            raise TypeError(f"axis must be an integer, not {self.axis!r}")
+
+    def infer_inputs(self, input_shapes: tuple[Shape, ...]) -> Inferred:
+        _merge_count(self, input_shapes)
+        rank = len(input_shapes[0])
+        if self.axis not in (-1, rank):
+            raise ValueError(f"axis must be the channel axis (-1 or {rank}), not {self.axis!r}")
+        if any(len(shape) != rank or shape[:-1] != input_shapes[0][:-1]
+               for shape in input_shapes):
+            raise ValueError(f"inputs: shapes {_shapes_text(input_shapes)} cannot be "
+                             f"concatenated on the channel axis (all other sizes must be equal)")
+        channels = sum(shape[-1] for shape in input_shapes)
+        return Inferred(output_shape=(*input_shapes[0][:-1], channels))
+
+
 #: Every layer type a spec may name, by its Keras class name.
 LAYER_TYPES: dict[str, type[Layer]] = {
     cls.type_name: cls
     for cls in (Conv2D, MaxPooling2D, Flatten, Dense, ReLU, Activation, Dropout,
-                BatchNormalization)
+                BatchNormalization, Add, Concatenate)
 }
 
 #: Fields every layer accepts besides its own (used by the loaders to reject unknown fields).
-COMMON_FIELDS = ("name",)
+COMMON_FIELDS = ("name", "inputs")
 
 
 def layer_fields(cls: type[Layer]) -> dict[str, dataclasses.Field]:
@@ -385,7 +486,8 @@ def required_fields(cls: type[Layer]) -> list[str]:
 
 
 __all__ = [
-    "ACTIVATIONS", "Activation", "BatchNormalization", "Conv2D", "Dense", "Dropout", "Flatten",
+    "ACTIVATIONS", "Activation", "Add", "BatchNormalization", "Concatenate", "Conv2D", "Dense",
+    "Dropout", "Flatten",
     "Inferred", "LAYER_TYPES", "Layer", "MaxPooling2D", "ReLU", "keras_base_name",
     "layer_fields", "required_fields",
 ]

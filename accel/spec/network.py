@@ -1,13 +1,21 @@
-"""A network spec: an input shape and a chain of layers, with its shape inference.
+"""A network spec: an input shape and a graph of layers in file order, with its shape inference.
 
 :class:`Network` is the first of the four typed stages (spec -> quantized network -> hardware
-plan -> Amaranth top). Constructing one names unnamed layers the way Keras does and runs the
-shape inference, so a ``Network`` that exists is a network whose every layer is well-formed;
-:attr:`Network.infos` then holds each layer's shapes, parameters and MACs.
+plan -> Amaranth top). The network is a DAG of named tensors: each layer's output is the tensor
+of the layer's name, the model input is the tensor :data:`INPUT`, and each layer names the
+tensors it reads in ``inputs`` (default: the previous layer, or the model input for the first
+layer, so a plain list of layers is a chain). Layers are kept in file order, which must be a
+topological order: a layer may only read the input and layers before it. The last layer is the
+model output, and every other layer's output must be read by some later layer.
+
+Constructing one names unnamed layers the way Keras does, resolves every layer's ``inputs`` and
+runs the shape inference, so a ``Network`` that exists is a network whose every layer is
+well-formed; :attr:`Network.infos` then holds each layer's inputs, shapes, parameters and MACs.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -15,6 +23,9 @@ from ..errors import AccelError
 from .layers import Inferred, Layer, keras_base_name
 
 Shape = tuple[int, ...]
+
+#: The name of the model input tensor, as layers' ``inputs`` refer to it.
+INPUT = "input"
 
 
 @dataclass(frozen=True)
@@ -24,18 +35,18 @@ class LayerInfo:
     Members
     -------
     index : int
-        Position in the network, from 0.
+        Position in the network (file order), from 0.
     layer : Layer
-        The (named) layer spec.
-    input_shape : tuple of int
-        Shape of the layer's input, without the batch dimension.
+        The (named) layer spec, with its ``inputs`` resolved.
+    input_shapes : tuple of tuple of int
+        Shape of each input, in the order of ``inputs``, without the batch dimension.
     inferred : Inferred
         Output shape, params, MACs, kernel shape and window geometry.
     """
 
     index: int
     layer: Layer
-    input_shape: Shape
+    input_shapes: tuple[Shape, ...]
     inferred: Inferred
 
     @property
@@ -45,6 +56,19 @@ class LayerInfo:
     @property
     def type_name(self) -> str:
         return self.layer.type_name
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """Names of the tensors this layer reads (layer names, or :data:`INPUT`)."""
+        return self.layer.inputs  # type: ignore[return-value]
+
+    @property
+    def input_shape(self) -> Shape:
+        """The shape of the only input; ``AccelError`` for a layer with several inputs."""
+        if len(self.input_shapes) != 1:
+            raise AccelError(f"{self.where()}: has {len(self.input_shapes)} inputs; "
+                             f"input_shape is only defined for single-input layers")
+        return self.input_shapes[0]
 
     @property
     def output_shape(self) -> Shape:
@@ -76,11 +100,15 @@ def _check_input_shape(shape: object) -> Shape:
 
 @dataclass(frozen=True)
 class Network:
-    """A chain of layers on an input of shape ``input_shape`` (no batch dimension).
+    """A DAG of layers in file order on an input of shape ``input_shape`` (no batch
+    dimension); see the module doc for how layers name their inputs.
 
-    Raises :class:`AccelError` (one line, naming the layer by index, name and type) when the
-    network is empty, names repeat, a layer does not fit its input, or ``softmax`` appears
-    anywhere but on the last layer.
+    Raises :class:`AccelError` (one line, naming the layer by index, name and type, and the
+    field) when the network is empty, names repeat or take the input's name, an input names no
+    layer or a later one (a forward reference, so a cycle), a layer does not fit its inputs
+    (including inputs that cannot be added or concatenated), a layer's output is read by no
+    later layer (only the last layer is the model output), or ``softmax`` appears anywhere but
+    on the last layer.
     """
 
     name: str
@@ -94,14 +122,14 @@ class Network:
         layers = tuple(self.layers)
         if not layers:
             raise AccelError("the network has no layers")
-        object.__setattr__(self, "layers", _name_layers(layers))
+        object.__setattr__(self, "layers", _resolve_inputs(_name_layers(layers)))
         self.infos  # noqa: B018 - validate eagerly: a Network that exists is well-formed
 
     @cached_property
     def infos(self) -> tuple[LayerInfo, ...]:
-        """Per-layer shapes, params and MACs: the one shape inference of the project."""
-        infos = []
-        shape = self.input_shape
+        """Per-layer inputs, shapes, params and MACs: the one shape inference of the project."""
+        infos: list[LayerInfo] = []
+        shapes = {INPUT: self.input_shape}
         last = len(self.layers) - 1
         for index, layer in enumerate(self.layers):
             where = f"layer {index} ({layer.name}, {layer.type_name})"
@@ -109,13 +137,41 @@ class Network:
                 raise AccelError(
                     f"{where}: activation 'softmax' is only supported on the last layer"
                 )
+            input_shapes = tuple(shapes[name] for name in layer.inputs)
             try:
-                inferred = layer.infer(shape)
+                inferred = layer.infer_inputs(input_shapes)
             except (ValueError, TypeError) as e:
                 raise AccelError(f"{where}: {e}") from None
-            infos.append(LayerInfo(index, layer, shape, inferred))
-            shape = inferred.output_shape
+            infos.append(LayerInfo(index, layer, input_shapes, inferred))
+            shapes[layer.name] = inferred.output_shape
         return tuple(infos)
+
+    @cached_property
+    def is_chain(self) -> bool:
+        """Every layer reads exactly the one before it (the first reads the input)."""
+        previous = INPUT
+        for layer in self.layers:
+            if layer.inputs != (previous,):
+                return False
+            previous = layer.name
+        return True
+
+    def require_chain(self, where: str) -> None:
+        """Raise a one-line ``AccelError`` (prefixed with ``where``) unless :attr:`is_chain`.
+
+        For the parts of the flow that handle only chains so far (the hardware planner)."""
+        previous = INPUT
+        for info in self.infos:
+            if info.inputs != (previous,):
+                raise AccelError(
+                    f"{where}: {info.where()} reads {', '.join(info.inputs)}, not just the "
+                    f"layer before it; only a chain of layers is supported here so far"
+                )
+            previous = info.name
+
+    def consumers(self, name: str) -> tuple[LayerInfo, ...]:
+        """The layers that read tensor ``name`` (a layer name or :data:`INPUT`), in order."""
+        return tuple(info for info in self.infos if name in info.inputs)
 
     @property
     def output_shape(self) -> Shape:
@@ -187,3 +243,41 @@ def _name_layers(layers: tuple[Layer, ...]) -> tuple[Layer, ...]:
         seen[layer.name] = index
     return tuple(named)
 
+
+
+def _resolve_inputs(layers: tuple[Layer, ...]) -> tuple[Layer, ...]:
+    """Fill in the default ``inputs`` (the previous layer) and check every name: it must be the
+    model input or an earlier layer, and every layer but the last must be read by a later one.
+    """
+    index_of = {layer.name: index for index, layer in enumerate(layers)}
+    for index, layer in enumerate(layers):
+        if layer.name == INPUT:
+            raise AccelError(f"layer {index} ({layer.name}, {layer.type_name}): name "
+                             f"{INPUT!r} is reserved for the model input")
+    resolved = []
+    for index, layer in enumerate(layers):
+        where = f"layer {index} ({layer.name}, {layer.type_name})"
+        if layer.inputs is None:
+            default = INPUT if index == 0 else layers[index - 1].name
+            layer = dataclasses.replace(layer, inputs=(default,))
+        for source in layer.inputs:
+            if source == INPUT:
+                continue
+            if source not in index_of:
+                known = ", ".join([INPUT, *(other.name for other in layers[:index])])
+                raise AccelError(f"{where}: inputs: no layer named {source!r} before it "
+                                 f"(known: {known})")
+            if index_of[source] >= index:
+                what = "itself" if index_of[source] == index else (
+                    f"layer {index_of[source]}, which comes later")
+                raise AccelError(f"{where}: inputs: {source!r} is {what}; a layer can only "
+                                 f"read layers before it (a forward reference is a cycle)")
+        resolved.append(layer)
+    read = {source for layer in resolved for source in layer.inputs}
+    for index, layer in enumerate(resolved[:-1]):
+        if layer.name not in read:
+            raise AccelError(
+                f"layer {index} ({layer.name}, {layer.type_name}): output: no later layer "
+                f"reads it; only the last layer's output is the model output"
+            )
+    return tuple(resolved)

@@ -10,18 +10,20 @@ The format::
       - Flatten: {}
       - Dense: {units: 10, activation: softmax, name: logits}
 
-Parsing uses ``yaml.safe_load`` (never ``yaml.load``) and ``json.loads``. Every problem becomes
+A layer may name the tensors it reads, ``inputs: [name, ...]`` among its arguments (default:
+the previous layer; the model input is ``input``), which makes the network a graph; the
+:class:`~accel.spec.network.Network` checks the names and the shapes.
+
+Parsing goes through :mod:`accel.io.documents` (a ``yaml.SafeLoader`` and ``json.loads``
+with duplicate keys, alias bombs and deep nesting refused). Every problem becomes
 one :class:`AccelError` line naming the file, the layer (index, name, type), the field and the
 value.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from ..errors import AccelError
 from .layers import LAYER_TYPES, Layer, layer_fields, required_fields
@@ -32,25 +34,11 @@ TOP_LEVEL_FIELDS = ("name", "input", "layers")
 
 
 def read_document(path: Path) -> Any:
-    """Parse a YAML or JSON file into plain Python data; errors are one line."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise AccelError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise AccelError(f"{path}: cannot read: {e}") from None
-    if path.suffix.lower() == ".json":
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError as e:
-            raise AccelError(f"{path}: malformed JSON at line {e.lineno}: {e.msg}") from None
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(e, "problem", None) or str(e)
-        raise AccelError(f"{path}: malformed YAML{where}: {problem}") from None
+    """Parse a YAML or JSON file into plain Python data; errors are one line (see
+    :mod:`accel.io.documents` for the limits: regular files, duplicate keys, aliases, depth)."""
+    from ..io.documents import read_document as read
+
+    return read(path)
 
 
 def layer_from_entry(entry: Any, index: int, context: str) -> Layer:

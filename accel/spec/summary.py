@@ -2,6 +2,9 @@
 
 :func:`summary_dict` is the machine-readable form (the ``--json`` output); :func:`summary_table`
 renders the same numbers as a table. Both read :attr:`Network.infos`, the one shape inference.
+Layers are listed in file order. A network that is not a plain chain gets Keras's functional
+summary layout: a row for the input and a "Connected to" column naming each layer's inputs as
+``name[0][0]`` (node 0, tensor 0: every layer is called once).
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from __future__ import annotations
 from rich import box
 from rich.table import Table
 
-from .network import Network
+from .network import INPUT, Network
 
 
 def format_shape(shape: tuple[int, ...]) -> str:
@@ -20,7 +23,8 @@ def format_shape(shape: tuple[int, ...]) -> str:
 def summary_dict(network: Network) -> dict:
     """The summary as one JSON-ready object.
 
-    Keys: ``name``, ``input_shape``, ``layers`` (each ``index``, ``name``, ``type``,
+    Keys: ``name``, ``input_shape``, ``layers`` (in file order, each ``index``, ``name``,
+    ``type``, ``inputs`` (the names of the tensors it reads; ``"input"`` is the model input),
     ``output_shape``, ``params``, ``macs``, ``kernel_shape``, ``activation``), ``total_params``,
     ``trainable_params``, ``non_trainable_params``, ``total_macs``, ``softmax_on_output``.
     Shapes have no batch dimension.
@@ -32,6 +36,7 @@ def summary_dict(network: Network) -> dict:
             "index": info.index,
             "name": info.name,
             "type": info.type_name,
+            "inputs": list(info.inputs),
             "output_shape": list(info.output_shape),
             "params": info.params,
             "macs": info.macs,
@@ -67,15 +72,23 @@ def summary_table(network: Network) -> tuple[Table, list[str]]:
         title=f'Model: "{network.name}"', title_justify="left", box=box.HEAVY_HEAD,
         show_lines=False,
     )
+    graph = not network.is_chain
     table.add_column("Layer (type)", no_wrap=True)
     table.add_column("Output Shape", no_wrap=True)
-    table.add_column("Param #", justify="right")
-    table.add_column("MACs", justify="right")
+    table.add_column("Param #", justify="right", no_wrap=True)
+    table.add_column("MACs", justify="right", no_wrap=True)
+    if graph:
+        # The one column that may wrap (at ", ", as Keras's does) when the console is narrow.
+        table.add_column("Connected to")
+        table.add_row(f"{INPUT} (InputLayer)", format_shape(network.input_shape), "0", "0",
+                      "-")
     for info in network.infos:
-        table.add_row(
-            f"{info.name} ({info.type_name})", format_shape(info.output_shape),
-            f"{info.params:,}", f"{info.macs:,}",
-        )
+        row = [f"{info.name} ({info.type_name})", format_shape(info.output_shape),
+               f"{info.params:,}", f"{info.macs:,}"]
+        if graph:
+            # Keras's get_connections: "name[node][tensor]" joined with ", ".
+            row.append(", ".join(f"{name}[0][0]" for name in info.inputs))
+        table.add_row(*row)
     data = summary_dict(network)
     totals = [
         f"Input: {format_shape(network.input_shape)}",

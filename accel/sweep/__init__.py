@@ -7,7 +7,7 @@
 - :mod:`.sweep`: checks the request, makes the jobs and ties the three together.
 """
 
-from .points import ModelSource, PointJob, run_point
+from .points import ModelSource, PointJob, SweepPoint, run_point
 from .sweep import parse_arrays, run_sweep
 
-__all__ = ["ModelSource", "PointJob", "parse_arrays", "run_point", "run_sweep"]
+__all__ = ["ModelSource", "PointJob", "SweepPoint", "parse_arrays", "run_point", "run_sweep"]

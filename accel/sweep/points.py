@@ -2,9 +2,10 @@
 
 :func:`run_point` is the unit of work that local worker processes and Dask workers run. It
 takes a :class:`PointJob` (plain, picklable data: the model's path and quantization options,
-the board's name, the array, the nextpnr seed, directories) and returns a plain,
-JSON-ready dict. It never raises for a point that does not fit or whose tools fail: those are
-results, recorded with their reason (and the tool log), so one bad point cannot stop a sweep.
+the board's name, the array, the nextpnr seed, directories) and returns a
+:class:`SweepPoint` (frozen, picklable; ``to_json`` is its record). It never raises for a
+point that does not fit or whose tools fail: those are results, recorded with their reason
+(and the tool log), so one bad point cannot stop a sweep.
 
 Statuses: ``ok``; ``timing-failed`` (built, but the post-route Fmax is below the clock: the
 numbers are real, the design just needs a slower clock); ``no-fit`` (the fit check rejected
@@ -14,6 +15,7 @@ its one-line message, ``log`` the copied tool log, ``log_tail`` its last lines).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -29,11 +31,6 @@ import numpy as np
 
 from ..errors import AccelError
 
-#: Sources whose change must invalidate finished points: the generator, the planner, and the
-#: fit model, board registry and build flow of the self-test top that sweeps build (not the
-#: UART top's). The quantized network itself is hashed by content.
-_SOURCES = ("hw/*.py", "plan/*.py", "synth/build.py", "synth/fit.py", "synth/boards.py",
-            "synth/top.py")
 #: Lines of a failed tool log kept in the point's record.
 LOG_TAIL_LINES = 30
 
@@ -92,6 +89,9 @@ class PointJob:
         Clock to meet; the board's oscillator if None.
     estimate_only : bool
         Plan, fit estimate and cycle model only; no synthesis.
+    clock_search : bool
+        Build at rising clocks from ``clock_mhz`` up to the fastest that meets timing
+        (:mod:`.clock_search`); the record is that build's.
     out_dir : str
         The sweep directory: bitstreams go to ``builds/<name>/``, failed logs to ``logs/``.
     cache_dir : str or None
@@ -107,6 +107,7 @@ class PointJob:
     pnr_seed: int = 1
     clock_mhz: float | None = None
     estimate_only: bool = False
+    clock_search: bool = False
     out_dir: str = "."
     cache_dir: str | None = None
     key: str = ""
@@ -119,6 +120,107 @@ class PointJob:
     def name(self) -> str:
         """``2x4`` (estimate) or ``2x4-s1`` (a build with nextpnr seed 1)."""
         return self.array if self.estimate_only else f"{self.array}-s{self.pnr_seed}"
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    """The result of one point: what :func:`run_point` returns and ``points/<key>.json``
+    holds (:meth:`to_json`, every member, None where a status has no value).
+
+    Members
+    -------
+    key, name, array, rows, cols, array_pes, board, pnr_seed, mode
+        The point (see :class:`PointJob`); ``mode`` is ``estimate`` or ``synth``.
+    status : str
+        ``ok``, ``timing-failed``, ``no-fit`` or ``failed`` (see the module doc).
+    reason : str
+        Why a point is ``no-fit`` or ``failed`` (one line); empty otherwise.
+    model, scheme, family, device, pes, clock_mhz, interval_cycles, latency_cycles
+        The network, the board and the plan's figures (None if planning failed).
+    luts_available, ffs_available, dsps_available, brams_available : int or None
+        The board's resources (a build's: as nextpnr reports them).
+    est_luts, est_dsps, est_brams, est_inferences_per_s
+        The fit estimate, and inferences/s at ``clock_mhz``.
+    luts, ffs, dsps, brams, inferences_per_s
+        Measured (a build) or estimated (``mode`` estimate) resources and throughput; for a
+        build, ``inferences_per_s`` is at the post-route Fmax.
+    fmax_mhz, timing_met, inferences_per_s_at_clock, tool_seconds, build_seconds, cached,
+    cache_key, bitstream
+        A build's figures and where its bitstream is.
+    err_luts, err_dsps, err_brams, err_inferences_per_s : float or None
+        ``(estimate - real) / real`` of a build.
+    clock_search : list of dict or None
+        With ``--clock-search``: every build tried (its clock, Fmax, whether it met timing).
+    log, log_tail : str or None
+        A failed point's copied tool log and its last lines.
+    seconds : float
+        Wall time of the point.
+    finished_at : str
+        Local time the point finished (ISO 8601, seconds).
+    """
+
+    key: str
+    name: str
+    array: str
+    rows: int
+    cols: int
+    array_pes: int
+    board: str
+    pnr_seed: int | None
+    mode: str
+    status: str
+    reason: str = ""
+    model: str | None = None
+    scheme: str | None = None
+    family: str | None = None
+    device: str | None = None
+    pes: int | None = None
+    clock_mhz: float | None = None
+    interval_cycles: int | None = None
+    latency_cycles: int | None = None
+    luts_available: int | None = None
+    ffs_available: int | None = None
+    dsps_available: int | None = None
+    brams_available: int | None = None
+    est_luts: int | None = None
+    est_dsps: int | None = None
+    est_brams: int | None = None
+    est_inferences_per_s: float | None = None
+    luts: int | None = None
+    ffs: int | None = None
+    dsps: int | None = None
+    brams: int | None = None
+    inferences_per_s: float | None = None
+    fmax_mhz: float | None = None
+    timing_met: bool | None = None
+    inferences_per_s_at_clock: float | None = None
+    tool_seconds: float | None = None
+    build_seconds: float | None = None
+    cached: bool | None = None
+    cache_key: str | None = None
+    bitstream: str | None = None
+    err_luts: float | None = None
+    err_dsps: float | None = None
+    err_brams: float | None = None
+    err_inferences_per_s: float | None = None
+    clock_search: list | None = None
+    log: str | None = None
+    log_tail: str | None = None
+    seconds: float | None = None
+    finished_at: str | None = None
+
+    @classmethod
+    def begin(cls, job: PointJob, **fields) -> SweepPoint:
+        """A point of ``job`` with its identity filled in (status ``failed`` until set)."""
+        identity = {"key": job.key, "name": job.name, "array": job.array, "rows": job.rows,
+                    "cols": job.cols, "array_pes": job.rows * job.cols, "board": job.board,
+                    "pnr_seed": None if job.estimate_only else job.pnr_seed,
+                    "mode": "estimate" if job.estimate_only else "synth", "status": "failed"}
+        return cls(**{**identity, **fields})
+
+    def to_json(self) -> dict:
+        """Every member, as plain JSON data."""
+        return dataclasses.asdict(self)
 
 
 def qnet_digest(qnet) -> str:
@@ -138,37 +240,74 @@ def qnet_digest(qnet) -> str:
     return h.hexdigest()
 
 
-@functools.lru_cache(maxsize=1)
-def source_digest() -> str:
-    """SHA-256 of the generator, planner and build-flow sources (:data:`_SOURCES`), so a
-    point built by older code is never served as a result of the current code."""
-    root = Path(__file__).resolve().parent.parent
-    h = hashlib.sha256()
-    for pattern in _SOURCES:
-        for path in sorted(root.glob(pattern)):
-            h.update(path.relative_to(root).as_posix().encode())
-            h.update(path.read_bytes())
-    return h.hexdigest()
-
-
 def point_key(job: PointJob, qnet, plan) -> str:
-    """The content key of ``job``: the quantized network, the plan, the board and options,
-    the toolchain versions and the sources (see :func:`source_digest`)."""
-    from ..plan.plan import plan_dict
-    from ..synth.build import toolchain_versions
+    """The content key of ``job``, correct by construction: it hashes what the point's record
+    is computed from rather than a list of source files. That is the record's planning and
+    estimate part itself (:func:`_planned`: the quantized network's digest, the plan, the fit
+    estimate and the fit check's verdict, as the current code computes them), and for a point
+    that is built, the build cache's key (:func:`accel.synth.build.cache_key`: the digest of
+    the elaborated design, constraints and script, and the toolchain versions). An edit
+    anywhere (``quant/numerics.py``, ``spec/shapes.py``, the generator) that changes any of
+    these changes the key; one that changes none of them keeps the finished point.
 
-    content = {
-        "qnet": qnet_digest(qnet), "plan": plan_dict(plan), "board": job.board,
-        "array": job.array, "clock_mhz": job.clock_mhz, "estimate_only": job.estimate_only,
-        "pnr_seed": None if job.estimate_only else job.pnr_seed,
-        "toolchain": None if job.estimate_only else toolchain_versions(),
-        "sources": source_digest(),
-    }
-    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:24]
+    A built point costs one elaboration here (the design's Verilog), as the build does."""
+    from ..plan.plan import plan_dict
+    from ..synth.boards import get_board
+
+    board = get_board(job.board)
+    base, est = _planned(job, qnet, plan, board)
+    content = {"record": base, "plan": plan_dict(plan), "qnet": qnet_digest(qnet),
+               "estimate": _jsonable(est), "clock_mhz": job.clock_mhz,
+               # only when set, so that the keys of plain points stay as they were
+               **({"clock_search": True} if job.clock_search else {})}
+    if not job.estimate_only and est["fits"] and board.buildable:
+        from ..synth.build import cache_key, prepare
+
+        try:
+            build_plan, options = prepare(qnet, plan, board, clock_mhz=base["clock_mhz"],
+                                          seed=job.pnr_seed)
+            content["build"] = cache_key(build_plan, board, options)
+        except Exception as e:  # the point runs and records the failure (failed: not final)
+            content["build"] = f"elaboration failed: {type(e).__name__}: {e}"
+    return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()
+                          ).hexdigest()[:24]
 
 
 def with_key(job: PointJob, qnet, plan) -> PointJob:
     return replace(job, key=point_key(job, qnet, plan))
+
+
+def _jsonable(value):
+    """``value`` as plain JSON data (a typed result through its ``to_json``)."""
+    return value.to_json() if hasattr(value, "to_json") else value
+
+
+def _planned(job: PointJob, qnet, plan, board) -> tuple[dict, dict]:
+    """The part of a point's record that needs no tools (identity, plan figures, estimate,
+    and for a point that cannot fit the fit check's reason), and the fit estimate."""
+    from ..synth.fit import check_fit, estimate
+
+    clock = board.clock_mhz if job.clock_mhz is None else float(job.clock_mhz)
+    record: dict = {
+        "name": job.name, "array": job.array, "rows": job.rows,
+        "cols": job.cols, "array_pes": job.rows * job.cols, "board": job.board,
+        "pnr_seed": None if job.estimate_only else job.pnr_seed,
+        "mode": "estimate" if job.estimate_only else "synth",
+        "model": qnet.name, "scheme": qnet.scheme, "family": board.family,
+        "device": board.device, "pes": plan.pes, "clock_mhz": clock,
+        "interval_cycles": plan.interval_cycles, "latency_cycles": plan.latency_cycles,
+        "luts_available": board.luts, "ffs_available": board.ffs,
+        "dsps_available": board.dsps, "brams_available": board.bram_blocks,
+    }
+    est = estimate(plan, qnet, board)
+    record.update(_estimate_fields(est, plan, clock))
+    if not est["fits"]:
+        try:
+            check_fit(plan, qnet, board)
+            record["reason"] = "the fit estimate exceeds the board"
+        except AccelError as e:
+            record["reason"] = str(e)
+    return record, est
 
 
 def _estimate_fields(est: dict, plan, clock: float) -> dict:
@@ -202,57 +341,49 @@ def _copy_log(message: str, job: PointJob, text: str | None = None) -> tuple[str
 
 
 def _build(*args, **kwargs) -> dict:
-    """:func:`accel.synth.build.build` (an indirection the tests replace)."""
+    """:func:`accel.synth.build.build`'s report as JSON data (an indirection the tests
+    replace)."""
     from ..synth.build import build
 
-    return build(*args, **kwargs)
+    return build(*args, **kwargs).to_json()
 
 
-def run_point(job: PointJob, progress: Callable[[str], None] | None = None) -> dict:
+def run_point(job: PointJob, progress: Callable[[str], None] | None = None) -> SweepPoint:
     """Evaluate one point (see module doc). ``progress`` receives build stage names."""
     from ..plan.plan import make_plan
     from ..synth.boards import get_board
-    from ..synth.fit import check_fit, estimate
 
     started = time.perf_counter()
-    record: dict = {
-        "key": job.key, "name": job.name, "array": job.array, "rows": job.rows,
-        "cols": job.cols, "array_pes": job.rows * job.cols, "board": job.board,
-        "pnr_seed": None if job.estimate_only else job.pnr_seed,
-        "mode": "estimate" if job.estimate_only else "synth", "status": "failed", "reason": "",
-    }
+    record: dict = {}
 
-    def finish(status: str, **fields) -> dict:
+    def finish(status: str, **fields) -> SweepPoint:
         record.update(fields, status=status, seconds=round(time.perf_counter() - started, 2),
                       finished_at=time.strftime("%Y-%m-%dT%H:%M:%S"))
-        return record
+        return SweepPoint.begin(job, **record)
 
     try:
         qnet = job.model.load()
         board = get_board(job.board)
         plan = make_plan(qnet, job.rows, job.cols)
-        clock = board.clock_mhz if job.clock_mhz is None else float(job.clock_mhz)
-        record.update(model=qnet.name, scheme=qnet.scheme, family=board.family,
-                      device=board.device, pes=plan.pes, clock_mhz=clock,
-                      interval_cycles=plan.interval_cycles, latency_cycles=plan.latency_cycles,
-                      luts_available=board.luts, ffs_available=board.ffs,
-                      dsps_available=board.dsps, brams_available=board.bram_blocks)
-        est = estimate(plan, qnet, board)
-        record.update(_estimate_fields(est, plan, clock))
+        planned, est = _planned(job, qnet, plan, board)
+        record.update(planned)
         if not est["fits"]:
-            try:
-                check_fit(plan, qnet, board)
-                reason = "the fit estimate exceeds the board"
-            except AccelError as e:
-                reason = str(e)
-            return finish("no-fit", reason=reason)
+            return finish("no-fit")
         if job.estimate_only:
             return finish("ok", luts=record["est_luts"], dsps=record["est_dsps"],
                           brams=record["est_brams"],
                           inferences_per_s=record["est_inferences_per_s"])
-        report = _build(qnet, plan, board, Path(job.out_dir) / "builds" / job.name,
-                        clock_mhz=job.clock_mhz, seed=job.pnr_seed, cache_dir=job.cache_dir,
-                        progress=progress or (lambda stage: None))
+        def build_at(clock_mhz):
+            return _build(qnet, plan, board, Path(job.out_dir) / "builds" / job.name,
+                          clock_mhz=clock_mhz, seed=job.pnr_seed, cache_dir=job.cache_dir,
+                          progress=progress or (lambda stage: None))
+
+        if job.clock_search:
+            from .clock_search import search_clock
+
+            report = search_clock(build_at, board, start_mhz=job.clock_mhz)
+        else:
+            report = build_at(job.clock_mhz)
     except AccelError as e:
         log, tail = _copy_log(str(e), job)
         return finish("failed", reason=str(e), log=log, log_tail=tail)
@@ -268,6 +399,9 @@ def run_point(job: PointJob, progress: Callable[[str], None] | None = None) -> d
         inferences_per_s=report["inferences_per_s_at_fmax"],
         inferences_per_s_at_clock=report["inferences_per_s_at_clock"],
         tool_seconds=report["tool_seconds"], build_seconds=report["seconds"],
+        # the clock the design runs at (a PLL's nearest output, or what the search found)
+        clock_mhz=report.get("clock_mhz", record["clock_mhz"]),
+        **({"clock_search": report["clock_search"]} if "clock_search" in report else {}),
         cached=report["cached"], cache_key=report["cache_key"], bitstream=report["bitstream"],
         # nextpnr may report the die's capacity rather than the data sheet's (ULX3S 12F)
         luts_available=util["luts"]["available"], dsps_available=util["dsps"]["available"],

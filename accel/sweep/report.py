@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from pathlib import Path
+
+from ..atomic import atomic_open, atomic_write
 
 #: CSV columns, in order (the JSON has these and a few more: log tails, paths).
 COLUMNS = ("name", "array", "rows", "cols", "array_pes", "pes", "pnr_seed", "mode", "status",
@@ -57,20 +58,12 @@ def estimate_error(records: list[dict]) -> dict:
     return summary
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".tmp-{path.name}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def write_csv(records: list[dict], path: Path) -> None:
-    tmp = path.with_name(f".tmp-{path.name}")
-    with open(tmp, "w", newline="") as f:
+    with atomic_open(path, newline="") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS, extrasaction="ignore")
         writer.writeheader()
         for r in records:
             writer.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in COLUMNS})
-    os.replace(tmp, path)
 
 
 def _fmt(value, spec: str = ",") -> str:
@@ -234,6 +227,6 @@ def write_reports(doc: dict, out_dir: str | Path) -> dict:
     write_csv(doc["points"], out / "results.csv")
     serial = {**doc, "pareto": {cost: [r["name"] for r in front]
                                 for cost, front in doc["pareto"].items()}}
-    _atomic_write(out / "results.json", json.dumps(serial, indent=1) + "\n")
-    _atomic_write(out / "report.md", markdown(doc))
+    atomic_write(out / "results.json", json.dumps(serial, indent=1) + "\n")
+    atomic_write(out / "report.md", markdown(doc))
     return doc["files"]

@@ -7,7 +7,8 @@ the runner reads those records back: a point already finished (``ok``, ``timing-
 resumes where it stopped, losing at most the points that were running. Points that ``failed``
 are run again (a tool crash may not repeat).
 
-Three executors, one contract (``point_fn(job) -> dict``, see :mod:`.points`):
+Three executors, one contract (``point_fn(job) -> SweepPoint``, see :mod:`.points`); the
+records (``SweepPoint.to_json``, plus ``reused``) are what the reports and the CLI read:
 
 - ``workers == 1``: in this process, one point after another (build stages are reported);
 - ``workers > 1``: a :class:`concurrent.futures.ProcessPoolExecutor` of spawned processes,
@@ -21,14 +22,13 @@ Three executors, one contract (``point_fn(job) -> dict``, see :mod:`.points`):
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from ..atomic import atomic_write
 from ..errors import AccelError
-from .points import PointJob, run_point
+from .points import PointJob, SweepPoint, run_point
 
 #: Statuses that are final: a point with one of these is never run again.
 FINAL = ("ok", "timing-failed", "no-fit")
@@ -61,32 +61,18 @@ def save_record(out_dir: str | Path, record: dict) -> Path:
     directory = points_dir(out_dir)
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / f"{record['key']}.json"
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(record, f, indent=1)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(target, json.dumps(record, indent=1) + "\n")
     return target
 
 
-def _crashed(job: PointJob, error: BaseException) -> dict:
-    """The record of a point whose worker died or whose function raised."""
-    return {"key": job.key, "name": job.name, "array": job.array, "rows": job.rows,
-            "cols": job.cols, "array_pes": job.rows * job.cols, "board": job.board,
-            "pnr_seed": None if job.estimate_only else job.pnr_seed,
-            "mode": "estimate" if job.estimate_only else "synth", "status": "failed",
-            "reason": " ".join(f"{type(error).__name__}: {error}".split()),
-            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+def _crashed(job: PointJob, error: BaseException) -> SweepPoint:
+    """The result of a point whose worker died or whose function raised."""
+    return SweepPoint.begin(job, reason=" ".join(f"{type(error).__name__}: {error}".split()),
+                            finished_at=time.strftime("%Y-%m-%dT%H:%M:%S"))
 
 
 def run_points(jobs: list[PointJob], out_dir: str | Path, *, workers: int = 1,
-               scheduler: str | None = None, point_fn: Callable[[PointJob], dict] = run_point,
+               scheduler: str | None = None, point_fn: Callable[[PointJob], SweepPoint] = run_point,
                on_event: EventFn | None = None) -> list[dict]:
     """Run every job not already finished in ``out_dir``; returns the records in job order.
     Each record has ``reused`` set when it was read back instead of run."""
@@ -104,8 +90,8 @@ def run_points(jobs: list[PointJob], out_dir: str | Path, *, workers: int = 1,
             todo.append(job)
             event(job, "queued", None)
 
-    def finished(job: PointJob, record: dict) -> None:
-        record = {**record, "key": job.key}
+    def finished(job: PointJob, point: SweepPoint) -> None:
+        record = {**point.to_json(), "key": job.key}
         save_record(out_dir, record)
         records[job.key] = {**record, "reused": False}
         event(job, "done", records[job.key])

@@ -42,7 +42,7 @@ def parse_arrays(text: str) -> list[tuple[int, int]]:
 def make_jobs(source: ModelSource, board_name: str, arrays: list[tuple[int, int]],
               out_dir: str | Path, *, seeds: int = 1, estimate_only: bool = False,
               clock_mhz: float | None = None, cache_dir: str | Path | None = None,
-              ) -> tuple[list[PointJob], dict]:
+              clock_search: bool = False) -> tuple[list[PointJob], dict]:
     """The sweep's points with their content keys, and the sweep's description. Loads the
     model and plans every array here, so bad input fails before anything runs."""
     from ..plan.plan import make_plan
@@ -65,7 +65,7 @@ def make_jobs(source: ModelSource, board_name: str, arrays: list[tuple[int, int]
         for seed in ([1] if estimate_only else range(1, seeds + 1)):
             job = PointJob(model=source, board=board.name, rows=rows, cols=cols, pnr_seed=seed,
                            clock_mhz=clock_mhz, estimate_only=estimate_only, out_dir=out,
-                           cache_dir=cache)
+                           cache_dir=cache, clock_search=clock_search and not estimate_only)
             jobs.append(with_key(job, qnet, plan))
     meta = {
         "model": qnet.name, "model_path": source.path, "scheme": qnet.scheme,
@@ -77,6 +77,7 @@ def make_jobs(source: ModelSource, board_name: str, arrays: list[tuple[int, int]
         "seeds": [] if estimate_only else list(range(1, seeds + 1)),
         "clock_mhz": board.clock_mhz if clock_mhz is None else float(clock_mhz),
         "mode": "estimate" if estimate_only else "synth", "cache_dir": cache,
+        "clock_search": clock_search and not estimate_only,
     }
     return jobs, meta
 
@@ -85,7 +86,7 @@ def run_sweep(source: ModelSource, board_name: str, arrays: list[tuple[int, int]
               out_dir: str | Path, *, seeds: int = 1, estimate_only: bool = False,
               clock_mhz: float | None = None, jobs: int = 1, scheduler: str | None = None,
               cache_dir: str | Path | None = None, point_fn=run_point,
-              on_event: EventFn | None = None) -> dict:
+              on_event: EventFn | None = None, clock_search: bool = False) -> dict:
     """Run the sweep (see module doc) and write its reports; returns the results document
     (``meta``, ``points``, ``pareto``, ``estimate_error``, ``plots``, ``files``)."""
     started = time.perf_counter()
@@ -96,7 +97,7 @@ def run_sweep(source: ModelSource, board_name: str, arrays: list[tuple[int, int]
                          "many points run at once")
     point_jobs, meta = make_jobs(source, board_name, arrays, out_dir, seeds=seeds,
                                  estimate_only=estimate_only, clock_mhz=clock_mhz,
-                                 cache_dir=cache_dir)
+                                 cache_dir=cache_dir, clock_search=clock_search)
     out = Path(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)

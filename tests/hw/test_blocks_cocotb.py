@@ -2,10 +2,12 @@
 """The stream blocks as Verilog: cocotb + Verilator, bit-exact under random stalls, and lint.
 
 Each block (one small configuration each; the requantizer once per arithmetic mode) is
-converted to Verilog, built with Verilator through ``cocotb_tools.runner`` in its own build
-directory and driven by ``sim/blocks/stream_bench.py`` (driver with random valid gaps, monitor
-with random ready stalls, scoreboard). The expected beats are computed here with the same NumPy
-references as the ``amaranth.sim`` tests and handed over as a JSON file.
+converted to Verilog, built and run by the one runner (:mod:`accel.sim.bench`) in its own
+build directory and driven by ``sim/blocks/stream_bench.py`` (the shared driver with random
+valid gaps and monitor with random ready stalls of ``sim/streams.py``, bound from the block's
+port description; a scoreboard). The expected beats are computed here with the same NumPy
+references as the ``amaranth.sim`` tests and handed over as a JSON file. The lint allows only
+:data:`accel.sim.bench.LINT_ALLOWED`.
 """
 
 from __future__ import annotations
@@ -17,35 +19,9 @@ from accel.hw.layouts import pixel_layout, window_layout
 from accel.hw.maxpool import MaxPool
 from accel.hw.regroup import ChannelRegroup
 from accel.hw.window import WindowGenerator
-from sim.blocks.harness import lint, run_block, verilator_environment, write_verilog
+from accel.sim.bench import lint_violations
+from sim.blocks.harness import run_block, write_verilog
 from tests.hw import test_maxpool, test_regroup, test_requantizer, test_window
-
-# Verilator warnings that Amaranth's Verilog always produces, and why they are harmless:
-LINT_ALLOWED = {
-    # Amaranth's arithmetic is width-correct by construction; its Verilog leaves the implicit
-    # extension/truncation of operands to the language rules (TOOLCHAIN.md, gotcha 3).
-    "WIDTHEXPAND": "operand extension in Amaranth's emitted arithmetic",
-    "WIDTHTRUNC": "operand truncation in Amaranth's emitted arithmetic",
-    # Debug wires for every field of a payload view, upper bits of intermediate expressions,
-    # and inputs a block ignores by design (e.g. the window generator's input `last`).
-    "UNUSEDSIGNAL": "debug wires and intentionally unused bits",
-    # Registers are declared with their reset value (`reg x = 0`) and assigned in `always`.
-    "PROCASSINIT": "registers carry their initial value in the declaration",
-    # Submodules (e.g. the requantizer's FIFO) are emitted into the same file.
-    "DECLFILENAME": "one file holds the top module and its submodules",
-    # Constant tables (`Array` lookups) become `casez` without a default for indices the
-    # counters never reach.
-    "CASEINCOMPLETE": "table lookups without a default for unreachable indices",
-    # Zero-width signals (e.g. a counter over a single value) appear as `wire [-1:0]` debug
-    # wires, which nothing reads.
-    "ASCRANGE": "zero-width debug wires",
-}
-
-
-@pytest.fixture(autouse=True)
-def _verilator(monkeypatch):
-    for key, value in verilator_environment().items():
-        monkeypatch.setenv(key, value)
 
 
 def _pack(layout, rows) -> list[int]:
@@ -119,11 +95,11 @@ SLOW = {"requantizer_float", "requantizer_pow2"}
 @pytest.mark.parametrize(
     "name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in CASES]
 )
-def test_verilog_bench(name, tmp_path):
+def test_verilog_bench(name, build_dir):
     dut, inputs, outputs = CASES[name]()
-    source = write_verilog(dut, name, tmp_path / "rtl")
-    result = run_block(source, name=name, inputs=inputs, outputs=outputs,
-                       build_dir=tmp_path / "build", seed=len(name))
+    source = write_verilog(dut, name, build_dir / "rtl")
+    result = run_block(dut, source, name=name, inputs=inputs, outputs=outputs,
+                       build_dir=build_dir / "sim", seed=len(name))
     assert result["beats"] == len(outputs[1]) and result["mismatches"] == 0
 
 
@@ -131,5 +107,5 @@ def test_verilog_bench(name, tmp_path):
 def test_verilog_lint(name, tmp_path):
     dut, _, _ = CASES[name]()
     source = write_verilog(dut, name, tmp_path)
-    unexpected = [(code, msg) for code, msg in lint(source, name) if code not in LINT_ALLOWED]
+    unexpected = lint_violations(source, name)
     assert not unexpected, unexpected

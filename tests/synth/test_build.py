@@ -29,12 +29,6 @@ POW2 = [DIGITS / "digits_small.keras", "--calibration", DIGITS / "digits_calib_x
         "--scheme", "pow2"]
 
 
-@pytest.fixture
-def cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("ACCEL_CACHE_DIR", str(tmp_path / "cache"))
-    return tmp_path / "cache"
-
-
 def build(*args) -> tuple[int, dict, str]:
     result = CliRunner().invoke(main, ["build", *map(str, args), "--json"])
     if result.exception is not None and not isinstance(result.exception, SystemExit):
@@ -80,6 +74,27 @@ def test_icebreaker_uart_top(tmp_path, cache):
     assert report["top"] == "uart" and report["baud"] == 115200
     # 0xA5 + 64 image bytes in, 0x5A + 10 logits + argmax out, 10 bits a byte
     assert report["uart_inferences_per_s"] == pytest.approx(115200 / (10 * 77))
+
+
+@pytest.mark.parametrize(("board", "clock", "cell", "bitstream"), [
+    ("icebreaker", 30, "SB_PLL40_PAD", "top.bin"),  # 12 MHz * 80 / 32
+    ("ulx3s-85f", 75, "EHXPLLL", "top.bit"),  # 25 MHz * 3, VCO 600 MHz
+])
+def test_pll_clock(tmp_path, cache, board, clock, cell, bitstream):
+    """--clock through the PLL: the PLL cell is placed, nextpnr times the design at the PLL's
+    output (its constraint derived from the dividers), and every figure is at that clock."""
+    code, report, err = build(*POW2, "--board", board, "--array", "1x1", "--clock", clock,
+                              "-o", tmp_path / "pll")
+    assert code == 0, err
+    check_report(report, tmp_path / "pll" / bitstream)
+    assert report["clock_mhz"] == clock == report["pll"]["output_mhz"]
+    assert report["pll"]["primitive"] == cell and report["cells"][cell] == 1
+    assert report["utilization"]["plls"]["used"] == 1
+    (constraint,) = [v["constraint_mhz"] for v in report["fmax_by_clock"].values()]
+    assert constraint == pytest.approx(clock, rel=1e-3)
+    assert set(report["tool_stage_seconds"]) == {"yosys", "nextpnr", "pack"}
+    assert all(t > 0 for t in report["tool_stage_seconds"].values())
+    assert sum(report["tool_stage_seconds"].values()) <= report["tool_seconds"]
 
 
 def test_timing_failure_still_reports(tmp_path, cache):
