@@ -354,7 +354,8 @@ OPERATORS: dict[type[QLayer], Callable] = {
 
 #: Operator dispatch for merge layers (several inputs): quantized layer type ->
 #: function(xs, layer, layer_info) -> integer output, with ``xs`` a tuple of the inputs' int
-#: outputs in the order of ``inputs``. Empty until Add/Concatenate get their integer numerics.
+#: outputs in the order of ``inputs``, in their narrow types (int8 for 8 bits: widen before
+#: arithmetic that could wrap). Empty until Add/Concatenate get their integer numerics.
 JOIN_OPERATORS: dict[type[QLayer], Callable] = {}
 
 
