@@ -284,7 +284,7 @@ def generate(model, seed, calibration, scheme, weight_bits, act_bits, array, out
     rows, cols = parse_array(array)
     check_output_dir(out_dir, "the Verilog")
     qnet = _load_quantized(model, seed, calibration, scheme, weight_bits, act_bits)
-    data = run_generate(qnet, _make_plan(qnet, rows, cols, model), out_dir)
+    data = run_generate(_make_plan(qnet, rows, cols, model), out_dir)
     click.echo(f"{data['model']}: {len(data['plan']['stages'])} stages, {data['pes']} PEs, "
                f"predicted {data['expected']['interval_cycles']:,} cycles per inference -> "
                f"{out_dir}/{data['generated']['verilog']} "
@@ -451,12 +451,12 @@ def build(model, seed, calibration, scheme, weight_bits, act_bits, board_name, a
     qnet = _load_quantized(model, seed, calibration, scheme, weight_bits, act_bits)
     net_plan = _make_plan(qnet, rows, cols, model)
     if fit_only:
-        fit = check_fit(net_plan, qnet, board)
+        fit = check_fit(net_plan, board)
         if as_json:
-            _print_json(fit)
+            _print_json(fit.to_json())
         else:
-            needs = ", ".join(f"{k} {v['needed']:,}/{v['available']:,}"
-                              for k, v in fit["resources"].items())
+            needs = ", ".join(f"{k} {v.needed:,}/{v.available:,}"
+                              for k, v in fit.resources.items())
             click.echo(f"{qnet.name} fits {board.name} (estimate): {needs}")
         return
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),

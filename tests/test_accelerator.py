@@ -136,3 +136,41 @@ def test_the_report_is_typed_and_its_json_is_plain_data():
     with pytest.raises(AccelError, match=r"^labels: need one label per image \(3\), not an "
                        r"array of shape \(2,\)$"):
         r.with_accuracy(labels[:2])
+
+
+def test_tflite_float_dense_runs_wide_and_bit_exact():
+    """digits_small.tflite's FULLY_CONNECTED requantizes in double (``float``); the planner
+    proves an integer multiplier exact for it and builds the narrower ``wide`` requantizer,
+    which the whole accelerator must run bit-exactly (the golden model is the float rule)."""
+    from accel.plan.plan import RequantMode
+    from accel.quant.load import load_quantized_model
+
+    from .paths import EXAMPLES
+
+    qnet = load_quantized_model(EXAMPLES / "digits" / "digits_small.tflite")
+    plan = make_plan(qnet, 1, 2)
+    dense = plan.stages[-1]
+    assert qnet.layers[-2].requant.mode == "float"
+    assert dense.requant.mode is RequantMode.WIDE and dense.requant.mult_bits < 53
+    assert make_plan(qnet, 1, 2, allow_wide=False).stages[-1].requant.mode is RequantMode.FLOAT
+    rng = np.random.default_rng(5)
+    x = rng.integers(qnet.input.qmin, qnet.input.qmax + 1, (2, *qnet.input_shape))
+    case = build_harness(qnet, plan, x, seed=6, gap_percent=25, stall_percent=25)
+    assert_exact_and_timed(report(case, run_amaranth(case, max_cycles=400_000)))
+
+
+@pytest.mark.parametrize("array", [(1, 1), (2, 2)])
+@pytest.mark.parametrize("name", sorted(NETWORKS))
+def test_interval_is_the_plan_cycle_for_cycle(name, array):
+    """With no input gaps and no output stalls, four images back to back: the measured
+    steady-state interval is exactly the plan's (frame-boundary refill is hidden: every window
+    generator fills its next frame's first rows while its stage still works on the last)."""
+    shape, layers = NETWORKS[name]
+    qnet = random_quantized(Network(name, shape, layers), 0)
+    plan = make_plan(qnet, *array)
+    x = np.random.default_rng(0).integers(qnet.input.qmin, qnet.input.qmax + 1,
+                                          (4, *qnet.input_shape))
+    case = build_harness(qnet, plan, x, seed=1, gap_percent=0, stall_percent=0)
+    r = report(case, run_amaranth(case, max_cycles=400_000))
+    assert r.bit_exact, r.first_mismatch
+    assert r.cycles_per_inference == plan.interval_cycles, (name, array)

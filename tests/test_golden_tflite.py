@@ -67,7 +67,7 @@ def test_tflite_import_takes_parameters_as_given():
     qnet = load_tflite(DIGITS / "digits_cnn.tflite")
     conv = qnet.layers[0]
     assert conv.weights.shape == (3, 3, 1, 32)  # OHWI -> Keras HWIO
-    assert conv.requant.mode == "multiplier"
+    assert conv.requant.mode == "tflite"
     assert [layer.name for layer in qnet.layers] == [
         "conv2d", "max_pooling2d", "conv2d_1", "max_pooling2d_1", "flatten", "dense", "dense_1",
         "softmax"]

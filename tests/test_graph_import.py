@@ -184,16 +184,35 @@ def test_tflite_graph_names_inputs_by_producer(tmp_path):
     assert np.array_equal(golden.run(second, out["conv2d"])["conv2d_1"], out["conv2d_1"])
 
 
-@pytest.mark.parametrize(("code", "options", "output", "kind"), [
-    (tflite.BuiltinOperator.ADD, add_options(), 7, "ADD"),
-    (tflite.BuiltinOperator.CONCATENATION, concatenation_options(), 8, "CONCATENATION"),
-])
-def test_tflite_joins_have_no_integer_implementation_yet(tmp_path, code, options, output, kind):
+def test_tflite_add_of_two_branches_runs_the_int8_kernel(tmp_path):
+    """ADD reads two producers (a fork: conv2d feeds conv2d_1 and the add), each input with its
+    own scale; the golden model's add is tflite_kernels.add on the golden inputs."""
+    from accel.quant import tflite_kernels
+
     path = _write(tmp_path, [Op(CONV, [0, 1, 2], [3], *conv_options()),
                              Op(CONV, [3, 4, 5], [6], *conv_options()),
-                             Op(code, [3, 6], [output], *options)], output)
-    with pytest.raises(AccelError, match=rf"^{path}: operator 2 \({kind}\): no integer "
-                       rf"implementation yet$"):
+                             Op(tflite.BuiltinOperator.ADD, [3, 6], [7], *add_options())], 7)
+    qnet = load_tflite(path)
+    add = qnet.layers[2]
+    assert (add.name, add.inputs) == ("add", ("conv2d", "conv2d_1"))
+    assert (add.input.scale, add.input2.scale, add.output.scale) == pytest.approx((0.1, 0.2, 0.3))
+    x = RNG.integers(-128, 128, (3, 6, 6, 2))
+    out = golden.run(qnet, x)
+    want = tflite_kernels.add(
+        out["conv2d"], out["conv2d_1"], input1_zero_point=5, input2_zero_point=-7,
+        output_zero_point=1, params=tflite_kernels.add_params(0.1, 0.2, 0.3))
+    assert np.array_equal(out["add"], want)
+
+
+def test_tflite_concatenation_of_unlike_scales_is_refused(tmp_path):
+    path = _write(tmp_path, [Op(CONV, [0, 1, 2], [3], *conv_options()),
+                             Op(CONV, [3, 4, 5], [6], *conv_options()),
+                             Op(tflite.BuiltinOperator.CONCATENATION, [3, 6], [8],
+                                *concatenation_options())], 8)
+    with pytest.raises(AccelError, match=rf"^{path}: operator 2 \(CONCATENATION\): input 0 "
+                       r"\('a'\) is quantized \(scale 0\.1, zero point 5\) unlike the output "
+                       r"\(scale 0\.3, zero point 1\); TFLite's int8 CONCATENATION cannot "
+                       r"rescale$"):
         load_tflite(path)
 
 
@@ -217,11 +236,26 @@ def test_tflite_fork_with_an_unread_branch(tmp_path):
 # --- the quantized network and the golden model on a graph ----------------------------------------
 
 
-def test_quantizing_a_merge_layer_is_refused():
+def test_quantizing_a_residual_spec_joins_with_tflite_numerics():
+    """tiny_residual: the Add (with its ReLU fused) is TFLite's int8 ADD of its two inputs;
+    the Concatenate's inputs (stem, and the Add through its ReLU) share its quantization."""
+    from accel.quant import tflite_kernels
+
     net = load_network(SPECS / "tiny_residual.yaml")
-    with pytest.raises(AccelError, match=r"^layer 3 \(add, Add\): no integer implementation "
-                       r"yet$"):
-        random_quantized(net, seed=1)
+    qnet = random_quantized(net, seed=1)
+    layers = {layer.name: layer for layer in qnet.layers}
+    add, cat = layers["add"], layers["concatenate"]
+    assert add.inputs == ("stem", "conv2d_1") and add.activation == "relu"
+    assert cat.inputs == ("stem", "add")
+    assert layers["stem"].output == add.output == cat.output
+    x = np.random.default_rng(4).integers(-128, 128, (3, 16, 16, 3))
+    out = golden.run(qnet, x)
+    want = tflite_kernels.add(
+        out["stem"], out["conv2d_1"], input1_zero_point=add.input.zero_point,
+        input2_zero_point=add.input2.zero_point, output_zero_point=add.output.zero_point,
+        params=golden.add_params(add), act_min=add.act_min, act_max=add.act_max)
+    assert np.array_equal(out["add"], want)
+    assert np.array_equal(out["concatenate"], np.concatenate([out["stem"], out["add"]], -1))
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -367,13 +401,19 @@ def test_random_keras_dags_import_as_the_spec(case, rnd):
     assert by_name(net) == by_name(spec)
 
 
-def test_cli_refuses_quantizing_a_join_in_one_line(tmp_path):
+def test_cli_refuses_quantizing_an_add_of_three_in_one_line(tmp_path):
     from click.testing import CliRunner
 
     from accel.cli import main
 
-    result = CliRunner().invoke(main, ["quantize", str(SPECS / "tiny_residual.yaml"),
-                                       "--seed", "1", "-o", str(tmp_path / "q.npz")])
+    spec = tmp_path / "add3.yaml"
+    spec.write_text("name: add3\ninput: [4, 4, 2]\nlayers:\n"
+                    "  - Conv2D: {filters: 2, kernel_size: 1, name: a}\n"
+                    "  - Conv2D: {filters: 2, kernel_size: 1, name: b, inputs: [a]}\n"
+                    "  - Add: {inputs: [input, a, b]}\n")
+    result = CliRunner().invoke(main, ["quantize", str(spec), "--seed", "1", "-o",
+                                       str(tmp_path / "q.npz")])
     assert result.exit_code == 2
-    assert result.stderr == "accel: error: layer 3 (add, Add): no integer implementation yet\n"
+    assert result.stderr == ("accel: error: layer 2 (add, Add): an Add of 3 inputs; only two "
+                             "can be quantized (TFLite's ADD)\n")
     assert not (tmp_path / "q.npz").exists()

@@ -1,6 +1,7 @@
 """The hardware plan: stage sizing, folding and the cycle model."""
 
 import json
+from collections import Counter
 
 import pytest
 from click.testing import CliRunner
@@ -85,3 +86,58 @@ def test_plan_cli_json():
     data = json.loads(result.stdout)
     assert data["array"] == "4x4" and data["macs"] == 4_241_152
     assert [s["array"] for s in data["stages"]][1] == [4, 4]
+
+
+
+#: The plan's name for each memory a stage's blocks instantiate (by hierarchy path).
+_MEMORY_NAMES = {"window.lines": "line_buffer", "replay.mem": "replay",
+                 "replay.out.storage": "replay_fifo", "array.fifo.storage": "array_fifo",
+                 "requant.params": "requant", "requant.fifo.storage": "requant_fifo",
+                 "pool.partial": "pool"}
+
+
+def _built_memories(component) -> Counter:
+    """``(plan name, words, bits)`` of every memory in the elaborated hierarchy."""
+    from amaranth import Shape
+    from amaranth.hdl import Fragment
+
+    found = Counter()
+
+    def walk(fragment, path):
+        for sub, name, _ in fragment.subfragments:
+            where = (*path, str(name))
+            if type(sub).__name__ == "MemoryInstance":
+                dotted = ".".join(where)
+                plan_name = "weights" if ".rom" in dotted else _MEMORY_NAMES[dotted]
+                found[plan_name, sub._data.depth, Shape.cast(sub._data.shape).width] += 1
+            walk(sub, where)
+
+    walk(Fragment.get(component, None), ())
+    return found
+
+
+@pytest.mark.parametrize(("model", "array"), [("digits_small.tflite", (1, 1)),
+                                              ("digits_small.tflite", (2, 4)),
+                                              ("digits_valid_s2.tflite", (4, 4))])
+def test_components_build_exactly_the_memories_the_plan_counts(model, array):
+    """Every memory the stage's blocks instantiate (built from the sub-plans alone), with its
+    words and bits, is one the plan lists, and the plan lists no other; FIFO depths and
+    latencies are the blocks' own."""
+    from accel.hw.stage import ComputeStage
+    from accel.quant.load import load_quantized_model
+
+    from .paths import EXAMPLES
+
+    qnet = load_quantized_model(EXAMPLES / "digits" / model)
+    for stage in make_plan(qnet, *array).stages:
+        hw = ComputeStage(plan=stage)
+        want = Counter()
+        for memory in stage.memories:
+            want[memory.name, memory.words, memory.bits] += memory.count
+        assert _built_memories(hw) == want, stage.layer
+        assert hw.requantizer.latency == stage.requant.latency
+        assert hw.requantizer._fifo_depth == stage.requant.fifo_depth
+        assert (hw.array.latency, hw.array.fifo_depth) == (stage.array.latency,
+                                                           stage.array.fifo_depth)
+        if stage.window is not None:
+            assert hw.window.buffer_rows == stage.window.buffer_rows

@@ -11,7 +11,7 @@ and compared bit for bit.
 The reference kernels do not all requantize the same way, and the fixtures tell them apart:
 
 - CONV_2D (``reference_integer_ops::ConvPerChannel``): Q31 multiplier and shift from
-  ``double(s_in) * double(s_w[c]) / double(s_out)``, double rounding (``"multiplier"``).
+  ``double(s_in) * double(s_w[c]) / double(s_out)``, double rounding (``"tflite"``).
 - FULLY_CONNECTED, per-channel and per-tensor weights alike (``reference_integer_ops::
   FullyConnected[PerChannel]`` with the scales): ``round(double(acc) * effective_scale)``
   (``"float"``). The Q31 multiplier differs from it on some hundreds of the fixtures' outputs.
@@ -48,7 +48,7 @@ OP_TYPES = ("conv2d", "dense_per_channel", "dense_per_tensor", "max_pool2d", "so
 MIN_CASES = 1000
 MIN_ELEMENTS = 100_000
 #: The requantization each reference kernel uses, as established by these fixtures.
-REFERENCE_MODE = {"conv2d": "multiplier", "dense_per_channel": "float",
+REFERENCE_MODE = {"conv2d": "tflite", "dense_per_channel": "float",
                   "dense_per_tensor": "float"}
 
 LIVE_CASES = 40
@@ -212,8 +212,8 @@ def test_golden_operator_is_bit_exact_with_the_reference_kernel(op):
 
 @pytest.mark.parametrize(("op", "other_mode"), [
     ("conv2d", "float"),
-    ("dense_per_channel", "multiplier"),
-    ("dense_per_tensor", "multiplier"),
+    ("dense_per_channel", "tflite"),
+    ("dense_per_tensor", "tflite"),
     ("dense_per_tensor", "multiplier-float32-product"),
 ])
 def test_the_fixtures_tell_the_requantization_modes_apart(op, other_mode):
@@ -227,7 +227,7 @@ def test_the_fixtures_tell_the_requantization_modes_apart(op, other_mode):
         if op == "conv2d":
             got = run_conv2d(case, other_mode)
         else:
-            got = run_dense(case, "multiplier",
+            got = run_dense(case, "tflite",
                             float32_product=other_mode == "multiplier-float32-product")
         differ += int(np.count_nonzero(got != case["y"]))
     assert differ >= 20, f"{op} with {other_mode}: only {differ} outputs differ"

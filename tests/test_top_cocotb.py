@@ -20,7 +20,7 @@ from .paths import EXAMPLES
 def test_generated_top_through_its_sidecar(build_dir, seed, rng):
     qnet = load_quantized_model(str(EXAMPLES / "digits" / "dense_pt.tflite"))
     plan = make_plan(qnet, 2, 2)
-    side = generate(qnet, plan, build_dir / "rtl")
+    side = generate(plan, build_dir / "rtl")
     images = rng.integers(qnet.input.qmin, qnet.input.qmax + 1, (3, *qnet.input_shape))
     logits = golden.run(qnet, images)[plan.output_layer].reshape(len(images), -1)
     case = {"sidecar": str(build_dir / "rtl" / f"{TOP_NAME}.json"), "seed": seed,

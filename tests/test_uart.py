@@ -141,8 +141,11 @@ def test_uart_top_rejects_what_the_link_cannot_carry():
     def accelerator(qnet):
         # what UartTop reads of an Accelerator before elaboration (a real one would leave
         # never-elaborated blocks behind for Amaranth to warn about)
+        from accel.plan.plan import make_plan
+
         bits = qnet.logits_layer.output.bits
-        return SimpleNamespace(qnet=qnet, input_bits=qnet.input.bits, output_bits=bits)
+        return SimpleNamespace(plan=make_plan(qnet, 1, 1), input_bits=qnet.input.bits,
+                               output_bits=bits)
 
     digits = EXAMPLES / "digits"
     qnet = load_quantized_model(digits / "digits_small.tflite")

@@ -25,76 +25,56 @@ from amaranth import Module
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..plan.plan import NetworkPlan
-from ..quant.qnet import QConv2D, QDense, QMaxPool2D, QuantizedNetwork
+from ..plan.plan import NetworkPlan, StagePlan
 from .layouts import pixel_layout
 from .regroup import ChannelRegroup
 from .stage import ComputeStage
 
 
 class Accelerator(wiring.Component):
-    """The streaming accelerator for ``qnet`` as planned by ``plan``.
+    """The streaming accelerator of ``plan`` (built from the plan alone).
 
     Parameters
     ----------
     plan : NetworkPlan
-    qnet : QuantizedNetwork
+        Its nodes (stages and regroups) are connected by the tensors they name: the input
+        port feeds ``plan.input_tensor``, the output port carries ``plan.output_tensor``.
+        Every tensor must have exactly one consumer (forks and joins are not built yet).
 
     Members
     -------
-    i : In(stream.Signature(pixel_layout(1, input_bits)))
+    i : In(stream.Signature(pixel_layout(1, plan.input_bits)))
         Image values, one per beat.
-    o : Out(stream.Signature(pixel_layout(1, output_bits)))
+    o : Out(stream.Signature(pixel_layout(1, plan.output_bits)))
         Logits, one per beat.
     """
 
-    def __init__(self, *, plan: NetworkPlan, qnet: QuantizedNetwork):
-        self.plan, self.qnet = plan, qnet
-        layers = {layer.name: layer for layer in qnet.layers}
+    def __init__(self, plan: NetworkPlan):
+        self.plan = plan
+        self.nodes: list[tuple[str, object, object]] = []  # (submodule name, plan, component)
         self.stages: list[ComputeStage] = []
         self.regroups: list[ChannelRegroup] = []
-        # (channels per "pixel", lanes) of the stream arriving at each point
-        channels, lanes = qnet.input_shape[-1], 1
-        bits = qnet.input.bits
-        for stage_plan in plan.stages:
-            layer = layers[stage_plan.layer]
-            pool = layers[stage_plan.pool] if stage_plan.pool else None
-            assert isinstance(layer, (QConv2D, QDense))
-            assert pool is None or isinstance(pool, QMaxPool2D)
-            if isinstance(layer, QDense):
-                chain = self._regroups_to_vector(channels, lanes, stage_plan.rows,
-                                                 stage_plan.geometry.in_channels, bits,
-                                                 layer.input.zero_point)
+        consumers: dict[str, int] = {}
+        for node in plan.nodes:
+            inputs = node.inputs if isinstance(node, StagePlan) else (node.input,)
+            for name in inputs:
+                consumers[name] = consumers.get(name, 0) + 1
+                if consumers[name] > 1:
+                    raise ValueError(f"tensor {name!r} feeds more than one node; forks are "
+                                     f"not supported by this accelerator yet")
+            if isinstance(node, StagePlan):
+                component = ComputeStage(plan=node)
+                self.stages.append(component)
+                self.nodes.append((f"stage{node.index}", node, component))
             else:
-                chain = self._regroup(channels, lanes, stage_plan.rows, bits,
-                                      layer.input.zero_point)
-            stage = ComputeStage(plan=stage_plan, layer=layer, pool=pool)
-            self.regroups.append(chain)
-            self.stages.append(stage)
-            channels, lanes, bits = stage_plan.geometry.filters, stage_plan.cols, \
-                layer.output.bits
-        last_layer = layers[plan.stages[-1].layer]
-        self.output_regroup = self._regroup(channels, lanes, 1, bits,
-                                            last_layer.output.zero_point)
-        self.input_bits, self.output_bits = qnet.input.bits, bits
+                component = ChannelRegroup.from_plan(node)
+                self.nodes.append((f"regroup{len(self.regroups)}", node, component))
+                self.regroups.append(component)
+        self.input_bits, self.output_bits = plan.input_bits, plan.output_bits
         super().__init__({
             "i": In(stream.Signature(pixel_layout(1, self.input_bits))),
             "o": Out(stream.Signature(pixel_layout(1, self.output_bits))),
         })
-
-    @staticmethod
-    def _regroup(channels, lanes_in, lanes_out, bits, fill) -> list[ChannelRegroup]:
-        if lanes_in == lanes_out:
-            return []
-        return [ChannelRegroup(channels=channels, lanes_in=lanes_in, lanes_out=lanes_out,
-                               bits=bits, zero_point=fill)]
-
-    @classmethod
-    def _regroups_to_vector(cls, channels, lanes_in, lanes_out, length, bits, fill):
-        # Split every pixel into single values (dropping its padding lanes), then pack the
-        # whole flattened image ``lanes_out`` values per beat.
-        return (cls._regroup(channels, lanes_in, 1, bits, fill)
-                + cls._regroup(length, 1, lanes_out, bits, fill))
 
     @property
     def stage_outputs(self) -> list:
@@ -103,18 +83,12 @@ class Accelerator(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        current = wiring.flipped(self.i)
-        for index, (chain, stage) in enumerate(zip(self.regroups, self.stages, strict=True)):
-            for k, regroup in enumerate(chain):
-                m.submodules[f"regroup{index}_{k}"] = regroup
-                wiring.connect(m, current, regroup.i)
-                current = regroup.o
-            m.submodules[f"stage{index}"] = stage
-            wiring.connect(m, current, stage.i)
-            current = stage.o
-        for k, regroup in enumerate(self.output_regroup):
-            m.submodules[f"regroup_out{k}"] = regroup
-            wiring.connect(m, current, regroup.i)
-            current = regroup.o
-        wiring.connect(m, current, wiring.flipped(self.o))
+        streams = {self.plan.input_tensor: wiring.flipped(self.i)}
+        for name, node, component in self.nodes:
+            m.submodules[name] = component
+            inputs = node.inputs if isinstance(node, StagePlan) else (node.input,)
+            (source,) = inputs  # one input per node until joins are built
+            wiring.connect(m, streams.pop(source), component.i)
+            streams[node.output] = component.o
+        wiring.connect(m, streams.pop(self.plan.output_tensor), wiring.flipped(self.o))
         return m

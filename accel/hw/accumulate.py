@@ -15,6 +15,7 @@ from amaranth import Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from ..plan.blocks import AccumulatorPlan
 from .layouts import check_int, pixel_layout
 
 
@@ -50,11 +51,17 @@ class ColumnAccumulator(wiring.Component):
     def __init__(self, *, cols: int, acc_bits: int):
         self.cols = check_int("cols", cols, 1)
         self.acc_bits = check_int("acc_bits", acc_bits, 2, 64)
+        self.latency = AccumulatorPlan(cols=self.cols, acc_bits=self.acc_bits).latency
         super().__init__({
             "i": In(stream.Signature(accumulate_in_layout(cols=self.cols,
                                                           acc_bits=self.acc_bits))),
             "o": Out(stream.Signature(pixel_layout(self.cols, self.acc_bits))),
         })
+
+    @classmethod
+    def from_plan(cls, plan: AccumulatorPlan) -> ColumnAccumulator:
+        """The block of a :class:`~accel.plan.blocks.AccumulatorPlan`."""
+        return cls(**plan.component_args())
 
     def elaborate(self, platform):
         m = Module()

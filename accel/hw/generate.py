@@ -14,21 +14,22 @@ from pathlib import Path
 from amaranth.back import verilog
 
 from ..plan.plan import NetworkPlan, plan_dict
-from ..quant.qnet import QuantizedNetwork
 from .accelerator import Accelerator
 from .ports import stream_ports
 
 TOP_NAME = "accel_top"
 
 
-def sidecar(plan: NetworkPlan, qnet: QuantizedNetwork, accelerator: Accelerator) -> dict:
-    """The JSON sidecar's content (see module doc)."""
-    in_bits, out_bits = accelerator.input_bits, accelerator.output_bits
+def sidecar(plan: NetworkPlan, accelerator: Accelerator | None = None) -> dict:
+    """The JSON sidecar's content (see module doc), read from the plan; the ports come from
+    ``accelerator``'s signature (built from the plan when not given)."""
+    in_bits, out_bits = plan.input_bits, plan.output_bits
     planned = plan_dict(plan)
-    ports = stream_ports(accelerator)
+    out = plan.output_stage
+    ports = stream_ports(accelerator if accelerator is not None else Accelerator(plan))
     return {
-        "format": "accel-sidecar", "version": 1, "top": TOP_NAME, "model": qnet.name,
-        "scheme": qnet.scheme, "source": qnet.source,
+        "format": "accel-sidecar", "version": 1, "top": TOP_NAME, "model": plan.name,
+        "scheme": plan.scheme, "source": plan.source,
         "clock": {"port": "clk", "reset": "rst", "reset_active": "high", "reset_sync": True},
         # Names, widths and bit fields from the accelerator's signature (hw/ports.py).
         "ports": {
@@ -39,34 +40,36 @@ def sidecar(plan: NetworkPlan, qnet: QuantizedNetwork, accelerator: Accelerator)
                   "meaning": f"the {plan.output_layer} outputs (logits), one per beat; last on "
                              f"each image's final value"},
         },
-        "input": {"shape": list(qnet.input_shape), "scale": qnet.input.scale,
-                  "zero_point": qnet.input.zero_point, "bits": in_bits},
+        "input": {"shape": list(plan.input_shape), "scale": plan.input_scale,
+                  "zero_point": plan.input_zero_point, "bits": in_bits},
         "output": {"layer": plan.output_layer,
-                   "units": plan.stages[-1].geometry.filters,
-                   "scale": accelerator.stages[-1].layer.output.scale,
-                   "zero_point": accelerator.stages[-1].layer.output.zero_point,
+                   "units": out.geometry.filters,
+                   "scale": out.out_scale,
+                   "zero_point": out.out_zero_point,
                    "bits": out_bits,
-                   "softmax_in_software": qnet.layers[-1].kind == "softmax"},
+                   "softmax_in_software": plan.softmax_in_software},
         "plan": planned,
         "expected": {"interval_cycles": plan.interval_cycles,
                      "latency_cycles": plan.latency_cycles,
                      "ideal_cycles": plan.ideal_cycles},
         "pes": plan.pes,
-        "multipliers": plan.pes,
+        # Hardware multipliers per FPGA family (Gowin in 9x9 halves): PEs and requantizers.
+        "multipliers": plan.multipliers,
+        "bram_blocks": planned["bram_blocks"],
         "memory_bits": planned["memory_bits"],
     }
 
 
-def generate(qnet: QuantizedNetwork, plan: NetworkPlan, out_dir: str | Path) -> dict:
+def generate(plan: NetworkPlan, out_dir: str | Path) -> dict:
     """Write ``<out_dir>/accel_top.v`` and ``accel_top.json``; returns the sidecar."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    accelerator = Accelerator(plan=plan, qnet=qnet)
+    accelerator = Accelerator(plan)
     start = time.perf_counter()
     text = verilog.convert(accelerator, name=TOP_NAME, emit_src=False)
     seconds = time.perf_counter() - start
     (out / f"{TOP_NAME}.v").write_text(text)
-    data = sidecar(plan, qnet, accelerator)
+    data = sidecar(plan, accelerator)
     data["generated"] = {"verilog": f"{TOP_NAME}.v", "verilog_bytes": len(text),
                          "convert_seconds": round(seconds, 3)}
     (out / f"{TOP_NAME}.json").write_text(json.dumps(data, indent=1) + "\n")

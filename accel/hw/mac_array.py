@@ -122,7 +122,18 @@ from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from accel.hw.layouts import check_int
-from accel.quant.numerics import accumulator_range, int_range, signed_bits_for
+from accel.plan.blocks import (
+    DEFAULT_BANK_DEPTH,
+    MUX_FANIN,
+    ArrayPlan,
+    array_latency,
+    array_stream_timing,
+    bank_stages,
+    mux_levels,
+    psum_bits,
+    sum_bits,
+)
+from accel.quant.numerics import int_range
 
 __all__ = [
     "MacArrayStream",
@@ -135,26 +146,7 @@ __all__ = [
 ]
 
 
-#: Inputs of each registered multiplexer in a banked ROM's tree.
-MUX_FANIN = 8
-#: Deepest unbanked weight ROM: 8192 words of up to 8 bits fill four 16-kbit block RAMs used
-#: 8192 deep (ECP5 DP16KD 8192x2, iCE40 SB_RAM40_4K 2048x2 in fours), so a bank needs no
-#: multiplexer inside it.
-DEFAULT_BANK_DEPTH = 8192
-
-
-def _mux_levels(banks: int) -> int:
-    levels = 0
-    while banks > 1:
-        banks, levels = -(-banks // MUX_FANIN), levels + 1
-    return levels
-
-
-def bank_stages(depth: int, bank_depth: int) -> int:
-    """Register stages a PE gains when its ``depth``-word ROM is banked (0 if it is not): the
-    bank address register, the bank output register and one per multiplexer level."""
-    banks = -(-depth // bank_depth)
-    return 2 + _mux_levels(banks) if banks > 1 else 0
+_mux_levels = mux_levels
 
 
 def _check_bank_depth(bank_depth: object) -> int:
@@ -188,11 +180,7 @@ def _weights_param(weights: object, rows: int, cols: int, weight_bits: int) -> n
     return weights
 
 
-def _sum_bits(terms: int, input_bits: int, w_range: tuple[int, int]) -> int:
-    """Bits for any sum of ``terms`` products ``x * w`` (``x`` any ``input_bits`` value)."""
-    return signed_bits_for(
-        *accumulator_range(terms=terms, x_range=int_range(input_bits), w_range=w_range)
-    )
+_sum_bits = sum_bits
 
 
 def default_acc_bits(*, rows: int, input_bits: int = 9, weight_bits: int = 8) -> int:
@@ -262,11 +250,9 @@ class _Config:
         weight_bits = check_int("weight_bits", weight_bits, 1, 32)
         tag_bits = check_int("tag_bits", tag_bits, 1)
         weights = _weights_param(weights, rows, cols, weight_bits)
-        # Partial sums after row r hold r + 1 products of these weights (0 included: a ROM
-        # may be all zeros, and the range must contain every partial sum).
-        w_range = (min(int(weights.min()), 0), max(int(weights.max()), 0))
-        psum_bits = tuple(_sum_bits(r + 1, input_bits, w_range) for r in range(rows))
-        need = psum_bits[-1]
+        # Partial sums after row r hold r + 1 products of these weights.
+        psums = psum_bits(rows, input_bits, weights)
+        need = psums[-1]
         if acc_bits is None:
             acc_bits = default_acc_bits(rows=rows, input_bits=input_bits,
                                         weight_bits=weight_bits)
@@ -279,7 +265,7 @@ class _Config:
         acc_bits = check_int("acc_bits", acc_bits, need)
         return cls(rows=rows, cols=cols, weights=weights, input_bits=input_bits,
                    weight_bits=weight_bits, acc_bits=acc_bits, tag_bits=tag_bits,
-                   psum_bits=psum_bits)
+                   psum_bits=psums)
 
 
 class ProcessingElement(wiring.Component):
@@ -507,7 +493,7 @@ class SystolicArray(wiring.Component):
         self.weights = config.weights
         self._psum_bits = config.psum_bits
         self.bank_depth = _check_bank_depth(bank_depth)
-        self.latency = self.rows + self.cols + 2 + bank_stages(self.depth, self.bank_depth)
+        self.latency = array_latency(self.rows, self.cols, self.depth, self.bank_depth)
 
         super().__init__({
             "i": In(stream.Signature(
@@ -634,8 +620,8 @@ class MacArrayStream(wiring.Component):
             acc_bits=config.acc_bits, tag_bits=config.tag_bits, bank_depth=bank_depth)
         self.rows, self.cols, self.depth = array.rows, array.cols, array.depth
         self.acc_bits, self.tag_bits = array.acc_bits, array.tag_bits
-        self.latency = 1 + array.latency + 2
-        self.fifo_depth = self.latency + 1
+        self.latency, self.fifo_depth = array_stream_timing(
+            array.rows, array.cols, array.depth, array.bank_depth)
         self._fifo = SyncFIFOBuffered(
             width=Shape.cast(array.o.payload.shape()).width, depth=self.fifo_depth
         )
@@ -643,6 +629,11 @@ class MacArrayStream(wiring.Component):
             "i": In(stream.Signature(array.i.payload.shape())),
             "o": Out(stream.Signature(array.o.payload.shape())),
         })
+
+    @classmethod
+    def from_plan(cls, plan: ArrayPlan) -> MacArrayStream:
+        """The array of a stage's :class:`~accel.plan.blocks.ArrayPlan`."""
+        return cls(**plan.component_args())
 
     def elaborate(self, platform):
         m = Module()

@@ -43,36 +43,13 @@ from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from accel.hw.layouts import check_int, check_padding, check_pair, pixel_layout
-from accel.spec.shapes import AxisWindow, ceil_div, window_2d
+from accel.plan.blocks import PoolPlan, axis_table, pool_slots
+from accel.spec.shapes import ceil_div, window_2d
 
 __all__ = ["MaxPool"]
 
 
-def _axis_table(axis: AxisWindow) -> list[tuple[int, int, int, int, int]]:
-    """Per input index along one axis: ``(lo, n, first_from, opens, completes)``.
-
-    The windows containing index ``x`` (clipped to the input) are ``lo .. lo + n - 1``; those
-    with ``k >= first_from`` start at ``x``; ``opens``/``completes`` count the windows whose
-    first/last in-input index is ``x``.
-    """
-    starts = [max(axis.start(o), 0) for o in range(axis.out)]
-    ends = [min(axis.start(o) + axis.kernel - 1, axis.size - 1) for o in range(axis.out)]
-    table = []
-    for x in range(axis.size):
-        inside = [o for o in range(axis.out) if starts[o] <= x <= ends[o]]
-        first = [k for k, o in enumerate(inside) if starts[o] == x]
-        # Window starts and ends never decrease, so both lists are contiguous (``first`` a
-        # suffix of ``inside``).
-        assert inside == list(range(inside[0], inside[0] + len(inside))) if inside else True
-        assert first == list(range(len(inside) - len(first), len(inside)))
-        table.append((
-            inside[0] if inside else 0,
-            len(inside),
-            len(inside) - len(first),
-            starts.count(x),
-            ends.count(x),
-        ))
-    return table
+_axis_table = axis_table
 
 
 class MaxPool(wiring.Component):
@@ -147,9 +124,14 @@ class MaxPool(wiring.Component):
         self.groups = ceil_div(self.channels, self.lanes)
         self._rows = _axis_table(self.window.rows)
         self._cols = _axis_table(self.window.cols)
-        self.slots = max(n for _, n, _, _, _ in self._rows) + 1
+        self.slots = pool_slots(self.window.rows)
         layout = pixel_layout(self.lanes, self.bits)
         super().__init__({"i": In(stream.Signature(layout)), "o": Out(stream.Signature(layout))})
+
+    @classmethod
+    def from_plan(cls, plan: PoolPlan) -> MaxPool:
+        """The block of a stage's :class:`~accel.plan.blocks.PoolPlan`."""
+        return cls(**plan.component_args())
 
     def elaborate(self, platform):
         m = Module()

@@ -29,6 +29,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from accel.hw.layouts import check_int, pixel_layout
+from accel.plan.blocks import RegroupPlan
 from accel.spec.shapes import ceil_div
 
 __all__ = ["ChannelRegroup"]
@@ -82,6 +83,11 @@ class ChannelRegroup(wiring.Component):
             "i": In(stream.Signature(pixel_layout(self.lanes_in, self.bits))),
             "o": Out(stream.Signature(pixel_layout(self.lanes_out, self.bits))),
         })
+
+    @classmethod
+    def from_plan(cls, plan: RegroupPlan) -> ChannelRegroup:
+        """The block of a :class:`~accel.plan.blocks.RegroupPlan`."""
+        return cls(**plan.component_args())
 
     def elaborate(self, platform):
         m = Module()

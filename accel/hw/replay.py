@@ -22,6 +22,7 @@ from amaranth import Module, Mux, Signal, signed
 from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from ..plan.blocks import REPLAY_FIFO_DEPTH, ReplayPlan
 from .layouts import check_int, pixel_layout
 
 
@@ -72,6 +73,11 @@ class WindowReplay(wiring.Component):
                                                     f_tiles=self.f_tiles, bits=self.bits))),
         })
 
+    @classmethod
+    def from_plan(cls, plan: ReplayPlan) -> WindowReplay:
+        """The block of a stage's :class:`~accel.plan.blocks.ReplayPlan`."""
+        return cls(**plan.component_args())
+
     def elaborate(self, platform):
         m = Module()
         kt_n, ft_n = self.k_tiles, self.f_tiles
@@ -80,7 +86,7 @@ class WindowReplay(wiring.Component):
         wr = mem.write_port()
         rd = mem.read_port(domain="sync", transparent_for=())
         layout = replay_layout(lanes=self.lanes, k_tiles=kt_n, f_tiles=ft_n, bits=self.bits)
-        m.submodules.out = out = fifo.SyncFIFO(width=layout.size, depth=3)
+        m.submodules.out = out = fifo.SyncFIFO(width=layout.size, depth=REPLAY_FIFO_DEPTH)
 
         full = Signal(2)  # bank b holds a complete window
         frame_end = Signal(2)  # bank b's window ends the frame

@@ -59,18 +59,28 @@ from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from accel.hw.layouts import check_int, pixel_layout
+from accel.plan.requant import (
+    A_CHUNK,
+    B_CHUNK,
+    K_MAX,
+    WIDE_MAX_BITS,
+    RequantPlan,
+    lane_fields,
+    lane_values,
+    mult_field_bits,
+    pow2_widths,
+    requant_timing,
+)
+from accel.quant.requant_mode import RequantMode
 from accel.spec.shapes import ceil_div
 
 __all__ = ["MODES", "Requantizer"]
 
 #: The arithmetic a :class:`Requantizer` can implement.
-MODES = ("tflite", "float", "wide", "pow2")
+MODES = tuple(str(mode) for mode in RequantMode)
 
 _INT32 = (-(2**31), 2**31 - 1)
-_A_CHUNK = 16  # split of the signed multiplier operand: 16-bit pieces (17-bit signed inputs)
-_B_CHUNK = 17  # split of the unsigned operand: 17-bit pieces (fit an 18-bit signed input)
-_K_MAX = 86  # the float mode's rounding position beyond which every product rounds to 0
-_WIDE_BITS = 53  # widest multiplier of the "wide" mode (the float datapath's significand)
+_A_CHUNK, _B_CHUNK, _K_MAX, _WIDE_BITS = A_CHUNK, B_CHUNK, K_MAX, WIDE_MAX_BITS
 
 
 def _int_array(name: str, value: object, channels: int, lo: int, hi: int) -> np.ndarray:
@@ -116,13 +126,6 @@ def _float_array(name: str, value: object, channels: int) -> np.ndarray:
     if bad:
         raise ValueError(f"{name} must be finite and > 0, not {bad[0]!r}")
     return arr.copy()
-
-
-def _significand(value: float) -> tuple[int, int]:
-    """``(m, e)`` with ``value == m * 2**e`` exactly and ``m`` an integer below ``2**53``."""
-    fraction, exponent = math.frexp(value)  # value = fraction * 2**exponent, 0.5 <= f < 1
-    m = int(fraction * 2**53)  # exact: 53 significant bits at most
-    return m, exponent - 53
 
 
 class Requantizer(wiring.Component):
@@ -197,7 +200,8 @@ class Requantizer(wiring.Component):
         self.lanes = check_int("lanes", lanes, 1)
         if not isinstance(mode, str) or mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(map(repr, MODES))}, not {mode!r}")
-        self.mode = mode
+        self.mode = RequantMode(mode)
+        mode = str(mode)  # for the messages below
         self.acc_bits = check_int("acc_bits", acc_bits, 2, 62 if mode == "pow2" else 32)
         self.out_bits = check_int("out_bits", out_bits, 2, 32)
         C = self.channels
@@ -242,89 +246,35 @@ class Requantizer(wiring.Component):
                 f"act_min must not exceed act_max, not {self.act_min} > {self.act_max}"
             )
         self.groups = ceil_div(C, self.lanes)
-        self._pipe = self._pipeline_stages()
-        # SyncFIFOBuffered delivers a word written in cycle t in cycle t + 2 at the earliest.
-        self.latency = self._pipe + 2
-        self._fifo_depth = self.latency + 2
+        self.mult_bits = mult_field_bits(self.mode, getattr(self, "multiplier", None))
+        self._pipe, self.latency, self._fifo_depth = requant_timing(
+            self.mode, mult_bits=self.mult_bits, single_rounding=self.single_rounding)
         super().__init__({
             "i": In(stream.Signature(pixel_layout(self.lanes, self.acc_bits))),
             "o": Out(stream.Signature(pixel_layout(self.lanes, self.out_bits))),
         })
 
+    @classmethod
+    def from_plan(cls, plan: RequantPlan) -> Requantizer:
+        """The requantizer of a stage's :class:`~accel.plan.requant.RequantPlan`."""
+        return cls(**plan.component_args())
+
     # --- per-channel parameters ------------------------------------------------------------------
 
-    def _pow2_widths(self) -> tuple[int, int]:
-        """``(Wb, W)``: the width of ``acc + bias`` and of ``acc + bias + half``."""
-        bias_bits = max(abs(int(v)) for v in self.bias).bit_length() + 1
-        base = max(self.acc_bits, bias_bits) + 1
-        return base, base + 1
-
-    def _pow2_right(self, shift: int) -> int:
-        # Shifting ``x + 2**(s - 1)`` right by ``s >= Wb`` gives 0 for every ``|x| < 2**(Wb-1)``,
-        # and so does ``s = Wb``: clamping the shift changes nothing.
-        return min(max(shift, 0), self._pow2_widths()[0])
-
     def _lane_fields(self) -> dict[str, object]:
-        """Shapes of the per-lane ROM fields, and a function giving one channel's values."""
-        if self.mode == "tflite":
-            bias_bits = 32
-            fields = {
-                "bias": signed(bias_bits),
-                "mult": unsigned(31),
-                "left": unsigned(5),
-                "right": unsigned(5),  # double rounding: RoundingDivideByPOT exponent
-                "total": unsigned(6),  # single rounding: 31 - shift
-            }
-        elif self.mode in ("float", "wide"):
-            fields = {
-                "bias": signed(32),
-                "mant": unsigned(53),
-                "k": unsigned(7),  # rounding position -e, clamped to 0.._K_MAX
-                "huge": unsigned(1),  # e > 0: any nonzero product saturates
-            }
-        else:
-            width = self._pow2_widths()[1]
-            fields = {
-                "bias": signed(width),  # bias plus the rounding half
-                "right": range(width + 1),
-                "left": range(self.out_bits + 2),
-            }
-        return fields
+        """Shapes of the per-lane ROM fields (:func:`accel.plan.requant.lane_fields`)."""
+        fields = lane_fields(self.mode, acc_bits=self.acc_bits, out_bits=self.out_bits,
+                             bias=self.bias, mult_bits=self.mult_bits)
+        return {name: signed(bits) if is_signed else unsigned(bits)
+                for name, (is_signed, bits) in fields.items()}
 
     def _lane_values(self, ch: int) -> dict[str, int]:
-        b = int(self.bias[ch])
-        if self.mode == "tflite":
-            s = int(self.shift[ch])
-            return {
-                "bias": b,
-                "mult": int(self.multiplier[ch]),
-                "left": max(s, 0),
-                "right": max(-s, 0),
-                "total": 31 - s,
-            }
-        if self.mode == "float":
-            m, e = _significand(float(self.scale[ch]))
-            return {"bias": b, "mant": m, "k": min(max(-e, 0), _K_MAX), "huge": int(e > 0)}
-        if self.mode == "wide":
-            mult, n = int(self.multiplier[ch]), int(self.shift[ch])
-            return {"bias": b, "mant": mult, "k": min(n, _K_MAX), "huge": 0}
-        right = self._pow2_right(int(self.shift[ch]))
-        return {
-            "bias": b + (1 << (right - 1) if right > 0 else 0),
-            "right": right,
-            # Any nonzero value shifted left by more than out_bits saturates anyway.
-            "left": min(max(-int(self.shift[ch]), 0), self.out_bits + 1),
-        }
+        return lane_values(self.mode, ch, acc_bits=self.acc_bits, out_bits=self.out_bits,
+                           bias=self.bias, multiplier=getattr(self, "multiplier", None),
+                           shift=getattr(self, "shift", None), scale=getattr(self, "scale", None))
 
-    def _pipeline_stages(self) -> int:
-        """Register stages from the input to the FIFO (checked against the datapath)."""
-        b_bits = {"tflite": 31, "float": 53, "wide": _WIDE_BITS, "pow2": 0}[self.mode]
-        products = ceil_div(32, _A_CHUNK) * ceil_div(b_bits, _B_CHUNK)
-        multiply = 1 + math.ceil(math.log2(products)) if products else 0
-        # acc/ROM, then bias, input saturation/shift, the multiply, rounding(s), clamp.
-        wide = 1 + 2 + multiply + 7
-        tflite = 1 + 2 + multiply + 2 + (0 if self.single_rounding else 1)
-        return {"tflite": tflite, "float": wide + 1, "wide": wide, "pow2": 4}[self.mode]
+    def _pow2_widths(self) -> tuple[int, int]:
+        return pow2_widths(self.acc_bits, self.bias)
 
     # --- hardware --------------------------------------------------------------------------------
 

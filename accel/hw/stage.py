@@ -11,24 +11,23 @@
   buffer.
 - :class:`~accel.hw.replay.WindowReplay` sends every window through the array once per f-tile.
 - The input zero point is subtracted here (``x - zp``, 9 bits for int8) and the array's weight
-  address is ``ft * Kt + kt``; :func:`tile_weights` lays the layer's weights out in that order.
+  address is ``ft * Kt + kt``.
 - The column accumulators add the ``Kt`` k-tiles; the requantizer adds the bias and produces
   the layer's int8 output, ``C`` channels per beat; the max pool works on those beats.
 
-All sizes come from the :class:`~accel.plan.plan.StagePlan`; all numbers from the quantized
-layer.
+All sizes and all numbers (weights, requantization constants) come from the
+:class:`~accel.plan.plan.StagePlan`; :func:`~accel.plan.lower.tile_weights` lays the layer's
+weights out in the array's address order.
 """
 
 from __future__ import annotations
 
-import numpy as np
 from amaranth import Module
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from ..plan.lower import accumulator_bits, tile_weights
 from ..plan.plan import StagePlan
-from ..quant import numerics
-from ..quant.qnet import QConv2D, QDense, QMaxPool2D
 from .accumulate import ColumnAccumulator
 from .layouts import pixel_layout
 from .mac_array import MacArrayStream
@@ -37,61 +36,7 @@ from .replay import WindowReplay
 from .requantizer import Requantizer
 from .window import WindowGenerator
 
-#: The quantized layer's requant mode -> the requantizer's mode.
-REQUANT_MODES = {"multiplier": "tflite", "float": "float", "pow2": "pow2"}
-
-
-def tile_weights(layer: QConv2D | QDense, rows: int, cols: int) -> np.ndarray:
-    """The layer's weights as array tiles ``(Ft * Kt, rows, cols)``, tile ``ft * Kt + kt``.
-
-    k-tile ``kt`` of a convolution is tap ``kt // G`` (row-major over ``kh, kw``) and channel
-    group ``kt % G`` (``G = ceil(cin / rows)``), i.e. the window generator's beat order; of a
-    dense layer it is inputs ``kt * rows ..``. f-tile ``ft`` holds filters ``ft * cols ..``.
-    Positions past ``cin`` or ``F`` are zero.
-    """
-    w = layer.weights
-    if isinstance(layer, QDense):
-        w = w.reshape(1, 1, *w.shape)  # a 1x1 convolution over the flattened input
-    kh, kw, cin, filters = w.shape
-    groups = -(-cin // rows)
-    f_tiles = -(-filters // cols)
-    padded = np.zeros((kh, kw, groups * rows, f_tiles * cols), np.int64)
-    padded[:, :, :cin, :filters] = w
-    # (kh, kw, G, R, Ft, C) -> (Ft, kh, kw, G, R, C) -> (Ft * Kt, R, C)
-    tiles = padded.reshape(kh, kw, groups, rows, f_tiles, cols).transpose(4, 0, 1, 2, 3, 5)
-    return tiles.reshape(f_tiles * kh * kw * groups, rows, cols)
-
-
-def _input_bits(layer) -> int:
-    q = layer.input
-    return numerics.signed_bits_for(q.qmin - q.zero_point, q.qmax - q.zero_point)
-
-
-def accumulator_bits(layer: QConv2D | QDense) -> int:
-    """Width of the window sums (bias excluded): exact for the layer's actual weights."""
-    q = layer.input
-    terms = int(np.prod(layer.weights.shape[:-1]))
-    lo, hi = numerics.accumulator_range(
-        terms=terms, x_range=(q.qmin - q.zero_point, q.qmax - q.zero_point),
-        w_range=(int(layer.weights.min()), int(layer.weights.max())))
-    return numerics.signed_bits_for(lo, hi)
-
-
-def _requantizer_args(layer: QConv2D | QDense, channels: int, lanes: int,
-                      acc_bits: int) -> dict:
-    rq = layer.requant
-    mode = REQUANT_MODES[rq.mode]
-    args = dict(channels=channels, lanes=lanes, acc_bits=acc_bits, out_bits=layer.output.bits,
-                mode=mode, bias=layer.bias.astype(np.int64),
-                zero_point=rq.zero_point if mode != "pow2" else 0,
-                act_min=rq.act_min, act_max=rq.act_max)
-    if mode == "tflite":
-        args.update(multiplier=rq.multiplier.astype(np.int64), shift=rq.shift.astype(np.int64))
-    elif mode == "float":
-        args.update(scale=np.asarray(rq.scale, np.float64))
-    else:
-        args.update(shift=rq.shift.astype(np.int64))
-    return args
+__all__ = ["ComputeStage", "accumulator_bits", "tile_weights"]
 
 
 class ComputeStage(wiring.Component):
@@ -100,63 +45,38 @@ class ComputeStage(wiring.Component):
     Parameters
     ----------
     plan : StagePlan
-        Array size, folding and geometry.
-    layer : QConv2D or QDense
-        The quantized layer (weights, bias, requantization).
-    pool : QMaxPool2D or None
-        A max pool to fuse after the requantizer.
+        Everything: geometry, folding, widths, the tiled weights and the requantizer's
+        constants (the quantized layer is not needed).
 
     Members
     -------
-    i : In(stream.Signature(pixel_layout(plan.rows)))
+    i : In(stream.Signature(pixel_layout(plan.rows, plan.in_bits)))
         Input activations, ``rows`` channels per beat (for a Dense layer: the flattened vector,
         ``rows`` values per beat), ``last`` on the frame's final beat.
-    o : Out(stream.Signature(pixel_layout(plan.cols)))
+    o : Out(stream.Signature(pixel_layout(plan.cols, plan.out_bits)))
         Output activations, ``cols`` channels per beat.
     """
 
-    def __init__(self, *, plan: StagePlan, layer: QConv2D | QDense,
-                 pool: QMaxPool2D | None = None):
-        if pool is not None and (pool.act_min > layer.requant.act_min
-                                 or pool.act_max < layer.requant.act_max):
-            raise ValueError(f"pool {pool.name} clamps to [{pool.act_min}, {pool.act_max}], "
-                             f"narrower than {layer.name}'s output; put the activation before "
-                             f"the pool")
-        self.plan, self.layer, self.pool = plan, layer, pool
+    def __init__(self, *, plan: StagePlan):
+        self.plan = plan
         self.in_lanes, self.out_lanes = plan.rows, plan.cols
-        self.acc_bits = accumulator_bits(layer)
-        g, in_bits = plan.geometry, layer.input.bits
-        zp = layer.input.zero_point
+        self.acc_bits = plan.accumulator.acc_bits
         # The blocks are built here (not in elaborate) so testbenches can watch them.
-        self.window = None
-        if isinstance(layer, QConv2D):
-            self.window = WindowGenerator(
-                height=g.in_h, width=g.in_w, channels=g.in_channels, kernel=g.kernel,
-                strides=g.strides, padding=g.padding, lanes=plan.rows, zero_point=zp,
-                bits=in_bits)
-        self.replay = WindowReplay(lanes=plan.rows, k_tiles=plan.k_tiles,
-                                   f_tiles=plan.f_tiles, bits=in_bits)
-        self.array = MacArrayStream(
-            rows=plan.rows, cols=plan.cols, weights=tile_weights(layer, plan.rows, plan.cols),
-            input_bits=_input_bits(layer), weight_bits=layer.weight_bits, tag_bits=3)
-        self.accumulator = ColumnAccumulator(cols=plan.cols, acc_bits=self.acc_bits)
-        self.requantizer = Requantizer(**_requantizer_args(layer, g.filters, plan.cols,
-                                                           self.acc_bits))
-        self.maxpool = None
-        if pool is not None:
-            self.maxpool = MaxPool(
-                height=g.out_h, width=g.out_w, channels=g.filters, pool=pool.pool_size,
-                strides=pool.strides, padding=pool.padding, lanes=plan.cols,
-                bits=layer.output.bits, zero_point=layer.output.zero_point)
+        self.window = None if plan.window is None else WindowGenerator.from_plan(plan.window)
+        self.replay = WindowReplay.from_plan(plan.replay)
+        self.array = MacArrayStream.from_plan(plan.array)
+        self.accumulator = ColumnAccumulator.from_plan(plan.accumulator)
+        self.requantizer = Requantizer.from_plan(plan.requant)
+        self.maxpool = None if plan.maxpool is None else MaxPool.from_plan(plan.maxpool)
         super().__init__({
-            "i": In(stream.Signature(pixel_layout(plan.rows, in_bits))),
-            "o": Out(stream.Signature(pixel_layout(plan.cols, layer.output.bits))),
+            "i": In(stream.Signature(pixel_layout(plan.rows, plan.in_bits))),
+            "o": Out(stream.Signature(pixel_layout(plan.cols, plan.out_bits))),
         })
 
     def elaborate(self, platform):
         m = Module()
         kt_n = self.plan.k_tiles
-        zp = self.layer.input.zero_point
+        zp = self.plan.in_zero_point
 
         # 1. windows (a Dense layer's window is its whole input vector)
         if self.window is not None:

@@ -49,6 +49,7 @@ from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from accel.hw.layouts import check_int, check_padding, check_pair, pixel_layout, window_layout
+from accel.plan.blocks import WINDOW_READ_LATENCY, WindowPlan, line_buffer_rows
 from accel.spec.shapes import ceil_div, window_2d
 
 __all__ = ["WindowGenerator"]
@@ -93,7 +94,11 @@ class WindowGenerator(wiring.Component):
     beats_per_window : int
         ``kh * kw * groups``.
     buffer_rows : int
-        Input rows held in block RAM, ``kh + sh - 1``.
+        Input rows held in block RAM, ``kh + sh - 1``
+        (:func:`accel.plan.blocks.line_buffer_rows`).
+    latency : int
+        Cycles from a beat's read (its pixels present, the consumer ready) to the beat on
+        ``windows``: the block RAM read and the output register.
     """
 
     def __init__(
@@ -132,11 +137,17 @@ class WindowGenerator(wiring.Component):
         self.out_shape = self.window.out_shape
         self.groups = ceil_div(self.channels, self.lanes)
         self.beats_per_window = self.kernel[0] * self.kernel[1] * self.groups
-        self.buffer_rows = self.kernel[0] + self.strides[0] - 1
+        self.buffer_rows = line_buffer_rows(self.kernel, self.strides)
+        self.latency = WINDOW_READ_LATENCY
         super().__init__({
             "pixels": In(stream.Signature(pixel_layout(self.lanes, self.bits))),
             "windows": Out(stream.Signature(window_layout(self.lanes, self.bits))),
         })
+
+    @classmethod
+    def from_plan(cls, plan: WindowPlan) -> WindowGenerator:
+        """The block of a stage's :class:`~accel.plan.blocks.WindowPlan`."""
+        return cls(**plan.component_args())
 
     def elaborate(self, platform):
         m = Module()

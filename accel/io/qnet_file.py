@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -59,10 +60,11 @@ def layer_arrays(kind: str) -> tuple[str, ...]:
     fields = {f.name for f in dataclasses.fields(_kinds()[kind])}
     own = tuple(key for key in LAYER_ARRAYS if key in fields)
     return own + (REQUANT_ARRAYS if "requant" in fields else ())
-REQUANT_MODES_BY_SCHEME = {"tflite-int8": ("multiplier", "float"), "pow2": ("pow2",)}
+REQUANT_MODES_BY_SCHEME = {"tflite-int8": ("tflite", "float"), "pow2": ("pow2",)}
 ACTIVATIONS = ("linear", "relu", "relu6", "relu_n1_to_1")
 #: Kinds that read one tensor in its own quantization (a join such as an add rescales).
-SINGLE_INPUT_KINDS = ("conv2d", "dense", "max_pool2d", "flatten", "softmax")
+SINGLE_INPUT_KINDS = ("conv2d", "dense", "max_pool2d", "flatten", "softmax",
+                      "depthwise_conv2d", "avg_pool2d", "mean", "pad")
 
 
 def check_name(name: Any, where: str) -> str:
@@ -151,7 +153,16 @@ def check_manifest(m: Any, context: str) -> dict:
         for key in ("strides", "pool_size"):
             if key in entry:
                 _pair(entry[key], f"{where}: {key}")
-        if "padding" in entry and entry["padding"] not in ("valid", "same"):
+        if kind == "pad":
+            pads = entry.get("padding")
+            if not (isinstance(pads, list) and len(pads) == 2 and all(
+                    isinstance(p, list) and len(p) == 2 for p in pads)):
+                raise AccelError(f"{where}: padding {short(pads)} is not [[top, bottom], "
+                                 f"[left, right]]")
+            for p in pads:
+                for v in p:
+                    _int(v, f"{where}: padding", 0, 1 << 16)
+        elif "padding" in entry and entry["padding"] not in ("valid", "same"):
             raise AccelError(f"{where}: padding {short(entry['padding'])} is not valid/same")
         if "activation" in entry and entry["activation"] not in ACTIVATIONS:
             raise AccelError(f"{where}: activation {short(entry['activation'])} is not one of "
@@ -244,12 +255,25 @@ def _weights_range(scheme: str, bits: int) -> tuple[int, int]:
 def validate_qnet(qnet, context: str) -> None:
     """Check the meaning of every number of ``qnet`` (see module doc); one line or nothing."""
     from ..quant import numerics
-    from ..quant.qnet import QConv2D, QDense, QMaxPool2D, QSoftmax
+    from ..quant.qnet import (
+        QAdd,
+        QAvgPool2D,
+        QConcatenate,
+        QConv2D,
+        QDense,
+        QDepthwiseConv2D,
+        QMaxPool2D,
+        QMean,
+        QPad,
+        QSoftmax,
+    )
 
     if qnet.scheme == "pow2" and qnet.input.zero_point != 0:
         raise AccelError(f"{context}: input zero_point {qnet.input.zero_point}; pow2 has 0")
+    from ..spec import INPUT
+
     previous = qnet.input
-    outputs = {}
+    outputs = {INPUT: qnet.input}
     infos = {info.name: info for info in qnet.network.infos}
     for i, layer in enumerate(qnet.layers):
         where = f"{context}: layer {i} ({layer.name}, {layer.kind})"
@@ -275,6 +299,39 @@ def validate_qnet(qnet, context: str) -> None:
             if not lo <= layer.act_min <= layer.act_max <= hi:
                 raise AccelError(f"{where}: clamp [{layer.act_min}, {layer.act_max}] is not "
                                  f"within the output type [{lo}, {hi}]")
+        elif isinstance(layer, QDepthwiseConv2D):
+            # Output channel c * m + j is a convolution of input channel c alone: check it as
+            # a convolution of one input channel with cin * m filters.
+            kh, kw, cin, m = layer.weights.shape
+            one = SimpleNamespace(**{k: getattr(layer, k) for k in (
+                "bias", "requant", "input", "output", "weight_scale", "weight_bits")},
+                weights=layer.weights.reshape(kh, kw, 1, cin * m))
+            info = infos[layer.name]
+            if info.input_shape[-1] != cin:
+                raise AccelError(f"{where}: weights of shape {layer.weights.shape} do not take "
+                                 f"the layer's {info.input_shape[-1]} input channels")
+            _validate_compute(one, qnet.scheme, SimpleNamespace(input_shape=(1, 1, 1)), where,
+                              numerics)
+        elif isinstance(layer, (QAvgPool2D, QAdd)):
+            if not lo <= layer.act_min <= layer.act_max <= hi:
+                raise AccelError(f"{where}: clamp [{layer.act_min}, {layer.act_max}] is not "
+                                 f"within the output type [{lo}, {hi}]")
+            if isinstance(layer, QAdd):
+                _check_add(layer, sources, where)
+        elif isinstance(layer, QMean):
+            _int(layer.multiplier, f"{where}: multiplier", 0, (1 << 31) - 1)
+            _int(layer.shift, f"{where}: shift", -31, 31)
+        elif isinstance(layer, QPad):
+            if layer.output.zero_point != layer.input.zero_point and not lo <= \
+                    layer.output.zero_point <= hi:
+                raise AccelError(f"{where}: pad value {layer.output.zero_point} is not within "
+                                 f"the output type [{lo}, {hi}]")
+        elif isinstance(layer, QConcatenate):
+            for source in sources:
+                if not _same(source, layer.output):
+                    raise AccelError(f"{where}: an input's quantization {source.to_json()} "
+                                     f"differs from the output's {layer.output.to_json()}: "
+                                     f"int8 concatenation is an exact copy only")
         elif isinstance(layer, QSoftmax):
             if (layer.output.scale, layer.output.zero_point, layer.output.bits) != \
                     (1 / 256, -128, 8):
@@ -283,6 +340,22 @@ def validate_qnet(qnet, context: str) -> None:
             check_softmax_beta(layer.beta, layer.input.scale, where)
         elif not _same(layer.input, layer.output):
             raise AccelError(f"{where}: flatten must keep its input quantization")
+
+
+def _check_add(layer, sources: list, where: str) -> None:
+    """TFLite ADD's integer parameters in the ranges its kernel derives them in, and each
+    input in its producer's quantization."""
+    if layer.left_shift != 20:
+        raise AccelError(f"{where}: left_shift {short(layer.left_shift)}; TFLite's int8 ADD "
+                         f"uses 20")
+    for name in ("input1", "input2", "output"):
+        _int(getattr(layer, f"{name}_multiplier"), f"{where}: {name}_multiplier", 0,
+             (1 << 31) - 1)
+        _int(getattr(layer, f"{name}_shift"), f"{where}: {name}_shift", -31, 31)
+    for params, source in zip((layer.input, layer.input2), sources, strict=False):
+        if not _same(params, source):
+            raise AccelError(f"{where}: input quantization {params.to_json()} differs from "
+                             f"its producer's output {source.to_json()}")
 
 
 def check_softmax_beta(beta: float, input_scale: float, where: str) -> None:
@@ -325,11 +398,11 @@ def _validate_compute(layer, scheme: str, info, where: str, numerics) -> None:
             raise AccelError(f"{where}: requant {key} has shape {getattr(r, key).shape}; "
                              f"({channels},) is required")
     if r.mode not in REQUANT_MODES_BY_SCHEME[scheme]:
-        raise AccelError(f"{where}: requant mode {short(r.mode)} contradicts scheme {scheme} "
+        raise AccelError(f"{where}: requant mode {short(str(r.mode))} contradicts scheme {scheme} "
                          f"({', '.join(REQUANT_MODES_BY_SCHEME[scheme])})")
     if not np.all(np.isfinite(r.scale)) or np.any(r.scale <= 0):
         raise AccelError(f"{where}: requant scale must be finite and positive")
-    if r.mode in ("multiplier", "float"):
+    if r.mode in ("tflite", "float"):
         mult, shift = numerics.quantize_multiplier_array(r.scale)
         if not (np.array_equal(mult, r.multiplier) and np.array_equal(shift, r.shift)):
             raise AccelError(f"{where}: requant multiplier/shift are not the Q31 encoding of "
@@ -344,7 +417,7 @@ def _validate_compute(layer, scheme: str, info, where: str, numerics) -> None:
                              f"[0, 62]")
         if not np.array_equal(r.scale, 2.0 ** -r.shift.astype(np.float64)):
             raise AccelError(f"{where}: pow2 requant scale is not 2**-shift")
-    if r.mode in ("multiplier", "float"):
+    if r.mode in ("tflite", "float"):
         # TFLite accumulates in int32 (and so does the requantizer's input): the worst case of
         # |bias + sum (x - zp) * w| over every input must fit, per output channel.
         x_abs = max(layer.input.zero_point - layer.input.qmin,

@@ -33,16 +33,40 @@ The model leaves out a few cycles per image at frame boundaries, where a window 
 refills its first window: negligible once an image takes more than a few hundred cycles.
 The planner gives the heaviest layer the whole ``R x C`` array and every other
 layer the fewest PEs (rows at most R, columns at most C) that keep it within that interval.
+
+The hardware IR
+---------------
+A stage carries one typed sub-plan per block (:mod:`.blocks`, :mod:`.requant`): window,
+replay, array (with the tiled weights), accumulator, requantizer (a :class:`RequantMode`
+and its constants), and the fused pool, each with the memories, multipliers, FIFO depths and
+latency its component needs; :class:`~accel.hw.accelerator.Accelerator` is built from the
+plan alone. Stages and the channel regroups between them are nodes that name the tensors
+they consume and produce (``input`` is the model input), so the plan is a graph; today's
+planner emits chains, and the accelerator connects nodes by those names.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..errors import AccelError
 from ..quant.qnet import QConv2D, QDense, QFlatten, QMaxPool2D, QSoftmax, QuantizedNetwork
+from ..quant.requant_mode import RequantMode
+from .blocks import (
+    AccumulatorPlan,
+    ArrayPlan,
+    PoolPlan,
+    RegroupPlan,
+    ReplayPlan,
+    WindowPlan,
+)
+from .memory import FAMILIES, MemoryPlan
+from .requant import RequantPlan
+
+__all__ = ["Geometry", "NetworkPlan", "RequantMode", "StagePlan", "make_plan", "parse_array",
+           "plan_dict", "stage_cycles"]
 
 
 @dataclass(frozen=True)
@@ -61,7 +85,7 @@ class Geometry:
     filters: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class StagePlan:
     """One streaming stage: a Conv2D or Dense layer, sized for its array.
 
@@ -82,8 +106,22 @@ class StagePlan:
         Predicted array cycles per frame (the cycle model).
     macs : int
         The layer's multiply-accumulates per frame.
-    memory_bits : dict
-        ``weights``, ``line_buffer``, ``requant``, ``pool`` bits.
+    inputs : tuple of str
+        The tensors it consumes (one today), ``rows`` values per beat.
+    output : str
+        The tensor it produces (the pool's name if one is fused, else the layer's),
+        ``cols`` values per beat.
+    in_bits, out_bits, in_zero_point, out_zero_point : int
+    out_scale : float
+    window : WindowPlan or None
+        None for a Dense layer (its window is its whole input vector).
+    replay : ReplayPlan
+    array : ArrayPlan
+    accumulator : AccumulatorPlan
+    requant : RequantPlan
+    maxpool : PoolPlan or None
+    extra_multipliers : dict
+        Multipliers per family outside the array and the requantizer.
     """
 
     index: int
@@ -97,7 +135,20 @@ class StagePlan:
     f_tiles: int
     cycles: int
     macs: int
-    memory_bits: dict
+    inputs: tuple[str, ...]
+    output: str
+    in_bits: int
+    out_bits: int
+    in_zero_point: int
+    out_zero_point: int
+    out_scale: float
+    window: WindowPlan | None
+    replay: ReplayPlan
+    array: ArrayPlan
+    accumulator: AccumulatorPlan
+    requant: RequantPlan
+    maxpool: PoolPlan | None
+    extra_multipliers: dict = field(default_factory=dict)
 
     @property
     def pes(self) -> int:
@@ -111,10 +162,66 @@ class StagePlan:
     def utilization(self) -> float:
         return self.macs / (self.cycles * self.pes)
 
+    @property
+    def memories(self) -> tuple[MemoryPlan, ...]:
+        """Every memory the stage's blocks instantiate."""
+        found = [*self.array.weight_roms, self.replay.memory, self.replay.fifo,
+                 self.array.fifo, self.requant.params, self.requant.fifo]
+        if self.window is not None:
+            found.insert(len(self.array.weight_roms), self.window.memory)
+        if self.maxpool is not None:
+            found.append(self.maxpool.memory)
+        return tuple(found)
 
-@dataclass(frozen=True)
+    @property
+    def memory_bits(self) -> dict:
+        """Bits per memory name (``weights``, ``line_buffer``, ``requant``, ``pool``, ...)."""
+        bits = {"weights": 0, "line_buffer": 0, "requant": 0, "pool": 0}
+        for memory in self.memories:
+            bits[memory.name] = bits.get(memory.name, 0) + memory.total_bits
+        return bits
+
+    @property
+    def multipliers(self) -> dict:
+        """Hardware multipliers per FPGA family (Gowin in 9x9 halves): the PEs', the
+        requantizer's and the stage's address arithmetic."""
+        return {f: self.array.multipliers[f] + self.requant.multipliers[f]
+                + self.extra_multipliers.get(f, 0) for f in FAMILIES}
+
+    def bram_blocks(self, family: str) -> int:
+        return sum(memory.blocks(family) for memory in self.memories)
+
+    @property
+    def latencies(self) -> dict:
+        """Each pipelined block's latency in cycles (window read, array stream, accumulator,
+        requantizer)."""
+        found = {"array": self.array.latency, "accumulator": self.accumulator.latency,
+                 "requant": self.requant.latency}
+        if self.window is not None:
+            found = {"window": self.window.latency, **found}
+        return found
+
+
+@dataclass(frozen=True, eq=False)
 class NetworkPlan:
-    """The whole accelerator: stages in order, and the array size the user allowed."""
+    """The whole accelerator: its nodes (stages and regroups) in dataflow order, and the
+    array size the user allowed.
+
+    Members
+    -------
+    stages : tuple of StagePlan
+        The compute stages, in order.
+    regroups : tuple of RegroupPlan
+        The channel regroups on the edges between them.
+    input_tensor, output_tensor : str
+        The tensor the input port feeds (``input``, one value per beat) and the one the
+        output port carries (one value per beat).
+    input_bits, input_zero_point, input_scale : the input port's quantization.
+    scheme, source : str
+        The quantized network's scheme and where it came from.
+    softmax_in_software : bool
+        The network ends in a softmax that the host applies to the logits.
+    """
 
     name: str
     max_rows: int
@@ -123,6 +230,36 @@ class NetworkPlan:
     input_shape: tuple[int, ...]
     output_layer: str
     output_shape: tuple[int, ...]
+    regroups: tuple[RegroupPlan, ...] = ()
+    input_tensor: str = "input"
+    output_tensor: str = ""
+    input_bits: int = 8
+    input_zero_point: int = 0
+    input_scale: float = 1.0
+    scheme: str = ""
+    source: str = ""
+    softmax_in_software: bool = False
+
+    @property
+    def nodes(self) -> tuple:
+        """Stages and regroups in an order where every node follows the producers of its
+        inputs (a topological order of the dataflow graph)."""
+        producers = {}
+        for node in (*self.regroups, *self.stages):
+            producers[node.output] = node
+        order, seen = [], set()
+
+        def visit(tensor: str) -> None:
+            node = producers.get(tensor)
+            if node is None or id(node) in seen:
+                return
+            for name in _node_inputs(node):
+                visit(name)
+            seen.add(id(node))
+            order.append(node)
+
+        visit(self.output_tensor)
+        return tuple(order)
 
     @property
     def pes(self) -> int:
@@ -144,9 +281,20 @@ class NetworkPlan:
         return math.prod(self.output_shape)
 
     @property
+    def output_stage(self) -> StagePlan:
+        """The stage whose output the output port carries."""
+        return self.stages[-1]
+
+    @property
+    def output_bits(self) -> int:
+        return self.output_stage.out_bits
+
+    @property
     def interval_cycles(self) -> int:
         """Predicted steady-state cycles per inference: the slowest stage, or the input or
-        output stream if that is slower (tiny layers on wide images)."""
+        output stream if that is slower (tiny layers on wide images). With no input gaps or
+        output stalls it equals the measured interval cycle for cycle on the test networks
+        (``tests/test_accelerator.py``)."""
         return max(max(s.cycles for s in self.stages), self.input_cycles, self.output_cycles)
 
     @property
@@ -155,8 +303,12 @@ class NetworkPlan:
 
         Convolution stages overlap with what feeds them: one finishes one output row after
         both its own work and its input are done. A Dense stage's window is its whole input,
-        so it starts when its input is complete. (An estimate: pipeline fill of a few dozen
-        cycles per stage is left out; the seed network at 8x8 measures 2% above it.)
+        so it starts when its input is complete. An estimate, not yet cycle-exact: the
+        blocks' fill latencies (:attr:`StagePlan.latencies`) are not in it, and conv stages
+        start later than one output row; measured without gaps or stalls (amaranth.sim) it is
+        -30 % .. +15 % off on the small test networks (dense_only 2x2: 96 predicted, 137
+        measured; valid_stride2_odd 1x1: 1,767 vs 1,535) and +1.7 % on digits_small
+        2x4 (1,126 vs 1,107). The interval is exact on those (see ``interval_cycles``).
         """
         finish = self.input_cycles
         for stage in self.stages:
@@ -178,6 +330,19 @@ class NetworkPlan:
             for key, bits in s.memory_bits.items():
                 total[key] = total.get(key, 0) + bits
         return total
+
+    @property
+    def multipliers(self) -> dict:
+        """Hardware multipliers per FPGA family (see :attr:`StagePlan.multipliers`)."""
+        return {f: sum(s.multipliers[f] for s in self.stages) for f in FAMILIES}
+
+    def bram_blocks(self, family: str) -> int:
+        """Block RAMs on ``family``: the sum of every memory's (regroups hold none)."""
+        return sum(s.bram_blocks(family) for s in self.stages)
+
+
+def _node_inputs(node) -> tuple[str, ...]:
+    return node.inputs if isinstance(node, StagePlan) else (node.input,)
 
 
 #: The largest rows or columns of an array (the planner's search is rows x cols per layer).
@@ -232,29 +397,30 @@ def _smallest_array(geometry: Geometry, max_rows: int, max_cols: int,
     return best[1]
 
 
-def _memory_bits(layer, geometry: Geometry, rows: int, cols: int, k_tiles: int,
-                 f_tiles: int, pool: QMaxPool2D | None) -> dict:
-    act_bits = layer.input.bits
-    groups = math.ceil(geometry.in_channels / rows)
-    kh, _ = geometry.kernel
-    # The window generator keeps kh rows (plus one being written) of the padded-width input.
-    line = (kh + 1) * geometry.in_w * groups * rows * act_bits if geometry.kernel != (1, 1) \
-        else geometry.in_channels * act_bits
-    pool_bits = 0
-    if pool is not None:
-        pool_bits = geometry.out_w * geometry.filters * layer.output.bits
-    return {
-        "weights": k_tiles * f_tiles * rows * cols * layer.weight_bits,
-        "line_buffer": line,
-        "requant": geometry.filters * (32 + 32 + 6),
-        "pool": pool_bits,
-    }
+def _regroups(tensor: str, channels: int, lanes_in: int, lanes_out: int, bits: int,
+              fill: int, suffix: str = "") -> tuple[list[RegroupPlan], str]:
+    """The regroup from ``lanes_in`` to ``lanes_out`` values per beat (none if equal), and the
+    tensor name the consumer reads."""
+    if lanes_in == lanes_out:
+        return [], tensor
+    out = f"{tensor}@{suffix}{lanes_out}"
+    return [RegroupPlan(input=tensor, output=out, channels=channels, lanes_in=lanes_in,
+                        lanes_out=lanes_out, bits=bits, zero_point=fill)], out
 
 
-def make_plan(qnet: QuantizedNetwork, max_rows: int, max_cols: int) -> NetworkPlan:
-    """Plan ``qnet`` on arrays of at most ``max_rows x max_cols`` (see module doc)."""
+def make_plan(qnet: QuantizedNetwork, max_rows: int, max_cols: int, *,
+              allow_wide: bool = True) -> NetworkPlan:
+    """Plan ``qnet`` on arrays of at most ``max_rows x max_cols`` (see module doc).
+
+    ``allow_wide=False`` keeps every float requantization on the 53-bit float datapath
+    instead of a proven-exact integer multiplier (:func:`accel.plan.lower.requant_plan`).
+    """
+    from .lower import lower_stage_blocks
+
     if max_rows < 1 or max_cols < 1:
         raise AccelError(f"array must be at least 1x1, not {max_rows}x{max_cols}")
+    # The hardware is built for chains so far (forks and joins come with the Add stage).
+    qnet.require_chain("the hardware planner")
     infos = {info.name: info for info in qnet.network.infos}
     compute = []  # (layer, geometry, fused pool)
     hw_layers = [layer for layer in qnet.layers if not isinstance(layer, QSoftmax)]
@@ -278,22 +444,53 @@ def make_plan(qnet: QuantizedNetwork, max_rows: int, max_cols: int) -> NetworkPl
     fastest = [stage_cycles(g, *_smallest_array(g, max_rows, max_cols, 0))[0]
                for _, g, _ in compute]
     target = max(fastest)
-    stages = []
+    stages, regroups = [], []
+    # The stream arriving at each point: tensor name, channels per "pixel", lanes, bits.
+    tensor, channels, lanes, bits = "input", qnet.input_shape[-1], 1, qnet.input.bits
     for index, (layer, geometry, pool) in enumerate(compute):
         rows, cols = _smallest_array(geometry, max_rows, max_cols, target)
         cycles, k_tiles, f_tiles = stage_cycles(geometry, rows, cols)
         kh, kw = geometry.kernel
         macs = geometry.out_h * geometry.out_w * geometry.filters * kh * kw * geometry.in_channels
+        fill = layer.input.zero_point
+        if isinstance(layer, QDense):
+            # Split every pixel into single values (dropping its padding lanes), then pack the
+            # whole flattened image ``rows`` values per beat (the stream is in flatten order).
+            first, tensor = _regroups(tensor, channels, lanes, 1, bits, fill)
+            second, tensor = _regroups(tensor, geometry.in_channels, 1, rows, bits, fill,
+                                       "flat")
+            regroups += first + second
+        else:
+            chain, tensor = _regroups(tensor, channels, lanes, rows, bits, fill)
+            regroups += chain
+        output = pool.name if pool is not None else layer.name
         stages.append(StagePlan(
             index=index, layer=layer.name, pool=pool.name if pool else None,
             kind=layer.kind, geometry=geometry, rows=rows, cols=cols, k_tiles=k_tiles,
-            f_tiles=f_tiles, cycles=cycles, macs=macs,
-            memory_bits=_memory_bits(layer, geometry, rows, cols, k_tiles, f_tiles, pool),
+            f_tiles=f_tiles, cycles=cycles, macs=macs, inputs=(tensor,), output=output,
+            in_bits=layer.input.bits, out_bits=layer.output.bits,
+            in_zero_point=layer.input.zero_point, out_zero_point=layer.output.zero_point,
+            out_scale=float(layer.output.scale),
+            **lower_stage_blocks(layer, pool, geometry, rows, cols, k_tiles, f_tiles,
+                                 allow_wide=allow_wide),
         ))
+        tensor, channels, lanes, bits = output, geometry.filters, cols, layer.output.bits
+    last = compute[-1][0]
+    out_chain, tensor = _regroups(tensor, channels, lanes, 1, bits, last.output.zero_point)
+    regroups += out_chain
     return NetworkPlan(name=qnet.name, max_rows=max_rows, max_cols=max_cols,
                        stages=tuple(stages), input_shape=tuple(qnet.input_shape),
                        output_layer=qnet.logits_layer.name,
-                       output_shape=tuple(infos[qnet.logits_layer.name].output_shape))
+                       output_shape=tuple(infos[qnet.logits_layer.name].output_shape),
+                       regroups=tuple(regroups), input_tensor="input", output_tensor=tensor,
+                       input_bits=qnet.input.bits, input_zero_point=qnet.input.zero_point,
+                       input_scale=float(qnet.input.scale), scheme=qnet.scheme,
+                       source=qnet.source,
+                       softmax_in_software=qnet.layers[-1].kind == "softmax")
+
+
+def _memories_json(stage: StagePlan) -> list[dict]:
+    return [memory.to_json() for memory in stage.memories]
 
 
 def plan_dict(plan: NetworkPlan) -> dict:
@@ -303,8 +500,11 @@ def plan_dict(plan: NetworkPlan) -> dict:
         "array": f"{plan.max_rows}x{plan.max_cols}",
         "input_shape": list(plan.input_shape),
         "output_layer": plan.output_layer,
+        "input_tensor": plan.input_tensor,
+        "output_tensor": plan.output_tensor,
         "stages": [{
             "index": s.index, "layer": s.layer, "pool": s.pool, "kind": s.kind,
+            "inputs": list(s.inputs), "output_tensor": s.output,
             "input": [s.geometry.in_h, s.geometry.in_w, s.geometry.in_channels],
             "output": [s.geometry.out_h, s.geometry.out_w, s.geometry.filters],
             "kernel": list(s.geometry.kernel), "strides": list(s.geometry.strides),
@@ -312,9 +512,22 @@ def plan_dict(plan: NetworkPlan) -> dict:
             "k_tiles": s.k_tiles, "f_tiles": s.f_tiles, "macs": s.macs,
             "cycles": s.cycles, "ideal_cycles": s.ideal_cycles,
             "utilization": s.utilization, "memory_bits": s.memory_bits,
+            "memories": _memories_json(s),
+            "multipliers": s.multipliers,
+            "bram_blocks": {f: s.bram_blocks(f) for f in FAMILIES},
+            "input_bits": s.array.input_bits, "weight_bits": s.array.weight_bits,
+            "acc_bits": s.accumulator.acc_bits,
+            "psum_bits": list(s.array.psum_bits),
+            "requant": s.requant.to_json(),
+            "latency": s.latencies,
+            "fifo_depths": {"array": s.array.fifo_depth, "requant": s.requant.fifo_depth},
+            "line_buffer_rows": s.window.buffer_rows if s.window is not None else 0,
         } for s in plan.stages],
+        "regroups": [r.to_json() for r in plan.regroups],
         "pes": plan.pes,
         "macs": plan.macs,
+        "multipliers": plan.multipliers,
+        "bram_blocks": {f: plan.bram_blocks(f) for f in FAMILIES},
         "input_cycles": plan.input_cycles,
         "interval_cycles": plan.interval_cycles,
         "latency_cycles": plan.latency_cycles,

@@ -10,7 +10,9 @@ and much faster than NumPy's integer matmul. A convolution whose accumulators pr
 (:func:`~accel.quant.numerics.float64_requantize_exact`) goes from the GEMM straight into the
 exact float64 requantizer, a few images at a time (:func:`conv2d`); any other layer takes the
 int64 path. Requantization, rounding and saturation come from :mod:`accel.quant.numerics`
-only.
+only. The MLPerf Tiny operators (depthwise convolution, average pooling, MEAN, PAD, ADD,
+CONCATENATION) call :mod:`accel.quant.tflite_kernels`, where their TFLite numerics are written
+once.
 
 The operators return the narrowest integer type of their output format (int8 for 8 bits;
 max pooling keeps its input's type): convert to int64 before arithmetic that could wrap.
@@ -27,8 +29,23 @@ from threadpoolctl import threadpool_limits
 from ..errors import AccelError
 from ..spec import INPUT
 from ..spec.shapes import Window2D
-from . import numerics
-from .qnet import QConv2D, QDense, QFlatten, QLayer, QMaxPool2D, QSoftmax, QuantizedNetwork
+from . import numerics, tflite_kernels
+from .qnet import (
+    QAdd,
+    QAvgPool2D,
+    QConcatenate,
+    QConv2D,
+    QDense,
+    QDepthwiseConv2D,
+    QFlatten,
+    QLayer,
+    QMaxPool2D,
+    QMean,
+    QPad,
+    QSoftmax,
+    QuantizedNetwork,
+)
+from .requant_mode import RequantMode
 from .windows import extract_windows
 
 #: Images per chunk: keeps the im2col buffer (the seed network's second convolution needs
@@ -47,10 +64,10 @@ def requantize_acc(acc: np.ndarray, layer: QConv2D | QDense) -> np.ndarray:
     """The output stage of a conv/dense layer: its :class:`~accel.quant.qnet.Requant` applied
     to int accumulators (bias included), channels on the last axis."""
     r = layer.requant
-    if r.mode == "multiplier":
+    if r.mode is RequantMode.TFLITE:
         return numerics.requantize(acc, r.multiplier, r.shift, r.zero_point, r.act_min,
                                    r.act_max)
-    if r.mode == "float":
+    if r.mode is RequantMode.FLOAT:
         return numerics.requantize_float(acc, r.scale, r.zero_point, r.act_min, r.act_max)
     return numerics.pow2_requantize(acc, r.shift, layer.output.bits, act_min=r.act_min,
                                     act_max=r.act_max)
@@ -336,6 +353,54 @@ def _run_flatten(x, layer, info):
     return x.reshape(x.shape[0], -1)
 
 
+def _run_depthwise(x, layer, info):
+    kh, kw, cin, m = layer.weights.shape
+    acc = tflite_kernels.depthwise_conv2d_acc(
+        x, layer.weights.reshape(kh, kw, cin * m), layer.bias,
+        input_zero_point=layer.input.zero_point, strides=layer.strides, padding=layer.padding)
+    return requantize_acc(acc, layer)
+
+
+def _run_avg_pool(x, layer, info):
+    return tflite_kernels.average_pool2d(x, pool_size=layer.pool_size, strides=layer.strides,
+                                         padding=layer.padding, act_min=layer.act_min,
+                                         act_max=layer.act_max)
+
+
+def _run_mean(x, layer, info):
+    return tflite_kernels.mean_hw(x, input_zero_point=layer.input.zero_point,
+                                  output_zero_point=layer.output.zero_point,
+                                  multiplier=layer.multiplier, shift=layer.shift,
+                                  keep_dims=layer.keepdims)
+
+
+def _run_pad(x, layer, info):
+    (top, bottom), (left, right) = layer.padding
+    return tflite_kernels.pad(x, [[0, 0], [top, bottom], [left, right], [0, 0]],
+                              output_zero_point=layer.output.zero_point)
+
+
+def add_params(layer: QAdd) -> tflite_kernels.AddParams:
+    """The integer parameters a :class:`~accel.quant.qnet.QAdd` stores, as the kernel's."""
+    return tflite_kernels.AddParams(
+        layer.left_shift, layer.input1_multiplier, layer.input1_shift, layer.input2_multiplier,
+        layer.input2_shift, layer.output_multiplier, layer.output_shift)
+
+
+def _run_add(xs, layer, info):
+    a, b = xs
+    return tflite_kernels.add(a, b, input1_zero_point=layer.input.zero_point,
+                              input2_zero_point=layer.input2.zero_point,
+                              output_zero_point=layer.output.zero_point,
+                              params=add_params(layer), act_min=layer.act_min,
+                              act_max=layer.act_max)
+
+
+def _run_concatenate(xs, layer, info):
+    # QuantizedNetwork checked that every input is quantized like the output: a copy.
+    return np.concatenate(xs, axis=-1)
+
+
 def _run_softmax(x, layer, info):
     from .softmax import softmax_int8
 
@@ -350,13 +415,20 @@ OPERATORS: dict[type[QLayer], Callable] = {
     QMaxPool2D: _run_pool,
     QFlatten: _run_flatten,
     QSoftmax: _run_softmax,
+    QDepthwiseConv2D: _run_depthwise,
+    QAvgPool2D: _run_avg_pool,
+    QMean: _run_mean,
+    QPad: _run_pad,
 }
 
 #: Operator dispatch for merge layers (several inputs): quantized layer type ->
 #: function(xs, layer, layer_info) -> integer output, with ``xs`` a tuple of the inputs' int
 #: outputs in the order of ``inputs``, in their narrow types (int8 for 8 bits: widen before
-#: arithmetic that could wrap). Empty until Add/Concatenate get their integer numerics.
-JOIN_OPERATORS: dict[type[QLayer], Callable] = {}
+#: arithmetic that could wrap).
+JOIN_OPERATORS: dict[type[QLayer], Callable] = {
+    QAdd: _run_add,
+    QConcatenate: _run_concatenate,
+}
 
 
 def _operator(layer: QLayer, info) -> Callable:

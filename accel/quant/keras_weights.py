@@ -5,9 +5,9 @@
 - legacy ``.h5``: ``model_weights/<name>`` lists its datasets in the ``weight_names``
   attribute, in Keras's order.
 
-Keras's variable order: Conv2D/Dense ``kernel, bias``; BatchNormalization ``gamma`` (if
-``scale``), ``beta`` (if ``center``), ``moving_mean``, ``moving_variance``. Every array is
-checked against the shapes the spec implies; a mismatch is one line naming the layer.
+Keras's variable order: Conv2D/DepthwiseConv2D/Dense ``kernel, bias``; BatchNormalization
+``gamma`` (if ``scale``), ``beta`` (if ``center``), ``moving_mean``, ``moving_variance``. Every
+array is checked against the shapes the spec implies; a mismatch is one line naming the layer.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import numpy as np
 from ..errors import AccelError
 from ..io.files import MAX_FILE_BYTES, check_file, short
 from ..io.hdf5 import open_h5, read_attribute, read_dataset
-from ..spec import BatchNormalization, Conv2D, Dense, Network
+from ..spec import BatchNormalization, Conv2D, Dense, DepthwiseConv2D, Network
 from ..spec.keras_model import _check_zip_names
 
 #: A model's weights may be large (the 5x5 seed network has 3.2 M floats), but not absurd: the
@@ -32,7 +32,7 @@ def _expected_shapes(network: Network) -> dict[str, list[tuple[str, tuple[int, .
     shapes: dict[str, list[tuple[str, tuple[int, ...]]]] = {}
     for info in network.infos:
         layer = info.layer
-        if isinstance(layer, (Conv2D, Dense)):
+        if isinstance(layer, (Conv2D, DepthwiseConv2D, Dense)):
             out = info.output_shape[-1]
             shapes[info.name] = [("kernel", info.inferred.kernel_shape)]
             if layer.use_bias:

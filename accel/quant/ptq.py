@@ -7,34 +7,60 @@ and records each tensor's min/max. Then, per scheme:
   activations int8 per tensor, asymmetric: the range is widened to include 0, ``scale =
   (max - min) / 255``, ``zero_point = round(-128 - min / scale)``; weights int8 per output
   channel, symmetric in [-127, 127] with ``scale = max|w_c| / 127``; bias int32 with scale
-  ``s_in * s_w[c]``; requantization by the Q31 multiplier and shift (``multiplier`` mode, for
+  ``s_in * s_w[c]``; requantization by the Q31 multiplier and shift (``tflite`` mode, for
   dense layers too: TFLite's float-rounding FC path only applies to imported .tflite models);
-  max pooling and flatten keep their input's parameters; softmax outputs scale 1/256, zero
-  point -128.
+  depthwise convolutions like convolutions (weights per output channel ``c * m + j``); max
+  and average pooling, zero padding, flatten and reshape keep their input's parameters (the
+  TFLite kernels copy or average codes without rescaling); a global average pool (MEAN), an
+  Add (two inputs: TFLite's ADD) and its fused ReLU get their own calibrated output, with the
+  kernels' integer parameters (:mod:`accel.quant.tflite_kernels`); a Concatenate's inputs and
+  output share one quantization (the union of their ranges, given to every producer, through
+  pass-through layers too), since TFLite's int8 CONCATENATION cannot rescale; softmax outputs
+  scale 1/256, zero point -128.
 
 ``pow2`` (hls4ml-style fixed point, Qm.n):
   every scale is a power of two and zero points are 0. A tensor with absolute maximum ``a`` in
   ``B`` bits gets the most fraction bits ``f`` with ``a * 2**f <= 2**(B-1) - 1``. Weights are
   per tensor with ``weight_bits``; the bias has ``f_in + f_w`` fraction bits; requantization is
-  the rounding shift by ``f_in + f_w - f_out`` then saturation (``pow2`` mode).
+  the rounding shift by ``f_in + f_w - f_out`` then saturation (``pow2`` mode). DepthwiseConv2D,
+  average pooling and Add have no pow2 numerics yet and are refused.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
 
 from ..errors import AccelError
-from ..spec import INPUT, Conv2D, Dense, MaxPooling2D, Network
-from . import numerics
-from .float_model import FoldedLayer, float_forward
+from ..spec import (
+    INPUT,
+    Add,
+    AveragePooling2D,
+    Concatenate,
+    Conv2D,
+    Dense,
+    DepthwiseConv2D,
+    GlobalAveragePooling2D,
+    MaxPooling2D,
+    Network,
+    ZeroPadding2D,
+)
+from . import numerics, tflite_kernels
+from .float_model import FoldedLayer, float_forward, folded_network
 from .qnet import (
+    QAdd,
+    QAvgPool2D,
+    QConcatenate,
     QConv2D,
     QDense,
+    QDepthwiseConv2D,
     QFlatten,
     QLayer,
     QMaxPool2D,
+    QMean,
+    QPad,
     QSoftmax,
     QuantizedNetwork,
     QuantParams,
@@ -95,7 +121,7 @@ def _quantize_weights_tflite(f: FoldedLayer, s_in: QuantParams, s_out: QuantPara
     eff = numerics.effective_scale(s_in.scale, w_scale, s_out.scale)
     mult, shift = numerics.quantize_multiplier_array(eff)
     act = numerics.fused_activation_range(f.activation, s_out.scale, s_out.zero_point)
-    requant = Requant(mode="multiplier", multiplier=mult.astype(np.int64),
+    requant = Requant(mode="tflite", multiplier=mult.astype(np.int64),
                       shift=shift.astype(np.int64), scale=eff, zero_point=s_out.zero_point,
                       act_min=act[0], act_max=act[1])
     return w, bias.astype(np.int64), w_scale, requant
@@ -126,6 +152,42 @@ def _quantize_weights_pow2(f: FoldedLayer, s_in: QuantParams, s_out: QuantParams
     return w.astype(np.int64), bias.astype(np.int64), np.full(1, 2.0 ** -fw), requant
 
 
+#: Layers whose output is their input's codes (copied, picked or averaged): same quantization.
+_PASS_THROUGH = ("MaxPooling2D", "AveragePooling2D", "ZeroPadding2D", "Flatten", "Reshape")
+#: Layers without pow2 numerics so far.
+_NO_POW2 = (DepthwiseConv2D, AveragePooling2D, GlobalAveragePooling2D, Add)
+
+
+def _shared_ranges(folded: list[FoldedLayer], outputs: dict[str, np.ndarray],
+                   x: np.ndarray) -> dict[str, tuple[float, float]]:
+    """Each tensor's calibration range, widened so that every tensor that must share a
+    quantization has the same range: a Concatenate's inputs and output, and pass-through
+    layers' inputs and outputs wherever a Concatenate's group reaches them (union-find)."""
+    parent: dict[str, str] = {}
+
+    def find(a: str) -> str:
+        while parent.get(a, a) != a:
+            a = parent[a]
+        return a
+
+    def union(a: str, b: str) -> None:
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[ra] = rb
+
+    values = {INPUT: x, **outputs}
+    for f in folded:
+        if isinstance(f.spec, Concatenate) or f.spec.type_name in _PASS_THROUGH:
+            for source in f.spec.inputs:
+                union(source, f.name)
+    ranges: dict[str, tuple[float, float]] = {}
+    for name, v in values.items():
+        root = find(name)
+        lo, hi = ranges.get(root, (np.inf, -np.inf))
+        ranges[root] = (min(lo, float(v.min())), max(hi, float(v.max())))
+    return {name: ranges[find(name)] for name in values}
+
+
 def quantize_folded(network: Network, folded: list[FoldedLayer], calibration: np.ndarray, *,
                     scheme: str = "tflite-int8", weight_bits: int = 8, act_bits: int = 8,
                     source: str = "") -> QuantizedNetwork:
@@ -136,47 +198,97 @@ def quantize_folded(network: Network, folded: list[FoldedLayer], calibration: np
         if not 4 <= bits <= 16:
             raise AccelError(f"{name} must be in 4..16, not {bits}")
     x = check_calibration(network, calibration)
+    infos = {info.name: info for info in folded_network(network, folded).infos}
+    if scheme == "pow2":
+        for f in folded:
+            if isinstance(f.spec, _NO_POW2):
+                raise AccelError(f"{infos[f.name].where()}: scheme pow2 has no "
+                                 f"{f.spec.type_name} numerics yet; use --scheme tflite-int8")
     outputs = float_forward(network, folded, x)
+    ranges = _shared_ranges(folded, outputs, x)
 
-    def activation_params(values: np.ndarray, where: str) -> QuantParams:
-        lo, hi = float(values.min()), float(values.max())
+    def activation_params(name: str) -> QuantParams:
+        lo, hi = ranges[name]
         if 0 < max(abs(lo), abs(hi)) < MIN_RANGE:
             # the scale would underflow float32 (tflite-int8) or need absurd shifts (pow2)
+            where = "the input" if name == INPUT else f"layer {name}'s output"
             raise AccelError(f"calibration data: {where} spans [{lo:.3g}, {hi:.3g}], too small "
                              f"to quantize (below {MIN_RANGE:g}); calibrate on real data")
         if scheme == "tflite-int8":
             return _tflite_activation(lo, hi)
         return _pow2_activation(lo, hi, act_bits)
 
-    input_params = activation_params(x, "the input")
+    input_params = activation_params(INPUT)
     # Each layer's input quantization is its producer's output quantization.
     params: dict[str, QuantParams] = {INPUT: input_params}
     layers: list[QLayer] = []
     for f in folded:
         inputs = f.spec.inputs
+        where = infos[f.name].where()
         s_in = params[inputs[0]]
-        if isinstance(f.spec, (Conv2D, Dense)):
-            s_out = activation_params(outputs[f.name], f"layer {f.name}'s output")
+        if isinstance(f.spec, (Conv2D, DepthwiseConv2D, Dense)):
+            s_out = activation_params(f.name)
+            q = f
+            if isinstance(f.spec, DepthwiseConv2D):
+                # Per output channel c * m + j, like a convolution on one input channel.
+                kh, kw, cin, m = f.kernel.shape
+                q = dataclasses.replace(f, kernel=f.kernel.reshape(kh, kw, 1, cin * m))
             if scheme == "tflite-int8":
-                w, bias, w_scale, requant = _quantize_weights_tflite(f, s_in, s_out)
+                w, bias, w_scale, requant = _quantize_weights_tflite(q, s_in, s_out)
             else:
-                w, bias, w_scale, requant = _quantize_weights_pow2(f, s_in, s_out, weight_bits)
-            common = dict(name=f.name, inputs=inputs, input=s_in, output=s_out, weights=w,
-                          bias=bias, weight_scale=w_scale, weight_bits=weight_bits, requant=requant,
-                          activation=f.activation)
+                w, bias, w_scale, requant = _quantize_weights_pow2(q, s_in, s_out, weight_bits)
+            common = dict(name=f.name, inputs=inputs, input=s_in, output=s_out,
+                          weights=w.reshape(f.kernel.shape), bias=bias, weight_scale=w_scale,
+                          weight_bits=weight_bits, requant=requant, activation=f.activation)
             if isinstance(f.spec, Conv2D):
                 layers.append(QConv2D(**common, strides=f.spec.strides, padding=f.spec.padding))
+            elif isinstance(f.spec, DepthwiseConv2D):
+                layers.append(QDepthwiseConv2D(**common, strides=f.spec.strides,
+                                               padding=f.spec.padding))
             else:
                 layers.append(QDense(**common))
-        elif isinstance(f.spec, MaxPooling2D):
+        elif isinstance(f.spec, (MaxPooling2D, AveragePooling2D)):
             s_out = s_in
             qmin, qmax = s_in.qmin, s_in.qmax
             if f.activation != "linear":
                 qmin, qmax = numerics.fused_activation_range(f.activation, s_in.scale,
                                                              s_in.zero_point, bits=s_in.bits)
-            layers.append(QMaxPool2D(name=f.name, inputs=inputs, input=s_in, output=s_out,
-                                     pool_size=f.spec.pool_size, strides=f.spec.strides,
-                                     padding=f.spec.padding, act_min=qmin, act_max=qmax))
+            cls = QMaxPool2D if isinstance(f.spec, MaxPooling2D) else QAvgPool2D
+            layers.append(cls(name=f.name, inputs=inputs, input=s_in, output=s_out,
+                              pool_size=f.spec.pool_size, strides=f.spec.strides,
+                              padding=f.spec.padding, act_min=qmin, act_max=qmax))
+        elif isinstance(f.spec, GlobalAveragePooling2D):
+            s_out = activation_params(f.name)
+            multiplier, shift = tflite_kernels.mean_multiplier(s_in.scale, s_out.scale)
+            layers.append(QMean(name=f.name, inputs=inputs, input=s_in, output=s_out,
+                                multiplier=int(multiplier), shift=int(shift),
+                                keepdims=f.spec.keepdims))
+        elif isinstance(f.spec, ZeroPadding2D):
+            s_out = s_in
+            layers.append(QPad(name=f.name, inputs=inputs, input=s_in, output=s_out,
+                               padding=f.spec.padding))
+        elif isinstance(f.spec, Add):
+            if len(inputs) != 2:
+                raise AccelError(f"{where}: an Add of {len(inputs)} inputs; only two can be "
+                                 f"quantized (TFLite's ADD)")
+            s_out = activation_params(f.name)
+            s_in2 = params[inputs[1]]
+            try:
+                p = tflite_kernels.add_params(s_in.scale, s_in2.scale, s_out.scale)
+            except ValueError as e:
+                raise AccelError(f"{where}: scales {s_in.scale:.6g}, {s_in2.scale:.6g} -> "
+                                 f"{s_out.scale:.6g} cannot be added in int8 ({e})") from None
+            act = numerics.fused_activation_range(f.activation, s_out.scale, s_out.zero_point)
+            layers.append(QAdd(
+                name=f.name, inputs=inputs, input=s_in, input2=s_in2, output=s_out,
+                left_shift=p.left_shift, input1_multiplier=p.input1_multiplier,
+                input1_shift=p.input1_shift, input2_multiplier=p.input2_multiplier,
+                input2_shift=p.input2_shift, output_multiplier=p.output_multiplier,
+                output_shift=p.output_shift, act_min=act[0], act_max=act[1],
+                activation=f.activation))
+        elif isinstance(f.spec, Concatenate):
+            s_out = activation_params(f.name)  # the inputs' shared quantization
+            layers.append(QConcatenate(name=f.name, inputs=inputs, input=s_in, output=s_out))
         elif f.activation == "softmax":
             if scheme != "tflite-int8":
                 # pow2 has no integer softmax of its own: the logits are the output.

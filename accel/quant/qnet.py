@@ -13,6 +13,15 @@ Layer kinds (the operators of the golden model):
   :class:`Requant` to the output format.
 - :class:`QMaxPool2D`: exact max over the window (padding ignored), clamped to ``act`` range.
 - :class:`QFlatten`: NHWC reordering.
+- :class:`QDepthwiseConv2D`: TFLite's DEPTHWISE_CONV_2D (per-channel multipliers), weights in
+  Keras's layout ``(kh, kw, cin, depth_multiplier)``, then the layer's :class:`Requant`.
+- :class:`QAvgPool2D`: TFLite's AVERAGE_POOL_2D (the rounded mean of the in-image codes).
+- :class:`QMean`: TFLite's MEAN over H and W (global average pooling), with its multiplier.
+- :class:`QPad`: TFLite's PAD: codes copied, the border filled with the output zero point.
+- :class:`QAdd`: TFLite's int8 ADD of two inputs with their own scales (``input`` and
+  ``input2``), its integer parameters stored, the fused activation as a clamp.
+- :class:`QConcatenate`: TFLite's int8 CONCATENATION on channels: a copy, only when every
+  input is quantized exactly like the output.
 - :class:`QSoftmax`: TFLite's int8 softmax (output scale 1/256, zero point -128). Not in
   hardware: the accelerator returns the logits that feed it.
 
@@ -33,8 +42,24 @@ from typing import ClassVar
 import numpy as np
 
 from ..errors import AccelError
-from ..spec import INPUT, Activation, Conv2D, Dense, Flatten, Layer, MaxPooling2D, Network
+from ..spec import (
+    INPUT,
+    Activation,
+    Add,
+    AveragePooling2D,
+    Concatenate,
+    Conv2D,
+    Dense,
+    DepthwiseConv2D,
+    Flatten,
+    GlobalAveragePooling2D,
+    Layer,
+    MaxPooling2D,
+    Network,
+    ZeroPadding2D,
+)
 from . import numerics
+from .requant_mode import RequantMode
 
 SCHEMES = ("tflite-int8", "pow2")
 MANIFEST_KEY = "__manifest__"
@@ -75,10 +100,12 @@ class QuantParams:
                    bits=int(d.get("bits", 8)))
 
 
-#: Requantization rules. ``multiplier``: TFLite's fixed-point Q31 multiplier and shift (conv and
-#: pre-2.20 dense); ``float``: TFLite's FULLY_CONNECTED reference since 2.20, round(acc * scale)
-#: in double; ``pow2``: rounding right shift by ``shift`` (no multiplier).
-REQUANT_MODES = ("multiplier", "float", "pow2")
+#: Requantization rules a quantizer produces (:class:`RequantMode`; ``wide`` is the planner's
+#: integer stand-in for ``float``). ``tflite``: TFLite's fixed-point Q31 multiplier and shift
+#: (conv and pre-2.20 dense; ``multiplier`` is accepted as its old name); ``float``: TFLite's
+#: FULLY_CONNECTED reference since 2.20, round(acc * scale) in double; ``pow2``: rounding right
+#: shift by ``shift`` (no multiplier).
+REQUANT_MODES = (RequantMode.TFLITE, RequantMode.FLOAT, RequantMode.POW2)
 
 
 @dataclass(frozen=True, eq=False)
@@ -87,10 +114,10 @@ class Requant:
 
     Members
     -------
-    mode : str
-        One of :data:`REQUANT_MODES`.
+    mode : RequantMode
+        One of :data:`REQUANT_MODES` (a string is converted).
     multiplier, shift : numpy.ndarray of int64, shape (channels,)
-        ``multiplier`` mode: Q31 multiplier and TFLite shift (positive = left). ``pow2`` mode:
+        ``tflite`` mode: Q31 multiplier and TFLite shift (positive = left). ``pow2`` mode:
         ``shift`` is the right shift and ``multiplier`` is unused (ones).
     scale : numpy.ndarray of float64, shape (channels,)
         The real effective scale ``s_in * s_w / s_out`` (``float`` mode uses it directly).
@@ -109,9 +136,14 @@ class Requant:
     act_max: int
 
     def __post_init__(self):
-        if self.mode not in REQUANT_MODES:
+        try:
+            mode = RequantMode.parse(self.mode)
+        except ValueError:
+            mode = None
+        if mode not in REQUANT_MODES:
             raise AccelError(f"requant mode must be one of {', '.join(REQUANT_MODES)}, "
                              f"not {self.mode!r}")
+        object.__setattr__(self, "mode", mode)
         if self.act_min > self.act_max:
             raise AccelError(f"act_min {self.act_min} is above act_max {self.act_max}")
 
@@ -209,6 +241,110 @@ class QSoftmax(QLayer):
         return Activation(activation="softmax", name=self.name, inputs=self.inputs)
 
 
+@dataclass(frozen=True, eq=False)
+class QDepthwiseConv2D(QLayer):
+    """Depthwise convolution with integer ``weights`` of shape ``(kh, kw, cin, m)`` (Keras's
+    layout; output channel ``c * m + j`` uses ``weights[..., c, j]``), int ``bias`` of shape
+    ``(cin * m,)`` and ``weight_scale`` per output channel (length 1 for per-tensor)."""
+
+    kind: ClassVar[str] = "depthwise_conv2d"
+    weights: np.ndarray = field(default=None)
+    bias: np.ndarray = field(default=None)
+    weight_scale: np.ndarray = field(default=None)
+    weight_bits: int = 8
+    strides: tuple[int, int] = (1, 1)
+    padding: str = "valid"
+    requant: Requant = field(default=None)
+    activation: str = "linear"
+
+    def spec(self) -> Layer:
+        kh, kw, _, m = self.weights.shape
+        return DepthwiseConv2D(kernel_size=(kh, kw), strides=self.strides, padding=self.padding,
+                               depth_multiplier=m, activation=_spec_activation(self.activation),
+                               name=self.name, inputs=self.inputs)
+
+
+@dataclass(frozen=True, eq=False)
+class QAvgPool2D(QLayer):
+    """Average pooling (TFLite AVERAGE_POOL_2D): the mean of the in-image codes rounded half
+    away from zero, clamped to ``act_min``/``act_max``; no requantization (the codes are
+    written under ``output``, which TFLite expects to equal ``input``)."""
+
+    kind: ClassVar[str] = "avg_pool2d"
+    pool_size: tuple[int, int] = (2, 2)
+    strides: tuple[int, int] = (2, 2)
+    padding: str = "valid"
+    act_min: int = -128
+    act_max: int = 127
+
+    def spec(self) -> Layer:
+        return AveragePooling2D(pool_size=self.pool_size, strides=self.strides,
+                                padding=self.padding, name=self.name, inputs=self.inputs)
+
+
+@dataclass(frozen=True, eq=False)
+class QMean(QLayer):
+    """Global average pooling (TFLite MEAN over H and W): ``multiplier``/``shift`` is
+    ``QuantizeMultiplier(s_in / s_out)``, into which the kernel folds ``1 / (H * W)``."""
+
+    kind: ClassVar[str] = "mean"
+    multiplier: int = 0
+    shift: int = 0
+    keepdims: bool = False
+
+    def spec(self) -> Layer:
+        return GlobalAveragePooling2D(keepdims=self.keepdims, name=self.name,
+                                      inputs=self.inputs)
+
+
+@dataclass(frozen=True, eq=False)
+class QPad(QLayer):
+    """Zero padding (TFLite PAD): ``padding`` is ``((top, bottom), (left, right))``; padded
+    elements take the *output* zero point, the codes are copied."""
+
+    kind: ClassVar[str] = "pad"
+    padding: tuple[tuple[int, int], tuple[int, int]] = ((1, 1), (1, 1))
+
+    def spec(self) -> Layer:
+        return ZeroPadding2D(padding=self.padding, name=self.name, inputs=self.inputs)
+
+
+@dataclass(frozen=True, eq=False)
+class QAdd(QLayer):
+    """TFLite's int8 ADD of two inputs: ``input`` and ``input2`` are their quantizations;
+    ``left_shift`` and the three multiplier/shift pairs are ``add.cc``'s (see
+    :func:`accel.quant.tflite_kernels.add_params`); ``act_min``/``act_max`` the fused
+    activation's clamp."""
+
+    kind: ClassVar[str] = "add"
+    input2: QuantParams = field(default=None)
+    left_shift: int = 20
+    input1_multiplier: int = 0
+    input1_shift: int = 0
+    input2_multiplier: int = 0
+    input2_shift: int = 0
+    output_multiplier: int = 0
+    output_shift: int = 0
+    act_min: int = -128
+    act_max: int = 127
+    activation: str = "linear"
+
+    def spec(self) -> Layer:
+        return Add(activation=_spec_activation(self.activation), name=self.name,
+                   inputs=self.inputs)
+
+
+@dataclass(frozen=True, eq=False)
+class QConcatenate(QLayer):
+    """Channel concatenation (TFLite int8 CONCATENATION): a copy; every input has the output's
+    quantization (``input`` = ``output``), which the network checks against the producers."""
+
+    kind: ClassVar[str] = "concatenate"
+
+    def spec(self) -> Layer:
+        return Concatenate(name=self.name, inputs=self.inputs)
+
+
 def _spec_activation(activation: str) -> str:
     # The spec knows linear/relu/relu6; any other clamp (e.g. relu_n1_to_1 from TFLite) is
     # still exact in the requant range, so the spec records it as linear.
@@ -216,7 +352,8 @@ def _spec_activation(activation: str) -> str:
 
 
 QLAYER_TYPES: dict[str, type[QLayer]] = {
-    cls.kind: cls for cls in (QConv2D, QDense, QMaxPool2D, QFlatten, QSoftmax)
+    cls.kind: cls for cls in (QConv2D, QDense, QMaxPool2D, QFlatten, QSoftmax,
+                              QDepthwiseConv2D, QAvgPool2D, QMean, QPad, QAdd, QConcatenate)
 }
 
 
@@ -256,6 +393,19 @@ class QuantizedNetwork:
             layer if layer.inputs == info.inputs else dataclasses.replace(layer,
                                                                           inputs=info.inputs)
             for layer, info in zip(self.layers, infos, strict=True)))
+        produced = {INPUT: self.input, **{layer.name: layer.output for layer in self.layers}}
+        for layer, info in zip(self.layers, infos, strict=True):
+            if isinstance(layer, QConcatenate):
+                for k, source in enumerate(info.inputs):
+                    q = produced[source]
+                    if (np.float32(q.scale), q.zero_point) != (np.float32(layer.output.scale),
+                                                               layer.output.zero_point):
+                        raise AccelError(
+                            f"{info.where()}: input {k} ({source}) is quantized (scale "
+                            f"{q.scale:.6g}, zero point {q.zero_point}) unlike the output "
+                            f"(scale {layer.output.scale:.6g}, zero point "
+                            f"{layer.output.zero_point}); an int8 concatenation is exact only "
+                            f"when they are equal")
 
     @property
     def network(self) -> Network:
@@ -291,14 +441,37 @@ _ARRAY_FIELDS = ("weights", "bias", "weight_scale")
 _REQUANT_ARRAYS = ("multiplier", "shift", "scale")
 
 
+#: Fields the manifest writes itself (or that are arrays); every other dataclass field of a
+#: layer goes into its JSON entry by value (tuples as lists, QuantParams as objects).
+_SPECIAL_FIELDS = ("name", "input", "output", "inputs", "requant", *_ARRAY_FIELDS)
+
+
+def _to_json(value):
+    if isinstance(value, QuantParams):
+        return value.to_json()
+    if isinstance(value, tuple):
+        return [_to_json(v) for v in value]
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    return value
+
+
+def _from_json(value):
+    if isinstance(value, dict) and "scale" in value:
+        return QuantParams.from_json(value)
+    if isinstance(value, list):
+        return tuple(_from_json(v) for v in value)
+    return value
+
+
 def _layer_manifest(layer: QLayer, arrays: dict) -> dict:
     entry: dict = {"kind": layer.kind, "name": layer.name, "input": layer.input.to_json(),
                    "output": layer.output.to_json()}
-    for key in ("weight_bits", "strides", "padding", "activation", "pool_size", "act_min",
-                "act_max", "beta"):
-        if hasattr(layer, key):
-            value = getattr(layer, key)
-            entry[key] = list(value) if isinstance(value, tuple) else value
+    for f in dataclasses.fields(layer):
+        if f.name not in _SPECIAL_FIELDS:
+            entry[f.name] = _to_json(getattr(layer, f.name))
     for key in _ARRAY_FIELDS:
         if hasattr(layer, key):
             arrays[f"{layer.name}/{key}"] = np.asarray(getattr(layer, key))
@@ -359,17 +532,18 @@ def load_quantized(path: str | Path) -> QuantizedNetwork:
 
 
 def _layer_from_manifest(entry: dict, arrays: dict) -> QLayer:
+    if entry.get("kind") not in QLAYER_TYPES:
+        raise ValueError(f"unknown layer kind {entry.get('kind')!r}")
     cls = QLAYER_TYPES[entry["kind"]]
     name = entry["name"]
     kwargs: dict = {"name": name, "input": QuantParams.from_json(entry["input"]),
                     "output": QuantParams.from_json(entry["output"])}
-    for key in ("weight_bits", "padding", "activation", "act_min", "act_max", "beta"):
-        if key in entry:
-            kwargs[key] = entry[key]
     # Files written before networks were graphs have no inputs: they are chains.
-    for key in ("strides", "pool_size", "inputs"):
-        if key in entry:
-            kwargs[key] = tuple(entry[key])
+    for f in dataclasses.fields(cls):
+        if f.name not in _SPECIAL_FIELDS and f.name in entry:
+            kwargs[f.name] = _from_json(entry[f.name])
+    if "inputs" in entry:
+        kwargs["inputs"] = tuple(entry["inputs"])
     for key in _ARRAY_FIELDS:
         if f"{name}/{key}" in arrays:
             kwargs[key] = arrays[f"{name}/{key}"]

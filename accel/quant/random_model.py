@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..spec import BatchNormalization, Conv2D, Dense, Network
+from ..spec import BatchNormalization, Conv2D, Dense, DepthwiseConv2D, Network
 from .float_model import fold
 from .ptq import quantize_folded
 from .qnet import QuantizedNetwork
@@ -21,18 +21,21 @@ CALIBRATION_IMAGES = 8
 
 
 def random_float_weights(network: Network, seed: int) -> dict[str, dict[str, np.ndarray]]:
-    """Float weights for every Conv2D/Dense/BatchNormalization of ``network``."""
+    """Float weights for every Conv2D/DepthwiseConv2D/Dense/BatchNormalization of ``network``."""
     rng = np.random.default_rng(seed)
     weights: dict[str, dict[str, np.ndarray]] = {}
     for info in network.infos:
         layer = info.layer
-        if isinstance(layer, (Conv2D, Dense)):
+        if isinstance(layer, (Conv2D, DepthwiseConv2D, Dense)):
             shape = info.inferred.kernel_shape
-            fan_in = int(np.prod(shape[:-1]))
+            # A depthwise output sees kh * kw inputs; its bias is per output channel.
+            depthwise = isinstance(layer, DepthwiseConv2D)
+            fan_in = int(np.prod(shape[:2] if depthwise else shape[:-1]))
+            channels = info.output_shape[-1]
             weights[info.name] = {
                 "kernel": rng.normal(0.0, np.sqrt(2.0 / fan_in), shape),
-                "bias": rng.normal(0.0, 0.05, shape[-1]) if layer.use_bias
-                else np.zeros(shape[-1]),
+                "bias": rng.normal(0.0, 0.05, channels) if layer.use_bias
+                else np.zeros(channels),
             }
         elif isinstance(layer, BatchNormalization):
             c = info.input_shape[-1]

@@ -91,7 +91,7 @@ class SimHarness(wiring.Component):
         self.seed = (seed & 0xFFFF) or 1
         n_stages = len(accelerator.stages)
         self.addr_depth = max(self.n_outputs, self.n_images, len(SCALAR_NAMES), 4)
-        self.data_width = max([64] + [s.out_lanes * s.layer.output.bits
+        self.data_width = max([64] + [s.out_lanes * s.plan.out_bits
                                       for s in accelerator.stages])
         super().__init__({
             "done": Out(1),
@@ -163,7 +163,7 @@ class SimHarness(wiring.Component):
         done_reads, feed_first_reads, feed_last_reads = [], [], []
         mismatch_info = []  # per stage: count, first index, first got, first want
         for s, (stage, words) in enumerate(zip(acc.stages, self.expected, strict=True)):
-            lanes, bits = stage.out_lanes, stage.layer.output.bits
+            lanes, bits = stage.out_lanes, stage.plan.out_bits
             width = lanes * bits
             packed = [sum((int(v) & ((1 << bits) - 1)) << (bits * k) for k, v in enumerate(w))
                       for w in words]

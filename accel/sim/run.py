@@ -118,10 +118,10 @@ def build_harness(qnet: QuantizedNetwork, plan: NetworkPlan, images: np.ndarray,
     """The accelerator for ``plan`` inside a harness loaded with ``images`` (int, N first)."""
     images = golden.check_input(qnet, images)
     outputs = golden.run(qnet, images)
-    accelerator = Accelerator(plan=plan, qnet=qnet)
+    accelerator = Accelerator(plan)
     names = [s.pool or s.layer for s in plan.stages]
     expected = [outputs[name] for name in names]
-    fills = [stage.layer.output.zero_point for stage in accelerator.stages]
+    fills = [stage.plan.out_zero_point for stage in accelerator.stages]
     harness = SimHarness(accelerator=accelerator, images=images, expected=expected,
                          fills=fills, gap_percent=gap_percent, stall_percent=stall_percent,
                          seed=seed)
@@ -159,7 +159,7 @@ def decode(case: HarnessCase, raw: dict[str, int]) -> SimResult:
     outputs = outputs.reshape(n, -1)
     mismatches = []
     for s, stage in enumerate(acc.stages):
-        lanes, bits = stage.out_lanes, stage.layer.output.bits
+        lanes, bits = stage.out_lanes, stage.plan.out_bits
         count = int(raw[f"mis{s}_0"])
         if not count:
             mismatches.append(Mismatch(layer=case.stage_names[s], count=0))

@@ -33,7 +33,7 @@ def uart_top(qnet: QuantizedNetwork, plan: NetworkPlan, divisor: int):
     from ..synth.uart_top import UartTop
 
     logits = math.prod(qnet.network.infos[qnet.layers.index(qnet.logits_layer)].output_shape)
-    return UartTop(accelerator=Accelerator(plan=plan, qnet=qnet), image_values=plan.input_cycles,
+    return UartTop(accelerator=Accelerator(plan), image_values=plan.input_cycles,
                    logits=logits, divisor=divisor)
 
 

@@ -9,15 +9,20 @@ from .keras_model import KERAS_SUFFIXES, load_keras_model
 from .layers import (
     Activation,
     Add,
+    AveragePooling2D,
     BatchNormalization,
     Concatenate,
     Conv2D,
     Dense,
+    DepthwiseConv2D,
     Dropout,
     Flatten,
+    GlobalAveragePooling2D,
     Layer,
     MaxPooling2D,
     ReLU,
+    Reshape,
+    ZeroPadding2D,
 )
 from .network import INPUT, LayerInfo, Network
 from .spec_file import SPEC_SUFFIXES, load_spec_file
@@ -37,6 +42,7 @@ def load_network(path: str | Path) -> Network:
 
 
 __all__ = [
-    "INPUT", "Activation", "Add", "BatchNormalization", "Concatenate", "Conv2D", "Dense",
-    "Dropout", "Flatten", "Layer", "LayerInfo", "MaxPooling2D", "Network", "ReLU", "load_network",
+    "INPUT", "Activation", "Add", "AveragePooling2D", "BatchNormalization", "Concatenate",
+    "Conv2D", "Dense", "DepthwiseConv2D", "Dropout", "Flatten", "GlobalAveragePooling2D", "Layer",
+    "LayerInfo", "MaxPooling2D", "Network", "ReLU", "Reshape", "ZeroPadding2D", "load_network",
 ]

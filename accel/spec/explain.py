@@ -7,7 +7,20 @@ parameters and MACs that makes, and what pooling and flatten do to the shape.
 
 from __future__ import annotations
 
-from .layers import Add, BatchNormalization, Concatenate, Conv2D, Dense, Flatten, MaxPooling2D
+from .layers import (
+    Add,
+    AveragePooling2D,
+    BatchNormalization,
+    Concatenate,
+    Conv2D,
+    Dense,
+    DepthwiseConv2D,
+    Flatten,
+    GlobalAveragePooling2D,
+    MaxPooling2D,
+    Reshape,
+    ZeroPadding2D,
+)
 from .network import INPUT, LayerInfo, Network
 from .shapes import AxisWindow, Window2D
 
@@ -116,6 +129,82 @@ def _explain_pool(info: LayerInfo, network: Network) -> list[str]:
     ]
 
 
+def _explain_depthwise(info: LayerInfo, network: Network) -> list[str]:
+    layer: DepthwiseConv2D = info.layer  # type: ignore[assignment]
+    h, w, cin = info.input_shape
+    kh, kw = layer.kernel_size
+    sh, sw = layer.strides
+    m = layer.depth_multiplier
+    oh, ow, cout = info.output_shape
+    window = info.inferred.window
+    bias = " + b[c*m + d]" if layer.use_bias else ""
+    return [
+        f"input  {_shape(info.input_shape)}: {h} rows x {w} columns x {cin} channels",
+        f"kernel {_shape(info.inferred.kernel_shape)} = (kernel_h, kernel_w, in_channels "
+        f"{cin}, depth_multiplier {m})" + (f", bias ({cout},)" if layer.use_bias else
+                                            ", no bias"),
+        (f"output {_shape(info.output_shape)}: {oh} x {ow} positions x {cin}*{m} = {cout} "
+         f"channels (stride {sh}x{sw}, padding '{layer.padding}')"),
+        *_padding_lines(window),
+        "one output element (channel c*m + d, d < m, reads input channel c only):",
+        "  y[i, j, c*m + d] = " + _activation_wrap(
+            layer.activation,
+            f"sum over kh < {kh}, kw < {kw} of x[{sh}*i + kh - {window.rows.pad_before}, "
+            f"{sw}*j + kw - {window.cols.pad_before}, c] * W[kh, kw, c, d]{bias}"),
+        (f"  = {kh}*{kw} = {kh * kw} multiply-adds per output element: no sum over input "
+         f"channels (that is the pointwise 1x1 Conv2D that usually follows)"),
+        f"params {kh}*{kw}*{cin}*{m}" + (f" + {cout}" if layer.use_bias else "")
+        + f" = {info.params:,}",
+        f"MACs   {oh}*{ow}*{cout} outputs * {kh * kw} = {info.macs:,}",
+    ]
+
+
+def _explain_avg_pool(info: LayerInfo, network: Network) -> list[str]:
+    layer: AveragePooling2D = info.layer  # type: ignore[assignment]
+    ph, pw = layer.pool_size
+    sh, sw = layer.strides
+    return [
+        f"input  {_shape(info.input_shape)}",
+        f"window {ph}x{pw}, stride {sh}x{sw}, padding '{layer.padding}'",
+        *_padding_lines(info.inferred.window),
+        (f"output {_shape(info.output_shape)}: each channel separately, y[i, j, c] = the mean "
+         f"of x over the window's pixels inside the image"
+         + (" (an edge window averages fewer values; padding is not counted)"
+            if layer.padding == "same" else "")),
+        ("int8 (TFLite): the sum of the codes divided by the count, rounded half away from "
+        "zero; the output keeps the input's scale and zero point; no parameters, no MACs"),
+    ]
+
+
+def _explain_global_avg_pool(info: LayerInfo, network: Network) -> list[str]:
+    h, w, c = info.input_shape
+    return [
+        f"input  {_shape(info.input_shape)}",
+        (f"output {_shape(info.output_shape)}: per channel, y[c] = the mean of x[:, :, c] over "
+         f"all {h}*{w} = {h * w} positions"),
+        ("int8 (TFLite MEAN): the sum minus the zero points, times s_in/s_out with 1/(h*w) "
+        "folded into the Q31 multiplier; no parameters, no MACs"),
+    ]
+
+
+def _explain_zero_padding(info: LayerInfo, network: Network) -> list[str]:
+    layer: ZeroPadding2D = info.layer  # type: ignore[assignment]
+    (top, bottom), (left, right) = layer.padding
+    h, w, c = info.input_shape
+    return [
+        f"input  {_shape(info.input_shape)}",
+        (f"padding top {top}, bottom {bottom}, left {left}, right {right}: output "
+         f"({h} + {top} + {bottom}, {w} + {left} + {right}, {c}) = "
+         f"{_shape(info.output_shape)}"),
+        "the new border is zero (int8: the zero point); no parameters, no arithmetic",
+    ]
+
+
+def _explain_reshape(info: LayerInfo, network: Network) -> list[str]:
+    return [(f"input  {_shape(info.input_shape)} -> output {_shape(info.output_shape)}: a "
+            f"flatten in NHWC (row, column, channel) order, like Flatten; no arithmetic")]
+
+
 def _source(network: Network, name: str) -> LayerInfo | None:
     """The layer that produces tensor ``name`` (``None`` for the model input)."""
     return None if name == INPUT else network.find(name)
@@ -214,7 +303,8 @@ def _explain_add(info: LayerInfo, network: Network) -> list[str]:
     return [
         f"inputs ({len(info.inputs)}, all of shape {_shape(info.output_shape)}):",
         *_input_list(info),
-        f"output {_shape(info.output_shape)}: element by element, y[i] = {terms}",
+        f"output {_shape(info.output_shape)}: element by element, y[i] = "
+        + _activation_wrap(info.layer.activation_name, terms),
         "the shapes must be equal (no broadcasting); no parameters, no MACs (additions only)",
     ]
 
@@ -238,7 +328,12 @@ def _explain_concatenate(info: LayerInfo, network: Network) -> list[str]:
 #: Layer type -> explainer; anything else is element-wise (ReLU, Activation, Dropout, BN).
 EXPLAINERS = {
     Conv2D: _explain_conv,
+    DepthwiseConv2D: _explain_depthwise,
     MaxPooling2D: _explain_pool,
+    AveragePooling2D: _explain_avg_pool,
+    GlobalAveragePooling2D: _explain_global_avg_pool,
+    ZeroPadding2D: _explain_zero_padding,
+    Reshape: _explain_reshape,
     Flatten: _explain_flatten,
     Dense: _explain_dense,
     Add: _explain_add,

@@ -28,15 +28,20 @@ from ..io.hdf5 import open_h5, read_attribute
 from .layers import (
     Activation,
     Add,
+    AveragePooling2D,
     BatchNormalization,
     Concatenate,
     Conv2D,
     Dense,
+    DepthwiseConv2D,
     Dropout,
     Flatten,
+    GlobalAveragePooling2D,
     Layer,
     MaxPooling2D,
     ReLU,
+    Reshape,
+    ZeroPadding2D,
 )
 from .network import INPUT, Network
 
@@ -163,6 +168,40 @@ def _max_pooling2d(cfg: dict) -> Layer:
     )
 
 
+def _depthwise_conv2d(cfg: dict) -> Layer:
+    _channels_last(cfg)
+    _require_default(cfg, "dilation_rate", (1, (1, 1)), "no dilation")
+    return DepthwiseConv2D(
+        kernel_size=cfg["kernel_size"], strides=cfg.get("strides", 1),
+        padding=cfg.get("padding", "valid"), depth_multiplier=cfg.get("depth_multiplier", 1),
+        activation=_activation(cfg.get("activation")), use_bias=cfg.get("use_bias", True),
+        name=cfg.get("name"),
+    )
+
+
+def _average_pooling2d(cfg: dict) -> Layer:
+    _channels_last(cfg)
+    return AveragePooling2D(
+        pool_size=cfg.get("pool_size", 2), strides=cfg.get("strides"),
+        padding=cfg.get("padding", "valid"), name=cfg.get("name"),
+    )
+
+
+def _global_average_pooling2d(cfg: dict) -> Layer:
+    _channels_last(cfg)
+    # Keras 2.6+ writes keepdims; older files have none (False).
+    return GlobalAveragePooling2D(keepdims=cfg.get("keepdims", False), name=cfg.get("name"))
+
+
+def _zero_padding2d(cfg: dict) -> Layer:
+    _channels_last(cfg)
+    return ZeroPadding2D(padding=cfg.get("padding", 1), name=cfg.get("name"))
+
+
+def _reshape(cfg: dict) -> Layer:
+    return Reshape(target_shape=cfg["target_shape"], name=cfg.get("name"))
+
+
 def _flatten(cfg: dict) -> Layer:
     _channels_last(cfg)
     return Flatten(name=cfg.get("name"))
@@ -212,8 +251,15 @@ def _batch_normalization(cfg: dict) -> Layer:
 KERAS_LAYERS = {
     "Conv2D": _conv2d,
     "Convolution2D": _conv2d,
+    "DepthwiseConv2D": _depthwise_conv2d,
     "MaxPooling2D": _max_pooling2d,
     "MaxPool2D": _max_pooling2d,
+    "AveragePooling2D": _average_pooling2d,
+    "AvgPool2D": _average_pooling2d,
+    "GlobalAveragePooling2D": _global_average_pooling2d,
+    "GlobalAvgPool2D": _global_average_pooling2d,
+    "ZeroPadding2D": _zero_padding2d,
+    "Reshape": _reshape,
     "Flatten": _flatten,
     "Dense": _dense,
     "ReLU": _relu,

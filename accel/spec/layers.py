@@ -5,11 +5,14 @@ its own arguments on construction (raising ``ValueError``/``TypeError`` that nam
 the value) and knows its own shape arithmetic through :meth:`infer`, which uses
 :mod:`accel.spec.shapes` for everything that slides a window.
 
-Supported: Conv2D, MaxPooling2D, Flatten, Dense, ReLU, Activation, Dropout (identity at
-inference), BatchNormalization (kept in the spec, folded into the preceding Conv2D/Dense when
-quantizing), and the merge layers Add and Concatenate (channel axis), which take two or more
-inputs. Every layer may name its inputs (``inputs``: layer names, or ``input`` for the model
-input); :class:`~accel.spec.network.Network` fills in the default, the previous layer.
+Supported: Conv2D, DepthwiseConv2D, MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D,
+ZeroPadding2D, Flatten, Reshape (only as a flatten), Dense, ReLU, Activation, Dropout (identity
+at inference), BatchNormalization (kept in the spec, folded into the preceding
+Conv2D/DepthwiseConv2D/Dense when quantizing), and the merge layers Add and Concatenate
+(channel axis), which take two or more inputs. Pooling and padding may appear anywhere (after
+the input, a pool, an Add). Every layer may name its inputs (``inputs``: layer names, or
+``input`` for the model input); :class:`~accel.spec.network.Network` fills in the default, the
+previous layer.
 Data layout is channels-last (NHWC) throughout, as in Keras and TFLite.
 
 Dense on a rank-3 input is rejected rather than applied per position as Keras would: the
@@ -401,6 +404,178 @@ class BatchNormalization(Layer):
         )
 
 
+@dataclass(frozen=True)
+class DepthwiseConv2D(Layer):
+    """Depthwise 2-D convolution: each input channel ``c`` is convolved with its own
+    ``depth_multiplier`` kernels, giving output channels ``c * depth_multiplier + j`` (Keras's
+    and TFLite's order). Kernel shape ``(kh, kw, cin, depth_multiplier)``; no sum over input
+    channels, so a layer does ``kh * kw`` MACs per output element."""
+
+    kernel_size: tuple[int, int]
+    strides: tuple[int, int] = (1, 1)
+    padding: str = "valid"
+    depth_multiplier: int = 1
+    activation: str = "linear"
+    use_bias: bool = True
+    name: str | None = None
+    inputs: tuple[str, ...] | None = None
+    type_name: ClassVar[str] = "DepthwiseConv2D"
+
+    def __post_init__(self):
+        super().__post_init__()
+        object.__setattr__(self, "kernel_size", _pair("kernel_size", self.kernel_size))
+        object.__setattr__(self, "strides", _pair("strides", self.strides))
+        object.__setattr__(self, "padding", _choice("padding", self.padding, PADDINGS))
+        _positive_int("depth_multiplier", self.depth_multiplier)
+        object.__setattr__(self, "activation", _activation(self.activation))
+        _bool("use_bias", self.use_bias)
+
+    @property
+    def activation_name(self) -> str:
+        return self.activation
+
+    def infer(self, input_shape: Shape) -> Inferred:
+        _require_rank(self, input_shape, 3)
+        h, w, cin = input_shape
+        try:
+            window = window_2d((h, w), self.kernel_size, self.strides, self.padding)
+        except ValueError as e:
+            raise ValueError(f"kernel_size {self.kernel_size}: {e}") from None
+        kh, kw = self.kernel_size
+        oh, ow = window.out_shape
+        cout = cin * self.depth_multiplier
+        return Inferred(
+            output_shape=(oh, ow, cout),
+            params=kh * kw * cout + (cout if self.use_bias else 0),
+            macs=oh * ow * cout * kh * kw,
+            kernel_shape=(kh, kw, cin, self.depth_multiplier),
+            window=window,
+        )
+
+
+@dataclass(frozen=True)
+class AveragePooling2D(Layer):
+    """Average pooling; ``strides`` defaults to ``pool_size`` as in Keras. With ``same``
+    padding an edge window averages only its in-image values (Keras and TFLite alike)."""
+
+    pool_size: tuple[int, int] = (2, 2)
+    strides: tuple[int, int] | None = None
+    padding: str = "valid"
+    name: str | None = None
+    inputs: tuple[str, ...] | None = None
+    type_name: ClassVar[str] = "AveragePooling2D"
+
+    def __post_init__(self):
+        super().__post_init__()
+        pool = _pair("pool_size", self.pool_size)
+        object.__setattr__(self, "pool_size", pool)
+        strides = pool if self.strides is None else _pair("strides", self.strides)
+        object.__setattr__(self, "strides", strides)
+        object.__setattr__(self, "padding", _choice("padding", self.padding, PADDINGS))
+
+    def infer(self, input_shape: Shape) -> Inferred:
+        _require_rank(self, input_shape, 3)
+        h, w, c = input_shape
+        try:
+            window = window_2d((h, w), self.pool_size, self.strides, self.padding)
+        except ValueError as e:
+            raise ValueError(f"pool_size {self.pool_size}: {e}") from None
+        return Inferred(output_shape=(*window.out_shape, c), window=window)
+
+
+@dataclass(frozen=True)
+class GlobalAveragePooling2D(Layer):
+    """The mean over height and width per channel: ``(c,)``, or ``(1, 1, c)`` with
+    ``keepdims`` (TFLite: MEAN over axes 1 and 2)."""
+
+    keepdims: bool = False
+    name: str | None = None
+    inputs: tuple[str, ...] | None = None
+    type_name: ClassVar[str] = "GlobalAveragePooling2D"
+
+    def __post_init__(self):
+        super().__post_init__()
+        _bool("keepdims", self.keepdims)
+
+    def infer(self, input_shape: Shape) -> Inferred:
+        _require_rank(self, input_shape, 3)
+        c = input_shape[-1]
+        return Inferred(output_shape=(1, 1, c) if self.keepdims else (c,))
+
+
+def _zero_padding(value: object) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Keras's forms: ``p``, ``(ph, pw)`` or ``((top, bottom), (left, right))``, each >= 0."""
+    message = (f"padding must be an integer >= 0, a pair of them, or ((top, bottom), (left, "
+               f"right)), not {value!r}")
+
+    def count(v: object) -> int:
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise ValueError(message)
+        return v
+
+    if isinstance(value, (list, tuple)):
+        if len(value) != 2:
+            raise ValueError(message)
+        if all(isinstance(v, (list, tuple)) for v in value):
+            if any(len(v) != 2 for v in value):
+                raise ValueError(message)
+            return ((count(value[0][0]), count(value[0][1])),
+                    (count(value[1][0]), count(value[1][1])))
+        ph, pw = count(value[0]), count(value[1])
+        return ((ph, ph), (pw, pw))
+    p = count(value)
+    return ((p, p), (p, p))
+
+
+@dataclass(frozen=True)
+class ZeroPadding2D(Layer):
+    """Pads height and width with zeros (TFLite PAD: with the zero point).
+    ``padding`` is kept as ``((top, bottom), (left, right))``."""
+
+    padding: tuple[tuple[int, int], tuple[int, int]] = ((1, 1), (1, 1))
+    name: str | None = None
+    inputs: tuple[str, ...] | None = None
+    type_name: ClassVar[str] = "ZeroPadding2D"
+
+    def __post_init__(self):
+        super().__post_init__()
+        object.__setattr__(self, "padding", _zero_padding(self.padding))
+
+    def infer(self, input_shape: Shape) -> Inferred:
+        _require_rank(self, input_shape, 3)
+        h, w, c = input_shape
+        (top, bottom), (left, right) = self.padding
+        return Inferred(output_shape=(h + top + bottom, w + left + right, c))
+
+
+@dataclass(frozen=True)
+class Reshape(Layer):
+    """Keras's Reshape, only where it flattens: ``target_shape`` must be ``(n,)`` with ``n``
+    the input's element count, or ``(-1,)``; the result is :class:`Flatten`'s NHWC order."""
+
+    target_shape: tuple[int, ...]
+    name: str | None = None
+    inputs: tuple[str, ...] | None = None
+    type_name: ClassVar[str] = "Reshape"
+
+    def __post_init__(self):
+        super().__post_init__()
+        shape = self.target_shape
+        if not isinstance(shape, (list, tuple)) or len(shape) != 1 or isinstance(
+                shape[0], bool) or not isinstance(shape[0], int) or not (
+                shape[0] == -1 or shape[0] >= 1):
+            raise ValueError(f"target_shape must be [n] or [-1] (only a flatten is supported), "
+                             f"not {shape!r}")
+        object.__setattr__(self, "target_shape", tuple(shape))
+
+    def infer(self, input_shape: Shape) -> Inferred:
+        n = math.prod(input_shape)
+        if self.target_shape[0] not in (-1, n):
+            raise ValueError(f"target_shape {list(self.target_shape)} does not flatten "
+                             f"{input_shape} ({n} elements); only a flatten is supported")
+        return Inferred(output_shape=(n,))
+
+
 def _merge_count(layer: Layer, input_shapes: tuple[Shape, ...]) -> None:
     if len(input_shapes) < 2:
         raise ValueError(f"inputs: {layer.type_name} needs at least two inputs, not "
@@ -419,10 +594,23 @@ class Add(Layer):
     streams of equal shape element by element. No parameters, no MACs (additions only).
     """
 
+    #: Not a Keras argument: the clamp TFLite fuses into ADD (a ReLU after the Add in Keras).
+    activation: str = "linear"
     name: str | None = None
     inputs: tuple[str, ...] | None = None
     type_name: ClassVar[str] = "Add"
     arity: ClassVar[int | None] = None
+
+    def __post_init__(self):
+        super().__post_init__()
+        object.__setattr__(self, "activation", _activation(self.activation))
+        if self.activation == "softmax":
+            raise ValueError("activation must be one of linear, relu, relu6 on an Add, not "
+                             "'softmax'")
+
+    @property
+    def activation_name(self) -> str:
+        return self.activation
 
     def infer_inputs(self, input_shapes: tuple[Shape, ...]) -> Inferred:
         _merge_count(self, input_shapes)
@@ -464,7 +652,8 @@ class Concatenate(Layer):
 #: Every layer type a spec may name, by its Keras class name.
 LAYER_TYPES: dict[str, type[Layer]] = {
     cls.type_name: cls
-    for cls in (Conv2D, MaxPooling2D, Flatten, Dense, ReLU, Activation, Dropout,
+    for cls in (Conv2D, DepthwiseConv2D, MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D,
+                ZeroPadding2D, Flatten, Reshape, Dense, ReLU, Activation, Dropout,
                 BatchNormalization, Add, Concatenate)
 }
 
@@ -486,8 +675,9 @@ def required_fields(cls: type[Layer]) -> list[str]:
 
 
 __all__ = [
-    "ACTIVATIONS", "Activation", "Add", "BatchNormalization", "Concatenate", "Conv2D", "Dense",
-    "Dropout", "Flatten",
-    "Inferred", "LAYER_TYPES", "Layer", "MaxPooling2D", "ReLU", "keras_base_name",
+    "ACTIVATIONS", "Activation", "Add", "AveragePooling2D", "BatchNormalization", "Concatenate",
+    "Conv2D", "Dense", "DepthwiseConv2D", "Dropout", "Flatten", "GlobalAveragePooling2D",
+    "Inferred", "LAYER_TYPES", "Layer", "MaxPooling2D", "ReLU", "Reshape", "ZeroPadding2D",
+    "keras_base_name",
     "layer_fields", "required_fields",
 ]

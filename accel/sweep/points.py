@@ -260,7 +260,7 @@ def point_key(job: PointJob, qnet, plan) -> str:
                "estimate": _jsonable(est), "clock_mhz": job.clock_mhz,
                # only when set, so that the keys of plain points stay as they were
                **({"clock_search": True} if job.clock_search else {})}
-    if not job.estimate_only and est["fits"] and board.buildable:
+    if not job.estimate_only and est.fits and board.buildable:
         from ..synth.build import cache_key, prepare
 
         try:
@@ -282,7 +282,7 @@ def _jsonable(value):
     return value.to_json() if hasattr(value, "to_json") else value
 
 
-def _planned(job: PointJob, qnet, plan, board) -> tuple[dict, dict]:
+def _planned(job: PointJob, qnet, plan, board) -> tuple[dict, object]:
     """The part of a point's record that needs no tools (identity, plan figures, estimate,
     and for a point that cannot fit the fit check's reason), and the fit estimate."""
     from ..synth.fit import check_fit, estimate
@@ -299,22 +299,22 @@ def _planned(job: PointJob, qnet, plan, board) -> tuple[dict, dict]:
         "luts_available": board.luts, "ffs_available": board.ffs,
         "dsps_available": board.dsps, "brams_available": board.bram_blocks,
     }
-    est = estimate(plan, qnet, board)
+    est = estimate(plan, board)
     record.update(_estimate_fields(est, plan, clock))
-    if not est["fits"]:
+    if not est.fits:
         try:
-            check_fit(plan, qnet, board)
+            check_fit(plan, board)
             record["reason"] = "the fit estimate exceeds the board"
         except AccelError as e:
             record["reason"] = str(e)
     return record, est
 
 
-def _estimate_fields(est: dict, plan, clock: float) -> dict:
-    needs = est["resources"]
+def _estimate_fields(est, plan, clock: float) -> dict:
+    needs = est.resources
     return {
-        "est_luts": needs["luts"]["needed"], "est_dsps": needs["multipliers"]["needed"],
-        "est_brams": needs["bram_blocks"]["needed"],
+        "est_luts": needs["luts"].needed, "est_dsps": needs["multipliers"].needed,
+        "est_brams": needs["bram_blocks"].needed,
         "est_inferences_per_s": clock * 1e6 / plan.interval_cycles,
     }
 
@@ -367,7 +367,7 @@ def run_point(job: PointJob, progress: Callable[[str], None] | None = None) -> S
         plan = make_plan(qnet, job.rows, job.cols)
         planned, est = _planned(job, qnet, plan, board)
         record.update(planned)
-        if not est["fits"]:
+        if not est.fits:
             return finish("no-fit")
         if job.estimate_only:
             return finish("ok", luts=record["est_luts"], dsps=record["est_dsps"],

@@ -293,7 +293,7 @@ def prepare(qnet: QuantizedNetwork, plan: NetworkPlan, board: Board, *, clock_mh
         logits = link_logits(qnet)
         divisor = uart_divisor(board, clock_mhz, baud)
     platform = board.make_platform()
-    accelerator = Accelerator(plan=plan, qnet=qnet)
+    accelerator = Accelerator(plan)
     if top == "uart":
         top_module = UartTop(accelerator=accelerator, image_values=plan.input_cycles,
                              logits=logits, divisor=divisor)
@@ -325,7 +325,7 @@ def build(qnet: QuantizedNetwork, plan: NetworkPlan, board: Board, out_dir: str 
     """Fit-check, build and report (see module doc). ``clock_mhz`` is ``--clock`` (default:
     the oscillator); the report's ``clock_mhz`` is the clock the design runs at. The caller
     decides what a timing failure means (``report.timing_met``)."""
-    fit = check_fit(plan, qnet, board)  # raises AccelError when it cannot fit
+    fit = check_fit(plan, board)  # raises AccelError when it cannot fit
     if not board.buildable:
         raise AccelError(f"--board {board.name} is {board.note}; the fit check passed "
                          f"(accel build --help lists the buildable boards)")
@@ -380,7 +380,7 @@ def build(qnet: QuantizedNetwork, plan: NetworkPlan, board: Board, out_dir: str 
         utilization=products["utilization"],
         critical_paths=products["critical_paths"],
         cells=products["cells"],
-        fit_estimate=fit,
+        fit_estimate=fit.to_json(),
         interval_cycles=interval, latency_cycles=plan.latency_cycles,
         inferences_per_s_at_clock=clock * 1e6 / interval,
         inferences_per_s_at_fmax=fmax * 1e6 / interval if fmax else None,

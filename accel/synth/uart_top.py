@@ -63,13 +63,13 @@ class UartTop(Elaboratable):
         if logits > 256:
             raise ValueError(f"logits must be at most 256 (the argmax is one byte), "
                              f"not {logits!r}")
-        qnet = accelerator.qnet
-        if image_values != math.prod(qnet.input_shape):
+        plan = accelerator.plan
+        if image_values != math.prod(plan.input_shape):
             raise ValueError(f"image_values must be the model's input size "
-                             f"{math.prod(qnet.input_shape)}, not {image_values!r}")
-        shape = qnet.network.infos[qnet.layers.index(qnet.logits_layer)].output_shape
+                             f"{math.prod(plan.input_shape)}, not {image_values!r}")
+        shape = plan.output_shape
         if logits != math.prod(shape):
-            raise ValueError(f"logits must be the number of values {qnet.logits_layer.name} "
+            raise ValueError(f"logits must be the number of values {plan.output_layer} "
                              f"outputs, {math.prod(shape)}, not {logits!r}")
         if accelerator.input_bits > LINK_BITS or accelerator.output_bits > LINK_BITS:
             raise ValueError(f"accelerator must take and give values of at most {LINK_BITS} "

@@ -59,8 +59,7 @@ def test_conv_stage_matches_golden(case):
     qnet = random_quantized(net, case)
     stage_plan = make_plan(qnet, rows, cols).stages[0]
     conv = qnet.layers[0]
-    pool = qnet.layers[1] if stage_plan.pool else None
-    dut = ComputeStage(plan=stage_plan, layer=conv, pool=pool)
+    dut = ComputeStage(plan=stage_plan)
     x = rng.integers(-128, 128, (2, *shape))
     outputs = golden.run(qnet, x)
     want = outputs[stage_plan.pool or stage_plan.layer]
@@ -81,7 +80,7 @@ def test_dense_stage_matches_golden():
     net = Network("n", (13,), (Dense(5, activation="relu"),))
     qnet = random_quantized(net, 9)
     stage_plan = make_plan(qnet, 3, 2).stages[0]
-    dut = ComputeStage(plan=stage_plan, layer=qnet.layers[0])
+    dut = ComputeStage(plan=stage_plan)
     x = rng.integers(-128, 128, (3, 13))
     want = golden.run(qnet, x)["dense"]
     got = []

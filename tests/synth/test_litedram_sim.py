@@ -12,8 +12,8 @@ import json
 import pytest
 
 from accel.errors import AccelError
-from accel.synth import litedram
 from accel.sim.bench import run_cocotb_tests
+from accel.synth import litedram
 from sim.blocks.harness import write_verilog
 from sim.litedram.top import LiteDRAMSimTop
 

@@ -1,0 +1,374 @@
+"""Sub-plans of a compute stage's blocks, and the functions that size them.
+
+Each sub-plan carries every parameter its component is built from (``Component.from_plan``)
+and every fact that costs something: memories (:class:`~accel.plan.memory.MemoryPlan`),
+hardware multipliers per family, FIFO depths and latencies. The sizing functions here are the
+ones the components call (:mod:`accel.hw.window`, :mod:`accel.hw.mac_array`,
+:mod:`accel.hw.maxpool`), so the plan and the hardware cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..quant.numerics import accumulator_range, int_range, signed_bits_for
+from ..spec.shapes import AxisWindow, ceil_div, window_2d
+from .memory import FAMILIES, MemoryKind, MemoryPlan
+
+__all__ = [
+    "DEFAULT_BANK_DEPTH",
+    "MUX_FANIN",
+    "AccumulatorPlan",
+    "ArrayPlan",
+    "PoolPlan",
+    "RegroupPlan",
+    "ReplayPlan",
+    "WindowPlan",
+    "array_latency",
+    "array_stream_timing",
+    "axis_table",
+    "bank_stages",
+    "line_buffer_rows",
+    "mux_levels",
+    "pool_slots",
+    "psum_bits",
+    "sum_bits",
+]
+
+# --- window generator -----------------------------------------------------------------------
+
+
+def line_buffer_rows(kernel: tuple[int, int], strides: tuple[int, int]) -> int:
+    """Input rows the window generator holds: ``kh - 1`` of history plus the ``sh`` that the
+    next output row adds (see :mod:`accel.hw.window`)."""
+    return kernel[0] + strides[0] - 1
+
+
+#: Cycles from a window beat's read address to the beat on the window generator's output: the
+#: block RAM read, then the output register.
+WINDOW_READ_LATENCY = 2
+
+
+@dataclass(frozen=True)
+class WindowPlan:
+    """A :class:`~accel.hw.window.WindowGenerator`: its parameters and line buffer."""
+
+    height: int
+    width: int
+    channels: int
+    kernel: tuple[int, int]
+    strides: tuple[int, int]
+    padding: str
+    lanes: int
+    zero_point: int
+    bits: int
+    buffer_rows: int
+    groups: int
+    beats_per_window: int
+    latency: int
+    memory: MemoryPlan
+
+    @classmethod
+    def build(cls, *, height, width, channels, kernel, strides, padding, lanes, zero_point,
+              bits) -> WindowPlan:
+        rows = line_buffer_rows(kernel, strides)
+        groups = ceil_div(channels, lanes)
+        return cls(height=height, width=width, channels=channels, kernel=tuple(kernel),
+                   strides=tuple(strides), padding=padding, lanes=lanes,
+                   zero_point=zero_point, bits=bits, buffer_rows=rows, groups=groups,
+                   beats_per_window=kernel[0] * kernel[1] * groups,
+                   latency=WINDOW_READ_LATENCY,
+                   memory=MemoryPlan("line_buffer", MemoryKind.RAM, rows * width * groups,
+                                     lanes * bits))
+
+    def component_args(self) -> dict:
+        return dict(height=self.height, width=self.width, channels=self.channels,
+                    kernel=self.kernel, strides=self.strides, padding=self.padding,
+                    lanes=self.lanes, zero_point=self.zero_point, bits=self.bits)
+
+
+# --- window replay --------------------------------------------------------------------------
+
+#: Entries of the replay buffer's output FIFO (absorbs output stalls).
+REPLAY_FIFO_DEPTH = 3
+
+
+@dataclass(frozen=True)
+class ReplayPlan:
+    """A :class:`~accel.hw.replay.WindowReplay`: two banks of ``Kt`` words, and its FIFO."""
+
+    lanes: int
+    k_tiles: int
+    f_tiles: int
+    bits: int
+    memory: MemoryPlan
+    fifo: MemoryPlan
+
+    @classmethod
+    def build(cls, *, lanes, k_tiles, f_tiles, bits) -> ReplayPlan:
+        # The FIFO is an amaranth SyncFIFO (asynchronous read): logic, never a block RAM.
+        tag_bits = max(k_tiles - 1, 1).bit_length() + max(f_tiles - 1, 1).bit_length() + 3
+        return cls(lanes=lanes, k_tiles=k_tiles, f_tiles=f_tiles, bits=bits,
+                   memory=MemoryPlan("replay", MemoryKind.RAM, 2 * k_tiles, lanes * bits),
+                   fifo=MemoryPlan("replay_fifo", MemoryKind.FIFO, REPLAY_FIFO_DEPTH,
+                                   lanes * bits + tag_bits, sync_read=False))
+
+    def component_args(self) -> dict:
+        return dict(lanes=self.lanes, k_tiles=self.k_tiles, f_tiles=self.f_tiles,
+                    bits=self.bits)
+
+
+# --- systolic array -------------------------------------------------------------------------
+
+#: Inputs of each registered multiplexer in a banked ROM's tree.
+MUX_FANIN = 8
+#: Deepest unbanked weight ROM: 8192 words of up to 8 bits fill four 16-kbit block RAMs used
+#: 8192 deep (ECP5 DP16KD 8192x2, iCE40 SB_RAM40_4K 2048x2 in fours), so a bank needs no
+#: multiplexer inside it.
+DEFAULT_BANK_DEPTH = 8192
+
+
+def mux_levels(banks: int) -> int:
+    """Levels of the registered ``MUX_FANIN``:1 tree that picks one of ``banks`` banks."""
+    levels = 0
+    while banks > 1:
+        banks, levels = -(-banks // MUX_FANIN), levels + 1
+    return levels
+
+
+def bank_stages(depth: int, bank_depth: int) -> int:
+    """Register stages a PE gains when its ``depth``-word ROM is banked (0 if it is not): the
+    bank address register, the bank output register and one per multiplexer level."""
+    banks = -(-depth // bank_depth)
+    return 2 + mux_levels(banks) if banks > 1 else 0
+
+
+def array_latency(rows: int, cols: int, depth: int, bank_depth: int) -> int:
+    """:class:`~accel.hw.mac_array.SystolicArray` latency: skew, 4 stages per PE on the way
+    down (ROM, DSP input, multiply, add) and deskew, plus the banked ROM's stages."""
+    return rows + cols + 2 + bank_stages(depth, bank_depth)
+
+
+def array_stream_timing(rows: int, cols: int, depth: int, bank_depth: int) -> tuple[int, int]:
+    """``(latency, fifo_depth)`` of :class:`~accel.hw.mac_array.MacArrayStream`: 1 through
+    the input register, the array, 2 through the FIFO; the FIFO holds ``latency + 1`` beats,
+    the fewest that sustain one beat per cycle."""
+    latency = 1 + array_latency(rows, cols, depth, bank_depth) + 2
+    return latency, latency + 1
+
+
+def sum_bits(terms: int, input_bits: int, w_range: tuple[int, int]) -> int:
+    """Bits for any sum of ``terms`` products ``x * w`` (``x`` any ``input_bits`` value)."""
+    return signed_bits_for(
+        *accumulator_range(terms=terms, x_range=int_range(input_bits), w_range=w_range))
+
+
+def psum_bits(rows: int, input_bits: int, weights: np.ndarray) -> tuple[int, ...]:
+    """Width of the partial sum leaving each row: ``r + 1`` products of these weights (0
+    included: a ROM may be all zeros, and the range must contain every partial sum)."""
+    w_range = (min(int(weights.min()), 0), max(int(weights.max()), 0))
+    return tuple(sum_bits(r + 1, input_bits, w_range) for r in range(rows))
+
+
+def _weight_roms(depth: int, bank_depth: int, weight_bits: int,
+                 pes: int) -> tuple[MemoryPlan, ...]:
+    if depth <= bank_depth:
+        return (MemoryPlan("weights", MemoryKind.ROM, depth, weight_bits, pes),)
+    full, rest = divmod(depth, bank_depth)
+    roms = [MemoryPlan("weights", MemoryKind.ROM, bank_depth, weight_bits, pes * full)]
+    if rest:
+        roms.append(MemoryPlan("weights", MemoryKind.ROM, rest, weight_bits, pes))
+    return tuple(roms)
+
+
+@dataclass(frozen=True, eq=False)
+class ArrayPlan:
+    """A :class:`~accel.hw.mac_array.MacArrayStream` with its weights.
+
+    Members
+    -------
+    rows, cols, k_tiles, f_tiles : int
+    depth : int
+        Weight sets per PE, ``Kt * Ft`` (the ROM depth).
+    input_bits, weight_bits, acc_bits, tag_bits : int
+    psum_bits : tuple of int
+        Partial-sum width leaving each row (:func:`psum_bits`).
+    bank_depth, banks : int
+    weights : numpy.ndarray, shape (depth, rows, cols)
+        The tiled weights (:func:`accel.plan.lower.tile_weights`).
+    latency, fifo_depth : int
+        :func:`array_stream_timing`.
+    weight_roms : tuple of MemoryPlan
+        Every PE's ROM, as its banks: the full ``bank_depth``-word banks, then the last.
+    fifo : MemoryPlan
+    multipliers : dict
+        Per family: one per PE (Gowin counts 9x9 halves: two for operands past 9 x 9 bits).
+    """
+
+    rows: int
+    cols: int
+    k_tiles: int
+    f_tiles: int
+    depth: int
+    input_bits: int
+    weight_bits: int
+    acc_bits: int
+    tag_bits: int
+    psum_bits: tuple[int, ...]
+    bank_depth: int
+    banks: int
+    weights: np.ndarray = field(repr=False)
+    latency: int
+    fifo_depth: int
+    weight_roms: tuple[MemoryPlan, ...]
+    fifo: MemoryPlan
+    multipliers: dict
+
+    @classmethod
+    def build(cls, *, rows, cols, k_tiles, f_tiles, input_bits, weight_bits, weights,
+              act_bits, tag_bits=3, bank_depth=DEFAULT_BANK_DEPTH) -> ArrayPlan:
+        depth = k_tiles * f_tiles
+        psums = psum_bits(rows, input_bits, weights)
+        acc_bits = sum_bits(rows, input_bits, int_range(weight_bits))  # any weights
+        latency, fifo_depth = array_stream_timing(rows, cols, depth, bank_depth)
+        banks = -(-depth // bank_depth)
+        pes = rows * cols
+        # Gowin's unit is a 9x9 multiplier; wider operands take an 18x18 (two of them).
+        gowin = 2 if max(weight_bits, act_bits) > 8 else 1
+        return cls(
+            rows=rows, cols=cols, k_tiles=k_tiles, f_tiles=f_tiles, depth=depth,
+            input_bits=input_bits, weight_bits=weight_bits, acc_bits=acc_bits,
+            tag_bits=tag_bits, psum_bits=psums, bank_depth=bank_depth, banks=banks,
+            weights=weights, latency=latency, fifo_depth=fifo_depth,
+            weight_roms=_weight_roms(depth, bank_depth, weight_bits, pes),
+            fifo=MemoryPlan("array_fifo", MemoryKind.FIFO, fifo_depth - 1,
+                            cols * acc_bits + tag_bits),
+            multipliers={f: pes * (gowin if f == "gowin" else 1) for f in FAMILIES},
+        )
+
+    @property
+    def pes(self) -> int:
+        return self.rows * self.cols
+
+    def component_args(self) -> dict:
+        return dict(rows=self.rows, cols=self.cols, weights=self.weights,
+                    input_bits=self.input_bits, weight_bits=self.weight_bits,
+                    acc_bits=self.acc_bits, tag_bits=self.tag_bits,
+                    bank_depth=self.bank_depth)
+
+
+# --- column accumulator ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AccumulatorPlan:
+    """A :class:`~accel.hw.accumulate.ColumnAccumulator`: ``cols`` sums of ``acc_bits``."""
+
+    cols: int
+    acc_bits: int
+    #: A window's sum is registered on its last beat and offered the next cycle.
+    latency: int = 1
+
+    def component_args(self) -> dict:
+        return dict(cols=self.cols, acc_bits=self.acc_bits)
+
+
+# --- max pool -------------------------------------------------------------------------------
+
+
+def axis_table(axis: AxisWindow) -> list[tuple[int, int, int, int, int]]:
+    """Per input index along one axis: ``(lo, n, first_from, opens, completes)``.
+
+    The windows containing index ``x`` (clipped to the input) are ``lo .. lo + n - 1``; those
+    with ``k >= first_from`` start at ``x``; ``opens``/``completes`` count the windows whose
+    first/last in-input index is ``x``.
+    """
+    starts = [max(axis.start(o), 0) for o in range(axis.out)]
+    ends = [min(axis.start(o) + axis.kernel - 1, axis.size - 1) for o in range(axis.out)]
+    table = []
+    for x in range(axis.size):
+        inside = [o for o in range(axis.out) if starts[o] <= x <= ends[o]]
+        first = [k for k, o in enumerate(inside) if starts[o] == x]
+        # Window starts and ends never decrease, so both lists are contiguous (``first`` a
+        # suffix of ``inside``).
+        assert inside == list(range(inside[0], inside[0] + len(inside))) if inside else True
+        assert first == list(range(len(inside) - len(first), len(inside)))
+        table.append((
+            inside[0] if inside else 0,
+            len(inside),
+            len(inside) - len(first),
+            starts.count(x),
+            ends.count(x),
+        ))
+    return table
+
+
+def pool_slots(rows: AxisWindow) -> int:
+    """Pooled rows of partial maxima the max pool holds: one more than the most output rows
+    an input row can touch."""
+    return max(n for _, n, _, _, _ in axis_table(rows)) + 1
+
+
+@dataclass(frozen=True)
+class PoolPlan:
+    """A :class:`~accel.hw.maxpool.MaxPool` fused after a stage's requantizer."""
+
+    height: int
+    width: int
+    channels: int
+    pool: tuple[int, int]
+    strides: tuple[int, int]
+    padding: str
+    lanes: int
+    bits: int
+    zero_point: int
+    slots: int
+    out_shape: tuple[int, int]
+    memory: MemoryPlan
+
+    @classmethod
+    def build(cls, *, height, width, channels, pool, strides, padding, lanes, bits,
+              zero_point) -> PoolPlan:
+        window = window_2d((height, width), tuple(pool), tuple(strides), padding)
+        slots = pool_slots(window.rows)
+        groups = ceil_div(channels, lanes)
+        out_w = window.out_shape[1]
+        return cls(height=height, width=width, channels=channels, pool=tuple(pool),
+                   strides=tuple(strides), padding=padding, lanes=lanes, bits=bits,
+                   zero_point=zero_point, slots=slots, out_shape=tuple(window.out_shape),
+                   # Two read ports: the output, and the read-modify-write of the maxima
+                   # (whose registered address is the write address).
+                   memory=MemoryPlan("pool", MemoryKind.RAM, slots * out_w * groups,
+                                     lanes * bits, read_ports=2, shared_read_ports=1))
+
+    def component_args(self) -> dict:
+        return dict(height=self.height, width=self.width, channels=self.channels,
+                    pool=self.pool, strides=self.strides, padding=self.padding,
+                    lanes=self.lanes, bits=self.bits, zero_point=self.zero_point)
+
+
+# --- channel regroup ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RegroupPlan:
+    """A :class:`~accel.hw.regroup.ChannelRegroup` on the edge from tensor ``input`` to
+    tensor ``output`` (the same values, ``lanes_out`` per beat instead of ``lanes_in``)."""
+
+    input: str
+    output: str
+    channels: int
+    lanes_in: int
+    lanes_out: int
+    bits: int
+    zero_point: int
+
+    def component_args(self) -> dict:
+        return dict(channels=self.channels, lanes_in=self.lanes_in, lanes_out=self.lanes_out,
+                    bits=self.bits, zero_point=self.zero_point)
+
+    def to_json(self) -> dict:
+        return {"input": self.input, "output": self.output, "channels": self.channels,
+                "lanes": [self.lanes_in, self.lanes_out], "bits": self.bits}

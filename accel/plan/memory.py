@@ -1,0 +1,158 @@
+"""Memories of the hardware plan: kind, words, bits, and the block RAMs they take per family.
+
+Every memory a component instantiates (a weight ROM, a line buffer, a FIFO, a parameter ROM)
+is described once, by the component's sub-plan, as a :class:`MemoryPlan`. The fit estimate,
+the sidecar and ``accel plan --json`` read these; nothing re-derives a memory's size.
+
+Block RAMs are counted as yosys's memory mapping places them: in whole blocks, in the block's
+best width x depth configuration (iCE40 SB_RAM40_4K: 256x16 .. 2048x2; ECP5 DP16KD and Gowin
+BSRAM: 512x36 .. 16384x1). Memories of at most :data:`LUT_MEMORY_BITS` go to logic instead
+(LUT RAM, or flip-flops) when that is cheaper by yosys's own cost model (:func:`mapping`).
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass
+
+__all__ = ["FAMILIES", "LUT_MEMORY_BITS", "MemoryKind", "MemoryPlan", "bram_blocks", "mapping"]
+
+#: The FPGA families whose block RAMs and multipliers the plan counts.
+FAMILIES = ("ice40", "ecp5", "gowin")
+
+#: Memories of at most this many bits are counted as logic by :func:`bram_blocks` (the simple
+#: rule; :class:`MemoryPlan` uses yosys's cost model instead).
+LUT_MEMORY_BITS = 1024
+
+# (width, depth) configurations of one block RAM with a read and a write port (iCE40
+# SB_RAM40_4K; ECP5 PDPW16KD, Gowin SDP: up to 36 bits) and, on ECP5 and Gowin, of the true
+# dual-port mode (DP16KD, Gowin DP: up to 18 bits, both ports read and write).
+_BRAM_SHAPES = {
+    "ice40": ((16, 256), (8, 512), (4, 1024), (2, 2048)),
+    "ecp5": ((36, 512), (18, 1024), (9, 2048), (4, 4096), (2, 8192), (1, 16384)),
+    "gowin": ((36, 512), (18, 1024), (9, 2048), (4, 4096), (2, 8192), (1, 16384)),
+}
+_TRUE_DUAL_SHAPES = {"ecp5": _BRAM_SHAPES["ecp5"][1:], "gowin": _BRAM_SHAPES["gowin"][1:]}
+
+# yosys 0.70 memory_libmap's costs (techlibs/*/brams*.txt, lutrams*.txt): a block RAM
+# (SB_RAM40_4K 64, DP16KD/PDPW16KD 128, Gowin BSRAM 128); a 16 x 4 LUT RAM (TRELLIS_DPR16X4,
+# Gowin RAM16SDP4: 4; iCE40 has none); logic costs 1 per bit of RAM and 1/16 per bit of ROM.
+_BLOCK_COST = {"ice40": 64, "ecp5": 128, "gowin": 128}
+_LUTRAM_COST = {"ice40": None, "ecp5": 4, "gowin": 4}
+_LOGIC_COST = {"ram": 1.0, "rom": 1 / 16}
+#: memory_libmap charges emulated port features twice their score: a read port not shared
+#: with the write port (1) and its soft initial value (2), as amaranth's ports have.
+_EMULATION = 2 * (1 + 2)
+_FACTOR_MUX = 0.5
+
+
+def bram_blocks(depth: int, width: int, family: str, *, writable: bool = False) -> int:
+    """Block RAMs for one ``depth x width`` memory, 0 when it is left to LUTs (the simple
+    rule: at most ``LUT_MEMORY_BITS`` bits, except that iCE40 has no LUT RAM, so a memory
+    that is written takes a block however small)."""
+    if depth * width <= LUT_MEMORY_BITS and not (writable and family == "ice40"):
+        return 0
+    return _geometry_blocks(depth, width, family)
+
+
+def _geometry_blocks(depth: int, width: int, family: str, shapes=None) -> int:
+    shapes = _BRAM_SHAPES[family] if shapes is None else shapes
+    return min(math.ceil(width / w) * math.ceil(depth / d) for w, d in shapes)
+
+
+def mapping(words: int, bits: int, family: str, *, rom: bool, read_ports: int = 1,
+            shared_read_ports: int = 0, sync_read: bool = True) -> tuple[str, int]:
+    """Where yosys puts a ``words x bits`` memory on ``family``: ``("block", blocks)``,
+    ``("lutram", 0)`` or ``("logic", 0)``, by the least of memory_libmap's costs.
+
+    A block RAM in its read + write mode, or a LUT RAM, has one read port besides the write
+    port, so a memory with more read ports is replicated; in the true dual-port mode (ECP5,
+    Gowin: at most 18 bits wide) a read port at the write address (``shared_read_ports``)
+    shares the write port and one more read port has the other. A ROM is never put in LUT RAM
+    (``prune_rom``); a memory read asynchronously cannot use a block RAM.
+    """
+    options = [("logic", words * bits * _LOGIC_COST["rom" if rom else "ram"], 0)]
+    if sync_read:
+        blocks = _geometry_blocks(words, bits, family) * (1 if rom else read_ports)
+        options.append(("block", _BLOCK_COST[family] * blocks + _EMULATION, blocks))
+        if family in _TRUE_DUAL_SHAPES and not rom:
+            replicas = max(1, read_ports - shared_read_ports)
+            blocks = _geometry_blocks(words, bits, family, _TRUE_DUAL_SHAPES[family]) * replicas
+            options.append(("block", _BLOCK_COST[family] * blocks + _EMULATION, blocks))
+    lutram = _LUTRAM_COST[family]
+    if lutram is not None and not rom:
+        depth = math.ceil(words / 16)
+        cost = (lutram * depth * math.ceil(bits / 4) + _FACTOR_MUX * (depth - 1) * bits)
+        options.append(("lutram", cost * read_ports, 0))
+    kind, _, blocks = min(options, key=lambda option: option[1])
+    return kind, blocks
+
+
+class MemoryKind(enum.StrEnum):
+    """What a memory is: read-only (initialised from the model), or written at run time."""
+
+    ROM = "rom"
+    RAM = "ram"
+    FIFO = "fifo"
+
+
+@dataclass(frozen=True)
+class MemoryPlan:
+    """``count`` identical memories of ``words`` x ``bits`` (e.g. one weight ROM per PE).
+
+    Members
+    -------
+    name : str
+        What it holds (``weights``, ``line_buffer``, ``replay``, ``requant_params``, ...).
+    kind : MemoryKind
+    words, bits : int
+        Depth and width of one memory, as the component instantiates it.
+    count : int
+        How many of them the stage has.
+    read_ports : int
+        Read ports besides the write port (a block RAM gives one: more replicate it).
+    shared_read_ports : int
+        Of those, the ones that read at the write port's address (yosys moves their address
+        register in front of the memory), which a true dual-port block RAM port shares.
+    sync_read : bool
+        False when the component reads it asynchronously (an amaranth ``SyncFIFO``): never a
+        block RAM.
+    """
+
+    name: str
+    kind: MemoryKind
+    words: int
+    bits: int
+    count: int = 1
+    read_ports: int = 1
+    shared_read_ports: int = 0
+    sync_read: bool = True
+
+    @property
+    def total_bits(self) -> int:
+        return self.count * self.words * self.bits
+
+    def mapping(self, family: str) -> str:
+        """``block``, ``lutram`` or ``logic``: where yosys puts it (:func:`mapping`)."""
+        return self._mapped(family)[0]
+
+    def _mapped(self, family: str) -> tuple[str, int]:
+        return mapping(self.words, self.bits, family, rom=self.kind is MemoryKind.ROM,
+                       read_ports=self.read_ports, shared_read_ports=self.shared_read_ports,
+                       sync_read=self.sync_read)
+
+    def blocks(self, family: str) -> int:
+        """Block RAMs all ``count`` memories take on ``family`` (0: LUT RAM or logic)."""
+        return self.count * self._mapped(family)[1]
+
+    def lut_bits(self, family: str) -> int:
+        """Bits held in logic rather than block RAM on ``family``."""
+        return 0 if self.blocks(family) else self.total_bits
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "kind": str(self.kind), "words": self.words,
+                "bits": self.bits, "count": self.count, "total_bits": self.total_bits,
+                "read_ports": self.read_ports,
+                "blocks": {family: self.blocks(family) for family in FAMILIES},
+                "mapping": {family: self.mapping(family) for family in FAMILIES}}
