@@ -2,17 +2,25 @@
 reference kernels (and with the hardware, which is checked against it).
 
 Every operator is vectorized over the batch, the pixels and the channels. Convolutions and
-dense layers multiply in float32 BLAS (:func:`exact_int_matmul`): the reduction is split into
-chunks whose partial sums are integers provably below 2**24, where float32 is exact, and the
-chunks are added in int64. The bound comes from the formats (terms * max|x - zp| * max|w|),
-never from the data. That is exact and much faster than NumPy's integer matmul.
-Requantization, rounding and saturation come from :mod:`accel.quant.numerics` only. The
-MLPerf Tiny operators (depthwise convolution, average pooling, MEAN, PAD, ADD, CONCATENATION)
-call :mod:`accel.quant.tflite_kernels`, where their TFLite numerics are written once.
+dense layers multiply in float32 BLAS (:class:`_Gemm`): the reduction is split into chunks
+whose partial sums are integers provably within 2**24, where float32 is exact, and the chunks
+are added in float64 (exact below 2**53). The bounds come from the layer's weights and input
+format (per output column, the sums of the extreme terms), never from the data. That is exact
+and much faster than NumPy's integer matmul. A convolution whose accumulators provably fit
+(:func:`~accel.quant.numerics.float64_requantize_exact`) goes from the GEMM straight into the
+exact float64 requantizer, a few images at a time (:func:`conv2d`); any other layer takes the
+int64 path. Requantization, rounding and saturation come from :mod:`accel.quant.numerics`
+only. The MLPerf Tiny operators (depthwise convolution, average pooling, MEAN, PAD, ADD,
+CONCATENATION) call :mod:`accel.quant.tflite_kernels`, where their TFLite numerics are written
+once.
+
+The operators return the narrowest integer type of their output format (int8 for 8 bits;
+max pooling keeps its input's type): convert to int64 before arithmetic that could wrap.
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 
 import numpy as np
@@ -44,6 +52,13 @@ from .windows import extract_windows
 #: 196 * 288 float32 per image) and the int64 requantization arrays in cache.
 BATCH_CHUNK = 32
 
+#: Outputs (rows x channels) per GEMM + requantization block of a convolution: the float32
+#: GEMM result and the float64 requantization temporaries (~0.5 MB) stay in the L2 cache.
+BLOCK_OUTPUTS = 1 << 15
+
+#: float32 holds every integer of magnitude <= 2**24, float64 every one <= 2**53.
+_FLOAT_EXACT = {np.dtype(np.float32): 2**24, np.dtype(np.float64): 2**53}
+
 
 def requantize_acc(acc: np.ndarray, layer: QConv2D | QDense) -> np.ndarray:
     """The output stage of a conv/dense layer: its :class:`~accel.quant.qnet.Requant` applied
@@ -62,6 +77,10 @@ def _input_abs_max(layer: QConv2D | QDense) -> int:
     """The largest ``|x - zp_in|`` the input format allows (bounds the accumulator)."""
     q = layer.input
     return max(q.zero_point - q.qmin, q.qmax - q.zero_point)
+
+
+def _narrow_dtype(bits: int) -> np.dtype:
+    return np.dtype(np.int8 if bits <= 8 else np.int16 if bits <= 16 else np.int32)
 
 
 def exact_int_matmul(u: np.ndarray, w: np.ndarray, u_abs_max: int) -> np.ndarray:
@@ -89,6 +108,134 @@ def exact_int_matmul(u: np.ndarray, w: np.ndarray, u_abs_max: int) -> np.ndarray
     return acc
 
 
+class _Gemm:
+    """A layer's weights prepared for exact float BLAS, with the bounds that prove it.
+
+    The operand is ``u = x - zp_in`` with ``x`` in the input format, so ``u`` lies in
+    ``[ulo, uhi] = [qmin - zp, qmax - zp]`` and a term ``u * w`` in ``[min(ulo*w, uhi*w),
+    max(ulo*w, uhi*w)]``. A BLAS dot product of a chunk of rows only ever holds *partial sums*
+    of that chunk's terms (in whatever order and blocking it adds them), and each lies between
+    the chunk's sum of negative term minima and its sum of positive term maxima, per output
+    column. The rows are cut greedily into chunks where both stay within the float's exact
+    integers (2**24 for float32), so every BLAS operation on them is exact; the chunks' results
+    are then added in float64, exact below 2**53. The same sums over all rows bound the whole
+    dot product (``partial_abs_max``), and with the bias the accumulator
+    (``acc_abs_max``): bounds from the weights and the formats, never from the data.
+
+    With ``bias_row`` the bias is one more row of the weights, for an operand column of ones
+    (a term in ``[min(b, 0), max(b, 0)]``), so that the GEMM yields the accumulators.
+    """
+
+    def __init__(self, weights: np.ndarray, bias: np.ndarray, u_range: tuple[int, int], *,
+                 bias_row: bool = False):
+        w = np.asarray(weights, np.int64)
+        ulo, uhi = u_range
+        term_hi = np.maximum(np.maximum(ulo * w, uhi * w), 0)
+        term_lo = np.minimum(np.minimum(ulo * w, uhi * w), 0)
+        if bias_row:
+            b = np.asarray(bias, np.int64)[None]
+            w = np.concatenate([w, b])
+            term_hi = np.concatenate([term_hi, np.maximum(b, 0)])
+            term_lo = np.concatenate([term_lo, np.minimum(b, 0)])
+        per_term = int(max(term_hi.max(initial=0), -term_lo.min(initial=0), 1))
+        self.dtype = np.dtype(np.float32 if per_term <= 2**24 else np.float64)
+        limit = _FLOAT_EXACT[self.dtype]
+        if per_term > limit:
+            raise AccelError(f"a single product ({per_term}) is not exact in float64")
+        self.chunks: list[slice] = []
+        start, k = 0, w.shape[0]
+        while start < k:
+            high = np.cumsum(term_hi[start:], axis=0).max(axis=1)
+            low = np.cumsum(term_lo[start:], axis=0).min(axis=1)
+            fits = int(np.searchsorted(~((high <= limit) & (low >= -limit)), True))
+            self.chunks.append(slice(start, start + max(fits, 1)))
+            start += max(fits, 1)
+        self.w = w.astype(self.dtype)
+        self.bias = np.zeros(w.shape[1], np.int64) if bias_row else np.asarray(bias, np.int64)
+        high, low = term_hi.sum(axis=0), term_lo.sum(axis=0)
+        self.partial_abs_max = np.maximum(high, -low)
+        self.acc_abs_max = np.maximum.reduce(
+            [self.partial_abs_max, np.abs(self.bias), np.abs(self.bias + high),
+             np.abs(self.bias + low)])
+
+    def __call__(self, u: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """``u @ w`` (no bias), exactly: ``self.dtype`` for one chunk, else float64."""
+        if len(self.chunks) == 1:
+            return np.matmul(u, self.w, out=out)
+        acc = np.zeros((u.shape[0], self.w.shape[1]), np.float64)
+        for rows in self.chunks:
+            acc += u[:, rows] @ self.w[rows]
+        return acc
+
+
+class _Prepared:
+    """What a conv/dense layer needs per call, computed once per layer (see :func:`_prepared`):
+    the GEMM, its input range and, where provable, the exact float64 requantizer."""
+
+    def __init__(self, layer: QConv2D | QDense):
+        q = layer.input
+        self.zero_point = q.zero_point
+        self.x_range = (q.qmin, q.qmax)
+        weights = layer.weights.reshape(-1, layer.weights.shape[-1])
+        u_range = (q.qmin - q.zero_point, q.qmax - q.zero_point)
+        self.gemm = _Gemm(weights, layer.bias, u_range)
+        self.dtype = _narrow_dtype(layer.output.bits)
+        r = layer.requant
+        # The fused convolution: the bias inside the GEMM, its float32 results (accumulators)
+        # straight into the float64 requantizer, where both are provably exact.
+        self.fused = self.requantizer = None
+        fused = _Gemm(weights, layer.bias, u_range, bias_row=True)
+        if len(fused.chunks) == 1 and fused.dtype == self.gemm.dtype and \
+                r.mode == "multiplier" and \
+                numerics.float64_requantize_exact(fused.acc_abs_max, r.multiplier, r.shift,
+                                                  r.zero_point):
+            self.fused = fused
+            self.requantizer = numerics.Float64Requantizer(
+                r.multiplier, r.shift, r.zero_point, r.act_min, r.act_max,
+                acc_abs_max=fused.acc_abs_max, dtype=self.dtype)
+
+    def operand(self, x: np.ndarray) -> np.ndarray | None:
+        """``x - zp`` in the GEMM's float type, or None if ``x`` leaves the input format (the
+        bounds would not hold; the callers then take the plain integer path)."""
+        if x.size and (x.min() < self.x_range[0] or x.max() > self.x_range[1]):
+            return None
+        return np.subtract(x, self.zero_point, dtype=self.gemm.dtype)
+
+
+_PREPARED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _prepared(layer: QConv2D | QDense) -> _Prepared:
+    """The layer's :class:`_Prepared`, cached (layers are frozen; their arrays are not
+    expected to change)."""
+    prepared = _PREPARED.get(layer)
+    if prepared is None:
+        prepared = _PREPARED[layer] = _Prepared(layer)
+    return prepared
+
+
+def _im2col(u: np.ndarray, window: Window2D) -> np.ndarray:
+    """Every window of ``u`` (N, H, W, C), zero-padded, as a matrix (N*out_h*out_w,
+    kh*kw*C), rows in NHW order, columns in (kh, kw, C) order (the weights' HWIO order)."""
+    n, h, w, c = u.shape
+    p = window.padding_amounts
+    kh, kw = window.rows.kernel, window.cols.kernel
+    oh, ow = window.out_shape
+    sh, sw = window.rows.stride, window.cols.stride
+    if any(p.values()):
+        padded = np.zeros((n, h + p["top"] + p["bottom"], w + p["left"] + p["right"], c),
+                          u.dtype)
+        padded[:, p["top"]:p["top"] + h, p["left"]:p["left"] + w] = u
+    else:
+        padded = u
+    cols = np.empty((n, oh, ow, kh, kw, c), u.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            cols[:, :, :, i, j] = padded[:, i:i + (oh - 1) * sh + 1:sh,
+                                         j:j + (ow - 1) * sw + 1:sw]
+    return cols.reshape(n * oh * ow, kh * kw * c)
+
+
 def conv2d_acc(x: np.ndarray, layer: QConv2D, window: Window2D) -> np.ndarray:
     """Accumulators ``bias + sum (x - zp_in) * w`` of a convolution, int64, NHWC.
 
@@ -96,38 +243,106 @@ def conv2d_acc(x: np.ndarray, layer: QConv2D, window: Window2D) -> np.ndarray:
     taps, which is the same sum).
     """
     kh, kw, cin, filters = layer.weights.shape
-    # Convert before windowing: the window copy is then a plain float32 copy (numpy's
-    # integer-to-float cast of the strided im2col view is ~10x slower).
-    # int64 first: an int8 input minus its zero point would wrap in int8.
-    u = (x.astype(np.int64) - layer.input.zero_point).astype(
-        np.float32 if layer.input.bits <= 12 else np.float64)
-    win = extract_windows(u, window, 0)
-    n, oh, ow = win.shape[:3]
-    acc = exact_int_matmul(win.reshape(-1, kh * kw * cin),
-                           layer.weights.reshape(kh * kw * cin, filters), _input_abs_max(layer))
-    return acc.reshape(n, oh, ow, filters) + layer.bias.astype(np.int64)
+    prepared = _prepared(layer)
+    u = prepared.operand(x)
+    if u is None:  # outside the input format: no float bound holds, integers throughout
+        u = np.asarray(x, np.int64) - layer.input.zero_point
+        win = extract_windows(u, window, 0).reshape(-1, kh * kw * cin)
+        acc = win @ layer.weights.reshape(-1, filters).astype(np.int64)
+    else:
+        acc = prepared.gemm(_im2col(u, window)).astype(np.int64)
+    oh, ow = window.out_shape
+    return acc.reshape(len(x), oh, ow, filters) + layer.bias.astype(np.int64)
+
+
+def conv2d(x: np.ndarray, layer: QConv2D, window: Window2D) -> np.ndarray:
+    """A convolution's outputs, ``requantize_acc(conv2d_acc(x, layer, window), layer)``,
+    in the narrowest integer type of the output format (int8 for 8 bits).
+
+    Where :class:`_Prepared` proves it, the bias goes into the float32 GEMM (a column of
+    ones) and its results, the accumulators, straight into the exact float64 requantizer
+    (:class:`~accel.quant.numerics.Float64Requantizer`), a few images at a time so that the
+    window matrix, the GEMM result and the requantizer's temporaries stay in cache.
+    """
+    prepared = _prepared(layer)
+    u = prepared.operand(x) if prepared.fused is not None else None
+    if u is None:
+        return requantize_acc(conv2d_acc(x, layer, window), layer).astype(prepared.dtype)
+    n, h, w, c = u.shape
+    p = window.padding_amounts
+    if any(p.values()):
+        padded = np.zeros((n, h + p["top"] + p["bottom"], w + p["left"] + p["right"], c),
+                          u.dtype)
+        padded[:, p["top"]:p["top"] + h, p["left"]:p["left"] + w] = u
+    else:
+        padded = u
+    kh, kw, cin, filters = layer.weights.shape
+    oh, ow = window.out_shape
+    sh, sw = window.rows.stride, window.cols.stride
+    k = kh * kw * cin
+    out = np.empty((n, oh, ow, filters), prepared.dtype)
+    step = max(1, BLOCK_OUTPUTS // (oh * ow * filters))
+    cols = np.empty((min(step, n) * oh * ow, k + 1), u.dtype)
+    cols[:, k] = 1  # the bias row's operand
+    for start in range(0, n, step):
+        images = slice(start, min(start + step, n))
+        rows = (images.stop - images.start) * oh * ow
+        # Splitting the axes of a slice is a view: the taps are written into `cols` itself.
+        taps = cols[:rows, :k].reshape(images.stop - images.start, oh, ow, kh, kw, cin)
+        for i in range(kh):
+            for j in range(kw):
+                taps[:, :, :, i, j] = padded[images, i:i + (oh - 1) * sh + 1:sh,
+                                             j:j + (ow - 1) * sw + 1:sw]
+        acc = prepared.fused(cols[:rows])
+        prepared.requantizer(acc, out=out[images].reshape(rows, filters))
+    return out
 
 
 def dense_acc(x: np.ndarray, layer: QDense) -> np.ndarray:
     """Accumulators ``bias + sum (x - zp_in) * w`` of a dense layer, int64, shape (N, units)."""
-    u = x.astype(np.int64) - layer.input.zero_point
-    return exact_int_matmul(u, layer.weights, _input_abs_max(layer)) + layer.bias.astype(
-        np.int64)
+    prepared = _prepared(layer)
+    u = prepared.operand(x)
+    if u is None:
+        acc = (np.asarray(x, np.int64) - layer.input.zero_point) @ layer.weights.astype(np.int64)
+    else:
+        acc = prepared.gemm(u).astype(np.int64)
+    return acc + layer.bias.astype(np.int64)
 
 
 def max_pool2d(x: np.ndarray, layer: QMaxPool2D, window: Window2D) -> np.ndarray:
-    """Max over each window clipped to the image (padding never wins), then the clamp."""
-    lowest = np.iinfo(np.int64).min
-    win = extract_windows(x.astype(np.int64), window, lowest)
-    return np.clip(win.max(axis=(3, 4)), layer.act_min, layer.act_max)
+    """Max over each window clipped to the image (padding never wins), then the clamp.
+
+    In the integer type of ``x``: the windows are strided views of ``x`` padded with the type's
+    lowest value, which can never exceed a pixel of the (never empty) clipped window.
+    """
+    x = np.asarray(x)
+    lowest = np.iinfo(x.dtype).min
+    n, h, w, c = x.shape
+    p = window.padding_amounts
+    if any(p.values()):
+        padded = np.full((n, h + p["top"] + p["bottom"], w + p["left"] + p["right"], c),
+                         lowest, x.dtype)
+        padded[:, p["top"]:p["top"] + h, p["left"]:p["left"] + w] = x
+    else:
+        padded = x
+    oh, ow = window.out_shape
+    sh, sw = window.rows.stride, window.cols.stride
+    out = None
+    for i in range(window.rows.kernel):
+        for j in range(window.cols.kernel):
+            view = padded[:, i:i + (oh - 1) * sh + 1:sh, j:j + (ow - 1) * sw + 1:sw]
+            out = view.copy() if out is None else np.maximum(out, view, out=out)
+    if layer.act_min > lowest or layer.act_max < np.iinfo(x.dtype).max:
+        np.clip(out, layer.act_min, layer.act_max, out=out)
+    return out
 
 
 def _run_conv(x, layer, info):
-    return requantize_acc(conv2d_acc(x, layer, info.inferred.window), layer)
+    return conv2d(x, layer, info.inferred.window)
 
 
 def _run_dense(x, layer, info):
-    return requantize_acc(dense_acc(x, layer), layer)
+    return requantize_acc(dense_acc(x, layer), layer).astype(_narrow_dtype(layer.output.bits))
 
 
 def _run_pool(x, layer, info):
@@ -193,7 +408,7 @@ def _run_softmax(x, layer, info):
 
 
 #: Operator dispatch for single-input layers: quantized layer type -> function(x, layer,
-#: layer_info) -> int64 output.
+#: layer_info) -> integer output (the output format's narrow type; see the module docstring).
 OPERATORS: dict[type[QLayer], Callable] = {
     QConv2D: _run_conv,
     QDense: _run_dense,
@@ -207,8 +422,9 @@ OPERATORS: dict[type[QLayer], Callable] = {
 }
 
 #: Operator dispatch for merge layers (several inputs): quantized layer type ->
-#: function(xs, layer, layer_info) -> int64 output, with ``xs`` a tuple of the inputs' int
-#: outputs in the order of ``inputs``.
+#: function(xs, layer, layer_info) -> integer output, with ``xs`` a tuple of the inputs' int
+#: outputs in the order of ``inputs``, in their narrow types (int8 for 8 bits: widen before
+#: arithmetic that could wrap).
 JOIN_OPERATORS: dict[type[QLayer], Callable] = {
     QAdd: _run_add,
     QConcatenate: _run_concatenate,

@@ -144,6 +144,7 @@ from numpy.typing import ArrayLike, NDArray
 
 __all__ = [
     "ACTIVATIONS",
+    "Float64Requantizer",
     "INT32_MAX",
     "INT32_MIN",
     "IntArray",
@@ -153,6 +154,7 @@ __all__ = [
     "dequantize",
     "divide_round_half_away_from_zero",
     "effective_scale",
+    "float64_requantize_exact",
     "fused_activation_range",
     "int_range",
     "multiply_by_quantized_multiplier",
@@ -860,6 +862,15 @@ def requantize(
         acc=values, multiplier=multipliers, shift=shifts, zero_point=zp, act_min=lo, act_max=hi
     )
     single = _bool_param("single_rounding", single_rounding)
+    if not single and values.size:
+        # The exact float64 shortcut, where the accumulators' actual magnitude proves it.
+        # (The bound: max(-min, max) of the data, two reductions.)
+        acc_abs_max = max(-int(values.min()), int(values.max()))
+        if float64_requantize_exact(acc_abs_max, multipliers, shifts, zp):
+            shape = np.broadcast_shapes(values.shape, multipliers.shape, shifts.shape,
+                                        zp.shape, lo.shape, hi.shape)
+            fast = Float64Requantizer(multipliers, shifts, zp, lo, hi, acc_abs_max=acc_abs_max)
+            return _result(fast(np.broadcast_to(values, shape)))
     shifted = _mbqm(values, multipliers, shifts, single) + zp
     _check_int32_result(
         shifted, "the scaled accumulator plus zero_point", acc=values, zero_point=zp
@@ -917,6 +928,160 @@ def requantize_float(
     shifted = rounded.astype(np.int64) + zp
     _check_int32_result(shifted, "round(acc * scale) plus zero_point", acc=values, zero_point=zp)
     return _result(np.clip(shifted, lo, hi))
+
+
+# --- requantization in float64, exactly ------------------------------------------------------
+
+#: Every integer of magnitude at most 2**53 is a float64, and so is ``n * 2**-k`` for such an
+#: ``n`` (and any ``k`` down to the normal range).
+_F64_INTEGERS: Final = 2**53
+
+
+def float64_requantize_exact(
+    acc_abs_max: ArrayLike, multiplier: ArrayLike, shift: ArrayLike, zero_point: ArrayLike = 0
+) -> bool:
+    """Whether :class:`Float64Requantizer` equals :func:`requantize` (double rounding) for
+    every accumulator of magnitude at most ``acc_abs_max``.
+
+    That holds when, for every channel, ``shift <= 0`` (a real factor below 1), ``|zero_point|
+    <= 2**30`` and ``acc_abs_max * multiplier + 2**30 + 2**(30 - shift) + |zero_point| *
+    2**(31 - shift) <= 2**53``; see
+    :class:`Float64Requantizer` for the proof. For any Q31 multiplier, ``shift >= -12`` and an
+    int8 zero point that is any ``|acc| <= 3 * 2**20``. A layer's bound from its weights (what
+    the golden model uses) is wider than its real accumulators, but often small enough.
+
+    Parameters
+    ----------
+    acc_abs_max : array_like of int
+        Bound(s) on ``|acc|`` (for :class:`Float64Requantizer` with an ``offset``, also on
+        ``|partial|`` and ``|offset|``), >= 0; per channel they broadcast.
+    multiplier, shift : array_like of int
+        As for :func:`requantize`.
+    zero_point : array_like of int
+        The output zero point(s).
+    """
+    bound = _as_int("acc_abs_max", acc_abs_max)
+    multipliers, shifts = _check_multiplier_shift(multiplier, shift)
+    zp = _as_int("zero_point", zero_point)
+    if (bound < 0).any():
+        raise ValueError(f"acc_abs_max must be >= 0, not {int(bound.min())}")
+    if (shifts > 0).any() or (np.abs(zp) > 2**30).any() or (bound > INT32_MAX).any():
+        return False
+    # In Python integers (object arrays, per channel): |zero_point| * D can pass 2**63.
+    denominator = 2 ** (31 - shifts).astype(object)
+    need = (bound.astype(object) * multipliers.astype(object) + (1 << 30) + denominator // 2
+            + np.abs(zp).astype(object) * denominator)
+    return bool(np.all(need <= _F64_INTEGERS))
+
+
+class Float64Requantizer:
+    """:func:`requantize` with double rounding, evaluated in float64, exactly, on bounded
+    accumulators: about 8 vectorized passes instead of the 20-odd int64 passes of
+    SRDHM + RoundingDivideByPOT, and no int64 accumulators needed (float32 GEMM results go in
+    directly).
+
+    Construct it once per layer; calling it requantizes ``acc = partial + offset`` (``offset``
+    per channel, e.g. the bias, added in float64 so that ``partial`` may be a float32 GEMM
+    result).
+
+    Why it is exact. Let ``p = acc * M`` (an integer), ``e = -shift >= 0``, ``D = 2**(31+e)``.
+    SRDHM is ``s = floor((p + 2**30) / 2**31)`` (``a*b/2**31`` rounded half up), and
+    RoundingDivideByPOT rounds ``s / 2**e`` half away from zero, which for ``e >= 1`` is
+    ``floor((s + 2**(e-1)) / 2**e)`` if ``s >= 0`` and ``floor((s + 2**(e-1) - 1) / 2**e)``
+    if ``s < 0``. With the identity ``floor((floor(a / m) + k) / n) = floor((a + k*m) /
+    (m*n))`` (integers ``a, k``; ``m, n >= 1``) the two roundings become one::
+
+        y = floor(p / D + 1/2 + h)   if p >= -2**30    (s >= 0)
+        y = floor(p / D + 1/2 - h)   if p <  -2**30    (s < 0),     h = 2**-(1+e)
+
+    For ``-2**30 <= p < 0`` both lines give 0 (``p / D + 1/2 +- h`` lies in ``[0, 1)``), so
+    the sign of ``p`` may choose: ``y = floor(t + copysign(h, t) + 1/2)`` with ``t = p / D``.
+    For ``e = 0``, RoundingDivideByPOT is the identity and ``y = floor(t + 1/2)``: ``h = 0``.
+    The zero point, an integer, goes inside the floor (``floor(v) + zp = floor(v + zp)``), and
+    the output is the clamp of ``y + zp`` to ``[act_min, act_max]``. Where ``act_min >= zp``
+    (a fused ReLU) the first line serves for every ``p``: for ``p < 0`` both lines give
+    ``y <= 0`` (``t < 0`` and ``h <= 1/4``), and every ``y <= 0`` clamps to ``act_min``.
+
+    Every value formed on the way (``partial * M / D``, ``offset * M / D``, ``t``,
+    ``t +- h``, ``t +- h + 1/2 + zp``) is ``n / D`` for an integer ``|n| <= |x| * M + 2**30 +
+    2**(30+e) + |zp| * D``, ``|x|`` the largest of ``|partial|``, ``|offset|``, ``|acc|``.
+    When that is at most 2**53 (:func:`float64_requantize_exact`) each such value is a
+    float64, so every multiplication and addition, being correctly rounded, is exact; so are
+    ``floor``, the clamp and the final cast of an integer inside ``[act_min, act_max]``.
+    TFLite's overflow cases cannot occur:
+    ``shift <= 0`` shifts nothing left, SRDHM saturates only for a negative multiplier, and
+    ``|y + zp| < 2**31`` as ``|zp| <= 2**30``.
+
+    Parameters
+    ----------
+    multiplier, shift, zero_point, act_min, act_max
+        As for :func:`requantize` (per channel along the last axis, or scalars).
+    acc_abs_max : array_like of int
+        Bound(s) on ``|partial|``, ``|offset|`` and ``|partial + offset|``.
+    offset : array_like of int, optional
+        Added to every ``partial`` (per channel), in float64.
+    dtype : numpy dtype
+        Integer type of the result; it must hold ``[act_min, act_max]``.
+
+    Raises
+    ------
+    ValueError
+        If :func:`float64_requantize_exact` does not prove the bound, or ``dtype`` is too
+        narrow.
+    """
+
+    def __init__(
+        self,
+        multiplier: ArrayLike,
+        shift: ArrayLike,
+        zero_point: ArrayLike,
+        act_min: ArrayLike,
+        act_max: ArrayLike,
+        *,
+        acc_abs_max: ArrayLike,
+        offset: ArrayLike | None = None,
+        dtype: Any = np.int64,
+    ) -> None:
+        multipliers, shifts = _check_multiplier_shift(multiplier, shift)
+        zp = _as_int32("zero_point", zero_point)
+        lo, hi = _check_act_range(act_min, act_max)
+        if not float64_requantize_exact(acc_abs_max, multipliers, shifts, zp):
+            raise ValueError("acc_abs_max is too large for exact float64 requantization "
+                             "(or a shift is positive, or |zero_point| > 2**30)")
+        self.dtype = np.dtype(dtype)
+        info = np.iinfo(self.dtype)
+        if int(lo.min(initial=0)) < info.min or int(hi.max(initial=0)) > info.max:
+            raise ValueError(f"dtype {self.dtype} does not hold act_min..act_max")
+        exponents = -shifts
+        self._scale = np.ldexp(multipliers.astype(np.float64), -(31 + exponents))
+        self._half = np.where(exponents > 0, np.ldexp(1.0, -1 - exponents), 0.0)
+        self._any_half = bool((exponents > 0).any())
+        # A fused ReLU (act_min >= zp) clamps every p < 0 to act_min whichever line applies
+        # (both give y <= 0): the first line serves all, as one constant.
+        self._relu = bool((lo >= zp).all())
+        self._offset = None if offset is None else (
+            _as_int32("offset", offset).astype(np.float64) * self._scale)
+        self._rounding = zp.astype(np.float64) + 0.5
+        if self._relu:
+            self._rounding = self._rounding + self._half
+        self._low = lo.astype(np.float64)
+        self._high = hi.astype(np.float64)
+
+    def __call__(self, partial: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """The requantized ``partial + offset``: integer values (any int or float dtype) whose
+        bound the constructor was given. ``out`` (of ``dtype``) receives the result."""
+        t = np.multiply(partial, self._scale, dtype=np.float64)
+        if not isinstance(t, np.ndarray):  # 0-d arguments give a scalar: make it writable
+            t = np.asarray(t, np.float64).copy()
+        if self._offset is not None:
+            t += self._offset
+        if self._any_half and not self._relu:
+            t += np.copysign(self._half, t)
+        t += self._rounding
+        np.floor(t, out=t)
+        if out is None:
+            out = np.empty(t.shape, self.dtype)
+        return np.clip(t, self._low, self._high, out=out, casting="unsafe")
 
 
 # --- the pow2 scheme ------------------------------------------------------------------------
