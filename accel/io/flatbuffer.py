@@ -30,7 +30,9 @@ MAX_ELEMENTS = 1 << 28  # elements of one tensor
 TENSOR_ITEMSIZE = {0: 4, 1: 2, 2: 4, 3: 1, 4: 8, 5: 0, 6: 1, 7: 2, 8: 8, 9: 1, 10: 8, 11: 16,
                    12: 8, 13: 0, 14: 0, 15: 4, 16: 2, 17: 0, 18: 2}
 #: BuiltinOptions union types of the operators accel reads options of.
-OPTIONS_TYPE = {"CONV_2D": 1, "MAX_POOL_2D": 5, "FULLY_CONNECTED": 8, "SOFTMAX": 9}
+OPTIONS_TYPE = {"CONV_2D": 1, "DEPTHWISE_CONV_2D": 2, "MAX_POOL_2D": 5, "AVERAGE_POOL_2D": 5,
+                "FULLY_CONNECTED": 8, "SOFTMAX": 9, "CONCATENATION": 10, "ADD": 11,
+                "MEAN": 27, "STRIDED_SLICE": 32, "PACK": 59}
 
 
 class _Corrupt(Exception):
@@ -104,6 +106,15 @@ class _Table:
             raise _Corrupt(f"{self.what}: field {slot} at offset {off} is outside the table "
                            f"({self.size} bytes)")
         return self.pos + off
+
+    def check_fields(self) -> None:
+        """Every field the vtable declares starts inside the table, with room for a 4-byte
+        scalar or offset (the widest an options table holds) inside the buffer."""
+        for entry in range(4, self.vt_size, 2):
+            off = self.buf.u16(self.vt + entry, self.what)
+            if off and (off >= self.size or self.pos + off + 4 > len(self.buf.data)):
+                raise _Corrupt(f"{self.what}: field {(entry - 4) // 2} at offset {off} is "
+                               f"outside the table ({self.size} bytes)")
 
     def scalar(self, slot: int, kind: str, default=0):
         width = {"u8": 1, "i8": 1, "u16": 2, "i32": 4, "u32": 4, "u64": 8, "f32": 4}[kind]
@@ -270,10 +281,16 @@ def _verify(buf: _Buf, context: str) -> TfliteFacts:  # noqa: C901 - one walk of
         if not inputs or inputs[0] < 0 or not outputs:
             raise AccelError(f"{where}: needs an input and an output tensor")
         op_codes.append(codes[index])
-        if name not in OPTIONS_TYPE:
-            continue
+        # Any operator's options table is read by the tflite package through its vtable:
+        # the table, and every field it declares, must lie inside the buffer.
         opts_type = op.scalar(3, "u8")
         opts = op.table(4, f"operators[{i}].builtin_options")
+        if opts is not None:
+            opts.check_fields()
+            if name == "RESHAPE":
+                opts.ints(0, f"operators[{i}].builtin_options.new_shape")
+        if name not in OPTIONS_TYPE:
+            continue
         if opts_type != OPTIONS_TYPE[name] or opts is None:
             raise AccelError(f"{where}: builtin options of type {opts_type}, "
                              f"{OPTIONS_TYPE[name]} is required")
@@ -284,7 +301,7 @@ def _verify(buf: _Buf, context: str) -> TfliteFacts:  # noqa: C901 - one walk of
 def _check_options(name: str, opts: _Table, inputs: list[int], shapes: list[list[int]],
                    where: str) -> None:
     in_rank = len(shapes[inputs[0]])
-    if name in ("CONV_2D", "MAX_POOL_2D"):
+    if name in ("CONV_2D", "DEPTHWISE_CONV_2D", "MAX_POOL_2D", "AVERAGE_POOL_2D"):
         if in_rank != 4:
             raise AccelError(f"{where}: input of rank {in_rank}; an NHWC tensor is required")
         if opts.scalar(0, "i8") not in (0, 1):
@@ -292,6 +309,12 @@ def _check_options(name: str, opts: _Table, inputs: list[int], shapes: list[list
         for slot, field in ((1, "stride_w"), (2, "stride_h")):
             if opts.scalar(slot, "i32") < 1:
                 raise AccelError(f"{where}: {field} {opts.scalar(slot, 'i32')} must be >= 1")
+    if name == "DEPTHWISE_CONV_2D":
+        for slot, field in ((5, "dilation_w_factor"), (6, "dilation_h_factor")):
+            if opts.scalar(slot, "i32", 1) < 1:
+                raise AccelError(f"{where}: {field} {opts.scalar(slot, 'i32', 1)} must be >= 1")
+        if len(inputs) < 2 or inputs[1] < 0 or len(shapes[inputs[1]]) != 4:
+            raise AccelError(f"{where}: needs a 4-D filter tensor (1HWC)")
     if name == "CONV_2D":
         for slot, field in ((4, "dilation_w_factor"), (5, "dilation_h_factor")):
             if opts.scalar(slot, "i32", 1) < 1:
@@ -302,7 +325,7 @@ def _check_options(name: str, opts: _Table, inputs: list[int], shapes: list[list
                 shapes[inputs[2]] != [shapes[inputs[1]][0]]:
             raise AccelError(f"{where}: bias of shape {short(shapes[inputs[2]])} for "
                              f"{shapes[inputs[1]][0]} filters")
-    if name == "MAX_POOL_2D":
+    if name in ("MAX_POOL_2D", "AVERAGE_POOL_2D"):
         for slot, field in ((3, "filter_width"), (4, "filter_height")):
             if opts.scalar(slot, "i32") < 1:
                 raise AccelError(f"{where}: {field} {opts.scalar(slot, 'i32')} must be >= 1")
