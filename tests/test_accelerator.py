@@ -163,8 +163,9 @@ def test_tflite_float_dense_runs_wide_and_bit_exact():
 @pytest.mark.parametrize("name", sorted(NETWORKS))
 def test_interval_is_the_plan_cycle_for_cycle(name, array):
     """With no input gaps and no output stalls, four images back to back: the measured
-    steady-state interval is exactly the plan's (frame-boundary refill is hidden: every window
-    generator fills its next frame's first rows while its stage still works on the last)."""
+    steady-state interval and the first image's latency are exactly the plan's
+    (frame-boundary refill is hidden: every window generator fills its next frame's first
+    rows while its stage still works on the last)."""
     shape, layers = NETWORKS[name]
     qnet = random_quantized(Network(name, shape, layers), 0)
     plan = make_plan(qnet, *array)
@@ -174,3 +175,22 @@ def test_interval_is_the_plan_cycle_for_cycle(name, array):
     r = report(case, run_amaranth(case, max_cycles=400_000))
     assert r.bit_exact, r.first_mismatch
     assert r.cycles_per_inference == plan.interval_cycles, (name, array)
+    # The first image's latency (first input value to the last stage's last output beat).
+    assert r.latency_cycles == plan.latency_cycles, (name, array)
+
+
+def test_latency_is_the_plan_cycle_for_cycle_on_digits_small():
+    """A real TFLite model (conv, max pool, dense on a 2x4 array): the measured latency of
+    one image with no gaps or stalls is the plan's, cycle for cycle."""
+    from accel.quant.load import load_quantized_model
+
+    from .paths import EXAMPLES
+
+    qnet = load_quantized_model(EXAMPLES / "digits" / "digits_small.tflite")
+    plan = make_plan(qnet, 2, 4)
+    x = np.random.default_rng(0).integers(qnet.input.qmin, qnet.input.qmax + 1,
+                                          (1, *qnet.input_shape))
+    case = build_harness(qnet, plan, x, seed=1, gap_percent=0, stall_percent=0)
+    r = report(case, run_amaranth(case, max_cycles=100_000))
+    assert r.bit_exact, r.first_mismatch
+    assert (r.latency_cycles, plan.latency_cycles) == (1107, 1107)

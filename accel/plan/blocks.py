@@ -49,6 +49,9 @@ def line_buffer_rows(kernel: tuple[int, int], strides: tuple[int, int]) -> int:
 #: Cycles from a window beat's read address to the beat on the window generator's output: the
 #: block RAM read, then the output register.
 WINDOW_READ_LATENCY = 2
+#: Cycles from the input beat taken by the window generator to the first window beat that reads
+#: it offered on ``windows`` (with the reader waiting for it and the consumer ready).
+WINDOW_LATENCY = 3
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,10 @@ class WindowPlan:
 
 #: Entries of the replay buffer's output FIFO (absorbs output stalls).
 REPLAY_FIFO_DEPTH = 3
+#: Cycles from a window's last beat taken to its first replayed beat offered (bank full is
+#: registered, the read issues, the FIFO write becomes readable), with the previous window's
+#: replay done.
+REPLAY_LATENCY = 3
 
 
 @dataclass(frozen=True)
@@ -349,7 +356,15 @@ class PoolPlan:
                     lanes=self.lanes, bits=self.bits, zero_point=self.zero_point)
 
 
+#: Cycles from the input beat that ends a pooled output row's last input row to that row's first
+#: beat offered on ``o``.
+POOL_LATENCY = 4
+
 # --- channel regroup ------------------------------------------------------------------------
+
+#: Cycles from the input beat that completes an output beat to that beat offered: 0 when the
+#: lanes are equal (a wire), else 1 (the shift buffer's register).
+REGROUP_LATENCY = 1
 
 
 @dataclass(frozen=True)

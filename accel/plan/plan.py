@@ -29,8 +29,9 @@ The cycle model
 A stage's cycles per frame are ``out_h * out_w * Kt * Ft`` (the array busy every cycle); the
 pipeline's steady-state interval is the slowest stage's, or the input stream's (one value per
 cycle: ``h * w * c`` per image) if that is slower, and the ideal is ``total MACs / total PEs``.
-The model leaves out a few cycles per image at frame boundaries, where a window generator
-refills its first window: negligible once an image takes more than a few hundred cycles.
+Frame-boundary refill is hidden (a window generator fills its next frame's first rows while
+its stage still works on the last). The first image's latency is modelled beat by beat
+(:mod:`.timing`, :attr:`NetworkPlan.latency_cycles`).
 The planner gives the heaviest layer the whole ``R x C`` array and every other
 layer the fewest PEs (rows at most R, columns at most C) that keep it within that interval.
 
@@ -299,24 +300,21 @@ class NetworkPlan:
 
     @property
     def latency_cycles(self) -> int:
-        """Estimated cycles from an image's first input value to its last output value.
+        """Cycles from the first image's first input value to the last output beat of the
+        last stage (what :func:`accel.sim.run.report` measures as ``latency_cycles``).
 
-        Convolution stages overlap with what feeds them: one finishes one output row after
-        both its own work and its input are done. A Dense stage's window is its whole input,
-        so it starts when its input is complete. An estimate, not yet cycle-exact: the
-        blocks' fill latencies (:attr:`StagePlan.latencies`) are not in it, and conv stages
-        start later than one output row; measured without gaps or stalls (amaranth.sim) it is
-        -30 % .. +15 % off on the small test networks (dense_only 2x2: 96 predicted, 137
-        measured; valid_stride2_odd 1x1: 1,767 vs 1,535) and +1.7 % on digits_small
-        2x4 (1,126 vs 1,107). The interval is exact on those (see ``interval_cycles``).
+        Exact under these conditions: the first image (nothing in flight before it), no input
+        gaps, no output stalls. It is derived beat by beat (:mod:`.timing`) from each block's
+        stated latency and throughput: a conv stage's window can start once its line buffer
+        holds the window's pixels and the replay bank is free, then the array, accumulator,
+        requantizer and pool pipelines follow; a Dense stage starts after its whole input;
+        regroups and the line buffer's writer add the waits their buffers impose. Equal to
+        the measured latency cycle for cycle on the test networks (``tests/test_accelerator.py``)
+        and on digits_small 2x4 (1,107).
         """
-        finish = self.input_cycles
-        for stage in self.stages:
-            if stage.kind == "dense":
-                finish += stage.cycles
-            else:
-                finish = max(finish, stage.cycles) + stage.cycles // stage.geometry.out_h
-        return finish + self.output_cycles
+        from .timing import first_image_times
+
+        return first_image_times(self)[self.output_stage.output][-1]
 
     @property
     def ideal_cycles(self) -> float:
