@@ -194,12 +194,14 @@ class StagePlan:
 
     @property
     def latencies(self) -> dict:
-        """Each pipelined block's latency in cycles (window read, array stream, accumulator,
-        requantizer)."""
-        found = {"array": self.array.latency, "accumulator": self.accumulator.latency,
-                 "requant": self.requant.latency}
+        """Each block's ``latency`` in cycles (window, replay, array stream, accumulator,
+        requantizer, max pool), as defined in the blocks' docstrings."""
+        found = {"replay": self.replay.latency, "array": self.array.latency,
+                 "accumulator": self.accumulator.latency, "requant": self.requant.latency}
         if self.window is not None:
             found = {"window": self.window.latency, **found}
+        if self.maxpool is not None:
+            found["pool"] = self.maxpool.latency
         return found
 
 

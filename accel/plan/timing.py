@@ -6,20 +6,24 @@ beats it consumes to the times of the beats it produces from its stated ``latenc
 throughput of one beat per cycle:
 
 - input port: value ``k`` at cycle ``k`` (no gaps);
-- :class:`~accel.hw.regroup.ChannelRegroup`: an output beat ``REGROUP_LATENCY`` after the input
-  beat that completes it, one per cycle; an input beat waits while its values do not fit;
-- window generator: a window beat ``WINDOW_LATENCY`` after the input beat it reads (padding
-  taps need none), one per cycle, while the replay bank it fills is free;
-- :class:`~accel.hw.replay.WindowReplay`: a window's first replayed beat ``REPLAY_LATENCY``
-  after its last beat, once the previous window's ``Kt * Ft`` beats are out;
+- :class:`~accel.hw.regroup.ChannelRegroup`: an output beat ``latency`` after the input beat
+  that completes it, one per cycle; an input beat waits while its values do not fit;
+- window generator: a window beat ``latency`` after the input beat it reads (padding taps
+  need none), one per cycle, while the replay bank it fills is free; its writer waits while
+  the slot of the row it fills is still read (the scheme of :mod:`accel.hw.window`);
+- :class:`~accel.hw.replay.WindowReplay`: a window's first replayed beat ``latency`` after its
+  last beat, once the previous window's ``Kt * Ft`` beats are out;
 - array stream, accumulator, requantizer: fixed latencies (the sum of a window's ``Kt`` beats
   is out ``accumulator.latency`` after its last beat reaches the accumulator);
-- max pool: an output row's first beat ``POOL_LATENCY`` after the beat that ends its last
-  input row, one beat per cycle.
+- max pool: an output row's first beat ``latency`` after the beat that ends its last input
+  row, one beat per cycle.
 
-The model assumes no input gaps and no output stalls, and no backpressure other than the
-replay banks and the regroups' buffers (the line buffer's writer never waits for the reader,
-which holds when the window generator is not the bottleneck's feeder at the frame's end).
+The model assumes the first image, no input gaps and no output stalls, and no backpressure
+other than the replay banks, the line buffer's slots and the regroups' buffers: the array
+stream, accumulator and requantizer FIFOs are sized never to stall at one beat per cycle, and
+a pool takes one beat per cycle when its windows do not overlap (an input beat in ``n``
+overlapping windows takes ``n`` cycles, which a stage of ``Kt * Ft >= n`` cycles per beat
+hides).
 """
 
 from __future__ import annotations
@@ -27,13 +31,7 @@ from __future__ import annotations
 import math
 
 from ..spec.shapes import ceil_div, window_2d
-from .blocks import (
-    POOL_LATENCY,
-    REPLAY_LATENCY,
-    WINDOW_LATENCY,
-    WINDOW_READ_LATENCY,
-    axis_table,
-)
+from .blocks import WINDOW_READ_LATENCY, axis_table
 
 __all__ = ["first_image_times", "regroup_times"]
 
@@ -139,9 +137,9 @@ def _conv_feeds(stage, offered: list[int]) -> tuple[list[int], list[int]]:
                         if inside:
                             b = (r * width + c) * groups + g
                             take(b)
-                            t = max(t, accepted[b] + WINDOW_LATENCY)
+                            t = max(t, accepted[b] + wp.latency)
                         prev_beat = t
-            start = prev_beat + REPLAY_LATENCY
+            start = prev_beat + stage.replay.latency
             if issue:
                 start = max(start, issue[-1] + beats)
             issue.append(start)
@@ -155,7 +153,7 @@ def _stage_times(stage, times: list[int]) -> tuple[list[int], list[int]]:
     kt, ft = stage.k_tiles, stage.f_tiles
     if stage.window is None:  # Dense: the window is the whole input vector
         accepted = list(times)
-        feeds = [times[-1] + REPLAY_LATENCY]
+        feeds = [times[-1] + stage.replay.latency]
     else:
         accepted, feeds = _conv_feeds(stage, times)
     tail = (kt - 1) + stage.array.latency + stage.accumulator.latency + stage.requant.latency
@@ -176,7 +174,7 @@ def _stage_times(stage, times: list[int]) -> tuple[list[int], list[int]]:
         completes = rows[r][4]
         for _ in range(completes):
             for _ in range(out_w * groups):
-                t = end + POOL_LATENCY if prev is None else max(end + POOL_LATENCY, prev + 1)
+                t = end + pool.latency if prev is None else max(end + pool.latency, prev + 1)
                 emitted.append(t)
                 prev = t
             done += 1
