@@ -102,7 +102,10 @@ REPLAY_FIFO_DEPTH = 3
 #: The replay's ``latency``: cycles from the cycle it takes a window's last beat to the cycle
 #: the window's first replayed beat is offered on ``o``, when the previous window's replays are
 #: done and the consumer is ready (the bank's ``full`` bit, the block RAM read, the FIFO).
-REPLAY_LATENCY = 3
+#: Cycles from a replayed beat's block RAM read to the beat offered on ``o`` (the read, then the
+#: FIFO); a bank is free for the next window the cycle after its last read.
+REPLAY_READ_AHEAD = 2
+REPLAY_LATENCY = 1 + REPLAY_READ_AHEAD
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 
 from ..spec.shapes import ceil_div, window_2d
-from .blocks import WINDOW_READ_LATENCY, axis_table
+from .blocks import REPLAY_READ_AHEAD, WINDOW_READ_LATENCY, axis_table
 
 __all__ = ["first_image_times", "regroup_times"]
 
@@ -124,7 +124,9 @@ def _conv_feeds(stage, offered: list[int]) -> tuple[list[int], list[int]]:
         for ocol in range(out_w):
             w = len(issue)
             current.append(0 if prev_beat is None else prev_beat - WINDOW_READ_LATENCY + 1)
-            free = issue[w - 2] + beats if w >= 2 else 0
+            # The bank of window w - 2 is free the cycle after its last read, which is
+            # REPLAY_READ_AHEAD cycles before that beat is offered.
+            free = issue[w - 2] + beats - REPLAY_READ_AHEAD if w >= 2 else 0
             r0, c0 = geo.rows.start(orow), c0s[ocol]
             for i in range(kh):
                 for j in range(kw):
