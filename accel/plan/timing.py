@@ -165,16 +165,23 @@ def _stage_times(stage, times: list[int]) -> tuple[list[int], list[int]]:
     pool = stage.maxpool
     height, width = pool.height, pool.width
     groups = ceil_div(pool.channels, pool.lanes)
-    rows = axis_table(window_2d((height, width), pool.pool, pool.strides,
-                                pool.padding).rows)
+    window = window_2d((height, width), pool.pool, pool.strides, pool.padding)
+    rows, cols = axis_table(window.rows), axis_table(window.cols)
     out_h, out_w = pool.out_shape
+    # The pool takes a beat on its last update: one cycle per window that contains it (one
+    # if none). A slower pool holds the requantizer back; the stage's FIFOs keep it fed.
+    taken = []
+    for b, t in enumerate(out):
+        r, c = divmod(b // groups, width)
+        updates = max(rows[r][1] * cols[c][1], 1)
+        start = t if not taken else max(t, taken[-1] + 1)
+        taken.append(start + updates - 1)
     emitted, prev = [], None
     row_beats = width * groups
     done = 0  # output rows complete so far
     for r in range(height):
-        end = out[(r + 1) * row_beats - 1]
-        completes = rows[r][4]
-        for _ in range(completes):
+        end = taken[(r + 1) * row_beats - 1]
+        for _ in range(rows[r][4]):
             for _ in range(out_w * groups):
                 t = end + pool.latency if prev is None else max(end + pool.latency, prev + 1)
                 emitted.append(t)
