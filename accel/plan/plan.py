@@ -48,6 +48,7 @@ planner emits chains, and the accelerator connects nodes by those names.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass, field
@@ -300,7 +301,7 @@ class NetworkPlan:
         (``tests/test_accelerator.py``)."""
         return max(max(s.cycles for s in self.stages), self.input_cycles, self.output_cycles)
 
-    @property
+    @functools.cached_property
     def latency_cycles(self) -> int:
         """Cycles from the first image's first input value to the last output beat of the
         last stage (what :func:`accel.sim.run.report` measures as ``latency_cycles``).
@@ -310,9 +311,10 @@ class NetworkPlan:
         stated latency and throughput: a conv stage's window can start once its line buffer
         holds the window's pixels and the replay bank is free, then the array, accumulator,
         requantizer and pool pipelines follow; a Dense stage starts after its whole input;
-        regroups and the line buffer's writer add the waits their buffers impose. Equal to
-        the measured latency cycle for cycle on the test networks (``tests/test_accelerator.py``)
-        and on digits_small 2x4 (1,107).
+        regroups, the line buffer's writer and an overlapping pool add the waits they impose.
+        Equal to the measured latency cycle for cycle on the test networks, random small
+        conv/pool/dense chains and digits_small 2x4 (1,107) (``tests/test_accelerator.py``).
+        Computed once per plan.
         """
         from .timing import first_image_times
 
