@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 
 from ..spec.shapes import ceil_div, window_2d
-from .blocks import REPLAY_READ_AHEAD, WINDOW_READ_LATENCY, axis_table
+from .blocks import REPLAY_READ_AHEAD, WINDOW_READ_LATENCY, RegroupPlan, axis_table
 
 __all__ = ["first_image_times", "regroup_times"]
 
@@ -40,7 +40,8 @@ def regroup_times(times: list[int], *, channels: int, lanes_in: int,
                   lanes_out: int) -> tuple[list[int], list[int]]:
     """``(accepted, out)``: when each input beat is taken and each output beat leaves, for input
     beats offered at ``times`` (a beat is offered no earlier than one cycle after the previous
-    one was taken)."""
+    one was taken). The shift buffer of :class:`~accel.hw.regroup.ChannelRegroup`, a cycle at a
+    time: values taken in cycle ``t`` can leave from ``t + 1`` (its ``latency``, 1)."""
     if lanes_in == lanes_out:
         return list(times), list(times)
     groups_in = ceil_div(channels, lanes_in)
@@ -195,7 +196,7 @@ def first_image_times(plan) -> dict[str, list[int]]:
     """Per tensor of ``plan``, the cycle each of its beats is taken, for the first image."""
     times = {plan.input_tensor: list(range(math.prod(plan.input_shape)))}
     for node in plan.nodes:
-        if hasattr(node, "lanes_in"):
+        if isinstance(node, RegroupPlan):
             accepted, out = regroup_times(times[node.input], channels=node.channels,
                                           lanes_in=node.lanes_in, lanes_out=node.lanes_out)
             times[node.input] = accepted
