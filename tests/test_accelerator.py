@@ -94,6 +94,37 @@ def test_random_small_networks(h, w, cin, filters, k, s, padding, pool, units, r
     assert_exact_and_timed(simulate(net, (rows, cols), seed=seed))
 
 
+@settings(max_examples=8, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(h=st.integers(3, 7), w=st.integers(3, 7), cin=st.integers(1, 3),
+       filters=st.integers(1, 4), k=st.integers(1, 3), s=st.integers(1, 2),
+       padding=st.sampled_from(["valid", "same"]),
+       pool=st.sampled_from([None, (2, 2, "valid"), (2, 1, "valid"), (3, 2, "same")]),
+       second=st.integers(0, 4), units=st.integers(1, 4), rows=st.integers(1, 3),
+       cols=st.integers(1, 3), seed=st.integers(0, 1000))
+def test_latency_is_the_plan_on_random_small_networks(h, w, cin, filters, k, s, padding, pool,
+                                                      second, units, rows, cols, seed):
+    """With no gaps or stalls, one image: measured latency == plan latency, cycle for cycle,
+    on conv (+ overlapping or dropping pool) (+ a second conv) + dense chains."""
+    layers = [Conv2D(filters, k, strides=s, padding=padding, activation="relu")]
+    if pool is not None:
+        layers.append(MaxPooling2D(pool_size=pool[0], strides=pool[1], padding=pool[2]))
+    if second:
+        layers.append(Conv2D(second, 2, padding="same"))
+    layers += [Flatten(), Dense(units)]
+    try:
+        qnet = random_quantized(Network("r", (h, w, cin), tuple(layers)), seed)
+        plan = make_plan(qnet, rows, cols)
+    except AccelError:
+        return  # a kernel or pool larger than its input: not a network
+    x = np.random.default_rng(seed).integers(qnet.input.qmin, qnet.input.qmax + 1,
+                                             (1, *qnet.input_shape))
+    case = build_harness(qnet, plan, x, seed=1, gap_percent=0, stall_percent=0)
+    r = report(case, run_amaranth(case, max_cycles=400_000))
+    assert r.bit_exact, r.first_mismatch
+    assert r.latency_cycles == plan.latency_cycles, f"seed={seed}"
+
+
 def test_a_corrupted_golden_value_is_located(monkeypatch):
     """The harness really checks: change one expected value of the second stage and the
     mismatch is reported there, not earlier."""
@@ -163,8 +194,9 @@ def test_tflite_float_dense_runs_wide_and_bit_exact():
 @pytest.mark.parametrize("name", sorted(NETWORKS))
 def test_interval_is_the_plan_cycle_for_cycle(name, array):
     """With no input gaps and no output stalls, four images back to back: the measured
-    steady-state interval is exactly the plan's (frame-boundary refill is hidden: every window
-    generator fills its next frame's first rows while its stage still works on the last)."""
+    steady-state interval and the first image's latency are exactly the plan's
+    (frame-boundary refill is hidden: every window generator fills its next frame's first
+    rows while its stage still works on the last)."""
     shape, layers = NETWORKS[name]
     qnet = random_quantized(Network(name, shape, layers), 0)
     plan = make_plan(qnet, *array)
@@ -174,3 +206,22 @@ def test_interval_is_the_plan_cycle_for_cycle(name, array):
     r = report(case, run_amaranth(case, max_cycles=400_000))
     assert r.bit_exact, r.first_mismatch
     assert r.cycles_per_inference == plan.interval_cycles, (name, array)
+    # The first image's latency (first input value to the last stage's last output beat).
+    assert r.latency_cycles == plan.latency_cycles, (name, array)
+
+
+def test_latency_is_the_plan_cycle_for_cycle_on_digits_small():
+    """A real TFLite model (conv, max pool, dense on a 2x4 array): the measured latency of
+    one image with no gaps or stalls is the plan's, cycle for cycle."""
+    from accel.quant.load import load_quantized_model
+
+    from .paths import EXAMPLES
+
+    qnet = load_quantized_model(EXAMPLES / "digits" / "digits_small.tflite")
+    plan = make_plan(qnet, 2, 4)
+    x = np.random.default_rng(0).integers(qnet.input.qmin, qnet.input.qmax + 1,
+                                          (1, *qnet.input_shape))
+    case = build_harness(qnet, plan, x, seed=1, gap_percent=0, stall_percent=0)
+    r = report(case, run_amaranth(case, max_cycles=100_000))
+    assert r.bit_exact, r.first_mismatch
+    assert (r.latency_cycles, plan.latency_cycles) == (1107, 1107)

@@ -139,5 +139,10 @@ def test_components_build_exactly_the_memories_the_plan_counts(model, array):
         assert hw.requantizer._fifo_depth == stage.requant.fifo_depth
         assert (hw.array.latency, hw.array.fifo_depth) == (stage.array.latency,
                                                            stage.array.fifo_depth)
+        assert hw.replay.latency == stage.replay.latency
+        assert hw.accumulator.latency == stage.accumulator.latency
         if stage.window is not None:
             assert hw.window.buffer_rows == stage.window.buffer_rows
+            assert hw.window.latency == stage.window.latency
+        if stage.maxpool is not None:
+            assert hw.maxpool.latency == stage.maxpool.latency

@@ -46,6 +46,12 @@ class ColumnAccumulator(wiring.Component):
         Array outputs.
     o : Out(stream.Signature(pixel_layout(cols, acc_bits)))
         One word per (pixel, f-tile); ``last`` on the frame's final word.
+
+    Attributes
+    ----------
+    latency : int
+        Cycles from the cycle ``i`` takes a sum's ``last`` beat to the cycle the sum is offered
+        on ``o`` (:attr:`accel.plan.blocks.AccumulatorPlan.latency`).
     """
 
     def __init__(self, *, cols: int, acc_bits: int):

@@ -43,7 +43,7 @@ from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from accel.hw.layouts import check_int, check_padding, check_pair, pixel_layout
-from accel.plan.blocks import PoolPlan, axis_table, pool_slots
+from accel.plan.blocks import POOL_LATENCY, PoolPlan, axis_table, pool_slots
 from accel.spec.shapes import ceil_div, window_2d
 
 __all__ = ["MaxPool"]
@@ -87,6 +87,10 @@ class MaxPool(wiring.Component):
         Beats per pixel.
     slots : int
         Pooled rows of partial maxima held in block RAM.
+    latency : int
+        Cycles from the cycle ``i`` takes the beat that ends the last input row of a pooled
+        output row to the cycle that row's first beat is offered on ``o``, with ``o`` ready; the
+        row's other beats follow one per cycle (:data:`accel.plan.blocks.POOL_LATENCY`).
     """
 
     def __init__(
@@ -123,6 +127,7 @@ class MaxPool(wiring.Component):
         self._rows = axis_table(self.window.rows)
         self._cols = axis_table(self.window.cols)
         self.slots = pool_slots(self.window.rows)
+        self.latency = POOL_LATENCY
         layout = pixel_layout(self.lanes, self.bits)
         super().__init__({"i": In(stream.Signature(layout)), "o": Out(stream.Signature(layout))})
 

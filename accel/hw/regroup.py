@@ -29,7 +29,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from accel.hw.layouts import check_int, pixel_layout
-from accel.plan.blocks import RegroupPlan
+from accel.plan.blocks import RegroupPlan, regroup_latency
 from accel.spec.shapes import ceil_div
 
 __all__ = ["ChannelRegroup"]
@@ -60,6 +60,10 @@ class ChannelRegroup(wiring.Component):
     ----------
     groups_in, groups_out : int
         Beats per pixel on each side.
+    latency : int
+        Cycles from the cycle ``i`` takes the input beat that completes an output beat (its
+        last values, or a pixel's end) to the cycle that beat is offered on ``o``: 0 when
+        ``lanes_in == lanes_out``, else 1 (:func:`accel.plan.blocks.regroup_latency`).
     """
 
     def __init__(
@@ -79,6 +83,7 @@ class ChannelRegroup(wiring.Component):
         self.zero_point = check_int("zero_point", zero_point, lo, hi)
         self.groups_in = ceil_div(self.channels, self.lanes_in)
         self.groups_out = ceil_div(self.channels, self.lanes_out)
+        self.latency = regroup_latency(self.lanes_in, self.lanes_out)
         super().__init__({
             "i": In(stream.Signature(pixel_layout(self.lanes_in, self.bits))),
             "o": Out(stream.Signature(pixel_layout(self.lanes_out, self.bits))),

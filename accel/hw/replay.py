@@ -22,7 +22,7 @@ from amaranth import Module, Mux, Signal, signed
 from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..plan.blocks import REPLAY_FIFO_DEPTH, ReplayPlan
+from ..plan.blocks import REPLAY_FIFO_DEPTH, REPLAY_LATENCY, ReplayPlan
 from .layouts import check_int, pixel_layout
 
 
@@ -60,6 +60,14 @@ class WindowReplay(wiring.Component):
         Window beats, ``k_tiles`` per window; ``last`` marks the frame's final beat.
     o : Out(stream.Signature(replay_layout(...)))
         For every window, ``f_tiles`` passes of its ``k_tiles`` beats, in order.
+
+    Attributes
+    ----------
+    latency : int
+        Cycles from the cycle ``i`` takes a window's last beat to the cycle the window's first
+        replayed beat is offered on ``o``, when the previous window's passes are out and ``o``
+        is ready; the ``k_tiles * f_tiles`` beats follow one per cycle
+        (:data:`accel.plan.blocks.REPLAY_LATENCY`).
     """
 
     def __init__(self, *, lanes: int, k_tiles: int, f_tiles: int, bits: int = 8):
@@ -67,6 +75,7 @@ class WindowReplay(wiring.Component):
         self.k_tiles = check_int("k_tiles", k_tiles, 1)
         self.f_tiles = check_int("f_tiles", f_tiles, 1)
         self.bits = check_int("bits", bits, 2)
+        self.latency = REPLAY_LATENCY
         super().__init__({
             "i": In(stream.Signature(pixel_layout(self.lanes, self.bits))),
             "o": Out(stream.Signature(replay_layout(lanes=self.lanes, k_tiles=self.k_tiles,

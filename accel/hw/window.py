@@ -49,7 +49,12 @@ from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from accel.hw.layouts import check_int, check_padding, check_pair, pixel_layout, window_layout
-from accel.plan.blocks import WINDOW_READ_LATENCY, WindowPlan, line_buffer_rows
+from accel.plan.blocks import (
+    WINDOW_LATENCY,
+    WINDOW_READ_LATENCY,
+    WindowPlan,
+    line_buffer_rows,
+)
 from accel.spec.shapes import ceil_div, window_2d
 
 __all__ = ["WindowGenerator"]
@@ -97,8 +102,12 @@ class WindowGenerator(wiring.Component):
         Input rows held in block RAM, ``kh + sh - 1``
         (:func:`accel.plan.blocks.line_buffer_rows`).
     latency : int
-        Cycles from a beat's read (its pixels present, the consumer ready) to the beat on
-        ``windows``: the block RAM read and the output register.
+        Cycles from the cycle ``pixels`` takes a beat to the cycle the first window beat that
+        reads it is offered on ``windows``, when the reader is waiting for that pixel and
+        ``windows`` is ready: the write, the block RAM read and the output register
+        (:data:`accel.plan.blocks.WINDOW_LATENCY`).
+    read_latency : int
+        Of those, the cycles from a beat's read address to the beat on ``windows``.
     """
 
     def __init__(
@@ -138,7 +147,8 @@ class WindowGenerator(wiring.Component):
         self.groups = ceil_div(self.channels, self.lanes)
         self.beats_per_window = self.kernel[0] * self.kernel[1] * self.groups
         self.buffer_rows = line_buffer_rows(self.kernel, self.strides)
-        self.latency = WINDOW_READ_LATENCY
+        self.latency = WINDOW_LATENCY
+        self.read_latency = WINDOW_READ_LATENCY
         super().__init__({
             "pixels": In(stream.Signature(pixel_layout(self.lanes, self.bits))),
             "windows": Out(stream.Signature(window_layout(self.lanes, self.bits))),

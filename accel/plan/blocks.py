@@ -34,6 +34,7 @@ __all__ = [
     "mux_levels",
     "pool_slots",
     "psum_bits",
+    "regroup_latency",
     "sum_bits",
 ]
 
@@ -49,6 +50,10 @@ def line_buffer_rows(kernel: tuple[int, int], strides: tuple[int, int]) -> int:
 #: Cycles from a window beat's read address to the beat on the window generator's output: the
 #: block RAM read, then the output register.
 WINDOW_READ_LATENCY = 2
+#: The window generator's ``latency``: cycles from the cycle it takes an input beat to the cycle
+#: the first window beat that reads it is offered on ``windows``, when the reader is waiting for
+#: that pixel and the consumer is ready (the write, then :data:`WINDOW_READ_LATENCY`).
+WINDOW_LATENCY = 1 + WINDOW_READ_LATENCY
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,7 @@ class WindowPlan:
     buffer_rows: int
     groups: int
     beats_per_window: int
+    #: :data:`WINDOW_LATENCY`.
     latency: int
     memory: MemoryPlan
 
@@ -79,7 +85,7 @@ class WindowPlan:
                    strides=tuple(strides), padding=padding, lanes=lanes,
                    zero_point=zero_point, bits=bits, buffer_rows=rows, groups=groups,
                    beats_per_window=kernel[0] * kernel[1] * groups,
-                   latency=WINDOW_READ_LATENCY,
+                   latency=WINDOW_LATENCY,
                    memory=MemoryPlan("line_buffer", MemoryKind.RAM, rows * width * groups,
                                      lanes * bits))
 
@@ -93,6 +99,13 @@ class WindowPlan:
 
 #: Entries of the replay buffer's output FIFO (absorbs output stalls).
 REPLAY_FIFO_DEPTH = 3
+#: The replay's ``latency``: cycles from the cycle it takes a window's last beat to the cycle
+#: the window's first replayed beat is offered on ``o``, when the previous window's replays are
+#: done and the consumer is ready (the bank's ``full`` bit, the block RAM read, the FIFO).
+#: Cycles from a replayed beat's block RAM read to the beat offered on ``o`` (the read, then the
+#: FIFO); a bank is free for the next window the cycle after its last read.
+REPLAY_READ_AHEAD = 2
+REPLAY_LATENCY = 1 + REPLAY_READ_AHEAD
 
 
 @dataclass(frozen=True)
@@ -105,6 +118,8 @@ class ReplayPlan:
     bits: int
     memory: MemoryPlan
     fifo: MemoryPlan
+    #: :data:`REPLAY_LATENCY`.
+    latency: int = REPLAY_LATENCY
 
     @classmethod
     def build(cls, *, lanes, k_tiles, f_tiles, bits) -> ReplayPlan:
@@ -277,6 +292,12 @@ class AccumulatorPlan:
 
 # --- max pool -------------------------------------------------------------------------------
 
+#: The max pool's ``latency``: cycles from the cycle it takes the input beat that ends the last
+#: input row of a pooled output row to the cycle that row's first beat is offered on ``o`` (the
+#: read-modify-write of the maxima, then the emit read and its output register); the row's
+#: other beats follow one per cycle while the consumer is ready.
+POOL_LATENCY = 4
+
 
 def axis_table(axis: AxisWindow) -> list[tuple[int, int, int, int, int]]:
     """Per input index along one axis: ``(lo, n, first_from, opens, completes)``.
@@ -327,6 +348,8 @@ class PoolPlan:
     slots: int
     out_shape: tuple[int, int]
     memory: MemoryPlan
+    #: :data:`POOL_LATENCY`.
+    latency: int = POOL_LATENCY
 
     @classmethod
     def build(cls, *, height, width, channels, pool, strides, padding, lanes, bits,
@@ -349,7 +372,15 @@ class PoolPlan:
                     lanes=self.lanes, bits=self.bits, zero_point=self.zero_point)
 
 
+
 # --- channel regroup ------------------------------------------------------------------------
+
+
+def regroup_latency(lanes_in: int, lanes_out: int) -> int:
+    """A :class:`~accel.hw.regroup.ChannelRegroup`'s ``latency``: cycles from the cycle it takes
+    the input beat that completes an output beat to the cycle that output beat is offered, 0
+    when ``lanes_in == lanes_out`` (a wire), else 1 (the shift buffer's register)."""
+    return 0 if lanes_in == lanes_out else 1
 
 
 @dataclass(frozen=True)
@@ -365,10 +396,16 @@ class RegroupPlan:
     bits: int
     zero_point: int
 
+    @property
+    def latency(self) -> int:
+        """:func:`regroup_latency`."""
+        return regroup_latency(self.lanes_in, self.lanes_out)
+
     def component_args(self) -> dict:
         return dict(channels=self.channels, lanes_in=self.lanes_in, lanes_out=self.lanes_out,
                     bits=self.bits, zero_point=self.zero_point)
 
     def to_json(self) -> dict:
         return {"input": self.input, "output": self.output, "channels": self.channels,
-                "lanes": [self.lanes_in, self.lanes_out], "bits": self.bits}
+                "lanes": [self.lanes_in, self.lanes_out], "bits": self.bits,
+                "latency": self.latency}

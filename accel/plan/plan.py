@@ -29,8 +29,9 @@ The cycle model
 A stage's cycles per frame are ``out_h * out_w * Kt * Ft`` (the array busy every cycle); the
 pipeline's steady-state interval is the slowest stage's, or the input stream's (one value per
 cycle: ``h * w * c`` per image) if that is slower, and the ideal is ``total MACs / total PEs``.
-The model leaves out a few cycles per image at frame boundaries, where a window generator
-refills its first window: negligible once an image takes more than a few hundred cycles.
+Frame-boundary refill is hidden (a window generator fills its next frame's first rows while
+its stage still works on the last). The first image's latency is modelled beat by beat
+(:mod:`.timing`, :attr:`NetworkPlan.latency_cycles`).
 The planner gives the heaviest layer the whole ``R x C`` array and every other
 layer the fewest PEs (rows at most R, columns at most C) that keep it within that interval.
 
@@ -47,6 +48,7 @@ planner emits chains, and the accelerator connects nodes by those names.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass, field
@@ -193,12 +195,14 @@ class StagePlan:
 
     @property
     def latencies(self) -> dict:
-        """Each pipelined block's latency in cycles (window read, array stream, accumulator,
-        requantizer)."""
-        found = {"array": self.array.latency, "accumulator": self.accumulator.latency,
-                 "requant": self.requant.latency}
+        """Each block's ``latency`` in cycles (window, replay, array stream, accumulator,
+        requantizer, max pool), as defined in the blocks' docstrings."""
+        found = {"replay": self.replay.latency, "array": self.array.latency,
+                 "accumulator": self.accumulator.latency, "requant": self.requant.latency}
         if self.window is not None:
             found = {"window": self.window.latency, **found}
+        if self.maxpool is not None:
+            found["pool"] = self.maxpool.latency
         return found
 
 
@@ -297,26 +301,24 @@ class NetworkPlan:
         (``tests/test_accelerator.py``)."""
         return max(max(s.cycles for s in self.stages), self.input_cycles, self.output_cycles)
 
-    @property
+    @functools.cached_property
     def latency_cycles(self) -> int:
-        """Estimated cycles from an image's first input value to its last output value.
+        """Cycles from the first image's first input value to the last output beat of the
+        last stage (what :func:`accel.sim.run.report` measures as ``latency_cycles``).
 
-        Convolution stages overlap with what feeds them: one finishes one output row after
-        both its own work and its input are done. A Dense stage's window is its whole input,
-        so it starts when its input is complete. An estimate, not yet cycle-exact: the
-        blocks' fill latencies (:attr:`StagePlan.latencies`) are not in it, and conv stages
-        start later than one output row; measured without gaps or stalls (amaranth.sim) it is
-        -30 % .. +15 % off on the small test networks (dense_only 2x2: 96 predicted, 137
-        measured; valid_stride2_odd 1x1: 1,767 vs 1,535) and +1.7 % on digits_small
-        2x4 (1,126 vs 1,107). The interval is exact on those (see ``interval_cycles``).
+        Exact under these conditions: the first image (nothing in flight before it), no input
+        gaps, no output stalls. It is derived beat by beat (:mod:`.timing`) from each block's
+        stated latency and throughput: a conv stage's window can start once its line buffer
+        holds the window's pixels and the replay bank is free, then the array, accumulator,
+        requantizer and pool pipelines follow; a Dense stage starts after its whole input;
+        regroups, the line buffer's writer and an overlapping pool add the waits they impose.
+        Equal to the measured latency cycle for cycle on the test networks, random small
+        conv/pool/dense chains and digits_small 2x4 (1,107) (``tests/test_accelerator.py``).
+        Computed once per plan.
         """
-        finish = self.input_cycles
-        for stage in self.stages:
-            if stage.kind == "dense":
-                finish += stage.cycles
-            else:
-                finish = max(finish, stage.cycles) + stage.cycles // stage.geometry.out_h
-        return finish + self.output_cycles
+        from .timing import first_image_times
+
+        return first_image_times(self)[self.output_stage.output][-1]
 
     @property
     def ideal_cycles(self) -> float:
