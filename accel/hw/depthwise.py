@@ -280,6 +280,9 @@ class DepthwiseStage(wiring.Component):
         # after it (tested in test_latency).
         self.latency = _PE_STAGES + 2 + self.requantizer.latency
         self.in_lanes, self.out_lanes = self.lanes, self.pes
+        # The PEs take the frame's last beat (window beats carry frame_last all through the
+        # frame's last window).
+        self.frame_end = Signal()
         super().__init__({
             "i": In(stream.Signature(pixel_layout(self.lanes, 8))),
             "o": Out(stream.Signature(pixel_layout(self.pes, 8))),
@@ -289,7 +292,7 @@ class DepthwiseStage(wiring.Component):
     def feed(self) -> tuple:
         """``(stream, frame_end)``: the window beats the PEs take, and the beat that ends a
         frame (for a testbench timing the stage's busy span)."""
-        return self.window.windows, self.window.windows.payload.frame_last
+        return self.window.windows, self.frame_end
 
     def weight_rom(self) -> list[list[int]]:
         """ROM word ``t * G + g`` (tap ``t`` row-major, group ``g``): the ``P`` weights of
@@ -328,6 +331,7 @@ class DepthwiseStage(wiring.Component):
         group = Signal(range(G))
         beat = Signal(range(K * G))
         completes = tap == K - 1  # this beat finishes group g of an output pixel
+        m.d.comb += self.frame_end.eq(beats.payload.frame_last & completes & (group == G - 1))
 
         credits = Signal(range(_FIFO_DEPTH + 1))
         deliver = out_fifo.r_rdy & out_fifo.r_en

@@ -24,6 +24,16 @@ For a layer with a ``kh x kw`` kernel over ``cin`` input channels and ``F`` filt
   consecutive cycles and each column accumulates them; so one output pixel takes
   ``Kt * Ft`` array cycles and the whole layer ``out_h * out_w * Kt * Ft``.
 
+Depthwise and pooling stages
+----------------------------
+A DepthwiseConv2D layer becomes a :class:`DepthwiseStagePlan`: the planner gives it a budget
+of ``rows x cols`` multipliers, of which ``L * m`` PEs are built (``L = floor(R * C / m)``
+input channels per beat, taps reduced in time; :mod:`accel.hw.depthwise`), and its cycles
+are ``out_h * out_w * kh * kw * ceil(cin / L)``; it is balanced like the other stages (the
+fewest PEs within the heaviest layer's cycles). An average pool, a global mean, or a max pool
+that no Conv2D directly precedes becomes a :class:`PoolStagePlan`: no PEs, the lanes of the
+stream it reads, one cycle per input beat and window containing it.
+
 The cycle model
 ---------------
 A stage's cycles per frame are ``out_h * out_w * Kt * Ft`` (the array busy every cycle); the
@@ -186,6 +196,11 @@ class StagePlan:
         return self.array.weight_bits
 
     @property
+    def weight_count(self) -> int:
+        """Weights held in the stage's ROMs."""
+        return self.array.weights.size
+
+    @property
     def ideal_cycles(self) -> float:
         return self.macs / self.pes
 
@@ -292,6 +307,10 @@ class DepthwiseStagePlan:
         return 8
 
     @property
+    def weight_count(self) -> int:
+        return self.depthwise.weights.size
+
+    @property
     def ideal_cycles(self) -> float:
         return self.macs / self.pes
 
@@ -381,6 +400,8 @@ class PoolStagePlan:
     @property
     def weight_bits(self) -> int:
         return self.in_bits
+
+    weight_count = 0
 
     @property
     def memories(self) -> tuple[MemoryPlan, ...]:
