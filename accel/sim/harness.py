@@ -211,9 +211,10 @@ class SimHarness(wiring.Component):
                     ram.read_port(domain="comb"))
             m.d.comb += [
                 spans[0].addr.eq(feed_frame), spans[0].data.eq(cycles),
-                spans[0].en.eq(feed_fire & ~in_frame),
+                # Beats past the last image (a generator running ahead) must not wrap around.
+                spans[0].en.eq(feed_fire & ~in_frame & (feed_frame < self.n_images)),
                 spans[1].addr.eq(feed_frame), spans[1].data.eq(cycles),
-                spans[1].en.eq(feed_fire & frame_end),
+                spans[1].en.eq(feed_fire & frame_end & (feed_frame < self.n_images)),
             ]
             with m.If(feed_fire):
                 m.d.sync += in_frame.eq(~frame_end)
