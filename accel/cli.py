@@ -255,10 +255,17 @@ def plan(model, seed, calibration, scheme, weight_bits, act_bits, array, as_json
                    "ideal", "util", "weight bits"):
         table.add_column(column, justify="left" if column.startswith("layer") else "right")
     for s in data["stages"]:
+        # Depthwise stages fold channels into G groups of lanes; pooling stages have no array.
+        if s["kind"] == "depthwise_conv2d":
+            tiles = f"{s['kernel'][0] * s['kernel'][1]} x G {s['groups']}"
+        elif "k_tiles" in s:
+            tiles = f"{s['k_tiles']} x {s['f_tiles']}"
+        else:
+            tiles = "-"
         table.add_row(
             str(s["index"]), s["layer"] + (f" + {s['pool']}" if s["pool"] else ""),
             f"{'x'.join(map(str, s['input']))} -> {'x'.join(map(str, s['output']))}",
-            f"{s['array'][0]}x{s['array'][1]}", f"{s['k_tiles']} x {s['f_tiles']}",
+            f"{s['array'][0]}x{s['array'][1]}", tiles,
             f"{s['cycles']:,}", f"{s['ideal_cycles']:,.0f}", f"{s['utilization']:.1%}",
             f"{s['memory_bits']['weights']:,}")
     console = Console(width=max(130, Console().width))

@@ -11,7 +11,16 @@ from accel.errors import AccelError
 from accel.plan.plan import make_plan
 from accel.quant.random_model import random_quantized
 from accel.sim.run import build_harness, report, run_amaranth
-from accel.spec import Conv2D, Dense, Flatten, MaxPooling2D, Network
+from accel.spec import (
+    AveragePooling2D,
+    Conv2D,
+    Dense,
+    DepthwiseConv2D,
+    Flatten,
+    GlobalAveragePooling2D,
+    MaxPooling2D,
+    Network,
+)
 
 
 def simulate(net, array, *, seed=0, images=2, scheme="tflite-int8", bits=8):
@@ -48,6 +57,28 @@ NETWORKS = {
                                            MaxPooling2D(), Conv2D(7, 2, activation="relu"),
                                            Flatten(), Dense(3))),
     "dense_only": ((4, 4, 1), (Flatten(), Dense(9, activation="relu"), Dense(4))),
+    "depthwise_separable": ((6, 5, 3), (Conv2D(4, 3, padding="same", activation="relu"),
+                                        DepthwiseConv2D(3, padding="same", activation="relu"),
+                                        Conv2D(5, 1, activation="relu"), Flatten(), Dense(3))),
+    "depthwise_first_valid_stride2": ((7, 8, 5), (DepthwiseConv2D((3, 2), strides=2),
+                                                  Conv2D(3, 1), Flatten(), Dense(2))),
+    # Stand-alone pooling stages: average (SAME, edge windows), global mean, a max pool first.
+    "avg_pool_same_after_conv": ((6, 5, 3), (Conv2D(4, 3, padding="same", activation="relu"),
+                                             AveragePooling2D(3, strides=2, padding="same"),
+                                             Flatten(), Dense(3))),
+    "global_mean_after_depthwise": ((5, 4, 3), (DepthwiseConv2D(3, padding="same"),
+                                                Conv2D(5, 1), GlobalAveragePooling2D(),
+                                                Dense(3))),
+    "max_pool_first": ((6, 6, 2), (MaxPooling2D(2), Conv2D(3, 2), Flatten(), Dense(2))),
+}
+
+#: Depthwise networks with a depth multiplier (the array needs at least ``m`` PEs).
+DEPTHWISE_MULTIPLIER = {
+    "m2_same": ((5, 6, 3), (DepthwiseConv2D(3, padding="same", depth_multiplier=2,
+                                            activation="relu6"), Flatten(), Dense(3))),
+    "m3_after_conv": ((6, 6, 2), (Conv2D(3, 2, activation="relu"),
+                                  DepthwiseConv2D(2, strides=2, depth_multiplier=3),
+                                  Conv2D(4, 1), Flatten(), Dense(2))),
 }
 
 
@@ -57,6 +88,55 @@ def test_network_bit_exact(name, array):
     shape, layers = NETWORKS[name]
     r = simulate(Network(name, shape, layers), array)
     assert_exact_and_timed(r)
+
+
+@pytest.mark.parametrize("array", [(2, 2), (3, 4)], ids=lambda a: f"{a[0]}x{a[1]}")
+@pytest.mark.parametrize("name", sorted(DEPTHWISE_MULTIPLIER))
+def test_depthwise_multiplier_bit_exact(name, array):
+    shape, layers = DEPTHWISE_MULTIPLIER[name]
+    r = simulate(Network(name, shape, layers), array, seed=3)
+    assert_exact_and_timed(r)
+
+
+def test_depthwise_stage_is_planned_from_the_block_sizing():
+    """The depthwise stage's plan: ``L = floor(R * C / m)`` lanes, ``L * m`` PEs, cycles
+    from :func:`accel.hw.depthwise.depthwise_cycles`, the block built from the plan agrees,
+    and the regroups carry ``L`` lanes in and ``L * m`` out."""
+    from amaranth import Fragment
+
+    from accel.hw.depthwise import DepthwiseStage, depthwise_cycles
+    from accel.plan.plan import DepthwiseStagePlan, plan_dict
+
+    shape, layers = DEPTHWISE_MULTIPLIER["m3_after_conv"]
+    qnet = random_quantized(Network("m", shape, layers), 0)
+    plan = make_plan(qnet, 2, 4)
+    dw = plan.stages[1]
+    assert isinstance(dw, DepthwiseStagePlan)
+    g = dw.geometry
+    assert dw.depthwise.lanes == dw.rows * dw.cols // 3 and dw.pes == dw.depthwise.lanes * 3
+    assert dw.cycles == depthwise_cycles(height=g.in_h, width=g.in_w, channels=g.in_channels,
+                                         kernel=g.kernel, strides=g.strides,
+                                         padding=g.padding, depth_multiplier=3,
+                                         rows=dw.rows, cols=dw.cols)
+    block = DepthwiseStage.from_plan(dw)
+    Fragment.get(block, None)  # elaborated: the plan is enough to build it
+    assert (block.cycles, block.latency, block.pes, block.acc_bits) == \
+        (dw.cycles, dw.depthwise.latency, dw.pes, dw.depthwise.acc_bits)
+    assert dw.multipliers["ecp5"] == dw.pes + dw.requant.multipliers["ecp5"]
+    consumer = {r.output: r for r in plan.regroups}
+    assert consumer[dw.inputs[0]].lanes_out == dw.in_lanes
+    assert plan.stages[2].inputs[0] != dw.output  # regrouped from L * m lanes
+    stage_json = plan_dict(plan)["stages"][1]
+    assert stage_json["kind"] == "depthwise_conv2d" and stage_json["pes"] == dw.pes
+
+
+def test_depthwise_multiplier_above_the_array_is_one_line():
+    shape, layers = DEPTHWISE_MULTIPLIER["m3_after_conv"]
+    qnet = random_quantized(Network("m", shape, layers), 0)
+    with pytest.raises(AccelError, match=r"^layer 1 \(depthwise_conv2d\): a depthwise layer "
+                       r"with depth_multiplier 3 needs an array of at least that many PEs, "
+                       r"not 1x2$"):
+        make_plan(qnet, 1, 2)
 
 
 def test_pow2_scheme_bit_exact():
@@ -206,8 +286,15 @@ def test_interval_is_the_plan_cycle_for_cycle(name, array):
     r = report(case, run_amaranth(case, max_cycles=400_000))
     assert r.bit_exact, r.first_mismatch
     assert r.cycles_per_inference == plan.interval_cycles, (name, array)
-    # The first image's latency (first input value to the last stage's last output beat).
-    assert r.latency_cycles == plan.latency_cycles, (name, array)
+    # The first image's latency (first input value to the last stage's last output beat):
+    # exact for conv/dense/max-pool chains; depthwise and stand-alone pooling stages are
+    # estimated by the timing model so far, and the plan says so.
+    conv_dense_only = all(stage.kind in ("conv2d", "dense") for stage in plan.stages)
+    assert plan.latency_exact == conv_dense_only
+    if plan.latency_exact:
+        assert r.latency_cycles == plan.latency_cycles, (name, array)
+    else:
+        assert abs(r.latency_cycles / plan.latency_cycles - 1) < 0.5, (name, array)
 
 
 def test_latency_is_the_plan_cycle_for_cycle_on_digits_small():

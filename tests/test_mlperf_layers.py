@@ -400,7 +400,19 @@ def test_cli_quantize_and_predict_a_spec_with_every_new_layer(tmp_path):
     assert all(np.array_equal(got[f"layers/{k}"], want[k]) for k in want)  # the archive layout
 
 
-@pytest.mark.parametrize("name", ["ic_resnet8", "kws_ds_cnn", "vww_mobilenet_v1"])
+@pytest.mark.parametrize("name", ["kws_ds_cnn", "vww_mobilenet_v1"])
+def test_the_planner_plans_the_depthwise_chains(name):
+    """DS-CNN and MobileNetV1 are chains of Conv2D, DepthwiseConv2D, average pooling and
+    Dense: every layer is a stage (or fused, or free like Flatten)."""
+    from accel.plan.plan import DepthwiseStagePlan, PoolStagePlan, make_plan
+
+    plan = make_plan(load_tflite(MLPERF / f"{name}.tflite"), 4, 4)
+    kinds = {type(s) for s in plan.stages}
+    assert DepthwiseStagePlan in kinds and PoolStagePlan in kinds
+    assert plan.interval_cycles == max(s.cycles for s in plan.stages)
+
+
+@pytest.mark.parametrize("name", ["ic_resnet8"])
 def test_the_planner_refuses_the_new_layers_in_one_line(name):
     """The hardware does not have these stages yet (another part of issue 12): the refusal is
     one line with exit 2, not a traceback."""

@@ -66,10 +66,23 @@ def test_cycle_model_counts_the_schedule(h, cin, filters, k, s, units, rows, col
     assert plan.input_cycles == h * h * cin
 
 
-def test_pool_must_follow_a_conv():
+def test_a_pool_that_follows_no_conv_is_a_stage_of_its_own():
+    from accel.plan.plan import PoolStagePlan
+
     net = Network("n", (8, 8, 1), (MaxPooling2D(), Conv2D(2, 3), Flatten(), Dense(2)))
-    with pytest.raises(AccelError, match=r"^layer 0 \(max_pooling2d\): a max pool must "
-                       r"directly follow a Conv2D"):
+    plan = make_plan(random_quantized(net, 0), 2, 2)
+    first = plan.stages[0]
+    assert isinstance(first, PoolStagePlan) and first.kind == "max_pool2d"
+    assert (first.pes, first.lanes, first.cycles) == (0, 1, 64)
+    assert plan.stages[1].pool is None
+
+
+def test_a_layer_without_hardware_is_named_in_one_line():
+    from accel.spec import ZeroPadding2D
+
+    net = Network("n", (8, 8, 1), (ZeroPadding2D(1), Conv2D(2, 3), Flatten(), Dense(2)))
+    with pytest.raises(AccelError, match=r"^layer 0 \(zero_padding2d\): pad has no hardware "
+                       r"lowering$"):
         make_plan(random_quantized(net, 0), 2, 2)
 
 

@@ -1,4 +1,6 @@
-"""The whole accelerator: one :class:`~accel.hw.stage.ComputeStage` per Conv2D/Dense layer.
+"""The whole accelerator: one :class:`~accel.hw.stage.ComputeStage` per Conv2D/Dense layer,
+one :class:`~accel.hw.depthwise.DepthwiseStage` per DepthwiseConv2D layer, one
+:class:`~accel.hw.pool_stage.PoolStage` per pooling layer not fused into a convolution.
 
 ::
 
@@ -25,10 +27,20 @@ from amaranth import Module
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..plan.plan import NetworkPlan, StagePlan
+from ..plan.blocks import RegroupPlan
+from ..plan.plan import DepthwiseStagePlan, NetworkPlan, PoolStagePlan, StagePlan
+from .depthwise import DepthwiseStage
 from .layouts import pixel_layout
+from .pool_stage import PoolStage
 from .regroup import ChannelRegroup
 from .stage import ComputeStage
+
+#: The component of each kind of stage plan.
+_STAGE_BUILDERS = {
+    StagePlan: lambda plan: ComputeStage(plan=plan),
+    DepthwiseStagePlan: DepthwiseStage.from_plan,
+    PoolStagePlan: lambda plan: PoolStage(plan=plan),
+}
 
 
 class Accelerator(wiring.Component):
@@ -52,18 +64,18 @@ class Accelerator(wiring.Component):
     def __init__(self, plan: NetworkPlan):
         self.plan = plan
         self.nodes: list[tuple[str, object, object]] = []  # (submodule name, plan, component)
-        self.stages: list[ComputeStage] = []
+        self.stages: list[ComputeStage | DepthwiseStage | PoolStage] = []
         self.regroups: list[ChannelRegroup] = []
         consumers: dict[str, int] = {}
         for node in plan.nodes:
-            inputs = node.inputs if isinstance(node, StagePlan) else (node.input,)
+            inputs = (node.input,) if isinstance(node, RegroupPlan) else node.inputs
             for name in inputs:
                 consumers[name] = consumers.get(name, 0) + 1
                 if consumers[name] > 1:
                     raise ValueError(f"tensor {name!r} feeds more than one node; forks are "
                                      f"not supported by this accelerator yet")
-            if isinstance(node, StagePlan):
-                component = ComputeStage(plan=node)
+            if not isinstance(node, RegroupPlan):
+                component = _STAGE_BUILDERS[type(node)](node)
                 self.stages.append(component)
                 self.nodes.append((f"stage{node.index}", node, component))
             else:
@@ -86,7 +98,7 @@ class Accelerator(wiring.Component):
         streams = {self.plan.input_tensor: wiring.flipped(self.i)}
         for name, node, component in self.nodes:
             m.submodules[name] = component
-            inputs = node.inputs if isinstance(node, StagePlan) else (node.input,)
+            inputs = (node.input,) if isinstance(node, RegroupPlan) else node.inputs
             (source,) = inputs  # one input per node until joins are built
             wiring.connect(m, streams.pop(source), component.i)
             streams[node.output] = component.o

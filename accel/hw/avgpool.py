@@ -63,7 +63,7 @@ from amaranth.lib.wiring import In, Out
 from accel.hw.gemmlowp import rounding_divide_by_pot as _rdbpot
 from accel.hw.gemmlowp import srdhm_of_product as _srdhm
 from accel.hw.layouts import check_int, check_padding, check_pair, pixel_layout
-from accel.plan.blocks import axis_table
+from accel.plan.blocks import AvgPoolPlan, MeanPlan, avg_pool_acc_bits, axis_table
 from accel.spec.shapes import AxisWindow, ceil_div, window_2d
 
 __all__ = ["AvgPool", "GlobalMean", "reciprocals"]
@@ -184,13 +184,18 @@ class AvgPool(wiring.Component):
         self._row_counts = _counts(self.window.rows)
         self._col_counts = _counts(self.window.cols)
         self.slots = max(n for _, n, _, _, _ in self._rows) + 1
-        taps = self.pool[0] * self.pool[1]
-        self.acc_bits = self.bits + taps.bit_length()
+        self.acc_bits = avg_pool_acc_bits(self.bits, self.pool)
         self.recip_shift, self.reciprocal = reciprocals(
             {a * b for a in set(self._row_counts) for b in set(self._col_counts)}, self.bits)
         self.latency = 5
         layout = pixel_layout(self.lanes, self.bits)
         super().__init__({"i": In(stream.Signature(layout)), "o": Out(stream.Signature(layout))})
+
+    @classmethod
+    def from_plan(cls, plan: AvgPoolPlan | MeanPlan):
+        """The block of its sub-plan (:class:`~accel.plan.blocks.AvgPoolPlan` or
+        :class:`~accel.plan.blocks.MeanPlan`)."""
+        return cls(**plan.component_args())
 
     def elaborate(self, platform):
         m = Module()
@@ -464,6 +469,12 @@ class GlobalMean(wiring.Component):
         self.latency = self._STAGES + 2
         layout = pixel_layout(self.lanes, 8)
         super().__init__({"i": In(stream.Signature(layout)), "o": Out(stream.Signature(layout))})
+
+    @classmethod
+    def from_plan(cls, plan: AvgPoolPlan | MeanPlan):
+        """The block of its sub-plan (:class:`~accel.plan.blocks.AvgPoolPlan` or
+        :class:`~accel.plan.blocks.MeanPlan`)."""
+        return cls(**plan.component_args())
 
     def elaborate(self, platform):
         m = Module()

@@ -82,15 +82,22 @@ from amaranth.lib.wiring import In, Out
 from accel.hw.layouts import check_int, check_padding, check_pair, pixel_layout
 from accel.hw.requantizer import Requantizer
 from accel.hw.window import WindowGenerator
+from accel.plan.blocks import (
+    DEPTHWISE_FIFO_DEPTH,
+    DEPTHWISE_PE_STAGES,
+    DepthwisePlan,
+    depthwise_frame_cycles,
+    depthwise_lane_count,
+)
 from accel.quant import numerics
 from accel.spec.shapes import ceil_div, window_2d
 
 __all__ = ["DepthwiseStage", "depthwise_cycles", "depthwise_lanes", "depthwise_utilization"]
 
 #: Register stages from a beat accepted by the PEs to its sum's FIFO write.
-_PE_STAGES = 4
+_PE_STAGES = DEPTHWISE_PE_STAGES
 #: Output beats the FIFO between the PEs and the requantizer holds.
-_FIFO_DEPTH = 8
+_FIFO_DEPTH = DEPTHWISE_FIFO_DEPTH
 
 
 def depthwise_lanes(*, rows: int, cols: int, depth_multiplier: int) -> int:
@@ -101,7 +108,7 @@ def depthwise_lanes(*, rows: int, cols: int, depth_multiplier: int) -> int:
     if rows * cols < m:
         raise ValueError(f"rows * cols must be at least depth_multiplier {m}, "
                          f"not {rows} * {cols}")
-    return rows * cols // m
+    return depthwise_lane_count(rows, cols, m)
 
 
 def depthwise_cycles(*, height: int, width: int, channels: int, kernel, strides=1,
@@ -113,8 +120,8 @@ def depthwise_cycles(*, height: int, width: int, channels: int, kernel, strides=
     lanes = depthwise_lanes(rows=rows, cols=cols, depth_multiplier=depth_multiplier)
     win = window_2d((check_int("height", height, 1), check_int("width", width, 1)),
                     (kh, kw), check_pair("strides", strides), check_padding(padding))
-    oh, ow = win.out_shape
-    return oh * ow * kh * kw * ceil_div(check_int("channels", channels, 1), lanes)
+    return depthwise_frame_cycles(win.out_shape, (kh, kw), check_int("channels", channels, 1),
+                                  lanes)
 
 
 def depthwise_utilization(*, channels: int, depth_multiplier: int = 1, rows: int,
@@ -201,6 +208,7 @@ class DepthwiseStage(wiring.Component):
                  padding: str = "valid", depth_multiplier: int = 1, rows: int, cols: int,
                  weights, bias, multiplier, shift, input_zero_point: int,
                  output_zero_point: int, act_min: int = -128, act_max: int = 127) -> None:
+        self.plan = None
         self.height = check_int("height", height, 1)
         self.width = check_int("width", width, 1)
         self.channels = check_int("channels", channels, 1)
@@ -220,33 +228,71 @@ class DepthwiseStage(wiring.Component):
             w = w[0]
         self.weights = _int_param("weights", w, (kh, kw, cout), -128, 127)
         self.bias = _int_param("bias", bias, (cout,), -(2**31), 2**31 - 1)
-        self.pes = self.lanes * m
-        self.groups = ceil_div(self.channels, self.lanes)
         lo, hi = numerics.accumulator_range(
             terms=kh * kw, x_range=(-128 - self.input_zero_point, 127 - self.input_zero_point),
             w_range=(min(int(self.weights.min()), 0), max(int(self.weights.max()), 0)))
-        self.acc_bits = max(numerics.signed_bits_for(lo, hi), 2)
-        # Built here (not in elaborate) so that testbenches can watch them.
-        self.window = WindowGenerator(
+        acc_bits = max(numerics.signed_bits_for(lo, hi), 2)
+        window = WindowGenerator(
             height=self.height, width=self.width, channels=self.channels, kernel=self.kernel,
             strides=self.strides, padding=self.padding, lanes=self.lanes,
             zero_point=self.input_zero_point, bits=8)
-        self.out_shape = self.window.out_shape
-        self.requantizer = Requantizer(
-            channels=cout, lanes=self.pes, acc_bits=self.acc_bits, out_bits=8, mode="tflite",
+        requantizer = Requantizer(
+            channels=cout, lanes=self.lanes * m, acc_bits=acc_bits, out_bits=8, mode="tflite",
             bias=self.bias, multiplier=multiplier, shift=shift,
             zero_point=self.output_zero_point, act_min=act_min, act_max=act_max)
-        self.cycles = depthwise_cycles(
-            height=self.height, width=self.width, channels=self.channels, kernel=self.kernel,
-            strides=self.strides, padding=self.padding, depth_multiplier=m, rows=self.rows,
-            cols=self.cols)
+        self._finish(window=window, requantizer=requantizer, acc_bits=acc_bits)
+
+    @classmethod
+    def from_plan(cls, plan) -> DepthwiseStage:
+        """The stage of a :class:`~accel.plan.plan.DepthwiseStagePlan` (its window, PE and
+        requantizer sub-plans; the quantized layer is not needed)."""
+        pe: DepthwisePlan = plan.depthwise
+        self = cls.__new__(cls)
+        self.plan = plan
+        g = plan.geometry
+        self.height, self.width, self.channels = g.in_h, g.in_w, g.in_channels
+        self.kernel, self.strides, self.padding = g.kernel, g.strides, g.padding
+        self.depth_multiplier = pe.depth_multiplier
+        self.rows, self.cols, self.lanes = pe.rows, pe.cols, pe.lanes
+        self.input_zero_point, self.output_zero_point = pe.input_zero_point, plan.out_zero_point
+        self.weights, self.bias = pe.weights, plan.requant.bias
+        self._finish(window=WindowGenerator.from_plan(plan.window),
+                     requantizer=Requantizer.from_plan(plan.requant), acc_bits=pe.acc_bits)
+        if (self.cycles, self.latency) != (pe.cycles, pe.latency):  # pragma: no cover
+            raise ValueError(f"plan: cycles/latency {pe.cycles}/{pe.latency} differ from the "
+                             f"block's {self.cycles}/{self.latency}")
+        return self
+
+    def _finish(self, *, window: WindowGenerator, requantizer: Requantizer,
+                acc_bits: int) -> None:
+        m = self.depth_multiplier
+        kh, kw = self.kernel
+        self.pes = self.lanes * m
+        self.groups = ceil_div(self.channels, self.lanes)
+        self.acc_bits = acc_bits
+        # Built here (not in elaborate) so that testbenches can watch them.
+        self.window = window
+        self.out_shape = self.window.out_shape
+        self.requantizer = requantizer
+        self.cycles = depthwise_frame_cycles(self.out_shape, (kh, kw), self.channels,
+                                             self.lanes)
         # The PE stages end in the FIFO write; SyncFIFOBuffered's output is valid 2 cycles
         # after it (tested in test_latency).
         self.latency = _PE_STAGES + 2 + self.requantizer.latency
+        self.in_lanes, self.out_lanes = self.lanes, self.pes
+        # The PEs take the frame's last beat (window beats carry frame_last all through the
+        # frame's last window).
+        self.frame_end = Signal()
         super().__init__({
             "i": In(stream.Signature(pixel_layout(self.lanes, 8))),
             "o": Out(stream.Signature(pixel_layout(self.pes, 8))),
         })
+
+    @property
+    def feed(self) -> tuple:
+        """``(stream, frame_end)``: the window beats the PEs take, and the beat that ends a
+        frame (for a testbench timing the stage's busy span)."""
+        return self.window.windows, self.frame_end
 
     def weight_rom(self) -> list[list[int]]:
         """ROM word ``t * G + g`` (tap ``t`` row-major, group ``g``): the ``P`` weights of
@@ -285,6 +331,7 @@ class DepthwiseStage(wiring.Component):
         group = Signal(range(G))
         beat = Signal(range(K * G))
         completes = tap == K - 1  # this beat finishes group g of an output pixel
+        m.d.comb += self.frame_end.eq(beats.payload.frame_last & completes & (group == G - 1))
 
         credits = Signal(range(_FIFO_DEPTH + 1))
         deliver = out_fifo.r_rdy & out_fifo.r_en

@@ -73,6 +73,12 @@ class ComputeStage(wiring.Component):
             "o": Out(stream.Signature(pixel_layout(plan.cols, plan.out_bits))),
         })
 
+    @property
+    def feed(self) -> tuple:
+        """``(stream, frame_end)``: the beats the array takes, and the beat that ends a frame
+        (for a testbench timing the stage's busy span)."""
+        return self.array.i, self.array.i.payload.tag[2]
+
     def elaborate(self, platform):
         m = Module()
         kt_n = self.plan.k_tiles

@@ -19,9 +19,14 @@ from .memory import FAMILIES, MemoryKind, MemoryPlan
 
 __all__ = [
     "DEFAULT_BANK_DEPTH",
+    "DEPTHWISE_FIFO_DEPTH",
+    "DEPTHWISE_PE_STAGES",
     "MUX_FANIN",
     "AccumulatorPlan",
     "ArrayPlan",
+    "AvgPoolPlan",
+    "MeanPlan",
+    "DepthwisePlan",
     "PoolPlan",
     "RegroupPlan",
     "ReplayPlan",
@@ -30,9 +35,12 @@ __all__ = [
     "array_stream_timing",
     "axis_table",
     "bank_stages",
+    "depthwise_frame_cycles",
+    "depthwise_lane_count",
     "line_buffer_rows",
     "mux_levels",
     "pool_slots",
+    "pool_stage_cycles",
     "psum_bits",
     "regroup_latency",
     "sum_bits",
@@ -371,6 +379,216 @@ class PoolPlan:
                     pool=self.pool, strides=self.strides, padding=self.padding,
                     lanes=self.lanes, bits=self.bits, zero_point=self.zero_point)
 
+
+# --- depthwise PEs -------------------------------------------------------------------------
+
+#: Register stages of :class:`~accel.hw.depthwise.DepthwiseStage` from a beat accepted by the
+#: PEs to its sum's FIFO write.
+DEPTHWISE_PE_STAGES = 4
+#: Output beats the FIFO between the depthwise PEs and the requantizer holds.
+DEPTHWISE_FIFO_DEPTH = 8
+
+
+def depthwise_lane_count(rows: int, cols: int, depth_multiplier: int) -> int:
+    """Input channels per beat of a depthwise stage on ``rows x cols`` multipliers:
+    ``floor(rows * cols / depth_multiplier)`` (0 when the budget is below ``m``)."""
+    return rows * cols // depth_multiplier
+
+
+def depthwise_frame_cycles(out_shape: tuple[int, int], kernel: tuple[int, int], channels: int,
+                           lanes: int) -> int:
+    """Cycles per frame of a depthwise stage without stalls:
+    ``out_h * out_w * kh * kw * ceil(channels / lanes)``."""
+    return out_shape[0] * out_shape[1] * kernel[0] * kernel[1] * ceil_div(channels, lanes)
+
+
+@dataclass(frozen=True, eq=False)
+class DepthwisePlan:
+    """The PEs of a :class:`~accel.hw.depthwise.DepthwiseStage` (its window generator and
+    requantizer are the stage's :class:`WindowPlan` and ``RequantPlan``).
+
+    Members
+    -------
+    rows, cols : int
+        The multiplier budget ``R x C``.
+    depth_multiplier, lanes, pes, groups : int
+        ``m``, ``L = floor(R * C / m)``, ``P = L * m`` and ``G = ceil(cin / L)``.
+    taps : int
+        ``kh * kw``.
+    weights : numpy.ndarray, shape (kh, kw, cin * m)
+        int8 filter, output channel ``c * m + j`` last.
+    acc_bits : int
+        Width of the window sums (exact for these weights, bias excluded).
+    input_zero_point : int
+    cycles : int
+        :func:`depthwise_frame_cycles`.
+    latency : int
+        PE stages, the FIFO write and read, and the requantizer's latency.
+    weight_rom, sums, fifo : MemoryPlan
+    multipliers : dict
+        One per PE on every family.
+    """
+
+    rows: int
+    cols: int
+    depth_multiplier: int
+    lanes: int
+    pes: int
+    groups: int
+    taps: int
+    weights: np.ndarray = field(repr=False)
+    acc_bits: int
+    input_zero_point: int
+    cycles: int
+    latency: int
+    weight_rom: MemoryPlan
+    sums: MemoryPlan
+    fifo: MemoryPlan
+    multipliers: dict
+
+    @classmethod
+    def build(cls, *, rows, cols, depth_multiplier, channels, kernel, out_shape, weights,
+              input_zero_point, input_range, requant_latency) -> DepthwisePlan:
+        lanes = depthwise_lane_count(rows, cols, depth_multiplier)
+        pes = lanes * depth_multiplier
+        groups = ceil_div(channels, lanes)
+        taps = kernel[0] * kernel[1]
+        weights = np.asarray(weights, np.int64).reshape(kernel[0], kernel[1], -1)
+        lo, hi = accumulator_range(
+            terms=taps, x_range=(input_range[0] - input_zero_point,
+                                 input_range[1] - input_zero_point),
+            w_range=(min(int(weights.min()), 0), max(int(weights.max()), 0)))
+        acc_bits = max(signed_bits_for(lo, hi), 2)
+        return cls(
+            rows=rows, cols=cols, depth_multiplier=depth_multiplier, lanes=lanes, pes=pes,
+            groups=groups, taps=taps, weights=weights, acc_bits=acc_bits,
+            input_zero_point=input_zero_point,
+            cycles=depthwise_frame_cycles(out_shape, kernel, channels, lanes),
+            # SyncFIFOBuffered's output is valid 2 cycles after its write.
+            latency=DEPTHWISE_PE_STAGES + 2 + requant_latency,
+            weight_rom=MemoryPlan("weights", MemoryKind.ROM, taps * groups, pes * 8),
+            sums=MemoryPlan("depthwise_sums", MemoryKind.RAM, groups, pes * acc_bits),
+            fifo=MemoryPlan("depthwise_fifo", MemoryKind.FIFO, DEPTHWISE_FIFO_DEPTH - 1,
+                            pes * acc_bits + 1),
+            multipliers={f: pes for f in FAMILIES},
+        )
+
+    @property
+    def memories(self) -> tuple[MemoryPlan, ...]:
+        return (self.weight_rom, self.sums, self.fifo)
+
+
+# --- stand-alone pooling -------------------------------------------------------------------
+
+
+def pool_stage_cycles(height: int, width: int, channels: int, lanes: int, pool, strides,
+                      padding: str) -> int:
+    """Cycles per frame of a stand-alone :class:`~accel.hw.maxpool.MaxPool` or
+    :class:`~accel.hw.avgpool.AvgPool` without stalls: each input beat takes one cycle per
+    window containing it, at least one."""
+    window = window_2d((height, width), tuple(pool), tuple(strides), padding)
+    rows = [n for _, n, _, _, _ in axis_table(window.rows)]
+    cols = [n for _, n, _, _, _ in axis_table(window.cols)]
+    per_pixel = sum(max(1, a * b) for a in rows for b in cols)
+    return ceil_div(channels, lanes) * per_pixel
+
+
+def avg_pool_acc_bits(bits: int, pool: tuple[int, int]) -> int:
+    """Width of an :class:`~accel.hw.avgpool.AvgPool` partial sum of ``pool`` codes."""
+    return bits + (pool[0] * pool[1]).bit_length()
+
+
+@dataclass(frozen=True)
+class AvgPoolPlan:
+    """A stand-alone :class:`~accel.hw.avgpool.AvgPool` (TFLite ``AVERAGE_POOL_2D``)."""
+
+    height: int
+    width: int
+    channels: int
+    pool: tuple[int, int]
+    strides: tuple[int, int]
+    padding: str
+    lanes: int
+    bits: int
+    act_min: int
+    act_max: int
+    zero_point: int
+    acc_bits: int
+    out_shape: tuple[int, int]
+    latency: int
+    memory: MemoryPlan
+    multipliers: dict
+
+    @classmethod
+    def build(cls, *, height, width, channels, pool, strides, padding, lanes, bits, act_min,
+              act_max, zero_point) -> AvgPoolPlan:
+        window = window_2d((height, width), tuple(pool), tuple(strides), padding)
+        slots = pool_slots(window.rows)
+        acc_bits = avg_pool_acc_bits(bits, tuple(pool))
+        groups = ceil_div(channels, lanes)
+        return cls(height=height, width=width, channels=channels, pool=tuple(pool),
+                   strides=tuple(strides), padding=padding, lanes=lanes, bits=bits,
+                   act_min=act_min, act_max=act_max, zero_point=zero_point, acc_bits=acc_bits,
+                   out_shape=tuple(window.out_shape), latency=5,
+                   memory=MemoryPlan("pool", MemoryKind.RAM,
+                                     slots * window.out_shape[1] * groups, lanes * acc_bits,
+                                     read_ports=2, shared_read_ports=1),
+                   # One reciprocal multiply per lane.
+                   multipliers={f: lanes for f in FAMILIES})
+
+    @property
+    def memories(self) -> tuple[MemoryPlan, ...]:
+        return (self.memory,)
+
+    def component_args(self) -> dict:
+        return dict(height=self.height, width=self.width, channels=self.channels,
+                    pool=self.pool, strides=self.strides, padding=self.padding,
+                    lanes=self.lanes, bits=self.bits, act_min=self.act_min,
+                    act_max=self.act_max, zero_point=self.zero_point)
+
+
+@dataclass(frozen=True)
+class MeanPlan:
+    """A :class:`~accel.hw.avgpool.GlobalMean` (TFLite ``MEAN`` over H and W)."""
+
+    height: int
+    width: int
+    channels: int
+    lanes: int
+    input_zero_point: int
+    output_zero_point: int
+    multiplier: int
+    shift: int
+    keep_dims: bool
+    sum_bits: int
+    latency: int
+    memory: MemoryPlan
+    fifo: MemoryPlan
+    multipliers: dict
+
+    @classmethod
+    def build(cls, *, height, width, channels, lanes, input_zero_point, output_zero_point,
+              multiplier, shift, keep_dims) -> MeanPlan:
+        sum_bits = 9 + (height * width).bit_length()  # |sum(x - zp)| <= 255 * n
+        groups = ceil_div(channels, lanes)
+        return cls(height=height, width=width, channels=channels, lanes=lanes,
+                   input_zero_point=input_zero_point, output_zero_point=output_zero_point,
+                   multiplier=multiplier, shift=shift, keep_dims=keep_dims, sum_bits=sum_bits,
+                   latency=5,
+                   memory=MemoryPlan("pool", MemoryKind.RAM, groups, lanes * sum_bits),
+                   # SyncFIFOBuffered(5) stores 4 words in its memory.
+                   fifo=MemoryPlan("pool_fifo", MemoryKind.FIFO, 4, lanes * 8 + 1),
+                   multipliers={f: lanes for f in FAMILIES})
+
+    @property
+    def memories(self) -> tuple[MemoryPlan, ...]:
+        return (self.memory, self.fifo)
+
+    def component_args(self) -> dict:
+        return dict(height=self.height, width=self.width, channels=self.channels,
+                    lanes=self.lanes, input_zero_point=self.input_zero_point,
+                    output_zero_point=self.output_zero_point, multiplier=self.multiplier,
+                    shift=self.shift, keep_dims=self.keep_dims)
 
 
 # --- channel regroup ------------------------------------------------------------------------

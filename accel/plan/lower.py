@@ -11,13 +11,21 @@ import numpy as np
 
 from ..errors import AccelError
 from ..quant import numerics
-from ..quant.qnet import QConv2D, QDense, QMaxPool2D
+from ..quant.qnet import QConv2D, QDense, QDepthwiseConv2D, QMaxPool2D
 from ..quant.requant_mode import RequantMode
-from .blocks import AccumulatorPlan, ArrayPlan, PoolPlan, ReplayPlan, WindowPlan
+from .blocks import (
+    AccumulatorPlan,
+    ArrayPlan,
+    DepthwisePlan,
+    PoolPlan,
+    ReplayPlan,
+    WindowPlan,
+)
 from .memory import FAMILIES
 from .requant import RequantPlan, multipliers_per_lane
 
-__all__ = ["accumulator_bits", "address_multipliers", "input_bits", "lower_stage_blocks",
+__all__ = ["accumulator_bits", "address_multipliers", "input_bits", "lower_depthwise_blocks",
+           "lower_stage_blocks",
            "requant_plan", "tile_weights", "wide_constants"]
 
 def address_multipliers(k_tiles: int, f_tiles: int) -> dict:
@@ -70,7 +78,10 @@ def input_bits(layer) -> int:
 
 def _window_range(layer) -> tuple[int, int]:
     q = layer.input
-    terms = int(np.prod(layer.weights.shape[:-1]))
+    # A depthwise output sums its kh * kw taps of one input channel only.
+    shape = layer.weights.shape
+    terms = int(shape[0] * shape[1]) if isinstance(layer, QDepthwiseConv2D) \
+        else int(np.prod(shape[:-1]))
     return numerics.accumulator_range(
         terms=terms, x_range=(q.qmin - q.zero_point, q.qmax - q.zero_point),
         w_range=(int(layer.weights.min()), int(layer.weights.max())))
@@ -106,6 +117,12 @@ def wide_constants(layer: QConv2D | QDense) -> tuple[np.ndarray, np.ndarray] | N
     return np.array(mults, dtype=np.int64), np.array(shifts, dtype=np.int64)
 
 
+def _out_channels(layer) -> int:
+    if isinstance(layer, QDepthwiseConv2D):
+        return int(layer.weights.shape[2] * layer.weights.shape[3])
+    return int(layer.weights.shape[-1])
+
+
 def requant_plan(layer: QConv2D | QDense, lanes: int, acc_bits: int, *,
                  allow_wide: bool = True) -> RequantPlan:
     """The layer's requantizer. A float requantization becomes ``wide`` when an integer
@@ -113,7 +130,7 @@ def requant_plan(layer: QConv2D | QDense, lanes: int, acc_bits: int, *,
     significand (it always takes fewer LUTs: no rounding to 53 bits)."""
     rq = layer.requant
     mode = RequantMode.parse(rq.mode)
-    channels = int(layer.weights.shape[-1])
+    channels = _out_channels(layer)
     args = dict(channels=channels, lanes=lanes, acc_bits=acc_bits, out_bits=layer.output.bits,
                 bias=layer.bias.astype(np.int64), act_min=rq.act_min, act_max=rq.act_max)
     if mode is RequantMode.TFLITE:
@@ -167,3 +184,32 @@ def lower_stage_blocks(layer: QConv2D | QDense, pool: QMaxPool2D | None, geometr
         maxpool=maxpool,
         extra_multipliers=address_multipliers(k_tiles, f_tiles),
     )
+
+
+def lower_depthwise_blocks(layer: QDepthwiseConv2D, geometry, rows: int, cols: int, *,
+                           allow_wide: bool = True) -> dict:
+    """The sub-plans of one depthwise stage on a ``rows x cols`` multiplier budget (keyword
+    arguments of :class:`~accel.plan.plan.DepthwiseStagePlan`): window generator (``L``
+    channels per beat), PEs, requantizer (``L * m`` lanes)."""
+    g, q = geometry, layer.input
+    kh, kw, cin, mult = layer.weights.shape
+    if q.bits != 8 or layer.output.bits != 8 or layer.weight_bits != 8:
+        raise AccelError(f"layer {layer.name}: the depthwise stage is built for int8 "
+                         f"activations and weights, not {q.bits}-bit activations and "
+                         f"{layer.weight_bits}-bit weights")
+    lanes = rows * cols // mult
+    window = WindowPlan.build(height=g.in_h, width=g.in_w, channels=cin, kernel=g.kernel,
+                              strides=g.strides, padding=g.padding, lanes=lanes,
+                              zero_point=q.zero_point, bits=q.bits)
+    # The PEs' sums are exact for these weights; the requantizer takes them at that width.
+    probe = DepthwisePlan.build(
+        rows=rows, cols=cols, depth_multiplier=mult, channels=cin, kernel=g.kernel,
+        out_shape=(g.out_h, g.out_w), weights=layer.weights.reshape(kh, kw, cin * mult),
+        input_zero_point=q.zero_point, input_range=(q.qmin, q.qmax), requant_latency=0)
+    requant = requant_plan(layer, probe.pes, probe.acc_bits, allow_wide=allow_wide)
+    depthwise = DepthwisePlan.build(
+        rows=rows, cols=cols, depth_multiplier=mult, channels=cin, kernel=g.kernel,
+        out_shape=(g.out_h, g.out_w), weights=layer.weights.reshape(kh, kw, cin * mult),
+        input_zero_point=q.zero_point, input_range=(q.qmin, q.qmax),
+        requant_latency=requant.latency)
+    return dict(window=window, depthwise=depthwise, requant=requant)

@@ -24,6 +24,16 @@ For a layer with a ``kh x kw`` kernel over ``cin`` input channels and ``F`` filt
   consecutive cycles and each column accumulates them; so one output pixel takes
   ``Kt * Ft`` array cycles and the whole layer ``out_h * out_w * Kt * Ft``.
 
+Depthwise and pooling stages
+----------------------------
+A DepthwiseConv2D layer becomes a :class:`DepthwiseStagePlan`: the planner gives it a budget
+of ``rows x cols`` multipliers, of which ``L * m`` PEs are built (``L = floor(R * C / m)``
+input channels per beat, taps reduced in time; :mod:`accel.hw.depthwise`), and its cycles
+are ``out_h * out_w * kh * kw * ceil(cin / L)``; it is balanced like the other stages (the
+fewest PEs within the heaviest layer's cycles). An average pool, a global mean, or a max pool
+that no Conv2D directly precedes becomes a :class:`PoolStagePlan`: no PEs, the lanes of the
+stream it reads, one cycle per input beat and window containing it.
+
 The cycle model
 ---------------
 A stage's cycles per frame are ``out_h * out_w * Kt * Ft`` (the array busy every cycle); the
@@ -54,21 +64,38 @@ import re
 from dataclasses import dataclass, field
 
 from ..errors import AccelError
-from ..quant.qnet import QConv2D, QDense, QFlatten, QMaxPool2D, QSoftmax, QuantizedNetwork
+from ..quant.qnet import (
+    QAvgPool2D,
+    QConv2D,
+    QDense,
+    QDepthwiseConv2D,
+    QFlatten,
+    QMaxPool2D,
+    QMean,
+    QSoftmax,
+    QuantizedNetwork,
+)
 from ..quant.requant_mode import RequantMode
 from .blocks import (
     AccumulatorPlan,
     ArrayPlan,
+    AvgPoolPlan,
+    DepthwisePlan,
+    MeanPlan,
     PoolPlan,
     RegroupPlan,
     ReplayPlan,
     WindowPlan,
+    depthwise_frame_cycles,
+    depthwise_lane_count,
+    pool_stage_cycles,
 )
 from .memory import FAMILIES, MemoryPlan
 from .requant import RequantPlan
 
-__all__ = ["Geometry", "NetworkPlan", "RequantMode", "StagePlan", "make_plan", "parse_array",
-           "plan_dict", "stage_cycles"]
+__all__ = ["DepthwiseStagePlan", "Geometry", "NetworkPlan", "PoolStagePlan", "RequantMode",
+           "StagePlan", "depthwise_stage_cycles", "make_plan", "parse_array", "plan_dict",
+           "stage_cycles"]
 
 
 @dataclass(frozen=True)
@@ -157,6 +184,25 @@ class StagePlan:
         return self.rows * self.cols
 
     @property
+    def in_lanes(self) -> int:
+        """Values per input beat (``rows``)."""
+        return self.rows
+
+    @property
+    def out_lanes(self) -> int:
+        """Values per output beat (``cols``)."""
+        return self.cols
+
+    @property
+    def weight_bits(self) -> int:
+        return self.array.weight_bits
+
+    @property
+    def weight_count(self) -> int:
+        """Weights held in the stage's ROMs."""
+        return self.array.weights.size
+
+    @property
     def ideal_cycles(self) -> float:
         return self.macs / self.pes
 
@@ -207,13 +253,193 @@ class StagePlan:
 
 
 @dataclass(frozen=True, eq=False)
+class DepthwiseStagePlan:
+    """One depthwise stage (:class:`~accel.hw.depthwise.DepthwiseStage`): a
+    DepthwiseConv2D layer on a budget of ``rows x cols`` multipliers, of which
+    ``L * m`` PEs are built (``L`` input channels per beat, see :mod:`accel.hw.depthwise`).
+
+    Members
+    -------
+    index, layer, pool, kind, geometry, cycles, macs, inputs, output : as :class:`StagePlan`
+        (``kind`` is ``depthwise_conv2d``, ``pool`` is None, ``geometry.filters`` is
+        ``cin * m``).
+    rows, cols : int
+        The multiplier budget the planner gave the stage.
+    in_bits, out_bits, in_zero_point, out_zero_point, out_scale : as :class:`StagePlan`
+    window : WindowPlan
+        ``L`` channels per beat.
+    depthwise : DepthwisePlan
+        The PEs: lanes, weights, sums, FIFO, latency.
+    requant : RequantPlan
+        ``L * m`` lanes.
+    """
+
+    index: int
+    layer: str
+    pool: None
+    kind: str
+    geometry: Geometry
+    rows: int
+    cols: int
+    cycles: int
+    macs: int
+    inputs: tuple[str, ...]
+    output: str
+    in_bits: int
+    out_bits: int
+    in_zero_point: int
+    out_zero_point: int
+    out_scale: float
+    window: WindowPlan
+    depthwise: DepthwisePlan
+    requant: RequantPlan
+
+    @property
+    def pes(self) -> int:
+        return self.depthwise.pes
+
+    @property
+    def in_lanes(self) -> int:
+        return self.depthwise.lanes
+
+    @property
+    def out_lanes(self) -> int:
+        return self.depthwise.pes
+
+    @property
+    def weight_bits(self) -> int:
+        return 8
+
+    @property
+    def weight_count(self) -> int:
+        return self.depthwise.weights.size
+
+    @property
+    def ideal_cycles(self) -> float:
+        return self.macs / self.pes
+
+    @property
+    def utilization(self) -> float:
+        return self.macs / (self.cycles * self.pes)
+
+    @property
+    def memories(self) -> tuple[MemoryPlan, ...]:
+        return (self.depthwise.weight_rom, self.window.memory, self.depthwise.sums,
+                self.depthwise.fifo, self.requant.params, self.requant.fifo)
+
+    @property
+    def memory_bits(self) -> dict:
+        bits = {"weights": 0, "line_buffer": 0, "requant": 0, "pool": 0}
+        for memory in self.memories:
+            bits[memory.name] = bits.get(memory.name, 0) + memory.total_bits
+        return bits
+
+    @property
+    def multipliers(self) -> dict:
+        return {f: self.depthwise.multipliers[f] + self.requant.multipliers[f]
+                for f in FAMILIES}
+
+    def bram_blocks(self, family: str) -> int:
+        return sum(memory.blocks(family) for memory in self.memories)
+
+    @property
+    def latencies(self) -> dict:
+        """Window read; PEs to requantizer output (``depthwise``, requantizer included)."""
+        return {"window": self.window.latency, "depthwise": self.depthwise.latency,
+                "requant": self.requant.latency}
+
+
+@dataclass(frozen=True, eq=False)
+class PoolStagePlan:
+    """A stand-alone pooling stage (:class:`~accel.hw.pool_stage.PoolStage`): an average pool,
+    a global mean, or a max pool that cannot be fused into a convolution. No PEs; it keeps
+    the channel grouping of the stream it reads (``lanes`` values per beat in and out).
+
+    Members
+    -------
+    index, layer, pool, kind, geometry, cycles, inputs, output : as :class:`StagePlan`
+        (``kind`` is ``avg_pool2d``, ``mean`` or ``max_pool2d``; ``geometry.kernel`` is the
+        pool window, ``geometry.filters`` the channels).
+    rows, cols, macs : int
+        0: no array.
+    lanes : int
+    in_bits, out_bits, in_zero_point, out_zero_point, out_scale : as :class:`StagePlan`
+    unit : AvgPoolPlan, MeanPlan or PoolPlan
+        The block's sub-plan.
+    """
+
+    index: int
+    layer: str
+    pool: None
+    kind: str
+    geometry: Geometry
+    rows: int
+    cols: int
+    cycles: int
+    macs: int
+    inputs: tuple[str, ...]
+    output: str
+    in_bits: int
+    out_bits: int
+    in_zero_point: int
+    out_zero_point: int
+    out_scale: float
+    lanes: int
+    unit: AvgPoolPlan | MeanPlan | PoolPlan
+    window: None = None
+    requant: None = None
+
+    pes = 0
+    ideal_cycles = 0.0
+    utilization = 0.0
+
+    @property
+    def in_lanes(self) -> int:
+        return self.lanes
+
+    @property
+    def out_lanes(self) -> int:
+        return self.lanes
+
+    @property
+    def weight_bits(self) -> int:
+        return self.in_bits
+
+    weight_count = 0
+
+    @property
+    def memories(self) -> tuple[MemoryPlan, ...]:
+        return (self.unit.memory,) if isinstance(self.unit, PoolPlan) else self.unit.memories
+
+    @property
+    def memory_bits(self) -> dict:
+        bits = {"weights": 0, "line_buffer": 0, "requant": 0, "pool": 0}
+        for memory in self.memories:
+            bits[memory.name] = bits.get(memory.name, 0) + memory.total_bits
+        return bits
+
+    @property
+    def multipliers(self) -> dict:
+        if isinstance(self.unit, PoolPlan):  # comparators only
+            return {f: 0 for f in FAMILIES}
+        return dict(self.unit.multipliers)
+
+    def bram_blocks(self, family: str) -> int:
+        return sum(memory.blocks(family) for memory in self.memories)
+
+    @property
+    def latencies(self) -> dict:
+        return {} if isinstance(self.unit, PoolPlan) else {self.kind: self.unit.latency}
+
+
+@dataclass(frozen=True, eq=False)
 class NetworkPlan:
     """The whole accelerator: its nodes (stages and regroups) in dataflow order, and the
     array size the user allowed.
 
     Members
     -------
-    stages : tuple of StagePlan
+    stages : tuple of StagePlan or DepthwiseStagePlan
         The compute stages, in order.
     regroups : tuple of RegroupPlan
         The channel regroups on the edges between them.
@@ -321,6 +547,12 @@ class NetworkPlan:
         return first_image_times(self)[self.output_stage.output][-1]
 
     @property
+    def latency_exact(self) -> bool:
+        """Whether :attr:`latency_cycles` is exact: every stage is a Conv2D/Dense stage (the
+        depthwise and stand-alone pooling stages are estimated, :mod:`.timing`)."""
+        return all(isinstance(s, StagePlan) for s in self.stages)
+
+    @property
     def ideal_cycles(self) -> float:
         """Total MACs / total PEs: every PE busy on every cycle."""
         return self.macs / self.pes
@@ -344,7 +576,7 @@ class NetworkPlan:
 
 
 def _node_inputs(node) -> tuple[str, ...]:
-    return node.inputs if isinstance(node, StagePlan) else (node.input,)
+    return (node.input,) if isinstance(node, RegroupPlan) else node.inputs
 
 
 #: The largest rows or columns of an array (the planner's search is rows x cols per layer).
@@ -374,7 +606,7 @@ def stage_cycles(geometry: Geometry, rows: int, cols: int) -> tuple[int, int, in
 
 
 def _geometry(layer, info) -> Geometry:
-    if isinstance(layer, QConv2D):
+    if isinstance(layer, (QConv2D, QDepthwiseConv2D)):
         h, w, cin = info.input_shape
         oh, ow, f = info.output_shape
         kh, kw = layer.weights.shape[:2]
@@ -399,6 +631,80 @@ def _smallest_array(geometry: Geometry, max_rows: int, max_cols: int,
     return best[1]
 
 
+def depthwise_stage_cycles(geometry: Geometry, multiplier: int, rows: int, cols: int) -> int:
+    """Cycles per frame of a depthwise stage on ``rows x cols`` multipliers
+    (:func:`~accel.plan.blocks.depthwise_frame_cycles`)."""
+    lanes = depthwise_lane_count(rows, cols, multiplier)
+    return depthwise_frame_cycles((geometry.out_h, geometry.out_w), geometry.kernel,
+                                  geometry.in_channels, lanes)
+
+
+def _smallest_depthwise(geometry: Geometry, multiplier: int, max_rows: int, max_cols: int,
+                        target: int) -> tuple[int, int]:
+    """As :func:`_smallest_array` for a depthwise stage: the fewest PEs (``L * m``), then the
+    smallest budget, that finish within ``target``; the fastest budget if none does."""
+    best = None
+    for rows in range(1, max_rows + 1):
+        for cols in range(1, max_cols + 1):
+            lanes = depthwise_lane_count(rows, cols, multiplier)
+            if lanes == 0:
+                continue
+            cycles = depthwise_stage_cycles(geometry, multiplier, rows, cols)
+            pes = lanes * multiplier
+            key = (cycles > target, pes if cycles <= target else cycles, cycles,
+                   rows * cols)
+            if best is None or key < best[0]:
+                best = (key, (rows, cols))
+    return best[1]
+
+
+def _stage_size(layer, geometry: Geometry, max_rows: int, max_cols: int,
+                target: int) -> tuple[int, int, int]:
+    """``(rows, cols, cycles)`` of the stage the planner gives ``layer`` for ``target``."""
+    if isinstance(layer, QDepthwiseConv2D):
+        mult = layer.weights.shape[3]
+        rows, cols = _smallest_depthwise(geometry, mult, max_rows, max_cols, target)
+        return rows, cols, depthwise_stage_cycles(geometry, mult, rows, cols)
+    rows, cols = _smallest_array(geometry, max_rows, max_cols, target)
+    return rows, cols, stage_cycles(geometry, rows, cols)[0]
+
+
+#: Layers that become stages with PEs (the others: pooling stages).
+_PE_LAYERS = (QConv2D, QDense, QDepthwiseConv2D)
+
+
+def _pool_geometry(layer, info) -> Geometry:
+    h, w, c = info.input_shape
+    if isinstance(layer, QMean):
+        return Geometry(h, w, c, (h, w), (1, 1), "valid", 1, 1, c)
+    oh, ow, _ = info.output_shape
+    return Geometry(h, w, c, tuple(layer.pool_size), tuple(layer.strides), layer.padding,
+                    oh, ow, c)
+
+
+def _pool_stage(layer, g: Geometry, lanes: int, common: dict, tensor: str) -> PoolStagePlan:
+    """A stand-alone pooling stage reading ``tensor`` at ``lanes`` values per beat."""
+    bits, zp = layer.output.bits, layer.output.zero_point
+    if isinstance(layer, QMean):
+        unit = MeanPlan.build(height=g.in_h, width=g.in_w, channels=g.in_channels, lanes=lanes,
+                              input_zero_point=layer.input.zero_point, output_zero_point=zp,
+                              multiplier=int(layer.multiplier), shift=int(layer.shift),
+                              keep_dims=bool(layer.keepdims))
+        cycles = g.in_h * g.in_w * math.ceil(g.in_channels / lanes)
+    else:
+        args = dict(height=g.in_h, width=g.in_w, channels=g.in_channels, pool=g.kernel,
+                    strides=g.strides, padding=g.padding, lanes=lanes, bits=bits)
+        if isinstance(layer, QAvgPool2D):
+            unit = AvgPoolPlan.build(**args, act_min=layer.act_min, act_max=layer.act_max,
+                                     zero_point=zp)
+        else:
+            unit = PoolPlan.build(**args, zero_point=zp)
+        cycles = pool_stage_cycles(g.in_h, g.in_w, g.in_channels, lanes, g.kernel, g.strides,
+                                   g.padding)
+    return PoolStagePlan(pool=None, rows=0, cols=0, cycles=cycles, macs=0, inputs=(tensor,),
+                         output=layer.name, lanes=lanes, unit=unit, **common)
+
+
 def _regroups(tensor: str, channels: int, lanes_in: int, lanes_out: int, bits: int,
               fill: int, suffix: str = "") -> tuple[list[RegroupPlan], str]:
     """The regroup from ``lanes_in`` to ``lanes_out`` values per beat (none if equal), and the
@@ -417,7 +723,7 @@ def make_plan(qnet: QuantizedNetwork, max_rows: int, max_cols: int, *,
     ``allow_wide=False`` keeps every float requantization on the 53-bit float datapath
     instead of a proven-exact integer multiplier (:func:`accel.plan.lower.requant_plan`).
     """
-    from .lower import lower_stage_blocks
+    from .lower import lower_depthwise_blocks, lower_stage_blocks
 
     if max_rows < 1 or max_cols < 1:
         raise AccelError(f"array must be at least 1x1, not {max_rows}x{max_cols}")
@@ -428,33 +734,70 @@ def make_plan(qnet: QuantizedNetwork, max_rows: int, max_cols: int, *,
     hw_layers = [layer for layer in qnet.layers if not isinstance(layer, QSoftmax)]
     for position, layer in enumerate(hw_layers):
         where = f"layer {position} ({layer.name})"
-        if isinstance(layer, (QConv2D, QDense)):
+        if isinstance(layer, QDepthwiseConv2D) and \
+                max_rows * max_cols < layer.weights.shape[3]:
+            raise AccelError(f"{where}: a depthwise layer with depth_multiplier "
+                             f"{layer.weights.shape[3]} needs an array of at least that many "
+                             f"PEs, not {max_rows}x{max_cols}")
+        if isinstance(layer, (QConv2D, QDense, QDepthwiseConv2D)):
             compute.append([layer, _geometry(layer, infos[layer.name]), None])
-        elif isinstance(layer, QMaxPool2D):
-            if not compute or compute[-1][2] is not None or \
-                    hw_layers[position - 1] is not compute[-1][0]:
-                raise AccelError(f"{where}: a max pool must directly follow a Conv2D to be "
-                                 f"fused into its stage")
-            compute[-1][2] = layer
+        elif isinstance(layer, QMaxPool2D) and compute and compute[-1][2] is None and \
+                isinstance(compute[-1][0], QConv2D) and hw_layers[position - 1] is compute[-1][0]:
+            compute[-1][2] = layer  # fused into the convolution's stage
+        elif isinstance(layer, (QMaxPool2D, QAvgPool2D, QMean)):
+            if isinstance(layer, QMaxPool2D) and (layer.act_min > layer.input.qmin
+                                                  or layer.act_max < layer.input.qmax):
+                raise AccelError(f"{where}: a stand-alone max pool cannot clamp to "
+                                 f"[{layer.act_min}, {layer.act_max}]; put the activation "
+                                 f"before the pool")
+            compute.append([layer, _pool_geometry(layer, infos[layer.name]), None])
         elif isinstance(layer, QFlatten):
             continue
-        else:  # pragma: no cover - qnet only holds the types above
+        else:  # average pools, PAD, Add, ...: not planned yet
             raise AccelError(f"{where}: {layer.kind} has no hardware lowering")
     if not compute:
         raise AccelError(f"{qnet.name}: no Conv2D or Dense layer to put in hardware")
     # The heaviest layer gets the whole array; its cycles set the interval everyone meets.
-    fastest = [stage_cycles(g, *_smallest_array(g, max_rows, max_cols, 0))[0]
-               for _, g, _ in compute]
+    if not any(isinstance(layer, _PE_LAYERS) for layer, _, _ in compute):
+        raise AccelError(f"{qnet.name}: no Conv2D, DepthwiseConv2D or Dense layer to put in "
+                         f"hardware")
+    fastest = [_stage_size(layer, g, max_rows, max_cols, 0)[2] for layer, g, _ in compute
+               if isinstance(layer, _PE_LAYERS)]
     target = max(fastest)
     stages, regroups = [], []
     # The stream arriving at each point: tensor name, channels per "pixel", lanes, bits.
     tensor, channels, lanes, bits = "input", qnet.input_shape[-1], 1, qnet.input.bits
     for index, (layer, geometry, pool) in enumerate(compute):
+        kh, kw = geometry.kernel
+        fill = layer.input.zero_point
+        common = dict(index=index, layer=layer.name, kind=layer.kind, geometry=geometry,
+                      in_bits=layer.input.bits, out_bits=layer.output.bits,
+                      in_zero_point=layer.input.zero_point,
+                      out_zero_point=layer.output.zero_point,
+                      out_scale=float(layer.output.scale))
+        if isinstance(layer, (QMaxPool2D, QAvgPool2D, QMean)):
+            stage = _pool_stage(layer, geometry, lanes, common, tensor)
+            stages.append(stage)
+            tensor, bits = layer.name, layer.output.bits
+            continue
+        if isinstance(layer, QDepthwiseConv2D):
+            rows, cols, cycles = _stage_size(layer, geometry, max_rows, max_cols, target)
+            blocks = lower_depthwise_blocks(layer, geometry, rows, cols,
+                                            allow_wide=allow_wide)
+            chain, tensor = _regroups(tensor, channels, lanes, blocks["depthwise"].lanes, bits,
+                                      fill)
+            regroups += chain
+            stage = DepthwiseStagePlan(
+                pool=None, rows=rows, cols=cols, cycles=cycles,
+                macs=geometry.out_h * geometry.out_w * geometry.filters * kh * kw,
+                inputs=(tensor,), output=layer.name, **common, **blocks)
+            stages.append(stage)
+            tensor, channels, lanes, bits = (layer.name, geometry.filters, stage.out_lanes,
+                                             layer.output.bits)
+            continue
         rows, cols = _smallest_array(geometry, max_rows, max_cols, target)
         cycles, k_tiles, f_tiles = stage_cycles(geometry, rows, cols)
-        kh, kw = geometry.kernel
         macs = geometry.out_h * geometry.out_w * geometry.filters * kh * kw * geometry.in_channels
-        fill = layer.input.zero_point
         if isinstance(layer, QDense):
             # Split every pixel into single values (dropping its padding lanes), then pack the
             # whole flattened image ``rows`` values per beat (the stream is in flatten order).
@@ -467,12 +810,9 @@ def make_plan(qnet: QuantizedNetwork, max_rows: int, max_cols: int, *,
             regroups += chain
         output = pool.name if pool is not None else layer.name
         stages.append(StagePlan(
-            index=index, layer=layer.name, pool=pool.name if pool else None,
-            kind=layer.kind, geometry=geometry, rows=rows, cols=cols, k_tiles=k_tiles,
+            pool=pool.name if pool else None, rows=rows, cols=cols, k_tiles=k_tiles,
             f_tiles=f_tiles, cycles=cycles, macs=macs, inputs=(tensor,), output=output,
-            in_bits=layer.input.bits, out_bits=layer.output.bits,
-            in_zero_point=layer.input.zero_point, out_zero_point=layer.output.zero_point,
-            out_scale=float(layer.output.scale),
+            **common,
             **lower_stage_blocks(layer, pool, geometry, rows, cols, k_tiles, f_tiles,
                                  allow_wide=allow_wide),
         ))
@@ -495,6 +835,38 @@ def _memories_json(stage: StagePlan) -> list[dict]:
     return [memory.to_json() for memory in stage.memories]
 
 
+def _stage_json(s: StagePlan | DepthwiseStagePlan | PoolStagePlan) -> dict:
+    common = {
+        "index": s.index, "layer": s.layer, "pool": s.pool, "kind": s.kind,
+        "inputs": list(s.inputs), "output_tensor": s.output,
+        "input": [s.geometry.in_h, s.geometry.in_w, s.geometry.in_channels],
+        "output": [s.geometry.out_h, s.geometry.out_w, s.geometry.filters],
+        "kernel": list(s.geometry.kernel), "strides": list(s.geometry.strides),
+        "padding": s.geometry.padding, "array": [s.rows, s.cols], "pes": s.pes,
+        "lanes": [s.in_lanes, s.out_lanes], "macs": s.macs,
+        "cycles": s.cycles, "ideal_cycles": s.ideal_cycles,
+        "utilization": s.utilization, "memory_bits": s.memory_bits,
+        "memories": _memories_json(s),
+        "multipliers": s.multipliers,
+        "bram_blocks": {f: s.bram_blocks(f) for f in FAMILIES},
+        "requant": s.requant.to_json() if s.requant is not None else None,
+        "latency": s.latencies,
+        "line_buffer_rows": s.window.buffer_rows if s.window is not None else 0,
+    }
+    if isinstance(s, PoolStagePlan):
+        return common
+    if isinstance(s, DepthwiseStagePlan):
+        d = s.depthwise
+        return {**common, "depth_multiplier": d.depth_multiplier, "groups": d.groups,
+                "input_bits": 9, "weight_bits": 8, "acc_bits": d.acc_bits,
+                "fifo_depths": {"depthwise": d.fifo.words + 1,
+                                "requant": s.requant.fifo_depth}}
+    return {**common, "k_tiles": s.k_tiles, "f_tiles": s.f_tiles,
+            "input_bits": s.array.input_bits, "weight_bits": s.array.weight_bits,
+            "acc_bits": s.accumulator.acc_bits, "psum_bits": list(s.array.psum_bits),
+            "fifo_depths": {"array": s.array.fifo_depth, "requant": s.requant.fifo_depth}}
+
+
 def plan_dict(plan: NetworkPlan) -> dict:
     """The plan as one JSON-ready object (``accel plan --json`` and the sidecar)."""
     return {
@@ -504,27 +876,7 @@ def plan_dict(plan: NetworkPlan) -> dict:
         "output_layer": plan.output_layer,
         "input_tensor": plan.input_tensor,
         "output_tensor": plan.output_tensor,
-        "stages": [{
-            "index": s.index, "layer": s.layer, "pool": s.pool, "kind": s.kind,
-            "inputs": list(s.inputs), "output_tensor": s.output,
-            "input": [s.geometry.in_h, s.geometry.in_w, s.geometry.in_channels],
-            "output": [s.geometry.out_h, s.geometry.out_w, s.geometry.filters],
-            "kernel": list(s.geometry.kernel), "strides": list(s.geometry.strides),
-            "padding": s.geometry.padding, "array": [s.rows, s.cols], "pes": s.pes,
-            "k_tiles": s.k_tiles, "f_tiles": s.f_tiles, "macs": s.macs,
-            "cycles": s.cycles, "ideal_cycles": s.ideal_cycles,
-            "utilization": s.utilization, "memory_bits": s.memory_bits,
-            "memories": _memories_json(s),
-            "multipliers": s.multipliers,
-            "bram_blocks": {f: s.bram_blocks(f) for f in FAMILIES},
-            "input_bits": s.array.input_bits, "weight_bits": s.array.weight_bits,
-            "acc_bits": s.accumulator.acc_bits,
-            "psum_bits": list(s.array.psum_bits),
-            "requant": s.requant.to_json(),
-            "latency": s.latencies,
-            "fifo_depths": {"array": s.array.fifo_depth, "requant": s.requant.fifo_depth},
-            "line_buffer_rows": s.window.buffer_rows if s.window is not None else 0,
-        } for s in plan.stages],
+        "stages": [_stage_json(s) for s in plan.stages],
         "regroups": [r.to_json() for r in plan.regroups],
         "pes": plan.pes,
         "macs": plan.macs,
@@ -533,6 +885,7 @@ def plan_dict(plan: NetworkPlan) -> dict:
         "input_cycles": plan.input_cycles,
         "interval_cycles": plan.interval_cycles,
         "latency_cycles": plan.latency_cycles,
+        "latency_exact": plan.latency_exact,
         "ideal_cycles": plan.ideal_cycles,
         "interval_vs_ideal": plan.interval_cycles / plan.ideal_cycles,
         "memory_bits": plan.memory_bits,

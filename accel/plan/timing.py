@@ -150,9 +150,29 @@ def _conv_feeds(stage, offered: list[int]) -> tuple[list[int], list[int]]:
     return accepted, issue
 
 
+def _estimated_stage_times(stage, times: list[int]) -> tuple[list[int], list[int]]:
+    """An estimate for the stage kinds this model does not follow beat by beat yet (depthwise
+    and stand-alone pooling stages): the stage takes its input as offered, and its output beats
+    are spread evenly over its cycles per frame, none before the input it needs (in proportion)
+    plus the stage's pipeline latency. Not exact: :attr:`NetworkPlan.latency_exact` says so."""
+    g = stage.geometry
+    beats = g.out_h * g.out_w * ceil_div(g.filters, stage.out_lanes)
+    latency = sum(stage.latencies.values()) if hasattr(stage, "latencies") else 0
+    spacing = stage.cycles / beats
+    start = times[0] + latency
+    out, n = [], len(times)
+    for k in range(beats):
+        needed = times[min(n - 1, math.ceil((k + 1) * n / beats) - 1)] + latency
+        t = max(start + round(k * spacing), needed, out[-1] + 1 if out else 0)
+        out.append(t)
+    return list(times), out
+
+
 def _stage_times(stage, times: list[int]) -> tuple[list[int], list[int]]:
     """``(accepted, out)``: when ``stage`` takes each input beat offered at ``times``, and when
     it offers each output beat."""
+    if not hasattr(stage, "k_tiles"):  # a depthwise or stand-alone pooling stage
+        return _estimated_stage_times(stage, times)
     kt, ft = stage.k_tiles, stage.f_tiles
     if stage.window is None:  # Dense: the window is the whole input vector
         accepted = list(times)

@@ -24,7 +24,7 @@ ROM_FILE_WORDS = 1 << 20
 
 def rom_words(case: HarnessCase) -> int:
     """Weights in the accelerator plus golden words in the harness: the ROM bulk of the case."""
-    weights = sum(stage.plan.array.weights.size for stage in case.harness.accelerator.stages)
+    weights = sum(stage.plan.weight_count for stage in case.harness.accelerator.stages)
     return weights + sum(len(words) for words in case.harness.expected)
 
 

@@ -198,7 +198,7 @@ class SimHarness(wiring.Component):
 
             # When the stage's array took the first and the last beat of each image: its own
             # busy span, to check the cycle model stage by stage.
-            feed = stage.array.i
+            feed, frame_end = stage.feed
             feed_fire = feed.valid & feed.ready
             feed_frame = Signal(range(self.n_images + 1), name=f"feed_frame{s}")
             in_frame = Signal(name=f"in_frame{s}")
@@ -209,12 +209,12 @@ class SimHarness(wiring.Component):
                 spans.append(ram.write_port())
                 (feed_first_reads if which == "first" else feed_last_reads).append(
                     ram.read_port(domain="comb"))
-            frame_end = feed.payload.tag[2]
             m.d.comb += [
                 spans[0].addr.eq(feed_frame), spans[0].data.eq(cycles),
-                spans[0].en.eq(feed_fire & ~in_frame),
+                # Beats past the last image (a generator running ahead) must not wrap around.
+                spans[0].en.eq(feed_fire & ~in_frame & (feed_frame < self.n_images)),
                 spans[1].addr.eq(feed_frame), spans[1].data.eq(cycles),
-                spans[1].en.eq(feed_fire & frame_end),
+                spans[1].en.eq(feed_fire & frame_end & (feed_frame < self.n_images)),
             ]
             with m.If(feed_fire):
                 m.d.sync += in_frame.eq(~frame_end)

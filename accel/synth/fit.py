@@ -72,7 +72,7 @@ class StageEstimate:
     layer: str
     rows: int
     cols: int
-    requant_mode: RequantMode
+    requant_mode: RequantMode | None  # None: a pooling stage
     multipliers: int
     bram_blocks: int
     memory_bits: int
@@ -84,7 +84,8 @@ class StageEstimate:
 
     def to_json(self) -> dict:
         return {"stage": self.stage, "layer": self.layer, "array": f"{self.rows}x{self.cols}",
-                "pes": self.pes, "requant_mode": str(self.requant_mode),
+                "pes": self.pes,
+                "requant_mode": None if self.requant_mode is None else str(self.requant_mode),
                 "multipliers": self.multipliers, "bram_blocks": self.bram_blocks,
                 "memory_bits": self.memory_bits, "luts": self.luts}
 
@@ -141,9 +142,11 @@ def stage_estimate(stage: StagePlan, family: str) -> StageEstimate:
     """One stage's multipliers, block RAMs, memory bits (all read from the plan) and LUTs."""
     lut_memory_bits = sum(m.lut_bits(family) for m in stage.memories
                           if m.name not in _IN_STAGE_COST)
-    mode = stage.requant.mode
+    # A pooling stage has no requantizer: its lanes cost about an accumulator lane each.
+    mode = stage.requant.mode if stage.requant is not None else None
     costs = _LUTS[family]
-    luts = (stage.pes * costs["pe"] + stage.cols * (costs["requant"][mode] + costs["acc_lane"])
+    luts = (stage.pes * costs["pe"]
+            + stage.out_lanes * ((costs["requant"][mode] if mode else 0) + costs["acc_lane"])
             + costs["stage"] + lut_memory_bits // 8)
     return StageEstimate(
         stage=stage.index, layer=stage.layer, rows=stage.rows, cols=stage.cols,
@@ -197,7 +200,7 @@ def _advice(resource: str, plan: NetworkPlan, board: Board, needed: int) -> str:
 
 def layer_bits(plan: NetworkPlan) -> list[int]:
     """The weight widths of the plan's stages."""
-    return [s.array.weight_bits for s in plan.stages] or [8]
+    return [s.weight_bits for s in plan.stages] or [8]
 
 
 def check_fit(plan: NetworkPlan, board: Board) -> FitEstimate:
