@@ -4,7 +4,7 @@ and convert each to a fully-int8 TFLite model.
 
 Run with a Python that has TensorFlow (NOT the project's .venv; see README.md here)::
 
-    /work/tfenv/bin/python examples/mlperf_tiny/make_models.py
+    ../tfenv/bin/python examples/mlperf_tiny/make_models.py
 
 then record the reference interpreter's tensors with the project venv (no TensorFlow)::
 
