@@ -119,6 +119,24 @@ def _require_rank(layer: Layer, shape: Shape, rank: int) -> None:
         raise ValueError(f"{layer.type_name} needs {what} input, got {shape}{hint}")
 
 
+def _window(input_shape: Shape, field_name: str, size, strides, padding: str) -> Window2D:
+    """The sliding window of a conv or pool over an (h, w, c) input; an impossible window is a
+    ``ValueError`` naming the size field."""
+    try:
+        return window_2d(input_shape[:2], size, strides, padding)
+    except ValueError as e:
+        raise ValueError(f"{field_name} {size}: {e}") from None
+
+
+def _normalize_kernel_fields(layer: Layer) -> None:
+    """Validates and normalizes the fields Conv2D and DepthwiseConv2D share."""
+    object.__setattr__(layer, "kernel_size", _pair("kernel_size", layer.kernel_size))
+    object.__setattr__(layer, "strides", _pair("strides", layer.strides))
+    object.__setattr__(layer, "padding", _choice("padding", layer.padding, PADDINGS))
+    object.__setattr__(layer, "activation", _activation(layer.activation))
+    _bool("use_bias", layer.use_bias)
+
+
 def _input_names(value: object) -> tuple[str, ...]:
     """``inputs`` as given in a spec: a non-empty list of layer names (or ``input``)."""
     if isinstance(value, str) or not isinstance(value, (list, tuple)) or not value or not all(
@@ -188,11 +206,7 @@ class Conv2D(Layer):
     def __post_init__(self):
         super().__post_init__()
         _positive_int("filters", self.filters)
-        object.__setattr__(self, "kernel_size", _pair("kernel_size", self.kernel_size))
-        object.__setattr__(self, "strides", _pair("strides", self.strides))
-        object.__setattr__(self, "padding", _choice("padding", self.padding, PADDINGS))
-        object.__setattr__(self, "activation", _activation(self.activation))
-        _bool("use_bias", self.use_bias)
+        _normalize_kernel_fields(self)
 
     @property
     def activation_name(self) -> str:
@@ -200,11 +214,8 @@ class Conv2D(Layer):
 
     def infer(self, input_shape: Shape) -> Inferred:
         _require_rank(self, input_shape, 3)
-        h, w, cin = input_shape
-        try:
-            window = window_2d((h, w), self.kernel_size, self.strides, self.padding)
-        except ValueError as e:
-            raise ValueError(f"kernel_size {self.kernel_size}: {e}") from None
+        cin = input_shape[2]
+        window = _window(input_shape, "kernel_size", self.kernel_size, self.strides, self.padding)
         kh, kw = self.kernel_size
         oh, ow = window.out_shape
         params = kh * kw * cin * self.filters + (self.filters if self.use_bias else 0)
@@ -218,15 +229,15 @@ class Conv2D(Layer):
 
 
 @dataclass(frozen=True)
-class MaxPooling2D(Layer):
-    """Max pooling; ``strides`` defaults to ``pool_size`` as in Keras."""
+class _Pooling2D(Layer):
+    """What max and average pooling share: a window per channel; ``strides`` defaults to
+    ``pool_size`` as in Keras."""
 
     pool_size: tuple[int, int] = (2, 2)
     strides: tuple[int, int] | None = None
     padding: str = "valid"
     name: str | None = None
     inputs: tuple[str, ...] | None = None
-    type_name: ClassVar[str] = "MaxPooling2D"
 
     def __post_init__(self):
         super().__post_init__()
@@ -238,12 +249,15 @@ class MaxPooling2D(Layer):
 
     def infer(self, input_shape: Shape) -> Inferred:
         _require_rank(self, input_shape, 3)
-        h, w, c = input_shape
-        try:
-            window = window_2d((h, w), self.pool_size, self.strides, self.padding)
-        except ValueError as e:
-            raise ValueError(f"pool_size {self.pool_size}: {e}") from None
-        return Inferred(output_shape=(*window.out_shape, c), window=window)
+        window = _window(input_shape, "pool_size", self.pool_size, self.strides, self.padding)
+        return Inferred(output_shape=(*window.out_shape, input_shape[2]), window=window)
+
+
+@dataclass(frozen=True)
+class MaxPooling2D(_Pooling2D):
+    """Max pooling; ``strides`` defaults to ``pool_size`` as in Keras."""
+
+    type_name: ClassVar[str] = "MaxPooling2D"
 
 
 @dataclass(frozen=True)
@@ -423,12 +437,8 @@ class DepthwiseConv2D(Layer):
 
     def __post_init__(self):
         super().__post_init__()
-        object.__setattr__(self, "kernel_size", _pair("kernel_size", self.kernel_size))
-        object.__setattr__(self, "strides", _pair("strides", self.strides))
-        object.__setattr__(self, "padding", _choice("padding", self.padding, PADDINGS))
+        _normalize_kernel_fields(self)
         _positive_int("depth_multiplier", self.depth_multiplier)
-        object.__setattr__(self, "activation", _activation(self.activation))
-        _bool("use_bias", self.use_bias)
 
     @property
     def activation_name(self) -> str:
@@ -436,11 +446,8 @@ class DepthwiseConv2D(Layer):
 
     def infer(self, input_shape: Shape) -> Inferred:
         _require_rank(self, input_shape, 3)
-        h, w, cin = input_shape
-        try:
-            window = window_2d((h, w), self.kernel_size, self.strides, self.padding)
-        except ValueError as e:
-            raise ValueError(f"kernel_size {self.kernel_size}: {e}") from None
+        cin = input_shape[2]
+        window = _window(input_shape, "kernel_size", self.kernel_size, self.strides, self.padding)
         kh, kw = self.kernel_size
         oh, ow = window.out_shape
         cout = cin * self.depth_multiplier
@@ -454,33 +461,11 @@ class DepthwiseConv2D(Layer):
 
 
 @dataclass(frozen=True)
-class AveragePooling2D(Layer):
+class AveragePooling2D(_Pooling2D):
     """Average pooling; ``strides`` defaults to ``pool_size`` as in Keras. With ``same``
     padding an edge window averages only its in-image values (Keras and TFLite alike)."""
 
-    pool_size: tuple[int, int] = (2, 2)
-    strides: tuple[int, int] | None = None
-    padding: str = "valid"
-    name: str | None = None
-    inputs: tuple[str, ...] | None = None
     type_name: ClassVar[str] = "AveragePooling2D"
-
-    def __post_init__(self):
-        super().__post_init__()
-        pool = _pair("pool_size", self.pool_size)
-        object.__setattr__(self, "pool_size", pool)
-        strides = pool if self.strides is None else _pair("strides", self.strides)
-        object.__setattr__(self, "strides", strides)
-        object.__setattr__(self, "padding", _choice("padding", self.padding, PADDINGS))
-
-    def infer(self, input_shape: Shape) -> Inferred:
-        _require_rank(self, input_shape, 3)
-        h, w, c = input_shape
-        try:
-            window = window_2d((h, w), self.pool_size, self.strides, self.padding)
-        except ValueError as e:
-            raise ValueError(f"pool_size {self.pool_size}: {e}") from None
-        return Inferred(output_shape=(*window.out_shape, c), window=window)
 
 
 @dataclass(frozen=True)
