@@ -205,19 +205,28 @@ class QDense(QLayer):
 
 
 @dataclass(frozen=True, eq=False)
-class QMaxPool2D(QLayer):
-    """Max pooling; output quantization equals the input's; ``act_min``/``act_max`` clamp."""
+class _QPool2D(QLayer):
+    """What the max and average pools share: the window and the output clamp."""
 
-    kind: ClassVar[str] = "max_pool2d"
     pool_size: tuple[int, int] = (2, 2)
     strides: tuple[int, int] = (2, 2)
     padding: str = "valid"
     act_min: int = -128
     act_max: int = 127
+    #: The spec layer class this pool is the integer form of.
+    spec_class: ClassVar[type[Layer]]
 
     def spec(self) -> Layer:
-        return MaxPooling2D(pool_size=self.pool_size, strides=self.strides,
-                            padding=self.padding, name=self.name, inputs=self.inputs)
+        return self.spec_class(pool_size=self.pool_size, strides=self.strides,
+                               padding=self.padding, name=self.name, inputs=self.inputs)
+
+
+@dataclass(frozen=True, eq=False)
+class QMaxPool2D(_QPool2D):
+    """Max pooling; output quantization equals the input's; ``act_min``/``act_max`` clamp."""
+
+    kind: ClassVar[str] = "max_pool2d"
+    spec_class: ClassVar[type[Layer]] = MaxPooling2D
 
 
 @dataclass(frozen=True, eq=False)
@@ -265,21 +274,13 @@ class QDepthwiseConv2D(QLayer):
 
 
 @dataclass(frozen=True, eq=False)
-class QAvgPool2D(QLayer):
+class QAvgPool2D(_QPool2D):
     """Average pooling (TFLite AVERAGE_POOL_2D): the mean of the in-image codes rounded half
     away from zero, clamped to ``act_min``/``act_max``; no requantization (the codes are
     written under ``output``, which TFLite expects to equal ``input``)."""
 
     kind: ClassVar[str] = "avg_pool2d"
-    pool_size: tuple[int, int] = (2, 2)
-    strides: tuple[int, int] = (2, 2)
-    padding: str = "valid"
-    act_min: int = -128
-    act_max: int = 127
-
-    def spec(self) -> Layer:
-        return AveragePooling2D(pool_size=self.pool_size, strides=self.strides,
-                                padding=self.padding, name=self.name, inputs=self.inputs)
+    spec_class: ClassVar[type[Layer]] = AveragePooling2D
 
 
 @dataclass(frozen=True, eq=False)
