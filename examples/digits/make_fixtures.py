@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 import time
 from pathlib import Path
@@ -37,6 +36,9 @@ keras = tf.keras
 layers = keras.layers
 
 OUT = Path(__file__).resolve().parent
+sys.path.insert(0, str(OUT.parent))
+from reference_records import quantize_input, sanitize, tensor_record  # noqa: E402
+
 SEED = 0
 N_CALIB = 200  # representative-dataset images (first 200 of the training split)
 N_STORE = {"digits_cnn": 32}  # images whose every tensor is stored; default below
@@ -183,30 +185,6 @@ def fc_weight_scale_counts(tfl: bytes) -> list[int]:
 
 
 # --------------------------------------------------------------------------- reference run
-def sanitize(idx: int, name: str) -> str:
-    s = re.sub(r"[^0-9A-Za-z]+", "_", name).strip("_")
-    return f"t{idx:03d}_{s[:60]}"
-
-
-def quantize_input(x: np.ndarray, scale: float, zp: int) -> np.ndarray:
-    v = x.astype(np.float64) / scale
-    r = np.sign(v) * np.floor(np.abs(v) + 0.5)  # round half away from zero
-    return np.clip(r + zp, -128, 127).astype(np.int8)
-
-
-def tensor_record(t: dict) -> dict:
-    qp = t["quantization_parameters"]
-    return {
-        "index": int(t["index"]),
-        "name": t["name"],
-        "dtype": np.dtype(t["dtype"]).name,
-        "shape": [int(v) for v in t["shape"]],
-        "scales": [float(v) for v in qp["scales"]],
-        "zero_points": [int(v) for v in qp["zero_points"]],
-        "quantized_dimension": int(qp["quantized_dimension"]),
-    }
-
-
 def run_reference(name: str, tfl_path: Path, x_te: np.ndarray, y_te: np.ndarray, n_store: int):
     it = Interpreter(
         model_path=str(tfl_path),

@@ -24,7 +24,6 @@ examples/digits/*_expected.{npz,json} (see examples/digits/README.md):
 from __future__ import annotations
 
 import json
-import re
 import sys
 from collections import Counter
 from pathlib import Path
@@ -34,38 +33,15 @@ import tflite
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
 OUT = Path(__file__).resolve().parent
-sys.path.insert(0, str(OUT))
+sys.path[:0] = [str(OUT), str(OUT.parent)]
 import inputs  # noqa: E402
+from reference_records import quantize_input, sanitize, tensor_record  # noqa: E402
 
 N_SAMPLES = {"ic_resnet8": 2, "kws_ds_cnn": 2, "vww_mobilenet_v1": 1}  # size budget; default below
 N_SAMPLES_DEFAULT = 4
 
 
 # --------------------------------------------------------------------------- reference run
-def sanitize(idx: int, name: str) -> str:
-    s = re.sub(r"[^0-9A-Za-z]+", "_", name).strip("_")
-    return f"t{idx:03d}_{s[:60]}"
-
-
-def quantize_input(x: np.ndarray, scale: float, zp: int) -> np.ndarray:
-    v = x.astype(np.float64) / scale
-    r = np.sign(v) * np.floor(np.abs(v) + 0.5)  # round half away from zero
-    return np.clip(r + zp, -128, 127).astype(np.int8)
-
-
-def tensor_record(t: dict) -> dict:
-    qp = t["quantization_parameters"]
-    return {
-        "index": int(t["index"]),
-        "name": t["name"],
-        "dtype": np.dtype(t["dtype"]).name,
-        "shape": [int(v) for v in t["shape"]],
-        "scales": [float(v) for v in qp["scales"]],
-        "zero_points": [int(v) for v in qp["zero_points"]],
-        "quantized_dimension": int(qp["quantized_dimension"]),
-    }
-
-
 def run_reference(name: str, n: int) -> dict:
     path = OUT / f"{name}.tflite"
     it = Interpreter(
