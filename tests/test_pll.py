@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """PLL settings (accel/synth/pll.py): the vendor ranges hold for every request, the frequency
 follows from the dividers, and the settings equal those of the open tools' own calculators
 (``yowasp-ecppll``, ``yowasp-icepll``, Apicula's ``gowin_pll``), run here as oracles."""
@@ -15,7 +16,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from accel.errors import AccelError
-from accel.synth.pll import Pll, choose_clock, ecp5_phase_output, ecp5_pll, gowin_pll, ice40_pll
+from accel.synth.pll import (
+    Pll,
+    PllClock,
+    choose_clock,
+    ecp5_phase_output,
+    ecp5_pll,
+    gowin_pll,
+    ice40_pll,
+)
 
 BIN = Path(sys.executable).parent
 
@@ -197,3 +206,33 @@ def test_ecp5_phase_output_errors():
     with pytest.raises(AccelError, match=r"^a phase-shifted second output needs an ECP5 "
                                          r"EHXPLLL, not SB_PLL40_PAD$"):
         ecp5_phase_output(ice40_pll(12, 30), 90)
+
+
+def test_pll_clock_phase_domain_elaborates():
+    """The phase domain is CLKOS of the one EHXPLLL, with the dividers and phase of
+    ecp5_phase_output, and reaches a pin's ODDRX1F in the top."""
+    from amaranth import ClockSignal, Const, Elaboratable, Instance, Module
+    from amaranth_boards.ulx3s import ULX3S_85F_Platform
+
+    class PinClock(Elaboratable):
+        def elaborate(self, platform):
+            m = Module()
+            led = platform.request("led", 0, dir="-")
+            m.submodules.oddr = Instance("ODDRX1F", i_SCLK=ClockSignal("sdram"), i_RST=Const(0),
+                                         i_D0=Const(1), i_D1=Const(0), o_Q=led.io)
+            return m
+
+    pll = ecp5_phase_output(ecp5_pll(25, 100), 90)
+    plan = ULX3S_85F_Platform().prepare(PllClock(pll=pll, top=PinClock(), phase_domain="sdram"),
+                                        name="top")
+    rtlil = plan.files["top.il"]
+    start = rtlil.index("cell \\EHXPLLL ")
+    body = rtlil[start:rtlil.index("\n  end\n", start)]
+    for key, value in (("CLKOS_DIV", 6), ("CLKOS_CPHASE", 3), ("CLKOS_FPHASE", 4),
+                       ("CLKOP_CPHASE", 2)):
+        assert re.search(rf"parameter \\{key} {value}\n", body), (key, body)
+    assert re.search(r'parameter \\CLKOS_ENABLE "ENABLED"', body), body
+    assert "connect \\CLKOS " in body
+    with pytest.raises(ValueError, match=r"^phase_domain 'sdram' needs a PLL with a "
+                                         r"phase-shifted second output"):
+        PllClock(pll=ecp5_pll(25, 100), top=PinClock(), phase_domain="sdram")

@@ -315,7 +315,7 @@ class PllClock(Elaboratable):
         if self.phase_domain is not None:
             # Reset-less: only an output pin's ODDR runs on it (e.g. the SDRAM clock).
             clk_phase = Signal(name="pll_out_phase")
-            m.domains[self.phase_domain] = ClockDomain(self.phase_domain, reset_less=True)
+            m.domains += ClockDomain(self.phase_domain, reset_less=True)
             m.d.comb += ClockSignal(self.phase_domain).eq(clk_phase)
         pin = platform.request(platform.default_clk, dir="-")
         if pll.primitive == "SB_PLL40_PAD":

@@ -231,7 +231,8 @@ def litedram_instance(core, *, port_name: str, port, bus, init_done, init_error=
     if "sim_trace" in core.ports:
         ports["i_sim_trace"] = Const(0)
     ports.update(pins or {})
-    missing = [name[2:] for name in ports if name[2:] not in core.ports]
+    missing = [name.split("_", 1)[1] for name in ports
+               if name.split("_", 1)[1] not in core.ports]
     if missing:
         raise ValueError(f"the LiteDRAM core has no port {', '.join(missing)}")
     return Instance(core.verilog.stem, **ports)
@@ -256,6 +257,9 @@ class ULX3SWeightMemory(wiring.Component):
         board's timing needs (:class:`~accel.synth.pll.PllClock` ``phase_domain``).
     board : str
         The accel board name, for the image's flash offset.
+    leds : tuple of two int, or None
+        The board LEDs that show ``ready`` and ``error`` (the UART top uses LEDs 0 and 1);
+        None leaves the LEDs to the top.
 
     Members
     -------
@@ -264,7 +268,11 @@ class ULX3SWeightMemory(wiring.Component):
     """
 
     def __init__(self, *, core, config, max_length: int, max_burst: int = 64,
-                 sdram_clock_domain: str = "sdram", board: str = "ulx3s-85f"):
+                 sdram_clock_domain: str = "sdram", board: str = "ulx3s-85f",
+                 leds: tuple | None = (2, 3)):
+        if leds is not None and (len(leds) != 2 or not all(isinstance(k, int) for k in leds)):
+            raise ValueError(f"leds must be two LED indices or None, not {leds!r}")
+        self.leds = leds
         self.core, self.config, self.sdram_clock_domain = core, config, sdram_clock_domain
         addr_width = core.ports[f"user_port_{config.port_name}_cmd_addr"][1]
         data_width = core.ports[f"user_port_{config.port_name}_wdata_data"][1]
@@ -317,4 +325,10 @@ class ULX3SWeightMemory(wiring.Component):
             m.d.comb += buffer.o.eq(value)
         m.submodules.flash_cipo = cipo = io.Buffer("i", pins.cipo)
         m.d.comb += flash.dq_i.eq(cipo.i << 1)
+
+        if self.leds is not None:
+            for index, value in zip(self.leds, (weights.ready, weights.error), strict=True):
+                m.submodules[f"led{index}"] = led = io.Buffer(
+                    "o", platform.request("led", index, dir="-"))
+                m.d.comb += led.o.eq(value)
         return m

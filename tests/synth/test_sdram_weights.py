@@ -12,7 +12,7 @@ from collections import deque
 
 import numpy as np
 import pytest
-from amaranth import Module
+from amaranth import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -243,3 +243,30 @@ def test_bad_image_flagged_and_nothing_served(seed, corrupt):
     assert log["early"] == 0 and controller.reads == [], f"seed {seed}: a read was served"
     if corrupt == "header":
         assert controller.memory == {}, f"seed {seed}: a refused image was written"
+
+
+def test_litedram_instance_names_missing_ports():
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    from accel.hw.litedram_port import native_port_signature, wishbone_signature
+    from accel.synth.sdram_weights import litedram_instance
+
+    port = native_port_signature(25, 16).create()
+    bus = wishbone_signature().create()
+    names = ["clk", "init_done", "wb_ctrl_adr", "wb_ctrl_dat_w", "wb_ctrl_dat_r", "wb_ctrl_sel",
+             "wb_ctrl_cyc", "wb_ctrl_stb", "wb_ctrl_we", "wb_ctrl_ack", "wb_ctrl_err",
+             "wb_ctrl_cti", "wb_ctrl_bte"]
+    names += [f"user_port_weights_{n}" for n in (
+        "cmd_valid", "cmd_ready", "cmd_we", "cmd_addr", "wdata_valid", "wdata_ready",
+        "wdata_we", "wdata_data", "rdata_valid", "rdata_ready", "rdata_data")]
+    core = SimpleNamespace(ports=dict.fromkeys(names), verilog=Path("gateware/litedram_core.v"))
+    instance = litedram_instance(core, port_name="weights", port=port, bus=bus,
+                                 init_done=Signal())
+    assert instance.type == "litedram_core"
+    with pytest.raises(ValueError, match=r"^the LiteDRAM core has no port sdram_dq$"):
+        litedram_instance(core, port_name="weights", port=port, bus=bus, init_done=Signal(),
+                          pins={"io_sdram_dq": Signal(16)})
+    with pytest.raises(ValueError, match=r"^the LiteDRAM core has no port "
+                                         r"user_port_other_cmd_valid, "):
+        litedram_instance(core, port_name="other", port=port, bus=bus, init_done=Signal())
