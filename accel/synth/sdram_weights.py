@@ -39,15 +39,35 @@ from ..hw.flash_image_loader import FlashImageLoader
 from ..hw.litedram_port import LiteDRAMReader, SDRAMInit, native_port_signature, wishbone_signature
 from ..hw.litedram_writer import LiteDRAMWriter
 from ..hw.spi_flash import SPIFlashReader
+from .boards import get_board
+from .litedram import SDRAMCoreConfig
+from .pll import Pll, ecp5_phase_output, ecp5_pll
 from .weight_image import flash_offset as board_flash_offset
 
-__all__ = ["STATUS_BITS", "SDRAMWeights", "ULX3SWeightMemory", "flash_pins_signature",
-           "litedram_instance"]
+__all__ = ["SDRAM_CLOCK_PHASE_DEG", "STATUS_BITS", "SDRAMWeights", "ULX3SWeightMemory",
+           "flash_pins_signature", "litedram_instance", "weight_memory_clock"]
 
 WORD_WIDTH = 16          # the ULX3S SDRAM's data bus; the image's word width must match
 
+#: How far the SDRAM clock pin lags the system clock, in degrees: litex-boards' ULX3S target
+#: uses 90 with the full-rate GENSDRPHY (commands and data leave on the system clock's rising
+#: edge through the I/O registers; the SDRAM samples them a quarter period later).
+SDRAM_CLOCK_PHASE_DEG = 90
+
 #: Bits of the ``status`` byte (bit number -> meaning), as the UART status answer sends it.
 STATUS_BITS = {0: "ready", 1: "error", 2: "sdram_up", 3: "loaded", 4: "header_ok", 5: "crc_ok"}
+
+
+def weight_memory_clock(clock_mhz: float, *, board: str = "ulx3s-85f",
+                        module: str = "AS4C32M16") -> tuple[Pll, SDRAMCoreConfig]:
+    """The board top's clocking for the weight memory at ``clock_mhz``: the EHXPLLL setting
+    (the system clock on CLKOP, the SDRAM clock on CLKOS at :data:`SDRAM_CLOCK_PHASE_DEG`, for
+    :class:`~accel.synth.pll.PllClock` with a ``phase_domain``) and the LiteDRAM core config
+    at the clock the PLL really makes (the controller's timings are counted in its cycles)."""
+    oscillator = get_board(board).clock_mhz
+    pll = ecp5_phase_output(ecp5_pll(oscillator, clock_mhz), SDRAM_CLOCK_PHASE_DEG)
+    config = SDRAMCoreConfig(module=module, sys_clk_freq=pll.output_mhz * 1e6)
+    return pll, config
 
 
 def flash_pins_signature() -> wiring.Signature:

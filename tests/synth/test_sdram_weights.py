@@ -270,3 +270,15 @@ def test_litedram_instance_names_missing_ports():
     with pytest.raises(ValueError, match=r"^the LiteDRAM core has no port "
                                          r"user_port_other_cmd_valid, "):
         litedram_instance(core, port_name="other", port=port, bus=bus, init_done=Signal())
+
+
+def test_weight_memory_clock():
+    from accel.synth.sdram_weights import SDRAM_CLOCK_PHASE_DEG, weight_memory_clock
+
+    pll, config = weight_memory_clock(85)
+    assert pll.primitive == "EHXPLLL" and pll.output_mhz == 85
+    assert pll.phase_deg == SDRAM_CLOCK_PHASE_DEG == 90
+    assert config.sys_clk_freq == 85e6 and config.module == "AS4C32M16"
+    # 48 MHz is not reachable from 25 MHz: the core is configured for what the PLL makes.
+    pll, config = weight_memory_clock(48)
+    assert config.sys_clk_freq == pytest.approx(46.875e6) == pll.output_mhz * 1e6

@@ -25,8 +25,8 @@ from accel.hw.crc32 import CRC32
 from accel.synth import litedram
 from accel.synth.boards import get_board
 from accel.synth.build import tool_environment
-from accel.synth.pll import PllClock, ecp5_phase_output, ecp5_pll
-from accel.synth.sdram_weights import ULX3SWeightMemory
+from accel.synth.pll import PllClock
+from accel.synth.sdram_weights import ULX3SWeightMemory, weight_memory_clock
 from accel.synth.uart import UartRx, UartTx
 from accel.synth.weight_image import FLASH_LAYOUTS, HEADER_BYTES
 
@@ -46,9 +46,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.synth,
 #: The system clock asked of the PLL (MHz): the fastest this top met at nextpnr seed 1 (the
 #: measurements are in bench/sdram_weights.md); ACCEL_SDRAM_WEIGHTS_MHZ overrides it.
 CLOCK_MHZ = float(os.environ.get("ACCEL_SDRAM_WEIGHTS_MHZ", "85"))
-#: The SDRAM clock pin's lag behind the system clock: litex-boards' ULX3S target (full-rate
-#: GENSDRPHY) uses 90 degrees.
-SDRAM_PHASE_DEG = 90
 BAUD = 115_200
 
 
@@ -126,8 +123,7 @@ def test_ulx3s_weight_memory_bitstream(tmp_path):
     from amaranth_boards.ulx3s import ULX3S_85F_Platform
 
     board = get_board("ulx3s-85f")
-    pll = ecp5_phase_output(ecp5_pll(board.clock_mhz, CLOCK_MHZ), SDRAM_PHASE_DEG)
-    config = litedram.SDRAMCoreConfig(sys_clk_freq=pll.output_mhz * 1e6)
+    pll, config = weight_memory_clock(CLOCK_MHZ)
     core = litedram.generate_core(config)
     top = PllClock(pll=pll, top=_CheckTop(core, config), phase_domain="sdram")
     env = {**tool_environment(board), "AMARANTH_USE_YOSYS": "builtin"}
