@@ -25,6 +25,14 @@ its write stream, which pauses the flash clock). ``ready`` rises when the header
 are good and every write has been handed to the controller; ``error`` when either is bad.
 The writer owns the native port until then, the reader from then on: no read is taken before
 ``ready`` (``mem_cmd.ready`` is low), and none ever after ``error``.
+
+In a board top (the ULX3S's ``sync`` and ``sdram`` domains from one PLL)::
+
+    pll, config = weight_memory_clock(clock_mhz)
+    memory = ULX3SWeightMemory(core=generate_core(config), config=config, max_length=...)
+    # a stage's BurstReader: wiring.connect(m, reader.mem_cmd, memory.mem_cmd) and
+    # wiring.connect(m, memory.mem_rsp, reader.mem_rsp); UartTop(..., status=memory.status)
+    top = PllClock(pll=pll, top=board_top, phase_domain="sdram")
 """
 
 from __future__ import annotations
