@@ -342,3 +342,34 @@ def test_cli_run_wrong_image_shape(tmp_path):
     result = accel("run", "--port", "loop://", MODEL, tmp_path / "x.npy")
     assert_error(result, r"^accel: error: input shape \(16, 16, 1\) does not match the model "
                          r"input \(8, 8, 1\)")
+
+
+class _StatusPort:
+    """A port whose board answers every status request with ``answer``."""
+
+    def __init__(self, answer: bytes):
+        self.answer, self.out, self.written = answer, bytearray(b"\x5a\x01"), bytearray()
+
+    def write(self, data: bytes) -> int:
+        self.written += data
+        self.out += self.answer * data.count(link.SYNC_STATUS)
+        return len(data)
+
+    def read(self, size: int = 1) -> bytes:
+        data, self.out = bytes(self.out[:size]), self.out[size:]
+        return data
+
+    def reset_input_buffer(self) -> None:
+        self.out.clear()
+
+
+def test_read_status():
+    port = _StatusPort(bytes([link.SYNC_STATUS_OUT, 0x3D]))
+    assert link.read_status(port) == 0x3D         # the stale bytes before were discarded
+    assert port.written == bytes([0xA7])
+    with pytest.raises(AccelError, match=r"^status answer starts with 0x5a, expected 0x5c "
+                                         r"\(was the top built with a status byte\?\)$"):
+        link.read_status(_StatusPort(b"\x5a\x00"))
+    with pytest.raises(AccelError, match=r"^timed out waiting for the status answer 0x5c: "
+                                         r"got 0 of 2 bytes$"):
+        link.read_status(_StatusPort(b""), timeout=0.05)

@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """PLL settings (accel/synth/pll.py): the vendor ranges hold for every request, the frequency
 follows from the dividers, and the settings equal those of the open tools' own calculators
 (``yowasp-ecppll``, ``yowasp-icepll``, Apicula's ``gowin_pll``), run here as oracles."""
@@ -15,7 +16,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from accel.errors import AccelError
-from accel.synth.pll import Pll, choose_clock, ecp5_pll, gowin_pll, ice40_pll
+from accel.synth.pll import (
+    Pll,
+    PllClock,
+    choose_clock,
+    ecp5_phase_output,
+    ecp5_pll,
+    gowin_pll,
+    ice40_pll,
+)
 
 BIN = Path(sys.executable).parent
 
@@ -166,3 +175,64 @@ def test_gowin_matches_gowin_pll(tmp_path, fin, fout):
     assert pll.params == want, text
     achieved = re.search(r"Achieved output frequency:\s+([\d.]+) MHz", text).group(1)
     assert pll.output_mhz == pytest.approx(float(achieved), abs=5e-4)
+
+
+ECP5_PHASE_CASES = [(25, 100, 90), (25, 100, 180), (25, 100, 10), (25, 100, 359), (25, 100, 100),
+                    (25, 50, 100), (25, 50, 7.5), (25, 125, 200), (25, 65, 90), (25, 75, 135),
+                    (25, 75, 0), (12, 16, 45), (25, 120, 270)]
+
+
+@pytest.mark.parametrize(("fin", "fout", "phase"), ECP5_PHASE_CASES)
+def test_ecp5_phase_output_matches_ecppll(tmp_path, fin, fout, phase):
+    text = _run(tmp_path, _tool("yowasp-ecppll"), "-i", fin, "-o", fout, "--clkout1", fout,
+                "--phase1", phase, "-f", "pll.v")
+    verilog = (tmp_path / "pll.v").read_text()
+    keys = ("CLKOP_DIV", "CLKOP_CPHASE", "CLKOP_FPHASE", "CLKOS_DIV", "CLKOS_CPHASE",
+            "CLKOS_FPHASE")
+    want = {key: int(re.search(rf"\.{key}\((\d+)\)", verilog).group(1)) for key in keys}
+    pll = ecp5_phase_output(ecp5_pll(fin, fout), phase)
+    assert {k: pll.params[k] for k in keys} == want, verilog
+    shift = float(re.search(r"clkout1 phase shift: ([\d.]+) degrees", text).group(1))
+    assert pll.phase_deg == pytest.approx(shift, abs=1e-3)
+    # The phase is the request, truncated to the resolution of an eighth VCO cycle.
+    assert 0 <= phase - pll.phase_deg < 45 / pll.params["CLKOP_DIV"] + 1e-9
+
+
+def test_ecp5_phase_output_errors():
+    assert ecp5_pll(25, 100).phase_deg is None
+    assert ecp5_phase_output(ecp5_pll(25, 100), 180).phase_deg == 180
+    with pytest.raises(AccelError, match=r"^PLL phase must be in \[0, 360\) degrees, not 360$"):
+        ecp5_phase_output(ecp5_pll(25, 100), 360)
+    with pytest.raises(AccelError, match=r"^a phase-shifted second output needs an ECP5 "
+                                         r"EHXPLLL, not SB_PLL40_PAD$"):
+        ecp5_phase_output(ice40_pll(12, 30), 90)
+
+
+def test_pll_clock_phase_domain_elaborates():
+    """The phase domain is CLKOS of the one EHXPLLL, with the dividers and phase of
+    ecp5_phase_output, and reaches a pin's ODDRX1F in the top."""
+    from amaranth import ClockSignal, Const, Elaboratable, Instance, Module
+    from amaranth_boards.ulx3s import ULX3S_85F_Platform
+
+    class PinClock(Elaboratable):
+        def elaborate(self, platform):
+            m = Module()
+            led = platform.request("led", 0, dir="-")
+            m.submodules.oddr = Instance("ODDRX1F", i_SCLK=ClockSignal("sdram"), i_RST=Const(0),
+                                         i_D0=Const(1), i_D1=Const(0), o_Q=led.io)
+            return m
+
+    pll = ecp5_phase_output(ecp5_pll(25, 100), 90)
+    plan = ULX3S_85F_Platform().prepare(PllClock(pll=pll, top=PinClock(), phase_domain="sdram"),
+                                        name="top")
+    rtlil = plan.files["top.il"]
+    start = rtlil.index("cell \\EHXPLLL ")
+    body = rtlil[start:rtlil.index("\n  end\n", start)]
+    for key, value in (("CLKOS_DIV", 6), ("CLKOS_CPHASE", 3), ("CLKOS_FPHASE", 4),
+                       ("CLKOP_CPHASE", 2)):
+        assert re.search(rf"parameter \\{key} {value}\n", body), (key, body)
+    assert re.search(r'parameter \\CLKOS_ENABLE "ENABLED"', body), body
+    assert "connect \\CLKOS " in body
+    with pytest.raises(ValueError, match=r"^phase_domain 'sdram' needs a PLL with a "
+                                         r"phase-shifted second output"):
+        PllClock(pll=ecp5_pll(25, 100), top=PinClock(), phase_domain="sdram")

@@ -5,10 +5,16 @@ output (overrun)."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
+from amaranth import Module, Mux, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
+from accel.hw.layouts import pixel_layout
 from accel.synth.uart import UartRx, UartTx
 
 from .hw.streams import stream_put
@@ -161,3 +167,88 @@ def test_uart_top_rejects_what_the_link_cannot_carry():
                                          r"bits \(one byte each on the link\), not int12 in and "
                                          r"int12 out$"):
         UartTop(accelerator=accelerator(wide), image_values=64, logits=10, divisor=4)
+
+
+class _SumAccelerator(wiring.Component):
+    """A stand-in accelerator for the protocol test: per image of 4 int8 values, two int8
+    logits (the wrapped sum and the XOR of the values)."""
+
+    plan = SimpleNamespace(input_shape=(4,), output_shape=(2,), output_layer="stub")
+    input_bits = output_bits = 8
+
+    def __init__(self):
+        super().__init__({"i": In(stream.Signature(pixel_layout(1, 8))),
+                          "o": Out(stream.Signature(pixel_layout(1, 8)))})
+
+    def elaborate(self, platform):
+        m = Module()
+        total, xor, count, out = Signal(8), Signal(8), Signal(2), Signal(2)
+        busy = Signal()
+        m.d.comb += self.i.ready.eq(~busy)
+        with m.If(self.i.valid & self.i.ready):
+            value = self.i.payload.data[0].as_unsigned()
+            m.d.sync += [total.eq(total + value), xor.eq(xor ^ value), count.eq(count + 1)]
+            with m.If(self.i.payload.last):
+                m.d.sync += busy.eq(1)
+        m.d.comb += [self.o.valid.eq(busy), self.o.payload.data[0].eq(Mux(out == 0, total, xor)),
+                     self.o.payload.last.eq(out == 1)]
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += out.eq(out + 1)
+            with m.If(out == 1):
+                m.d.sync += [busy.eq(0), out.eq(0), total.eq(0), xor.eq(0), count.eq(0)]
+        return m
+
+
+def test_uart_top_answers_status_requests_between_answers():
+    """0xA7 -> 0x5C + the status byte, at the sync byte's place; a request sent right after
+    an image is answered after that image's answer, not inside it."""
+    from accel.host.link import SYNC_STATUS, SYNC_STATUS_OUT
+    from accel.synth.uart_top import UartTop
+
+    divisor = 4
+    status = Signal(8, init=0x35)
+    dut = UartTop(accelerator=_SumAccelerator(), image_values=4, logits=2, divisor=divisor,
+                  status=status)
+    image = [0x11, 0xF0, 0xA7, 0x5C]                 # sync-like bytes inside an image
+    heard: list[int] = []
+
+    async def send(ctx, data):
+        for byte in data:
+            for bit in frame_bits(byte):
+                ctx.set(dut.rx, bit)
+                await ctx.tick().repeat(divisor)
+
+    async def host(ctx):
+        await send(ctx, [SYNC_STATUS, 0xA5, *image, SYNC_STATUS])
+        while len(heard) < 8:
+            await ctx.tick()
+        ctx.set(status, 0x0A)                        # answered with its value at the time
+        await send(ctx, [0x00, SYNC_STATUS])
+
+    async def listen(ctx):
+        while len(heard) < 10:
+            await ctx.tick().until(dut.tx == 0)
+            await ctx.tick().repeat(divisor // 2)
+            byte = 0
+            for k in range(8):
+                await ctx.tick().repeat(divisor)
+                byte |= ctx.get(dut.tx) << k
+            await ctx.tick().repeat(divisor)
+            assert ctx.get(dut.tx) == 1, "no stop bit"
+            heard.append(byte)
+
+    run(dut, host, listen)
+    total = sum(image) & 0xFF
+    xor = image[0] ^ image[1] ^ image[2] ^ image[3]
+    logits = np.array([total, xor], dtype=np.uint8).view(np.int8)
+    assert heard == [SYNC_STATUS_OUT, 0x35,
+                     0x5A, total, xor, int(logits.argmax()), SYNC_STATUS_OUT, 0x35,
+                     SYNC_STATUS_OUT, 0x0A], [hex(b) for b in heard]
+
+
+def test_uart_top_status_must_be_a_byte():
+    from accel.synth.uart_top import UartTop
+
+    with pytest.raises(ValueError, match=r"^status must be an 8-bit value, not "):
+        UartTop(accelerator=_SumAccelerator(), image_values=4, logits=2, divisor=4,
+                status=Signal(4))

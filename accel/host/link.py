@@ -4,6 +4,8 @@
 
     host -> board:  0xA5, then the image's h * w * c int8 bytes (raster order, channels innermost)
     board -> host:  0x5A, then the int8 logits, then the argmax (one unsigned byte)
+    host -> board:  0xA7 (between images; tops built with a status byte)
+    board -> host:  0x5C, then the status byte
 
 The framing functions are pure (:func:`encode_request`, :func:`encode_response`,
 :func:`decode_response`); :func:`resync` realigns a board that an interrupted host left inside
@@ -25,6 +27,10 @@ from ..errors import AccelError
 
 SYNC_IN = 0xA5
 SYNC_OUT = 0x5A
+#: Status request and its answer's header (a top built with a status byte, e.g. the weight
+#: memory's: :data:`accel.synth.sdram_weights.STATUS_BITS`): 0xA7 -> 0x5C, status.
+SYNC_STATUS = 0xA7
+SYNC_STATUS_OUT = 0x5C
 #: The link carries 8-bit values; a model whose input or logits are wider cannot use it.
 LINK_BITS = 8
 
@@ -163,3 +169,24 @@ def run_image(port: SerialLike, data: bytes, n_logits: int, *, timeout: float = 
     rest = _read_exactly(port, response_length(n_logits) - 1, deadline,
                          f"{n_logits} logits and the argmax")
     return decode_response(head + rest, n_logits)
+
+
+def read_status(port: SerialLike, *, timeout: float = 2.0) -> int:
+    """Ask a top built with a status byte for it (``0xA7`` -> ``0x5C``, status); stale input
+    is discarded first. Call it between images (the board answers after any answer it is
+    sending)."""
+    if not timeout > 0:
+        raise AccelError(f"--timeout must be a positive number of seconds, not {timeout!r}")
+    reset = getattr(port, "reset_input_buffer", None)
+    if reset is not None:
+        _io(reset)
+    _io(port.write, bytes([SYNC_STATUS]))
+    flush = getattr(port, "flush", None)
+    if flush is not None:
+        _io(flush)
+    deadline = time.monotonic() + timeout
+    answer = _read_exactly(port, 2, deadline, f"the status answer 0x{SYNC_STATUS_OUT:02x}")
+    if answer[0] != SYNC_STATUS_OUT:
+        raise AccelError(f"status answer starts with 0x{answer[0]:02x}, expected "
+                         f"0x{SYNC_STATUS_OUT:02x} (was the top built with a status byte?)")
+    return answer[1]

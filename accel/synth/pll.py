@@ -28,6 +28,7 @@ as Amaranth's own iCE40 clock does for the block RAMs, 15 us longer).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -38,7 +39,8 @@ from amaranth.lib.cdc import FFSynchronizer, ResetSynchronizer
 
 from ..errors import AccelError
 
-__all__ = ["Pll", "PllClock", "choose_clock", "ecp5_pll", "gowin_pll", "ice40_pll"]
+__all__ = ["Pll", "PllClock", "choose_clock", "ecp5_phase_output", "ecp5_pll", "gowin_pll",
+           "ice40_pll"]
 
 # A requested clock this close (MHz) to the oscillator uses the oscillator directly.
 _SAME_MHZ = 1e-6
@@ -70,6 +72,16 @@ class Pll:
     pfd_mhz: float
     vco_mhz: float
     params: dict = field(default_factory=dict)
+
+    @property
+    def phase_deg(self) -> float | None:
+        """The phase by which the ECP5 secondary output ``CLKOS`` lags ``CLKOP`` (see
+        :func:`ecp5_phase_output`), or None without one."""
+        p = self.params
+        if "CLKOS_DIV" not in p:
+            return None
+        steps = p["CLKOS_CPHASE"] - p["CLKOP_CPHASE"] + (p["CLKOS_FPHASE"] - p["CLKOP_FPHASE"]) / 8
+        return 360 * steps / p["CLKOS_DIV"]
 
     @property
     def error_mhz(self) -> float:
@@ -123,16 +135,50 @@ def ecp5_pll(input_mhz: float, output_mhz: float) -> Pll:
                     best = (error, refclk_div, feedback_div, output_div, pfd, vco)
     if best is None:
         raise AccelError(f"ECP5 PLL cannot make any clock from {input_mhz:g} MHz")
-    _, refclk_div, feedback_div, output_div, _, _ = best
+    _, refclk_div, feedback_div, output_div, _, vco32 = best
     pfd = input_mhz / refclk_div
     fout = pfd * feedback_div
+    # ecppll shifts the primary output by half its period ("Lattice seems to do this"), in
+    # VCO cycles, computed as it does (a float nanosecond figure times the VCO frequency,
+    # truncated): for an even divider that is one VCO cycle short of half, e.g. 2 for 6.
+    half = f32(0.5 / (float(vco32 / f32(output_div)) * 1e6))
+    cphase = int(float(half) * (float(vco32) * 1e6))
     return Pll(family="ecp5", primitive="EHXPLLL", input_mhz=input_mhz,
                requested_mhz=output_mhz, output_mhz=fout, pfd_mhz=pfd,
                vco_mhz=fout * output_div,
                params={"CLKI_DIV": refclk_div, "CLKFB_DIV": feedback_div,
-                       "CLKOP_DIV": output_div,
-                       # 180 degrees, as ecppll (and Lattice's tools) shift the primary output
-                       "CLKOP_CPHASE": output_div // 2, "CLKOP_FPHASE": 0})
+                       "CLKOP_DIV": output_div, "CLKOP_CPHASE": cphase, "CLKOP_FPHASE": 0})
+
+
+def ecp5_phase_output(pll: Pll, phase_deg: float) -> Pll:
+    """``pll`` with its secondary output ``CLKOS`` enabled: the primary's frequency, lagging it
+    by ``phase_deg`` (0 <= phase < 360), e.g. an SDRAM clock pin.
+
+    The output dividers count VCO cycles; ``CPHASE`` delays an output by whole VCO cycles and
+    ``FPHASE`` by eighths of one (Lattice FPGA-TN-02200, static phase shift), so the phase
+    resolution is ``45 / CLKOP_DIV`` degrees. The settings are ``ecppll --phase1``'s: the
+    shift in VCO cycles (computed in its float precision), truncated to eighths, added to the
+    primary's ``CPHASE``. :attr:`Pll.phase_deg` is the phase that results.
+    """
+    if pll.primitive != "EHXPLLL":
+        raise AccelError(f"a phase-shifted second output needs an ECP5 EHXPLLL, "
+                         f"not {pll.primitive}")
+    if not (isinstance(phase_deg, (int, float)) and math.isfinite(phase_deg)
+            and 0 <= phase_deg < 360):
+        raise AccelError(f"PLL phase must be in [0, 360) degrees, not {phase_deg!r}")
+    f32 = np.float32
+    p = pll.params
+    div = p["CLKOP_DIV"]
+    # As ecppll: float variables, double arithmetic (its literals are doubles).
+    vco32 = f32(f32(pll.input_mhz) / f32(p["CLKI_DIV"])) * f32(p["CLKFB_DIV"]) * f32(div)
+    freq32 = vco32 / f32(div)
+    shift_ns = f32(1 / (float(freq32) * 1e6) * phase_deg / 360.0)
+    count = f32(float(shift_ns) * (float(vco32) * 1e6))
+    coarse = int(count)
+    fine = int((float(count) - coarse) * 8)
+    params = {**p, "CLKOS_DIV": div, "CLKOS_CPHASE": coarse + p["CLKOP_CPHASE"],
+              "CLKOS_FPHASE": fine}
+    return dataclasses.replace(pll, params=params)
 
 
 def ice40_filter_range(pfd_mhz: float) -> int:
@@ -236,6 +282,9 @@ class PllClock(Elaboratable):
     pll : Pll
     top : Elaboratable
         The design to clock; it uses the ``sync`` domain and requests its own pins.
+    phase_domain : str or None
+        With an ECP5 ``pll`` that has a secondary output (:func:`ecp5_phase_output`), a
+        reset-less clock domain of this name driven by it, for ``top`` to use.
 
     Members
     -------
@@ -246,9 +295,13 @@ class PllClock(Elaboratable):
     #: Reset is held this long after lock.
     HOLD_S = 15e-6
 
-    def __init__(self, *, pll: Pll, top: Elaboratable):
+    def __init__(self, *, pll: Pll, top: Elaboratable, phase_domain: str | None = None):
         if not isinstance(pll, Pll):
             raise TypeError(f"pll must be a Pll, not {pll!r}")
+        if phase_domain is not None and pll.phase_deg is None:
+            raise ValueError(f"phase_domain {phase_domain!r} needs a PLL with a phase-shifted "
+                             f"second output (ecp5_phase_output)")
+        self.phase_domain = phase_domain
         self.pll = pll
         self.top = top
         self.locked = Signal()
@@ -258,6 +311,12 @@ class PllClock(Elaboratable):
         m.submodules.top = self.top
         pll = self.pll
         clk = Signal(name="pll_out")
+        clk_phase = None
+        if self.phase_domain is not None:
+            # Reset-less: only an output pin's ODDR runs on it (e.g. the SDRAM clock).
+            clk_phase = Signal(name="pll_out_phase")
+            m.domains += ClockDomain(self.phase_domain, reset_less=True)
+            m.d.comb += ClockSignal(self.phase_domain).eq(clk_phase)
         pin = platform.request(platform.default_clk, dir="-")
         if pll.primitive == "SB_PLL40_PAD":
             instance = Instance("SB_PLL40_PAD", io_PACKAGEPIN=pin.io, **_ice40_params(pll),
@@ -269,7 +328,7 @@ class PllClock(Elaboratable):
                                     **_ice40_params(pll), o_PLLOUTGLOBAL=clk,
                                     o_LOCK=self.locked)
             elif pll.primitive == "EHXPLLL":
-                instance = _ecp5_instance(pll, clk_buf.i, clk, self.locked)
+                instance = _ecp5_instance(pll, clk_buf.i, clk, self.locked, clk_phase)
             elif pll.primitive == "rPLL":
                 instance = _gowin_instance(pll, clk_buf.i, clk, self.locked)
             else:  # pragma: no cover - Pll values come from this module
@@ -310,11 +369,17 @@ def _ice40_params(pll: Pll) -> dict:
             "i_RESETB": Const(1), "i_BYPASS": Const(0)}
 
 
-def _ecp5_instance(pll: Pll, clk_in, clk_out, locked) -> Instance:
+def _ecp5_instance(pll: Pll, clk_in, clk_out, locked, clk_phase=None) -> Instance:
     p = pll.params
+    secondary = {}
+    if "CLKOS_DIV" in p:
+        secondary = {"a_FREQUENCY_PIN_CLKOS": f"{pll.output_mhz:g}", "p_CLKOS_ENABLE": "ENABLED",
+                     "p_CLKOS_DIV": p["CLKOS_DIV"], "p_CLKOS_CPHASE": p["CLKOS_CPHASE"],
+                     "p_CLKOS_FPHASE": p["CLKOS_FPHASE"],
+                     "o_CLKOS": clk_phase if clk_phase is not None else Signal()}
     # Attributes and fixed settings as ecppll writes them.
     return Instance(
-        "EHXPLLL",
+        "EHXPLLL", **secondary,
         a_FREQUENCY_PIN_CLKI=f"{pll.input_mhz:g}", a_FREQUENCY_PIN_CLKOP=f"{pll.output_mhz:g}",
         a_ICP_CURRENT="12", a_LPF_RESISTOR="8", a_MFG_ENABLE_FILTEROPAMP="1",
         a_MFG_GMCREF_SEL="2",

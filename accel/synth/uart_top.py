@@ -13,6 +13,15 @@ one image of ``0x00`` filler and drops the answer that may produce
 (:func:`accel.host.link.resync`, which ``accel run`` does first). The host side of the
 protocol is :mod:`accel.host.link`, which also holds the sync byte values.
 
+A top built with a ``status`` byte (e.g. the weight memory's, :mod:`.sdram_weights`) also
+answers a status request between images::
+
+    host -> board:  0xA7
+    board -> host:  0x5C, then the status byte (its value when the answer starts)
+
+The request is recognised where a sync byte would be (not inside an image); the answer goes
+out after any answer being sent, never inside one.
+
 Received image bytes are queued in a FIFO that holds a whole image (the accelerator may pause
 its input for longer than one UART byte); a byte dropped because the queue was full lights the
 error LED (a host that waits for each answer before sending the next image never causes it).
@@ -24,14 +33,14 @@ from __future__ import annotations
 
 import math
 
-from amaranth import Cat, Elaboratable, Module, Mux, Signal, signed
+from amaranth import Cat, Elaboratable, Module, Mux, Signal, Value, signed
 from amaranth.lib import fifo, io
 
-from ..host.link import LINK_BITS, SYNC_IN, SYNC_OUT
+from ..host.link import LINK_BITS, SYNC_IN, SYNC_OUT, SYNC_STATUS, SYNC_STATUS_OUT
 from ..hw.accelerator import Accelerator
 from .uart import UartRx, UartTx
 
-__all__ = ["SYNC_IN", "SYNC_OUT", "UartTop"]
+__all__ = ["SYNC_IN", "SYNC_OUT", "SYNC_STATUS", "SYNC_STATUS_OUT", "UartTop"]
 
 
 class UartTop(Elaboratable):
@@ -46,6 +55,8 @@ class UartTop(Elaboratable):
         Output values per image.
     divisor : int
         Clock cycles per UART bit.
+    status : Value or None
+        An 8-bit status to answer status requests with (see module doc); None: no status.
 
     Members
     -------
@@ -56,7 +67,7 @@ class UartTop(Elaboratable):
     """
 
     def __init__(self, *, accelerator: Accelerator, image_values: int, logits: int,
-                 divisor: int):
+                 divisor: int, status=None):
         for name, value in (("image_values", image_values), ("logits", logits)):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, not {value!r}")
@@ -75,6 +86,9 @@ class UartTop(Elaboratable):
             raise ValueError(f"accelerator must take and give values of at most {LINK_BITS} "
                              f"bits (one byte each on the link), not int{accelerator.input_bits}"
                              f" in and int{accelerator.output_bits} out")
+        if status is not None and len(Value.cast(status)) != 8:
+            raise ValueError(f"status must be an 8-bit value, not {status!r}")
+        self.status = status
         self.accelerator = accelerator
         self.image_values, self.logits = image_values, logits
         self.uart_rx = UartRx(divisor=divisor)
@@ -105,6 +119,8 @@ class UartTop(Elaboratable):
         # The queue holds a whole image: the accelerator may pause its input for longer than
         # a UART byte while it works, and the receiver cannot be paused.
         m.submodules.queue = queue = fifo.SyncFIFOBuffered(width=9, depth=self.image_values)
+        status_asked = Signal()         # a status request waits for its answer
+        status_byte = Signal(8)
         count = Signal(range(self.image_values))
         last = count == self.image_values - 1
         m.d.comb += [acc.i.valid.eq(queue.r_rdy), queue.r_en.eq(acc.i.ready),
@@ -116,6 +132,9 @@ class UartTop(Elaboratable):
                 with m.If(rx.o.valid & (rx.o.payload == SYNC_IN)):
                     m.d.sync += count.eq(0)
                     m.next = "image"
+                if self.status is not None:
+                    with m.If(rx.o.valid & (rx.o.payload == SYNC_STATUS)):
+                        m.d.sync += status_asked.eq(1)
             with m.State("image"):
                 m.d.comb += [queue.w_en.eq(rx.o.valid), rx.o.ready.eq(queue.w_rdy),
                              queue.w_data.eq(Cat(rx.o.payload, last))]
@@ -132,10 +151,22 @@ class UartTop(Elaboratable):
         value = acc.o.payload.data[0]
         with m.FSM():
             with m.State("head"):
-                m.d.comb += [tx.i.payload.eq(SYNC_OUT), tx.i.valid.eq(acc.o.valid)]
-                with m.If(tx.i.valid & tx.i.ready):
-                    m.d.sync += index.eq(0)
-                    m.next = "logits"
+                with m.If(status_asked):
+                    m.d.comb += [tx.i.payload.eq(SYNC_STATUS_OUT), tx.i.valid.eq(1)]
+                    with m.If(tx.i.ready):
+                        if self.status is not None:
+                            m.d.sync += status_byte.eq(self.status)
+                        m.next = "status"
+                with m.Else():
+                    m.d.comb += [tx.i.payload.eq(SYNC_OUT), tx.i.valid.eq(acc.o.valid)]
+                    with m.If(tx.i.valid & tx.i.ready):
+                        m.d.sync += index.eq(0)
+                        m.next = "logits"
+            with m.State("status"):
+                m.d.comb += [tx.i.payload.eq(status_byte), tx.i.valid.eq(1)]
+                with m.If(tx.i.ready):
+                    m.d.sync += status_asked.eq(0)
+                    m.next = "head"
             with m.State("logits"):
                 m.d.comb += [tx.i.payload.eq(value), tx.i.valid.eq(acc.o.valid),
                              acc.o.ready.eq(tx.i.ready)]
