@@ -167,12 +167,26 @@ def _model_options(f):
     return f
 
 
-def _make_plan(qnet, rows: int, cols: int, model: str):
-    """The hardware plan, its errors naming the MODEL file they are about."""
+def _plan_board_option(f):
+    """``--board`` for the commands that plan hardware without building it: plan for that
+    board's block RAMs and stream weights from its external memory where they do not fit."""
+    return click.option("--board", "board_name", type=_board_choice(), default=None,
+                        help="Plan for this board: weights that do not fit its block RAMs "
+                             "stream from its SDRAM/SPRAM/flash (Dense layers).")(f)
+
+
+def _make_plan(qnet, rows: int, cols: int, model: str, board_name: str | None = None):
+    """The hardware plan (for ``board_name``'s memories when given), its errors naming the
+    MODEL file they are about."""
     from .plan.plan import make_plan
 
+    placement = None
+    if board_name is not None:
+        from .synth.boards import get_board
+
+        placement = get_board(board_name).placement()
     try:
-        return make_plan(qnet, rows, cols)
+        return make_plan(qnet, rows, cols, weights=placement)
     except AccelError as e:
         message = str(e)
         raise AccelError(message if message.startswith(str(model)) else f"{model}: {message}"
@@ -236,23 +250,26 @@ def predict(model, inputs, seed, calibration, scheme, weight_bits, act_bits, out
 @click.argument("model", type=click.Path(dir_okay=False))
 @_model_options
 @_array_option
+@_plan_board_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def plan(model, seed, calibration, scheme, weight_bits, act_bits, array, as_json) -> None:
-    """The hardware plan: per-stage array shape, folding, predicted cycles, PEs, memory."""
+def plan(model, seed, calibration, scheme, weight_bits, act_bits, array, board_name,
+         as_json) -> None:
+    """The hardware plan: per-stage array shape, folding, predicted cycles, PEs, memory,
+    and (with --board) which layers stream their weights and what bounds the interval."""
     from rich.table import Table
 
     from .plan.plan import parse_array, plan_dict
 
     rows, cols = parse_array(array)
     qnet = _load_quantized(model, seed, calibration, scheme, weight_bits, act_bits)
-    data = plan_dict(_make_plan(qnet, rows, cols, model))
+    data = plan_dict(_make_plan(qnet, rows, cols, model, board_name))
     if as_json:
         _print_json(data)
         return
     table = Table(title=f"{data['name']}: plan for arrays up to {data['array']}",
                   title_justify="left")
     for column in ("stage", "layer (+pool)", "in -> out", "array", "Kt x Ft", "cycles",
-                   "ideal", "util", "weight bits"):
+                   "ideal", "util", "weight bits", "weights from"):
         table.add_column(column, justify="left" if column.startswith("layer") else "right")
     for s in data["stages"]:
         # Depthwise stages fold channels into G groups of lanes; pooling stages have no array.
@@ -267,22 +284,39 @@ def plan(model, seed, calibration, scheme, weight_bits, act_bits, array, as_json
             f"{'x'.join(map(str, s['input']))} -> {'x'.join(map(str, s['output']))}",
             f"{s['array'][0]}x{s['array'][1]}", tiles,
             f"{s['cycles']:,}", f"{s['ideal_cycles']:,.0f}", f"{s['utilization']:.1%}",
-            f"{s['memory_bits']['weights']:,}")
+            f"{s['memory_bits']['weights']:,}", _weights_from(s))
     console = Console(width=max(130, Console().width))
     console.print(table)
     console.print(
         f" PEs {data['pes']}, MACs {data['macs']:,}; interval {data['interval_cycles']:,} "
         f"cycles per inference vs ideal {data['ideal_cycles']:,.0f} (total MACs / PEs): "
-        f"{data['interval_vs_ideal']:.3f}x", highlight=False)
+        f"{data['interval_vs_ideal']:.3f}x; bound by {data['interval_bound']}",
+        highlight=False)
+    memory = data["weight_memory"]
+    if memory is not None:
+        console.print(
+            f" streamed weights: {data['stream_cycles']:,} cycles per inference at "
+            f"{memory['words_per_cycle']:g} {memory['word_bits']}-bit words per cycle from "
+            f"the {memory['kind']} ({memory['source']})", highlight=False)
+
+
+def _weights_from(stage: dict) -> str:
+    """The plan table's "weights from" cell: ROMs, or the stream and what bounds it."""
+    streamed = stage.get("streamed")
+    if streamed is None:
+        return "ROM" if stage.get("k_tiles") or stage.get("kind") == "depthwise_conv2d" else "-"
+    return f"{streamed['memory']} ({streamed['bound']})"
 
 
 @main.command()
 @click.argument("model", type=click.Path(dir_okay=False))
 @_model_options
 @_array_option
+@_plan_board_option
 @click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False), required=True,
               help="Directory for accel_top.v and its JSON sidecar accel_top.json.")
-def generate(model, seed, calibration, scheme, weight_bits, act_bits, array, out_dir) -> None:
+def generate(model, seed, calibration, scheme, weight_bits, act_bits, array, board_name,
+             out_dir) -> None:
     """Generate the accelerator's Verilog and JSON sidecar for MODEL."""
     from .hw.generate import generate as run_generate
     from .io.archive import check_output_dir
@@ -291,7 +325,7 @@ def generate(model, seed, calibration, scheme, weight_bits, act_bits, array, out
     rows, cols = parse_array(array)
     check_output_dir(out_dir, "the Verilog")
     qnet = _load_quantized(model, seed, calibration, scheme, weight_bits, act_bits)
-    data = run_generate(_make_plan(qnet, rows, cols, model), out_dir)
+    data = run_generate(_make_plan(qnet, rows, cols, model, board_name), out_dir)
     click.echo(f"{data['model']}: {len(data['plan']['stages'])} stages, {data['pes']} PEs, "
                f"predicted {data['expected']['interval_cycles']:,} cycles per inference -> "
                f"{out_dir}/{data['generated']['verilog']} "
@@ -302,6 +336,7 @@ def generate(model, seed, calibration, scheme, weight_bits, act_bits, array, out
 @click.argument("model", type=click.Path(dir_okay=False))
 @_model_options
 @_array_option
+@_plan_board_option
 @click.option("--simulator", type=click.Choice(["verilator", "icarus"]), default="verilator",
               show_default=True)
 @click.option("--input", "input_path", type=click.Path(dir_okay=False), default=None,
@@ -327,8 +362,8 @@ def generate(model, seed, calibration, scheme, weight_bits, act_bits, array, out
               help="Load large ROMs from $readmemh hex files instead of Verilog initialisers "
                    "(default: when weights and golden values exceed 1 M words).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def sim(model, seed, calibration, scheme, weight_bits, act_bits, array, simulator, input_path,
-        n_images, labels, stall_seed, gaps, build_dir, output, waves, rom_files,
+def sim(model, seed, calibration, scheme, weight_bits, act_bits, array, board_name, simulator,
+        input_path, n_images, labels, stall_seed, gaps, build_dir, output, waves, rom_files,
         as_json) -> None:
     """Generate, build and simulate the accelerator with cocotb, checking every layer of
     every image against the golden model, bit for bit. Exit status 1 on any mismatch."""
@@ -366,7 +401,7 @@ def sim(model, seed, calibration, scheme, weight_bits, act_bits, array, simulato
             raise AccelError(f"{labels}: labels must be at least {len(images)} integers, got "
                              f"shape {y.shape} of {y.dtype}")
         y = y[:len(images)]
-    plan = _make_plan(qnet, rows, cols, model)
+    plan = _make_plan(qnet, rows, cols, model, board_name)
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
                   transient=True, disable=as_json) as progress:
         task = progress.add_task(f"{qnet.name}: building the harness", total=None)
@@ -456,7 +491,7 @@ def build(model, seed, calibration, scheme, weight_bits, act_bits, board_name, a
     rows, cols = parse_array(array)
     check_output_dir(out_dir, "the build")
     qnet = _load_quantized(model, seed, calibration, scheme, weight_bits, act_bits)
-    net_plan = _make_plan(qnet, rows, cols, model)
+    net_plan = _make_plan(qnet, rows, cols, model, board_name)
     if fit_only:
         fit = check_fit(net_plan, board)
         if as_json:

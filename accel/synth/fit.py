@@ -20,6 +20,10 @@ the requantizer's parameter ROM, the max pool's row buffer -- is placed where yo
 memory_libmap puts it by its own costs (:func:`accel.plan.memory.mapping`): whole block RAMs
 in the best configuration, LUT RAM, or logic.
 
+**Streamed weights.** A Dense stage that streams its weights from the board's external
+memory (:mod:`accel.plan.weights`) has no weight ROMs; its prefetch FIFO is one of its
+memories, and its bandwidth bound is in the plan's cycles, not here.
+
 **Logic.** LUT4s per PE (the accumulate adder, operand and partial-sum registers), per
 requantizer lane (adders, shifter, rounding, clamp), per accumulator lane, and a fixed cost
 per stage (window generator, replay, FIFOs, counters), measured on ECP5 and iCE40 builds of
@@ -181,6 +185,9 @@ def _advice(resource: str, plan: NetworkPlan, board: Board, needed: int) -> str:
         need_bits = needed * board.bram_bits
         roomy = [b.name for b in bigger if b.bram_total_bits >= need_bits and b is not board]
         tries = []
+        if not board.memories:
+            tries.append(f"a board with SDRAM, SPRAM or flash to stream Dense weights from "
+                         f"({board.name} has none described)")
         if plan.scheme != "pow2" or max(layer_bits(plan)) > 4:
             tries.append("--scheme pow2 --weight-bits 4 (half the weight bits of int8)")
         tries.append("a bigger board" + (f" ({', '.join(roomy)})" if roomy else
