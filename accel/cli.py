@@ -325,7 +325,23 @@ def generate(model, seed, calibration, scheme, weight_bits, act_bits, array, boa
     rows, cols = parse_array(array)
     check_output_dir(out_dir, "the Verilog")
     qnet = _load_quantized(model, seed, calibration, scheme, weight_bits, act_bits)
-    data = run_generate(_make_plan(qnet, rows, cols, model, board_name), out_dir)
+    net_plan = _make_plan(qnet, rows, cols, model, board_name)
+    data = run_generate(net_plan, out_dir)
+    if net_plan.streamed_stages:
+        # The streamed weights' memory image, with the header the board's loader checks.
+        from pathlib import Path
+
+        from .plan.weights import image_payload
+        from .synth.weight_image import FLASH_LAYOUTS, flash_offset, write_weight_image
+
+        streams = [s.streamed for s in net_plan.streamed_stages]
+        image = write_weight_image(
+            Path(out_dir) / "accel_weights.awi", image_payload(streams),
+            word_width=streams[0].word_bits,
+            flash_offset=flash_offset(board_name) if board_name in FLASH_LAYOUTS else 0)
+        click.echo(f"{', '.join(s.layer for s in net_plan.streamed_stages)}: weights stream "
+                   f"from the {streams[0].memory.kind} (ports "
+                   f"{', '.join(data['weight_ports'])}); memory image -> {image}")
     click.echo(f"{data['model']}: {len(data['plan']['stages'])} stages, {data['pes']} PEs, "
                f"predicted {data['expected']['interval_cycles']:,} cycles per inference -> "
                f"{out_dir}/{data['generated']['verilog']} "

@@ -155,3 +155,26 @@ def test_cli_plan_and_fit_on_the_board(tmp_path):
                   "-o", tmp_path / "d")
     assert result.exit_code == 2
     assert "which the board tops do not connect yet" in result.output
+
+
+def test_generate_writes_the_weight_ports_and_image(tmp_path):
+    import json
+
+    from accel.synth.weight_image import flash_offset, read_weight_image
+
+    spec = tmp_path / "wide.yaml"
+    spec.write_text("name: wide\ninput: [16, 16, 4]\nlayers:\n  - Flatten: {}\n"
+                    "  - Dense: {units: 40}\n  - Dense: {units: 10}\n")
+    result = _cli("generate", spec, "--seed", 1, "--array", "1x2", "--board", "icebreaker",
+                  "-o", tmp_path / "g")
+    assert result.exit_code == 0, result.output
+    side = json.loads((tmp_path / "g" / "accel_top.json").read_text())
+    port = side["weight_ports"]["weights0"]
+    assert port["mem_cmd"]["valid"] == "weights0__mem_cmd__valid"
+    assert port["mem_rsp"]["direction"] == "in" and port["mem_rsp"]["payload_width"] == 16
+    assert port["memory"] == "spram" and port["words_per_image"] == 1024 * 40 // 2
+    verilog = (tmp_path / "g" / "accel_top.v").read_text()
+    assert "weights0__mem_rsp__payload" in verilog
+    image = read_weight_image(tmp_path / "g" / "accel_weights.awi")
+    assert image.word_width == 16 and image.flash_offset == flash_offset("icebreaker")
+    assert len(image.payload) == 2 * port["words_per_image"]
