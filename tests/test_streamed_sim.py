@@ -63,10 +63,10 @@ def test_a_wrong_weight_in_memory_is_caught():
 
 @pytest.mark.slow
 def test_accel_sim_board_streams_from_spram(tmp_path, build_dir):
-    # 1024 x 40 int8 weights (328 kbit) do not fit the iCE40UP5K's 30 block RAMs (120 kbit),
+    # 512 x 40 int8 weights (164 kbit) do not fit the iCE40UP5K's 30 block RAMs (120 kbit),
     # so the plan streams the first Dense layer from the SPRAM; Verilator runs it bit-exact.
     spec = tmp_path / "wide_dense.yaml"
-    spec.write_text("name: wide_dense\ninput: [16, 16, 4]\nlayers:\n  - Flatten: {}\n"
+    spec.write_text("name: wide_dense\ninput: [8, 8, 8]\nlayers:\n  - Flatten: {}\n"
                     "  - Dense: {units: 40, activation: relu}\n  - Dense: {units: 10}\n")
     result = CliRunner().invoke(main, ["plan", str(spec), "--seed", "1", "--array", "1x2",
                                        "--board", "icebreaker", "--json"])
@@ -81,7 +81,7 @@ def test_accel_sim_board_streams_from_spram(tmp_path, build_dir):
     r = json.loads(result.stdout)
     assert r["bit_exact"] and r["mismatches"] == 0, r["first_mismatch"]
     assert r["weight_words"] >= 3 * streamed[0]["words_per_image"]
-    # Bound by the weight stream: 20,480 words per image. The memory model is a little
+    # Bound by the weight stream: 10,240 words per image. The memory model is a little
     # slower than the SPRAM (refresh pauses and 2 % gaps besides a cycle per burst).
     assert r["predicted_interval_cycles"] == r["stream_cycles"]
     assert 0.99 <= r["cycles_per_inference"] / r["stream_cycles"] <= 1.10
