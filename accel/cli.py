@@ -448,6 +448,9 @@ def sim(model, seed, calibration, scheme, weight_bits, act_bits, array, board_na
             click.echo(f"  interval {data['cycles_per_inference']:,.0f} cycles per inference "
                        f"(predicted {data['predicted_interval_cycles']:,}, ideal "
                        f"{data['ideal_cycles']:,.0f}: utilization {data['utilization']:.1%})")
+        if data["stream_cycles"]:
+            click.echo(f"  streamed weights: {data['weight_words']:,} words from the memory "
+                       f"model; bandwidth bound {data['stream_cycles']:,} cycles per inference")
         click.echo(f"  latency {data['latency_cycles']:,} cycles; input gaps "
                    f"{data['input_gaps']:,}, output stalls {data['output_stalls']:,}")
         for layer in data["layers"]:
