@@ -44,12 +44,14 @@ def _memory_words(plans, fill_to: int) -> list[int]:
     return words
 
 
-@pytest.mark.parametrize(("shape", "seed"), [((1, 2), 1), ((3, 2), 2), ((1, 3), 3)])
-def test_tiles_in_order_under_stalls(shape, seed):
+@pytest.mark.parametrize(("shape", "bits", "seed"), [((1, 2), 8, 1), ((3, 2), 8, 2),
+                                                    ((1, 3), 8, 3), ((2, 3), 4, 4)])
+def test_tiles_in_order_under_stalls(shape, bits, seed):
     rng = np.random.default_rng(seed)
     rows, cols = shape
-    tiles = rng.integers(-128, 128, (37, rows, cols))
-    plan = StreamedWeights.build(memory=MEMORY, base=40, tiles=tiles, weight_bits=8,
+    half = 1 << (bits - 1)
+    tiles = rng.integers(-half, half, (37, rows, cols))
+    plan = StreamedWeights.build(memory=MEMORY, base=40, tiles=tiles, weight_bits=bits,
                                  compute_cycles=37)
     dut = WeightStream(plan=plan, lanes=rows * cols)
     memory = BurstMemoryModel(_memory_words([plan], plan.end + 8), np.random.default_rng(seed),
@@ -71,11 +73,15 @@ def test_tiles_in_order_under_stalls(shape, seed):
     assert memory.requests[0][0] == 40
 
 
-@pytest.mark.parametrize(("array", "seed"), [((1, 2), 4), ((3, 2), 5), ((2, 3), 6)])
-def test_streamed_dense_stage_matches_golden(array, seed):
+@pytest.mark.parametrize(("array", "scheme", "seed"), [
+    ((1, 2), "tflite-int8", 4), ((3, 2), "tflite-int8", 5), ((2, 3), "tflite-int8", 6),
+    ((2, 3), "pow2", 7)])
+def test_streamed_dense_stage_matches_golden(array, scheme, seed):
     rng = np.random.default_rng(seed)
     net = Network("n", (29,), (Dense(7, activation="relu"), Dense(3)))
-    qnet = random_quantized(net, seed)
+    # pow2 with 4-bit weights: four weights per 16-bit word.
+    bits = {"weight_bits": 4} if scheme == "pow2" else {}
+    qnet = random_quantized(net, seed, scheme=scheme, **bits)
     placement = WeightPlacement(family="ecp5", bram_blocks=None, memories=(MEMORY,),
                                 stream=("dense",))
     stage_plan = make_plan(qnet, *array, weights=placement).stages[0]
@@ -83,8 +89,9 @@ def test_streamed_dense_stage_matches_golden(array, seed):
     assert ws is not None and stage_plan.array.weight_roms == ()
     assert stage_plan.cycles == max(ws.compute_cycles, ws.bandwidth_cycles)
     dut = ComputeStage(plan=stage_plan)
-    x = rng.integers(-128, 128, (3, 29))
+    x = rng.integers(qnet.input.qmin, qnet.input.qmax + 1, (3, 29))
     want = golden.run(qnet, x)["dense"]
+    assert ws.weights_per_word == 16 // qnet.layers[0].weight_bits
     memory = BurstMemoryModel(_memory_words([ws], ws.end + 8), np.random.default_rng(seed),
                               latency=(1, 12), refresh_period=60, refresh_cycles=6)
     got = []
