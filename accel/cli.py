@@ -167,24 +167,36 @@ def _model_options(f):
     return f
 
 
+def _stream_option(f):
+    """``--stream LAYER`` (repeatable): stream this Dense layer's weights in any case."""
+    return click.option("--stream", "stream_layers", multiple=True, metavar="LAYER",
+                        help="Stream this Dense layer's weights from the board's memory even "
+                             "if they fit its block RAMs (repeatable; needs --board).")(f)
+
+
 def _plan_board_option(f):
-    """``--board`` for the commands that plan hardware without building it: plan for that
-    board's block RAMs and stream weights from its external memory where they do not fit."""
+    """``--board`` (and ``--stream``) for the commands that plan hardware without building
+    it: plan for that board's block RAMs and stream weights from its external memory where
+    they do not fit."""
+    f = _stream_option(f)
     return click.option("--board", "board_name", type=_board_choice(), default=None,
                         help="Plan for this board: weights that do not fit its block RAMs "
                              "stream from its SDRAM/SPRAM/flash (Dense layers).")(f)
 
 
-def _make_plan(qnet, rows: int, cols: int, model: str, board_name: str | None = None):
-    """The hardware plan (for ``board_name``'s memories when given), its errors naming the
-    MODEL file they are about."""
+def _make_plan(qnet, rows: int, cols: int, model: str, board_name: str | None = None,
+               stream: tuple[str, ...] = ()):
+    """The hardware plan (for ``board_name``'s memories when given, streaming the layers in
+    ``stream`` in any case), its errors naming the MODEL file they are about."""
     from .plan.plan import make_plan
 
     placement = None
+    if stream and board_name is None:
+        raise AccelError(f"--stream {stream[0]}: needs --board (the memory to stream from)")
     if board_name is not None:
         from .synth.boards import get_board
 
-        placement = get_board(board_name).placement()
+        placement = get_board(board_name).placement(tuple(stream))
     try:
         return make_plan(qnet, rows, cols, weights=placement)
     except AccelError as e:
@@ -253,7 +265,7 @@ def predict(model, inputs, seed, calibration, scheme, weight_bits, act_bits, out
 @_plan_board_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def plan(model, seed, calibration, scheme, weight_bits, act_bits, array, board_name,
-         as_json) -> None:
+         stream_layers, as_json) -> None:
     """The hardware plan: per-stage array shape, folding, predicted cycles, PEs, memory,
     and (with --board) which layers stream their weights and what bounds the interval."""
     from rich.table import Table
@@ -262,7 +274,7 @@ def plan(model, seed, calibration, scheme, weight_bits, act_bits, array, board_n
 
     rows, cols = parse_array(array)
     qnet = _load_quantized(model, seed, calibration, scheme, weight_bits, act_bits)
-    data = plan_dict(_make_plan(qnet, rows, cols, model, board_name))
+    data = plan_dict(_make_plan(qnet, rows, cols, model, board_name, stream_layers))
     if as_json:
         _print_json(data)
         return
@@ -316,7 +328,7 @@ def _weights_from(stage: dict) -> str:
 @click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False), required=True,
               help="Directory for accel_top.v and its JSON sidecar accel_top.json.")
 def generate(model, seed, calibration, scheme, weight_bits, act_bits, array, board_name,
-             out_dir) -> None:
+             stream_layers, out_dir) -> None:
     """Generate the accelerator's Verilog and JSON sidecar for MODEL."""
     from .hw.generate import generate as run_generate
     from .io.archive import check_output_dir
@@ -325,7 +337,7 @@ def generate(model, seed, calibration, scheme, weight_bits, act_bits, array, boa
     rows, cols = parse_array(array)
     check_output_dir(out_dir, "the Verilog")
     qnet = _load_quantized(model, seed, calibration, scheme, weight_bits, act_bits)
-    net_plan = _make_plan(qnet, rows, cols, model, board_name)
+    net_plan = _make_plan(qnet, rows, cols, model, board_name, stream_layers)
     data = run_generate(net_plan, out_dir)
     if net_plan.streamed_stages:
         # The streamed weights' memory image, with the header the board's loader checks.
@@ -378,9 +390,9 @@ def generate(model, seed, calibration, scheme, weight_bits, act_bits, array, boa
               help="Load large ROMs from $readmemh hex files instead of Verilog initialisers "
                    "(default: when weights and golden values exceed 1 M words).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def sim(model, seed, calibration, scheme, weight_bits, act_bits, array, board_name, simulator,
-        input_path, n_images, labels, stall_seed, gaps, build_dir, output, waves, rom_files,
-        as_json) -> None:
+def sim(model, seed, calibration, scheme, weight_bits, act_bits, array, board_name,
+        stream_layers, simulator, input_path, n_images, labels, stall_seed, gaps, build_dir,
+        output, waves, rom_files, as_json) -> None:
     """Generate, build and simulate the accelerator with cocotb, checking every layer of
     every image against the golden model, bit for bit. Exit status 1 on any mismatch."""
     import numpy as np
@@ -417,7 +429,7 @@ def sim(model, seed, calibration, scheme, weight_bits, act_bits, array, board_na
             raise AccelError(f"{labels}: labels must be at least {len(images)} integers, got "
                              f"shape {y.shape} of {y.dtype}")
         y = y[:len(images)]
-    plan = _make_plan(qnet, rows, cols, model, board_name)
+    plan = _make_plan(qnet, rows, cols, model, board_name, stream_layers)
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
                   transient=True, disable=as_json) as progress:
         task = progress.add_task(f"{qnet.name}: building the harness", total=None)
@@ -491,11 +503,13 @@ def sim(model, seed, calibration, scheme, weight_bits, act_bits, array, board_na
 @click.option("--baud", type=click.IntRange(1200, 12_000_000), default=115200,
               show_default=True, help="UART bits per second (--top uart).")
 @click.option("--fit-only", is_flag=True, help="Only run the fit check (no synthesis).")
+@_stream_option
 @click.option("--allow-timing-failure", is_flag=True,
               help="Exit 0 even if the post-route Fmax is below --clock.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
 def build(model, seed, calibration, scheme, weight_bits, act_bits, board_name, array, clock_mhz,
-          pnr_seed, out_dir, top, baud, fit_only, allow_timing_failure, as_json) -> None:
+          pnr_seed, out_dir, top, baud, fit_only, stream_layers, allow_timing_failure,
+          as_json) -> None:
     """Fit-check MODEL on a board, then build its bitstream with the YoWASP tools and report
     utilisation, Fmax and inferences/s. Exit 2 if it cannot fit, 1 if timing is not met."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -510,7 +524,7 @@ def build(model, seed, calibration, scheme, weight_bits, act_bits, board_name, a
     rows, cols = parse_array(array)
     check_output_dir(out_dir, "the build")
     qnet = _load_quantized(model, seed, calibration, scheme, weight_bits, act_bits)
-    net_plan = _make_plan(qnet, rows, cols, model, board_name)
+    net_plan = _make_plan(qnet, rows, cols, model, board_name, stream_layers)
     if fit_only:
         fit = check_fit(net_plan, board)
         if as_json:

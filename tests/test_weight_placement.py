@@ -178,3 +178,28 @@ def test_generate_writes_the_weight_ports_and_image(tmp_path):
     image = read_weight_image(tmp_path / "g" / "accel_weights.awi")
     assert image.word_width == 16 and image.flash_offset == flash_offset("icebreaker")
     assert len(image.payload) == 2 * port["words_per_image"]
+
+
+def test_cli_stream_option():
+    seed = str(SPECS / "seed_mnist_cnn.yaml")
+    result = _cli("plan", seed, "--seed", 1, "--array", "4x8", "--board", "ulx3s-85f",
+                  "--stream", "dense_1", "--json")
+    assert result.exit_code == 0, result.output
+    import json
+
+    stages = json.loads(result.stdout)["stages"]
+    assert [s["layer"] for s in stages if s["streamed"]] == ["dense", "dense_1"]
+    for args, message in (
+            (("--board", "ulx3s-85f", "--stream", "conv2d"),
+             (r"^accel: error: .*--stream conv2d: only Dense layers can stream their weights "
+              r"\(choose from dense, dense_1\)$")),
+            (("--stream", "dense"), r"^accel: error: .*--stream dense: needs --board"),
+            (("--board", "tangnano9k", "--stream", "dense"),
+             (r"^accel: error: .*--board tangnano9k has no external memory to stream dense "
+              r"from"))):
+        result = _cli("plan", seed, "--seed", 1, *args)
+        assert result.exit_code == 2, result.output
+        import re
+
+        assert re.match(message, result.stderr.strip()), result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
