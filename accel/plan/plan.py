@@ -42,6 +42,15 @@ cycle: ``h * w * c`` per image) if that is slower, and the ideal is ``total MACs
 Frame-boundary refill is hidden (a window generator fills its next frame's first rows while
 its stage still works on the last). The first image's latency is modelled beat by beat
 (:mod:`.timing`, :attr:`NetworkPlan.latency_cycles`).
+
+Streamed weights
+----------------
+Given a :class:`~.weights.WeightPlacement` (a board's block RAMs and external memories),
+:func:`make_plan` streams Dense layers' weights from external memory while the ROMs would not
+fit (:mod:`.weights`). Such a stage carries a :class:`~.weights.StreamedWeights` (memory,
+base address, words per image, burst, FIFO, layout); its cycles are the larger of the array's
+and its words over the memory's words per cycle, and the interval is at least all streamed
+words over that rate (:attr:`NetworkPlan.stream_cycles`, the memory is shared).
 The planner gives the heaviest layer the whole ``R x C`` array and every other
 layer the fewest PEs (rows at most R, columns at most C) that keep it within that interval.
 
