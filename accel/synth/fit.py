@@ -64,6 +64,11 @@ _LUTS["gowin"] = {**_LUTS["ecp5"], "pe": 60, "stage": 290,
                   "requant": {**_LUTS["ecp5"]["requant"], "float": 3330, "wide": 2750,
                               "pow2": 322}}
 
+#: LUT4s of a streamed stage's weight reader (BurstReader and tile assembler): 394 on ECP5
+#: (synth_ecp5 of the seed network's first dense layer's reader, 16-bit words, 144-word FIFO);
+#: the other families are given the same figure, unmeasured.
+_WEIGHT_STREAM_LUTS = 400
+
 #: Memories the per-stage LUT cost already includes (small FIFOs and buffers in logic).
 _IN_STAGE_COST = ("replay", "replay_fifo", "array_fifo", "requant_fifo")
 
@@ -151,7 +156,8 @@ def stage_estimate(stage: StagePlan, family: str) -> StageEstimate:
     costs = _LUTS[family]
     luts = (stage.pes * costs["pe"]
             + stage.out_lanes * ((costs["requant"][mode] if mode else 0) + costs["acc_lane"])
-            + costs["stage"] + lut_memory_bits // 8)
+            + costs["stage"] + lut_memory_bits // 8
+            + (_WEIGHT_STREAM_LUTS if getattr(stage, "streamed", None) is not None else 0))
     return StageEstimate(
         stage=stage.index, layer=stage.layer, rows=stage.rows, cols=stage.cols,
         requant_mode=mode, multipliers=stage.multipliers[family],
