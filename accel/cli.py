@@ -167,12 +167,38 @@ def _model_options(f):
     return f
 
 
-def _make_plan(qnet, rows: int, cols: int, model: str):
-    """The hardware plan, its errors naming the MODEL file they are about."""
+def _stream_option(f):
+    """``--stream LAYER`` (repeatable): stream this Dense layer's weights in any case."""
+    return click.option("--stream", "stream_layers", multiple=True, metavar="LAYER",
+                        help="Stream this Dense layer's weights from the board's memory even "
+                             "if they fit its block RAMs (repeatable; needs --board).")(f)
+
+
+def _plan_board_option(f):
+    """``--board`` (and ``--stream``) for the commands that plan hardware without building
+    it: plan for that board's block RAMs and stream weights from its external memory where
+    they do not fit."""
+    f = _stream_option(f)
+    return click.option("--board", "board_name", type=_board_choice(), default=None,
+                        help="Plan for this board: weights that do not fit its block RAMs "
+                             "stream from its SDRAM/SPRAM/flash (Dense layers).")(f)
+
+
+def _make_plan(qnet, rows: int, cols: int, model: str, board_name: str | None = None,
+               stream: tuple[str, ...] = ()):
+    """The hardware plan (for ``board_name``'s memories when given, streaming the layers in
+    ``stream`` in any case), its errors naming the MODEL file they are about."""
     from .plan.plan import make_plan
 
+    placement = None
+    if stream and board_name is None:
+        raise AccelError(f"--stream {stream[0]}: needs --board (the memory to stream from)")
+    if board_name is not None:
+        from .synth.boards import get_board
+
+        placement = get_board(board_name).placement(tuple(stream))
     try:
-        return make_plan(qnet, rows, cols)
+        return make_plan(qnet, rows, cols, weights=placement)
     except AccelError as e:
         message = str(e)
         raise AccelError(message if message.startswith(str(model)) else f"{model}: {message}"
@@ -236,23 +262,26 @@ def predict(model, inputs, seed, calibration, scheme, weight_bits, act_bits, out
 @click.argument("model", type=click.Path(dir_okay=False))
 @_model_options
 @_array_option
+@_plan_board_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def plan(model, seed, calibration, scheme, weight_bits, act_bits, array, as_json) -> None:
-    """The hardware plan: per-stage array shape, folding, predicted cycles, PEs, memory."""
+def plan(model, seed, calibration, scheme, weight_bits, act_bits, array, board_name,
+         stream_layers, as_json) -> None:
+    """The hardware plan: per-stage array shape, folding, predicted cycles, PEs, memory,
+    and (with --board) which layers stream their weights and what bounds the interval."""
     from rich.table import Table
 
     from .plan.plan import parse_array, plan_dict
 
     rows, cols = parse_array(array)
     qnet = _load_quantized(model, seed, calibration, scheme, weight_bits, act_bits)
-    data = plan_dict(_make_plan(qnet, rows, cols, model))
+    data = plan_dict(_make_plan(qnet, rows, cols, model, board_name, stream_layers))
     if as_json:
         _print_json(data)
         return
     table = Table(title=f"{data['name']}: plan for arrays up to {data['array']}",
                   title_justify="left")
     for column in ("stage", "layer (+pool)", "in -> out", "array", "Kt x Ft", "cycles",
-                   "ideal", "util", "weight bits"):
+                   "ideal", "util", "weight bits", "weights from"):
         table.add_column(column, justify="left" if column.startswith("layer") else "right")
     for s in data["stages"]:
         # Depthwise stages fold channels into G groups of lanes; pooling stages have no array.
@@ -267,22 +296,39 @@ def plan(model, seed, calibration, scheme, weight_bits, act_bits, array, as_json
             f"{'x'.join(map(str, s['input']))} -> {'x'.join(map(str, s['output']))}",
             f"{s['array'][0]}x{s['array'][1]}", tiles,
             f"{s['cycles']:,}", f"{s['ideal_cycles']:,.0f}", f"{s['utilization']:.1%}",
-            f"{s['memory_bits']['weights']:,}")
+            f"{s['memory_bits']['weights']:,}", _weights_from(s))
     console = Console(width=max(130, Console().width))
     console.print(table)
     console.print(
         f" PEs {data['pes']}, MACs {data['macs']:,}; interval {data['interval_cycles']:,} "
         f"cycles per inference vs ideal {data['ideal_cycles']:,.0f} (total MACs / PEs): "
-        f"{data['interval_vs_ideal']:.3f}x", highlight=False)
+        f"{data['interval_vs_ideal']:.3f}x; bound by {data['interval_bound']}",
+        highlight=False)
+    memory = data["weight_memory"]
+    if memory is not None:
+        console.print(
+            f" streamed weights: {data['stream_cycles']:,} cycles per inference at "
+            f"{memory['words_per_cycle']:g} {memory['word_bits']}-bit words per cycle from "
+            f"the {memory['kind']} ({memory['source']})", highlight=False)
+
+
+def _weights_from(stage: dict) -> str:
+    """The plan table's "weights from" cell: ROMs, or the stream and what bounds it."""
+    streamed = stage.get("streamed")
+    if streamed is None:
+        return "ROM" if stage.get("k_tiles") or stage.get("kind") == "depthwise_conv2d" else "-"
+    return f"{streamed['memory']} ({streamed['bound']})"
 
 
 @main.command()
 @click.argument("model", type=click.Path(dir_okay=False))
 @_model_options
 @_array_option
+@_plan_board_option
 @click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False), required=True,
               help="Directory for accel_top.v and its JSON sidecar accel_top.json.")
-def generate(model, seed, calibration, scheme, weight_bits, act_bits, array, out_dir) -> None:
+def generate(model, seed, calibration, scheme, weight_bits, act_bits, array, board_name,
+             stream_layers, out_dir) -> None:
     """Generate the accelerator's Verilog and JSON sidecar for MODEL."""
     from .hw.generate import generate as run_generate
     from .io.archive import check_output_dir
@@ -291,7 +337,23 @@ def generate(model, seed, calibration, scheme, weight_bits, act_bits, array, out
     rows, cols = parse_array(array)
     check_output_dir(out_dir, "the Verilog")
     qnet = _load_quantized(model, seed, calibration, scheme, weight_bits, act_bits)
-    data = run_generate(_make_plan(qnet, rows, cols, model), out_dir)
+    net_plan = _make_plan(qnet, rows, cols, model, board_name, stream_layers)
+    data = run_generate(net_plan, out_dir)
+    if net_plan.streamed_stages:
+        # The streamed weights' memory image, with the header the board's loader checks.
+        from pathlib import Path
+
+        from .plan.weights import image_payload
+        from .synth.weight_image import FLASH_LAYOUTS, flash_offset, write_weight_image
+
+        streams = [s.streamed for s in net_plan.streamed_stages]
+        image = write_weight_image(
+            Path(out_dir) / "accel_weights.awi", image_payload(streams),
+            word_width=streams[0].word_bits,
+            flash_offset=flash_offset(board_name) if board_name in FLASH_LAYOUTS else 0)
+        click.echo(f"{', '.join(s.layer for s in net_plan.streamed_stages)}: weights stream "
+                   f"from the {streams[0].memory.kind} (ports "
+                   f"{', '.join(data['weight_ports'])}); memory image -> {image}")
     click.echo(f"{data['model']}: {len(data['plan']['stages'])} stages, {data['pes']} PEs, "
                f"predicted {data['expected']['interval_cycles']:,} cycles per inference -> "
                f"{out_dir}/{data['generated']['verilog']} "
@@ -302,6 +364,7 @@ def generate(model, seed, calibration, scheme, weight_bits, act_bits, array, out
 @click.argument("model", type=click.Path(dir_okay=False))
 @_model_options
 @_array_option
+@_plan_board_option
 @click.option("--simulator", type=click.Choice(["verilator", "icarus"]), default="verilator",
               show_default=True)
 @click.option("--input", "input_path", type=click.Path(dir_okay=False), default=None,
@@ -327,9 +390,9 @@ def generate(model, seed, calibration, scheme, weight_bits, act_bits, array, out
               help="Load large ROMs from $readmemh hex files instead of Verilog initialisers "
                    "(default: when weights and golden values exceed 1 M words).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def sim(model, seed, calibration, scheme, weight_bits, act_bits, array, simulator, input_path,
-        n_images, labels, stall_seed, gaps, build_dir, output, waves, rom_files,
-        as_json) -> None:
+def sim(model, seed, calibration, scheme, weight_bits, act_bits, array, board_name,
+        stream_layers, simulator, input_path, n_images, labels, stall_seed, gaps, build_dir,
+        output, waves, rom_files, as_json) -> None:
     """Generate, build and simulate the accelerator with cocotb, checking every layer of
     every image against the golden model, bit for bit. Exit status 1 on any mismatch."""
     import numpy as np
@@ -366,7 +429,7 @@ def sim(model, seed, calibration, scheme, weight_bits, act_bits, array, simulato
             raise AccelError(f"{labels}: labels must be at least {len(images)} integers, got "
                              f"shape {y.shape} of {y.dtype}")
         y = y[:len(images)]
-    plan = _make_plan(qnet, rows, cols, model)
+    plan = _make_plan(qnet, rows, cols, model, board_name, stream_layers)
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
                   transient=True, disable=as_json) as progress:
         task = progress.add_task(f"{qnet.name}: building the harness", total=None)
@@ -397,6 +460,9 @@ def sim(model, seed, calibration, scheme, weight_bits, act_bits, array, simulato
             click.echo(f"  interval {data['cycles_per_inference']:,.0f} cycles per inference "
                        f"(predicted {data['predicted_interval_cycles']:,}, ideal "
                        f"{data['ideal_cycles']:,.0f}: utilization {data['utilization']:.1%})")
+        if data["stream_cycles"]:
+            click.echo(f"  streamed weights: {data['weight_words']:,} words from the memory "
+                       f"model; bandwidth bound {data['stream_cycles']:,} cycles per inference")
         click.echo(f"  latency {data['latency_cycles']:,} cycles; input gaps "
                    f"{data['input_gaps']:,}, output stalls {data['output_stalls']:,}")
         for layer in data["layers"]:
@@ -437,11 +503,13 @@ def sim(model, seed, calibration, scheme, weight_bits, act_bits, array, simulato
 @click.option("--baud", type=click.IntRange(1200, 12_000_000), default=115200,
               show_default=True, help="UART bits per second (--top uart).")
 @click.option("--fit-only", is_flag=True, help="Only run the fit check (no synthesis).")
+@_stream_option
 @click.option("--allow-timing-failure", is_flag=True,
               help="Exit 0 even if the post-route Fmax is below --clock.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
 def build(model, seed, calibration, scheme, weight_bits, act_bits, board_name, array, clock_mhz,
-          pnr_seed, out_dir, top, baud, fit_only, allow_timing_failure, as_json) -> None:
+          pnr_seed, out_dir, top, baud, fit_only, stream_layers, allow_timing_failure,
+          as_json) -> None:
     """Fit-check MODEL on a board, then build its bitstream with the YoWASP tools and report
     utilisation, Fmax and inferences/s. Exit 2 if it cannot fit, 1 if timing is not met."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -456,7 +524,7 @@ def build(model, seed, calibration, scheme, weight_bits, act_bits, board_name, a
     rows, cols = parse_array(array)
     check_output_dir(out_dir, "the build")
     qnet = _load_quantized(model, seed, calibration, scheme, weight_bits, act_bits)
-    net_plan = _make_plan(qnet, rows, cols, model)
+    net_plan = _make_plan(qnet, rows, cols, model, board_name, stream_layers)
     if fit_only:
         fit = check_fit(net_plan, board)
         if as_json:

@@ -17,6 +17,13 @@ one stage's ``C`` lanes to the next stage's ``R`` lanes. Before a Dense stage th
 is one "pixel" of ``h * w * c`` channels (the stream is already in flatten order), so the
 words are first split per pixel into single values and then packed ``R`` at a time.
 
+A stage whose weights stream from external memory (``StagePlan.streamed``) has no weight ROMs;
+the accelerator exposes its memory port as ``weights<N>`` (``N`` the stage index): a
+``mem_cmd`` stream of burst requests out and a ``mem_rsp`` stream of words in, exactly
+:class:`~accel.hw.burst_reader.BurstReader`'s memory side, each port addressing the same
+memory (the weight image of :func:`accel.plan.weights.image_payload`). A board top connects
+them to its memory controller; the simulation harness to a memory model.
+
 :attr:`Accelerator.stage_outputs` exposes each stage's output stream so that a testbench can
 watch them (reading signals across the hierarchy) and locate a mismatch at its first layer.
 """
@@ -59,6 +66,8 @@ class Accelerator(wiring.Component):
         Image values, one per beat.
     o : Out(stream.Signature(pixel_layout(1, plan.output_bits)))
         Logits, one per beat.
+    weights<N> : Out(weight_port_signature(...))
+        One per streamed stage ``N`` (see module doc).
     """
 
     def __init__(self, plan: NetworkPlan):
@@ -83,10 +92,17 @@ class Accelerator(wiring.Component):
                 self.nodes.append((f"regroup{len(self.regroups)}", node, component))
                 self.regroups.append(component)
         self.input_bits, self.output_bits = plan.input_bits, plan.output_bits
-        super().__init__({
+        members = {
             "i": In(stream.Signature(pixel_layout(1, self.input_bits))),
             "o": Out(stream.Signature(pixel_layout(1, self.output_bits))),
-        })
+        }
+        self.weight_ports = {}  # stage index -> member name
+        for stage in self.stages:
+            if getattr(stage, "weight_stream", None) is not None:
+                name = f"weights{stage.plan.index}"
+                self.weight_ports[stage.plan.index] = name
+                members[name] = Out(stage.signature.members["weights"].signature)
+        super().__init__(members)
 
     @property
     def stage_outputs(self) -> list:
@@ -102,5 +118,8 @@ class Accelerator(wiring.Component):
             (source,) = inputs  # one input per node until joins are built
             wiring.connect(m, streams.pop(source), component.i)
             streams[node.output] = component.o
+            if not isinstance(node, RegroupPlan) and node.index in self.weight_ports:
+                wiring.connect(m, component.weights,
+                               wiring.flipped(getattr(self, self.weight_ports[node.index])))
         wiring.connect(m, streams.pop(self.plan.output_tensor), wiring.flipped(self.o))
         return m

@@ -20,6 +20,32 @@ from .ports import stream_ports
 TOP_NAME = "accel_top"
 
 
+def weight_ports(plan: NetworkPlan, accelerator: Accelerator) -> dict:
+    """Per streamed stage, its weight-memory port as the Verilog has it (``weights<N>__mem_cmd``
+    out, ``weights<N>__mem_rsp`` in) and what it reads: memory kind, word width, base word
+    address, words per image, burst length and the layout of the words."""
+    from types import SimpleNamespace
+
+    found = {}
+    for index, name in accelerator.weight_ports.items():
+        ws = plan.stages[index].streamed
+        streams = stream_ports(SimpleNamespace(
+            signature=accelerator.signature.members[name].signature))
+        for port in streams.values():
+            for key in ("valid", "ready", "payload"):
+                port[key] = f"{name}__{port[key]}"
+        found[name] = {
+            "stage": index, "layer": plan.stages[index].layer, **streams,
+            "memory": ws.memory.kind, "word_bits": ws.word_bits, "base": ws.base,
+            "words_per_image": ws.words_per_image, "max_burst": ws.max_burst,
+            "layout": (f"{ws.tiles} tiles of {plan.stages[index].rows}x"
+                       f"{plan.stages[index].cols} weights in the array's address order, each "
+                       f"row-major in {ws.words_per_tile} word(s) of {ws.weights_per_word} "
+                       f"{ws.weight_bits}-bit weights, the first in the low bits"),
+        }
+    return found
+
+
 def sidecar(plan: NetworkPlan, accelerator: Accelerator) -> dict:
     """The JSON sidecar's content (see module doc), read from the plan; the ports come from
     ``accelerator``'s signature (the one built from ``plan`` and converted)."""
@@ -48,6 +74,8 @@ def sidecar(plan: NetworkPlan, accelerator: Accelerator) -> dict:
                    "zero_point": out.out_zero_point,
                    "bits": out_bits,
                    "softmax_in_software": plan.softmax_in_software},
+        # Streamed stages' weight-memory ports (empty when every weight is in ROMs).
+        "weight_ports": weight_ports(plan, accelerator),
         "plan": planned,
         "expected": {"interval_cycles": plan.interval_cycles,
                      "latency_cycles": plan.latency_cycles,

@@ -204,15 +204,20 @@ def _addr_bits(depth: int) -> int:
     return max(1, Shape.cast(range(depth)).width)
 
 
-def in_layout(*, rows: int, depth: int, input_bits: int = 9, tag_bits: int = 1
-              ) -> data.StructLayout:
+def in_layout(*, rows: int, depth: int, input_bits: int = 9, tag_bits: int = 1,
+              streamed_weights: int = 0, weight_bits: int = 8) -> data.StructLayout:
     """The payload of an input beat: ``x`` (``rows`` signed ``input_bits`` values), ``addr``
-    (the weight set, ``range(depth)`` but at least 1 bit wide) and caller sideband ``tag``."""
-    return data.StructLayout({
+    (the weight set, ``range(depth)`` but at least 1 bit wide) and caller sideband ``tag``;
+    for a streamed array also ``w``, the beat's ``streamed_weights = rows * cols`` weights
+    (``w[r * cols + c]`` for PE ``(r, c)``)."""
+    fields = {
         "x": data.ArrayLayout(signed(input_bits), rows),
         "addr": unsigned(_addr_bits(depth)),
         "tag": unsigned(tag_bits),
-    })
+    }
+    if streamed_weights:
+        fields["w"] = data.ArrayLayout(signed(weight_bits), streamed_weights)
+    return data.StructLayout(fields)
 
 
 def out_layout(*, cols: int, acc_bits: int, tag_bits: int = 1) -> data.StructLayout:
@@ -279,8 +284,9 @@ class ProcessingElement(wiring.Component):
 
     Parameters
     ----------
-    weights : sequence of int
-        The ROM contents, one weight per address (at least one).
+    weights : sequence of int or None
+        The ROM contents, one weight per address (at least one); None for a streamed PE,
+        which takes the weight on ``w_in`` with ``x_in`` instead of reading a ROM.
     input_bits : int
         Width of the signed operand ``x``.
     weight_bits : int
@@ -308,6 +314,8 @@ class ProcessingElement(wiring.Component):
         ``x_in`` one cycle later, for the right neighbour.
     addr_out : Out(unsigned(addr_bits))
         ``addr_in`` one cycle later, for the right neighbour.
+    w_in : In(signed(weight_bits))
+        Streamed PEs only: the weight for ``x_in``, in the same cycle.
     psum_out : Out(signed(psum_bits))
         ``psum_in + x * weights[addr]``, registered: for ``x_in``/``addr_in`` in cycle ``t`` it
         holds the sum with ``psum_in`` of cycle ``t + latency - 1`` during cycle
@@ -323,7 +331,9 @@ class ProcessingElement(wiring.Component):
                  psum_in_bits: int, psum_bits: int, bank_depth: int = DEFAULT_BANK_DEPTH):
         self._input_bits = check_int("input_bits", input_bits, 1, 32)
         self._weight_bits = check_int("weight_bits", weight_bits, 1, 32)
-        self._weights = [int(w) for w in weights]
+        self.streamed = weights is None
+        # A streamed PE takes its weight on w_in, like a one-word ROM's read (one register).
+        self._weights = [0] if self.streamed else [int(w) for w in weights]
         if not self._weights:
             raise ValueError("weights must hold at least one weight, not 0")
         lo, hi = int_range(self._weight_bits)
@@ -340,14 +350,17 @@ class ProcessingElement(wiring.Component):
         self._bank_depth = _check_bank_depth(bank_depth)
         self.banks = -(-len(self._weights) // self._bank_depth)
         self.latency = 4 + bank_stages(len(self._weights), self._bank_depth)
-        super().__init__({
+        members = {
             "x_in": In(signed(self._input_bits)),
             "addr_in": In(unsigned(self._addr_bits)),
             "psum_in": In(signed(psum_in_bits)),
             "x_out": Out(signed(self._input_bits)),
             "addr_out": Out(unsigned(self._addr_bits)),
             "psum_out": Out(signed(self._psum_bits)),
-        })
+        }
+        if self.streamed:
+            members["w_in"] = In(signed(self._weight_bits))
+        super().__init__(members)
 
     def elaborate(self, platform):
         m = Module()
@@ -389,6 +402,10 @@ class ProcessingElement(wiring.Component):
     def _weight_rom(self, m: Module):
         """The weight for ``addr_in`` of cycle ``t``, valid in cycle ``t + latency - 3``."""
         depth, width = len(self._weights), signed(self._weight_bits)
+        if self.streamed:
+            w_reg = Signal(width, name="w_reg", reset_less=True)
+            m.d.sync += w_reg.eq(self.w_in)
+            return w_reg
         if self.banks == 1:
             m.submodules.rom = rom = memory.Memory(shape=width, depth=depth,
                                                    init=self._weights)
@@ -464,11 +481,15 @@ class SystolicArray(wiring.Component):
         Width of the caller's sideband ``tag``, >= 1.
     bank_depth : int
         A power of two: weight ROMs deeper than this are banked (two more register stages).
+    streamed : bool
+        No ROMs: every input beat carries its ``rows * cols`` weights in ``w`` (a weight
+        stream, :mod:`accel.hw.weight_stream`); ``weights`` then only sizes the partial sums
+        and ``addr`` is unused. The latency is that of an unbanked ROM.
 
     Members
     -------
     i : In(stream.Signature(in_layout(...), always_ready=True))
-        Input beats: ``x``, ``addr`` (``< depth``) and ``tag``.
+        Input beats: ``x``, ``addr`` (``< depth``), ``tag`` and, when streamed, ``w``.
     o : Out(stream.Signature(out_layout(...), always_ready=True))
         Output beats: ``y`` and ``tag``, ``latency`` cycles after their input beat.
 
@@ -484,7 +505,7 @@ class SystolicArray(wiring.Component):
 
     def __init__(self, *, rows: int, cols: int, weights: np.ndarray, input_bits: int = 9,
                  weight_bits: int = 8, acc_bits: int | None = None, tag_bits: int = 1,
-                 bank_depth: int = DEFAULT_BANK_DEPTH):
+                 bank_depth: int = DEFAULT_BANK_DEPTH, streamed: bool = False):
         config = _Config.check(rows=rows, cols=cols, weights=weights, input_bits=input_bits,
                                weight_bits=weight_bits, acc_bits=acc_bits, tag_bits=tag_bits)
         self.rows, self.cols, self.depth = config.rows, config.cols, config.depth
@@ -493,12 +514,18 @@ class SystolicArray(wiring.Component):
         self.weights = config.weights
         self._psum_bits = config.psum_bits
         self.bank_depth = _check_bank_depth(bank_depth)
-        self.latency = array_latency(self.rows, self.cols, self.depth, self.bank_depth)
+        if not isinstance(streamed, bool):
+            raise TypeError(f"streamed must be a bool, not {streamed!r}")
+        self.streamed = streamed
+        self.latency = array_latency(self.rows, self.cols, 1 if streamed else self.depth,
+                                     self.bank_depth)
 
         super().__init__({
             "i": In(stream.Signature(
                 in_layout(rows=self.rows, depth=self.depth, input_bits=self.input_bits,
-                          tag_bits=self.tag_bits),
+                          tag_bits=self.tag_bits,
+                          streamed_weights=self.rows * self.cols if streamed else 0,
+                          weight_bits=self.weight_bits),
                 always_ready=True)),
             "o": Out(stream.Signature(
                 out_layout(cols=self.cols, acc_bits=self.acc_bits, tag_bits=self.tag_bits),
@@ -514,7 +541,8 @@ class SystolicArray(wiring.Component):
         for r in range(rows):
             for c in range(cols):
                 pe = ProcessingElement(
-                    weights=self.weights[:, r, c], input_bits=self.input_bits,
+                    weights=None if self.streamed else self.weights[:, r, c],
+                    input_bits=self.input_bits,
                     weight_bits=self.weight_bits, addr_bits=addr_bits,
                     psum_in_bits=self._psum_bits[r - 1] if r else 1,
                     psum_bits=self._psum_bits[r], bank_depth=self.bank_depth,
@@ -535,6 +563,26 @@ class SystolicArray(wiring.Component):
                 m.d.sync += addr_next.eq(addr)
                 addr = addr_next
             m.d.comb += [pes[r][0].x_in.eq(x), pes[r][0].addr_in.eq(addr)]
+
+        # Streamed weights: PE (r, c) must see its weight in the cycle its operand arrives,
+        # r + c cycles after the beat entered. The row's weights are skewed like x (r
+        # registers), then column c's weight waits c more.
+        if self.streamed:
+            for r in range(rows):
+                row = [self.i.payload.w[r * cols + c] for c in range(cols)]
+                for k in range(r):
+                    nxt = [Signal(signed(self.weight_bits), name=f"skew_w{r}_{j}_{k}",
+                                  reset_less=True) for j in range(cols)]
+                    m.d.sync += [n.eq(w) for n, w in zip(nxt, row, strict=True)]
+                    row = nxt
+                for c in range(cols):
+                    w = row[c]
+                    for k in range(c):
+                        w_next = Signal(signed(self.weight_bits), name=f"walk_w{r}_{c}_{k}",
+                                        reset_less=True)
+                        m.d.sync += w_next.eq(w)
+                        w = w_next
+                    m.d.comb += pes[r][c].w_in.eq(w)
 
         # Operands and addresses move right.
         for r in range(rows):
@@ -584,7 +632,7 @@ class MacArrayStream(wiring.Component):
 
     Parameters
     ----------
-    rows, cols, weights, input_bits, weight_bits, acc_bits, tag_bits, bank_depth
+    rows, cols, weights, input_bits, weight_bits, acc_bits, tag_bits, bank_depth, streamed
         As for :class:`SystolicArray`.
 
     Members
@@ -608,20 +656,24 @@ class MacArrayStream(wiring.Component):
 
     def __init__(self, *, rows: int, cols: int, weights: np.ndarray, input_bits: int = 9,
                  weight_bits: int = 8, acc_bits: int | None = None, tag_bits: int = 1,
-                 bank_depth: int = DEFAULT_BANK_DEPTH):
+                 bank_depth: int = DEFAULT_BANK_DEPTH, streamed: bool = False):
         # Validate before creating any elaboratable, so that bad parameters leave nothing behind
         # to warn "created but never used".
         config = _Config.check(rows=rows, cols=cols, weights=weights, input_bits=input_bits,
                                weight_bits=weight_bits, acc_bits=acc_bits, tag_bits=tag_bits)
         _check_bank_depth(bank_depth)
+        if not isinstance(streamed, bool):
+            raise TypeError(f"streamed must be a bool, not {streamed!r}")
         self._array = array = SystolicArray(
             rows=config.rows, cols=config.cols, weights=config.weights,
             input_bits=config.input_bits, weight_bits=config.weight_bits,
-            acc_bits=config.acc_bits, tag_bits=config.tag_bits, bank_depth=bank_depth)
+            acc_bits=config.acc_bits, tag_bits=config.tag_bits, bank_depth=bank_depth,
+            streamed=streamed)
         self.rows, self.cols, self.depth = array.rows, array.cols, array.depth
         self.acc_bits, self.tag_bits = array.acc_bits, array.tag_bits
+        self.streamed = streamed
         self.latency, self.fifo_depth = array_stream_timing(
-            array.rows, array.cols, array.depth, array.bank_depth)
+            array.rows, array.cols, 1 if streamed else array.depth, array.bank_depth)
         self._fifo = SyncFIFOBuffered(
             width=Shape.cast(array.o.payload.shape()).width, depth=self.fifo_depth
         )

@@ -18,6 +18,14 @@
 All sizes and all numbers (weights, requantization constants) come from the
 :class:`~accel.plan.plan.StagePlan`; :func:`~accel.plan.lower.tile_weights` lays the layer's
 weights out in the array's address order.
+
+Streamed weights
+----------------
+When the plan streams the layer's weights (``plan.streamed``, a Dense layer), the PEs have no
+ROMs: a :class:`~accel.hw.weight_stream.WeightStream` reads the tiles from external memory
+through the stage's ``weights`` port, in the order the replay sends the beats (address
+``ft * Kt + kt`` ascending), and each replayed beat enters the array together with the next
+tile; a beat waits for its tile and a tile for its beat.
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ from .mac_array import MacArrayStream
 from .maxpool import MaxPool
 from .replay import WindowReplay
 from .requantizer import Requantizer
+from .weight_stream import WeightStream, weight_port_signature
 from .window import WindowGenerator
 
 __all__ = ["ComputeStage", "accumulator_bits", "tile_weights"]
@@ -55,6 +64,10 @@ class ComputeStage(wiring.Component):
         ``rows`` values per beat), ``last`` on the frame's final beat.
     o : Out(stream.Signature(pixel_layout(plan.cols, plan.out_bits)))
         Output activations, ``cols`` channels per beat.
+    weights : Out(weight_port_signature(...))
+        Only when ``plan.streamed``: the weight memory's port (``mem_cmd`` out, ``mem_rsp``
+        in; :class:`~accel.hw.burst_reader.BurstReader`'s memory side), reading the words at
+        ``plan.streamed.base`` onward, one frame of ``words_per_image`` per image.
     """
 
     def __init__(self, *, plan: StagePlan):
@@ -68,10 +81,17 @@ class ComputeStage(wiring.Component):
         self.accumulator = ColumnAccumulator.from_plan(plan.accumulator)
         self.requantizer = Requantizer.from_plan(plan.requant)
         self.maxpool = None if plan.maxpool is None else MaxPool.from_plan(plan.maxpool)
-        super().__init__({
+        ws = plan.streamed
+        self.weight_stream = (None if ws is None
+                              else WeightStream(plan=ws, lanes=plan.rows * plan.cols))
+        members = {
             "i": In(stream.Signature(pixel_layout(plan.rows, plan.in_bits))),
             "o": Out(stream.Signature(pixel_layout(plan.cols, plan.out_bits))),
-        })
+        }
+        if ws is not None:
+            members["weights"] = Out(weight_port_signature(
+                addr_width=ws.addr_bits, max_burst=ws.max_burst, word_width=ws.word_bits))
+        super().__init__(members)
 
     @property
     def feed(self) -> tuple:
@@ -106,9 +126,18 @@ class ComputeStage(wiring.Component):
         # 3. subtract the input zero point, address the weight tile, through the array
         m.submodules.array = array = self.array
         r = replay.o.payload
+        if self.weight_stream is None:
+            m.d.comb += [array.i.valid.eq(replay.o.valid), replay.o.ready.eq(array.i.ready)]
+        else:
+            m.submodules.weight_stream = tiles = self.weight_stream
+            wiring.connect(m, tiles.mem, wiring.flipped(self.weights))
+            m.d.comb += [
+                array.i.valid.eq(replay.o.valid & tiles.o.valid),
+                replay.o.ready.eq(array.i.ready & tiles.o.valid),
+                tiles.o.ready.eq(array.i.ready & replay.o.valid),
+                array.i.payload.w.eq(tiles.o.payload),
+            ]
         m.d.comb += [
-            array.i.valid.eq(replay.o.valid),
-            replay.o.ready.eq(array.i.ready),
             array.i.payload.addr.eq(r.ft * kt_n + r.kt),
             array.i.payload.tag.eq(r.first | (r.last << 1) | (r.frame_last << 2)),
         ]

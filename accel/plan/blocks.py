@@ -224,10 +224,14 @@ class ArrayPlan:
     latency, fifo_depth : int
         :func:`array_stream_timing`.
     weight_roms : tuple of MemoryPlan
-        Every PE's ROM, as its banks: the full ``bank_depth``-word banks, then the last.
+        Every PE's ROM, as its banks: the full ``bank_depth``-word banks, then the last (none
+        when ``streamed``).
     fifo : MemoryPlan
     multipliers : dict
         Per family: one per PE (Gowin counts 9x9 halves: two for operands past 9 x 9 bits).
+    streamed : bool
+        The weights come with each input beat (a weight stream, :mod:`accel.plan.weights`)
+        instead of from ROMs; ``weights`` is then what the stream carries.
     """
 
     rows: int
@@ -248,14 +252,18 @@ class ArrayPlan:
     weight_roms: tuple[MemoryPlan, ...]
     fifo: MemoryPlan
     multipliers: dict
+    streamed: bool = False
 
     @classmethod
     def build(cls, *, rows, cols, k_tiles, f_tiles, input_bits, weight_bits, weights,
-              act_bits, tag_bits=3, bank_depth=DEFAULT_BANK_DEPTH) -> ArrayPlan:
+              act_bits, tag_bits=3, bank_depth=DEFAULT_BANK_DEPTH,
+              streamed=False) -> ArrayPlan:
         depth = k_tiles * f_tiles
         psums = psum_bits(rows, input_bits, weights)
         acc_bits = sum_bits(rows, input_bits, int_range(weight_bits))  # any weights
-        latency, fifo_depth = array_stream_timing(rows, cols, depth, bank_depth)
+        # A streamed array has no ROM to bank: its PEs' timing is that of a one-bank ROM.
+        latency, fifo_depth = array_stream_timing(rows, cols, 1 if streamed else depth,
+                                                  bank_depth)
         banks = -(-depth // bank_depth)
         pes = rows * cols
         # Gowin's unit is a 9x9 multiplier; wider operands take an 18x18 (two of them).
@@ -265,10 +273,11 @@ class ArrayPlan:
             input_bits=input_bits, weight_bits=weight_bits, acc_bits=acc_bits,
             tag_bits=tag_bits, psum_bits=psums, bank_depth=bank_depth, banks=banks,
             weights=weights, latency=latency, fifo_depth=fifo_depth,
-            weight_roms=_weight_roms(depth, bank_depth, weight_bits, pes),
+            weight_roms=() if streamed else _weight_roms(depth, bank_depth, weight_bits, pes),
             fifo=MemoryPlan("array_fifo", MemoryKind.FIFO, fifo_depth - 1,
                             cols * acc_bits + tag_bits),
             multipliers={f: pes * (gowin if f == "gowin" else 1) for f in FAMILIES},
+            streamed=streamed,
         )
 
     @property
@@ -279,7 +288,7 @@ class ArrayPlan:
         return dict(rows=self.rows, cols=self.cols, weights=self.weights,
                     input_bits=self.input_bits, weight_bits=self.weight_bits,
                     acc_bits=self.acc_bits, tag_bits=self.tag_bits,
-                    bank_depth=self.bank_depth)
+                    bank_depth=self.bank_depth, streamed=self.streamed)
 
 
 # --- column accumulator ---------------------------------------------------------------------

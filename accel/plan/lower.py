@@ -153,8 +153,9 @@ def requant_plan(layer: QConv2D | QDense, lanes: int, acc_bits: int, *,
 
 def lower_stage_blocks(layer: QConv2D | QDense, pool: QMaxPool2D | None, geometry, rows: int,
                        cols: int, k_tiles: int, f_tiles: int, *,
-                       allow_wide: bool = True) -> dict:
-    """The sub-plans of one stage (keyword arguments of :class:`~accel.plan.plan.StagePlan`)."""
+                       allow_wide: bool = True, streamed: bool = False) -> dict:
+    """The sub-plans of one stage (keyword arguments of :class:`~accel.plan.plan.StagePlan`);
+    ``streamed``: the array takes its weights from a stream (no ROMs, no weight address)."""
     if pool is not None and (pool.act_min > layer.requant.act_min
                              or pool.act_max < layer.requant.act_max):
         raise AccelError(f"layer {pool.name}: the pool clamps to [{pool.act_min}, "
@@ -178,11 +179,14 @@ def lower_stage_blocks(layer: QConv2D | QDense, pool: QMaxPool2D | None, geometr
         replay=ReplayPlan.build(lanes=rows, k_tiles=k_tiles, f_tiles=f_tiles, bits=in_bits),
         array=ArrayPlan.build(rows=rows, cols=cols, k_tiles=k_tiles, f_tiles=f_tiles,
                               input_bits=input_bits(layer), weight_bits=layer.weight_bits,
-                              weights=tile_weights(layer, rows, cols), act_bits=in_bits),
+                              weights=tile_weights(layer, rows, cols), act_bits=in_bits,
+                              streamed=streamed),
         accumulator=AccumulatorPlan(cols=cols, acc_bits=acc_bits),
         requant=requant_plan(layer, cols, acc_bits, allow_wide=allow_wide),
         maxpool=maxpool,
-        extra_multipliers=address_multipliers(k_tiles, f_tiles),
+        # A streamed array ignores the weight address, so yosys removes its product.
+        extra_multipliers=({f: 0 for f in FAMILIES} if streamed
+                           else address_multipliers(k_tiles, f_tiles)),
     )
 
 

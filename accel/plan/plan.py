@@ -42,6 +42,15 @@ cycle: ``h * w * c`` per image) if that is slower, and the ideal is ``total MACs
 Frame-boundary refill is hidden (a window generator fills its next frame's first rows while
 its stage still works on the last). The first image's latency is modelled beat by beat
 (:mod:`.timing`, :attr:`NetworkPlan.latency_cycles`).
+
+Streamed weights
+----------------
+Given a :class:`~.weights.WeightPlacement` (a board's block RAMs and external memories),
+:func:`make_plan` streams Dense layers' weights from external memory while the ROMs would not
+fit (:mod:`.weights`). Such a stage carries a :class:`~.weights.StreamedWeights` (memory,
+base address, words per image, burst, FIFO, layout); its cycles are the larger of the array's
+and its words over the memory's words per cycle, and the interval is at least all streamed
+words over that rate (:attr:`NetworkPlan.stream_cycles`, the memory is shared).
 The planner gives the heaviest layer the whole ``R x C`` array and every other
 layer the fewest PEs (rows at most R, columns at most C) that keep it within that interval.
 
@@ -92,10 +101,11 @@ from .blocks import (
 )
 from .memory import FAMILIES, MemoryPlan
 from .requant import RequantPlan
+from .weights import ExternalMemory, StreamedWeights, WeightPlacement
 
 __all__ = ["DepthwiseStagePlan", "Geometry", "NetworkPlan", "PoolStagePlan", "RequantMode",
            "StagePlan", "depthwise_stage_cycles", "make_plan", "parse_array", "plan_dict",
-           "stage_cycles"]
+           "stage_cycles", "streamed_stage_cycles"]
 
 
 @dataclass(frozen=True)
@@ -151,6 +161,10 @@ class StagePlan:
     maxpool : PoolPlan or None
     extra_multipliers : dict
         Multipliers per family outside the array and the requantizer.
+    streamed : StreamedWeights or None
+        Set when the weights come from external memory instead of ROMs (a Dense layer
+        only, :mod:`.weights`); ``cycles`` is then the larger of the array's and the
+        bandwidth bound.
     """
 
     index: int
@@ -178,6 +192,7 @@ class StagePlan:
     requant: RequantPlan
     maxpool: PoolPlan | None
     extra_multipliers: dict = field(default_factory=dict)
+    streamed: StreamedWeights | None = None
 
     @property
     def pes(self) -> int:
@@ -219,6 +234,8 @@ class StagePlan:
             found.insert(len(self.array.weight_roms), self.window.memory)
         if self.maxpool is not None:
             found.append(self.maxpool.memory)
+        if self.streamed is not None:
+            found.append(self.streamed.fifo)
         return tuple(found)
 
     @property
@@ -520,12 +537,42 @@ class NetworkPlan:
         return self.output_stage.out_bits
 
     @property
+    def streamed_stages(self) -> tuple[StagePlan, ...]:
+        """The stages whose weights are streamed from external memory."""
+        return tuple(s for s in self.stages if getattr(s, "streamed", None) is not None)
+
+    @property
+    def stream_cycles(self) -> int:
+        """Cycles per inference the external memory needs for every streamed weight (they
+        share it): all streamed words over its words per cycle; 0 if nothing streams."""
+        streams = [s.streamed for s in self.streamed_stages]
+        if not streams:
+            return 0
+        return math.ceil(sum(w.words_per_image for w in streams)
+                         / streams[0].memory.words_per_cycle)
+
+    @property
     def interval_cycles(self) -> int:
         """Predicted steady-state cycles per inference: the slowest stage, or the input or
-        output stream if that is slower (tiny layers on wide images). With no input gaps or
-        output stalls it equals the measured interval cycle for cycle on the test networks
+        output stream if that is slower (tiny layers on wide images), or the weight stream's
+        bandwidth (:attr:`stream_cycles`). With no input gaps or output stalls it equals the
+        measured interval cycle for cycle on the test networks without streamed weights
         (``tests/test_accelerator.py``)."""
-        return max(max(s.cycles for s in self.stages), self.input_cycles, self.output_cycles)
+        return max(max(s.cycles for s in self.stages), self.input_cycles, self.output_cycles,
+                   self.stream_cycles)
+
+    @property
+    def interval_bound(self) -> str:
+        """What sets :attr:`interval_cycles`: ``stage N (layer) compute``, ``... bandwidth``,
+        ``weight bandwidth`` (streamed stages together), ``input`` or ``output``."""
+        slowest = max(self.stages, key=lambda s: s.cycles)
+        candidates = [(self.input_cycles, "input"), (self.output_cycles, "output")]
+        streamed = getattr(slowest, "streamed", None)
+        kind = streamed.bound if streamed is not None else "compute"
+        candidates.insert(0, (slowest.cycles,
+                              f"stage {slowest.index} ({slowest.layer}) {kind}"))
+        candidates.append((self.stream_cycles, "weight bandwidth"))
+        return max(candidates, key=lambda c: c[0])[1]
 
     @functools.cached_property
     def latency_cycles(self) -> int:
@@ -550,7 +597,7 @@ class NetworkPlan:
     def latency_exact(self) -> bool:
         """Whether :attr:`latency_cycles` is exact: every stage is a Conv2D/Dense stage (the
         depthwise and stand-alone pooling stages are estimated, :mod:`.timing`)."""
-        return all(isinstance(s, StagePlan) for s in self.stages)
+        return all(isinstance(s, StagePlan) and s.streamed is None for s in self.stages)
 
     @property
     def ideal_cycles(self) -> float:
@@ -615,16 +662,29 @@ def _geometry(layer, info) -> Geometry:
     return Geometry(1, 1, n, (1, 1), (1, 1), "valid", 1, 1, layer.weights.shape[1])
 
 
+def streamed_stage_cycles(geometry: Geometry, rows: int, cols: int, memory: ExternalMemory,
+                          weight_bits: int) -> int:
+    """Cycles per frame of a stage whose weights stream from ``memory``: the array's, or the
+    words of its tiles over the memory's words per cycle if that is more (:mod:`.weights`)."""
+    cycles, k_tiles, f_tiles = stage_cycles(geometry, rows, cols)
+    words = k_tiles * f_tiles * math.ceil(rows * cols / (memory.word_bits // weight_bits))
+    return max(cycles, math.ceil(words / memory.words_per_cycle))
+
+
 def _smallest_array(geometry: Geometry, max_rows: int, max_cols: int,
-                    target: int) -> tuple[int, int]:
+                    target: int, cycles_of=None) -> tuple[int, int]:
     """The fewest PEs (then the fewest wasted lanes) that finish within ``target`` cycles;
-    the fastest shape if none does."""
+    the fastest shape if none does. ``cycles_of(rows, cols)`` gives a shape's cycles
+    (default: :func:`stage_cycles`)."""
     best = None
+    if cycles_of is None:
+        def cycles_of(rows, cols):
+            return stage_cycles(geometry, rows, cols)[0]
     # Rows beyond the input channels or columns beyond the filters only add idle PEs (the
     # cycles stop falling there), so the search is bounded by the layer, not by the array.
     for rows in range(1, min(max_rows, geometry.in_channels) + 1):
         for cols in range(1, min(max_cols, geometry.filters) + 1):
-            cycles, _, _ = stage_cycles(geometry, rows, cols)
+            cycles = cycles_of(rows, cols)
             key = (cycles > target, rows * cols if cycles <= target else cycles, cycles)
             if best is None or key < best[0]:
                 best = (key, (rows, cols))
@@ -659,12 +719,18 @@ def _smallest_depthwise(geometry: Geometry, multiplier: int, max_rows: int, max_
 
 
 def _stage_size(layer, geometry: Geometry, max_rows: int, max_cols: int,
-                target: int) -> tuple[int, int, int]:
-    """``(rows, cols, cycles)`` of the stage the planner gives ``layer`` for ``target``."""
+                target: int, memory: ExternalMemory | None = None) -> tuple[int, int, int]:
+    """``(rows, cols, cycles)`` of the stage the planner gives ``layer`` for ``target``;
+    ``memory``: its weights stream from there."""
     if isinstance(layer, QDepthwiseConv2D):
         mult = layer.weights.shape[3]
         rows, cols = _smallest_depthwise(geometry, mult, max_rows, max_cols, target)
         return rows, cols, depthwise_stage_cycles(geometry, mult, rows, cols)
+    if memory is not None:
+        def cycles_of(rows, cols):
+            return streamed_stage_cycles(geometry, rows, cols, memory, layer.weight_bits)
+        rows, cols = _smallest_array(geometry, max_rows, max_cols, target, cycles_of)
+        return rows, cols, cycles_of(rows, cols)
     rows, cols = _smallest_array(geometry, max_rows, max_cols, target)
     return rows, cols, stage_cycles(geometry, rows, cols)[0]
 
@@ -717,12 +783,68 @@ def _regroups(tensor: str, channels: int, lanes_in: int, lanes_out: int, bits: i
 
 
 def make_plan(qnet: QuantizedNetwork, max_rows: int, max_cols: int, *,
-              allow_wide: bool = True) -> NetworkPlan:
+              allow_wide: bool = True, weights: WeightPlacement | None = None) -> NetworkPlan:
     """Plan ``qnet`` on arrays of at most ``max_rows x max_cols`` (see module doc).
 
     ``allow_wide=False`` keeps every float requantization on the 53-bit float datapath
     instead of a proven-exact integer multiplier (:func:`accel.plan.lower.requant_plan`).
+
+    ``weights`` places the weights for a board (:mod:`.weights`): every weight is in ROMs
+    unless the plan then needs more block RAMs than ``weights.bram_blocks``; in that case
+    Dense layers (one use per weight per image, the lowest reuse; convolutions stay in ROMs)
+    stream from the first of ``weights.memories`` that holds them, the largest layer first,
+    until the block RAMs suffice or no Dense layer is left (the fit check then says what does
+    not fit). ``weights.stream`` names layers that stream in any case.
     """
+    if weights is None:
+        return _plan_once(qnet, max_rows, max_cols, allow_wide, frozenset(), None)
+    dense = {layer.name: layer for layer in qnet.layers if isinstance(layer, QDense)}
+    where = f"--board {weights.board}" if weights.board else "the board"
+    for name in weights.stream:
+        if name not in dense:
+            raise AccelError(f"--stream {name}: only Dense layers can stream their weights "
+                             f"(choose from {', '.join(dense) or 'none in this model'})")
+    if weights.stream and not weights.memories:
+        raise AccelError(f"{where} has no external memory to stream {weights.stream[0]} "
+                         f"from (SDRAM, SPRAM or flash)")
+    # Lowest reuse first: every Dense weight is used once per image; among them, the largest
+    # layer frees the most block RAM.
+    order = sorted((n for n in dense if n not in weights.stream),
+                   key=lambda n: -dense[n].weights.size)
+    streamed = set(weights.stream)
+
+    def attempt() -> NetworkPlan:
+        if not streamed:
+            return _plan_once(qnet, max_rows, max_cols, allow_wide, frozenset(), None)
+        need = None
+        for memory in weights.memories:
+            try:
+                return _plan_once(qnet, max_rows, max_cols, allow_wide, frozenset(streamed),
+                                  memory)
+            except _MemoryTooSmall as e:
+                need = e
+        raise AccelError(f"{qnet.name}: the streamed weights ({', '.join(sorted(streamed))}) "
+                         f"need {need.words:,} words of {need.memory.word_bits} bits, more "
+                         f"than {where}'s {need.memory.kind} holds "
+                         f"({need.memory.words:,} words)")
+
+    plan = attempt()
+    while (weights.bram_blocks is not None and weights.memories and order
+           and plan.bram_blocks(weights.family) > weights.bram_blocks):
+        streamed.add(order.pop(0))
+        plan = attempt()
+    return plan
+
+
+class _MemoryTooSmall(Exception):
+    def __init__(self, memory: ExternalMemory, words: int):
+        self.memory, self.words = memory, words
+
+
+def _plan_once(qnet: QuantizedNetwork, max_rows: int, max_cols: int, allow_wide: bool,
+               streamed: frozenset, memory: ExternalMemory | None) -> NetworkPlan:
+    """The plan with the layers named in ``streamed`` reading their weights from
+    ``memory``."""
     from .lower import lower_depthwise_blocks, lower_stage_blocks
 
     if max_rows < 1 or max_cols < 1:
@@ -761,8 +883,12 @@ def make_plan(qnet: QuantizedNetwork, max_rows: int, max_cols: int, *,
     if not any(isinstance(layer, _PE_LAYERS) for layer, _, _ in compute):
         raise AccelError(f"{qnet.name}: no Conv2D, DepthwiseConv2D or Dense layer to put in "
                          f"hardware")
-    fastest = [_stage_size(layer, g, max_rows, max_cols, 0)[2] for layer, g, _ in compute
-               if isinstance(layer, _PE_LAYERS)]
+    def source(layer) -> ExternalMemory | None:
+        return memory if layer.name in streamed else None
+
+    fastest = [_stage_size(layer, g, max_rows, max_cols, 0, source(layer))[2]
+               for layer, g, _ in compute if isinstance(layer, _PE_LAYERS)]
+    next_base = 0  # the next streamed stage's first word address
     target = max(fastest)
     stages, regroups = [], []
     # The stream arriving at each point: tensor name, channels per "pixel", lanes, bits.
@@ -795,8 +921,9 @@ def make_plan(qnet: QuantizedNetwork, max_rows: int, max_cols: int, *,
             tensor, channels, lanes, bits = (layer.name, geometry.filters, stage.out_lanes,
                                              layer.output.bits)
             continue
-        rows, cols = _smallest_array(geometry, max_rows, max_cols, target)
-        cycles, k_tiles, f_tiles = stage_cycles(geometry, rows, cols)
+        rows, cols, cycles = _stage_size(layer, geometry, max_rows, max_cols, target,
+                                         source(layer))
+        compute_cycles, k_tiles, f_tiles = stage_cycles(geometry, rows, cols)
         macs = geometry.out_h * geometry.out_w * geometry.filters * kh * kw * geometry.in_channels
         if isinstance(layer, QDense):
             # Split every pixel into single values (dropping its padding lanes), then pack the
@@ -809,12 +936,21 @@ def make_plan(qnet: QuantizedNetwork, max_rows: int, max_cols: int, *,
             chain, tensor = _regroups(tensor, channels, lanes, rows, bits, fill)
             regroups += chain
         output = pool.name if pool is not None else layer.name
+        blocks = lower_stage_blocks(layer, pool, geometry, rows, cols, k_tiles, f_tiles,
+                                    allow_wide=allow_wide, streamed=layer.name in streamed)
+        weight_stream = None
+        if layer.name in streamed:
+            weight_stream = StreamedWeights.build(
+                memory=memory, base=next_base, tiles=blocks["array"].weights,
+                weight_bits=layer.weight_bits, compute_cycles=compute_cycles)
+            # The next stage's words start at a burst boundary.
+            next_base = -(-weight_stream.end // memory.max_burst) * memory.max_burst
+            if weight_stream.end > memory.words:
+                raise _MemoryTooSmall(memory, weight_stream.end)
         stages.append(StagePlan(
             pool=pool.name if pool else None, rows=rows, cols=cols, k_tiles=k_tiles,
             f_tiles=f_tiles, cycles=cycles, macs=macs, inputs=(tensor,), output=output,
-            **common,
-            **lower_stage_blocks(layer, pool, geometry, rows, cols, k_tiles, f_tiles,
-                                 allow_wide=allow_wide),
+            **common, **blocks, streamed=weight_stream,
         ))
         tensor, channels, lanes, bits = output, geometry.filters, cols, layer.output.bits
     last = compute[-1][0]
@@ -864,7 +1000,8 @@ def _stage_json(s: StagePlan | DepthwiseStagePlan | PoolStagePlan) -> dict:
     return {**common, "k_tiles": s.k_tiles, "f_tiles": s.f_tiles,
             "input_bits": s.array.input_bits, "weight_bits": s.array.weight_bits,
             "acc_bits": s.accumulator.acc_bits, "psum_bits": list(s.array.psum_bits),
-            "fifo_depths": {"array": s.array.fifo_depth, "requant": s.requant.fifo_depth}}
+            "fifo_depths": {"array": s.array.fifo_depth, "requant": s.requant.fifo_depth},
+            "streamed": s.streamed.to_json() if s.streamed is not None else None}
 
 
 def plan_dict(plan: NetworkPlan) -> dict:
@@ -884,6 +1021,10 @@ def plan_dict(plan: NetworkPlan) -> dict:
         "bram_blocks": {f: plan.bram_blocks(f) for f in FAMILIES},
         "input_cycles": plan.input_cycles,
         "interval_cycles": plan.interval_cycles,
+        "interval_bound": plan.interval_bound,
+        "stream_cycles": plan.stream_cycles,
+        "weight_memory": (plan.streamed_stages[0].streamed.memory.to_json()
+                          if plan.streamed_stages else None),
         "latency_cycles": plan.latency_cycles,
         "latency_exact": plan.latency_exact,
         "ideal_cycles": plan.ideal_cycles,

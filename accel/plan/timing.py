@@ -181,6 +181,15 @@ def _stage_times(stage, times: list[int]) -> tuple[list[int], list[int]]:
         accepted, feeds = _conv_feeds(stage, times)
     tail = (kt - 1) + stage.array.latency + stage.accumulator.latency + stage.requant.latency
     out = [feed + f * kt + tail for feed in feeds for f in range(ft)]
+    ws = getattr(stage, "streamed", None)
+    if ws is not None:
+        # An estimate: the prefetch FIFO is full when the vector arrives, then the words come
+        # at the memory's rate; f-tile f's last beat needs word (f + 1) * Kt * words_per_tile.
+        (feed,) = feeds
+        out = [max(feed + f * kt,
+                   feed + math.ceil(max((f + 1) * kt * ws.words_per_tile - ws.fifo_depth, 0)
+                                    / ws.memory.words_per_cycle) - (kt - 1)) + tail
+               for f in range(ft)]
     if stage.maxpool is None:
         return accepted, out
     pool = stage.maxpool

@@ -11,7 +11,10 @@ for ``done`` and then reads a few results:
   beat of each stage and the number of mismatches are kept, so a failure is located at the
   layer where it starts;
 - a free-running cycle counter timestamps when the first input value was taken and when each
-  stage finished each image, so intervals and latencies are measured, not estimated.
+  stage finished each image, so intervals and latencies are measured, not estimated;
+- every streamed stage's weight port is served by a :class:`~accel.sim.memory_model.
+  MemoryModel` holding the plan's weight layout, with random latency, random gaps and
+  refresh pauses; words it delivered and words asked for outside the layout are counted.
 
 Results are read after ``done`` through one asynchronous read port (``rd_sel``, ``rd_addr``
 -> ``rd_data``), which needs no clock.
@@ -25,11 +28,13 @@ from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..hw.accelerator import Accelerator
+from .memory_model import MemoryModel
 
 #: What ``rd_sel`` selects.
 SEL_OUTPUT, SEL_STAGE_DONE, SEL_MISMATCH, SEL_SCALARS, SEL_FEED_FIRST, SEL_FEED_LAST = range(6)
 #: ``SEL_SCALARS`` addresses.
-SCALAR_NAMES = ("cycles", "first_input", "outputs", "input_gaps", "output_stalls")
+SCALAR_NAMES = ("cycles", "first_input", "outputs", "input_gaps", "output_stalls",
+                "weight_words", "weight_errors")
 
 
 def _lfsr_step(state: Signal) -> Signal:
@@ -61,6 +66,8 @@ class SimHarness(wiring.Component):
         Per stage, the value of lanes past the channel count (the output zero point).
     gap_percent, stall_percent : int
         Probability (0..99) of holding valid / ready low in a cycle.
+    memory_gap_percent : int
+        Probability (0..99) of a gap in a weight memory's data in a cycle.
     seed : int
         LFSR seed (non-zero after masking to 16 bits).
 
@@ -80,8 +87,9 @@ class SimHarness(wiring.Component):
 
     def __init__(self, *, accelerator: Accelerator, images: np.ndarray,
                  expected: list[np.ndarray], fills: list[int], gap_percent: int = 20,
-                 stall_percent: int = 20, seed: int = 1):
+                 stall_percent: int = 20, seed: int = 1, memory_gap_percent: int = 2):
         self.accelerator = accelerator
+        self.memory_gap = memory_gap_percent
         self.images = np.asarray(images).reshape(-1)
         self.n_images = len(images)
         self.expected = [stage_words(e, s.out_lanes, f) for e, s, f in
@@ -221,8 +229,23 @@ class SimHarness(wiring.Component):
                 with m.If(frame_end):
                     m.d.sync += feed_frame.eq(feed_frame + 1)
 
+        # --- weight memories: one model per streamed stage's port ---
+        weight_words, weight_errors = Signal(32), Signal(32)
+        sent, errors = 0, 0
+        for s, (index, name) in enumerate(acc.weight_ports.items()):
+            ws = acc.plan.stages[index].streamed
+            model = MemoryModel(words=ws.words, base=ws.base, addr_width=ws.addr_bits,
+                                max_burst=ws.max_burst, word_width=ws.word_bits,
+                                seed=self.seed ^ (0x1357 * (s + 1)),
+                                gap_percent=self.memory_gap)
+            m.submodules[f"memory{index}"] = model
+            wiring.connect(m, getattr(acc, name), model.port)
+            sent, errors = sent + model.words_sent, errors + model.errors
+        m.d.comb += [weight_words.eq(sent), weight_errors.eq(errors)]
+
         # --- readout ---
-        scalars = [cycles, first_input, received, input_gaps, output_stalls]
+        scalars = [cycles, first_input, received, input_gaps, output_stalls, weight_words,
+                   weight_errors]
         m.d.comb += out_rd.addr.eq(self.rd_addr)
         for rd in (*done_reads, *feed_first_reads, *feed_last_reads):
             m.d.comb += rd.addr.eq(self.rd_addr)

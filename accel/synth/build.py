@@ -279,6 +279,12 @@ def prepare(qnet: QuantizedNetwork, plan: NetworkPlan, board: Board, *, clock_mh
     from the oscillator (which keeps its own constraint). The UART's bit timing follows it."""
     if top not in TOPS:
         raise AccelError(f"--top must be one of {', '.join(TOPS)}, not {top!r}")
+    if plan.streamed_stages:
+        # The board tops do not connect a weight-memory port to the board's memory yet.
+        names = ", ".join(s.layer for s in plan.streamed_stages)
+        raise AccelError(f"{plan.name}: {names} stream their weights from {board.name}'s "
+                         f"{plan.streamed_stages[0].streamed.memory.kind}, which the board "
+                         f"tops do not connect yet; use --fit-only, or accel sim --board")
     if pll is None and abs(clock_mhz - board.clock_mhz) > 1e-6:
         raise AccelError(f"--clock {clock_mhz:g} MHz on {board.name} needs a PLL (its "
                          f"oscillator is {board.clock_mhz:g} MHz)")

@@ -20,6 +20,10 @@ the requantizer's parameter ROM, the max pool's row buffer -- is placed where yo
 memory_libmap puts it by its own costs (:func:`accel.plan.memory.mapping`): whole block RAMs
 in the best configuration, LUT RAM, or logic.
 
+**Streamed weights.** A Dense stage that streams its weights from the board's external
+memory (:mod:`accel.plan.weights`) has no weight ROMs; its prefetch FIFO is one of its
+memories, and its bandwidth bound is in the plan's cycles, not here.
+
 **Logic.** LUT4s per PE (the accumulate adder, operand and partial-sum registers), per
 requantizer lane (adders, shifter, rounding, clamp), per accumulator lane, and a fixed cost
 per stage (window generator, replay, FIFOs, counters), measured on ECP5 and iCE40 builds of
@@ -59,6 +63,11 @@ _LUTS = {
 _LUTS["gowin"] = {**_LUTS["ecp5"], "pe": 60, "stage": 290,
                   "requant": {**_LUTS["ecp5"]["requant"], "float": 3330, "wide": 2750,
                               "pow2": 322}}
+
+#: LUT4s of a streamed stage's weight reader (BurstReader and tile assembler): 394 on ECP5
+#: (synth_ecp5 of the seed network's first dense layer's reader, 16-bit words, 144-word FIFO);
+#: the other families are given the same figure, unmeasured.
+_WEIGHT_STREAM_LUTS = 400
 
 #: Memories the per-stage LUT cost already includes (small FIFOs and buffers in logic).
 _IN_STAGE_COST = ("replay", "replay_fifo", "array_fifo", "requant_fifo")
@@ -147,7 +156,8 @@ def stage_estimate(stage: StagePlan, family: str) -> StageEstimate:
     costs = _LUTS[family]
     luts = (stage.pes * costs["pe"]
             + stage.out_lanes * ((costs["requant"][mode] if mode else 0) + costs["acc_lane"])
-            + costs["stage"] + lut_memory_bits // 8)
+            + costs["stage"] + lut_memory_bits // 8
+            + (_WEIGHT_STREAM_LUTS if getattr(stage, "streamed", None) is not None else 0))
     return StageEstimate(
         stage=stage.index, layer=stage.layer, rows=stage.rows, cols=stage.cols,
         requant_mode=mode, multipliers=stage.multipliers[family],
@@ -181,6 +191,9 @@ def _advice(resource: str, plan: NetworkPlan, board: Board, needed: int) -> str:
         need_bits = needed * board.bram_bits
         roomy = [b.name for b in bigger if b.bram_total_bits >= need_bits and b is not board]
         tries = []
+        if not board.memories:
+            tries.append(f"a board with SDRAM, SPRAM or flash to stream Dense weights from "
+                         f"({board.name} has none described)")
         if plan.scheme != "pow2" or max(layer_bits(plan)) > 4:
             tries.append("--scheme pow2 --weight-bits 4 (half the weight bits of int8)")
         tries.append("a bigger board" + (f" ({', '.join(roomy)})" if roomy else
