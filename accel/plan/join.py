@@ -20,8 +20,10 @@ is beat ``f * N + k``). For each beat ``k`` of a join input ``X`` (reached from 
   whole pixel for a regroup), which is at least what the window generator, the pools and the
   regroups wait for;
 - ``dep_X[k]``: a lower bound on the beats of ``F`` the branch has accepted once it has offered
-  beat ``k`` (the first beat of the bottom-right input pixel of its window, for every output up
-  to ``k``): no node can offer an output before the input it is computed from.
+  beat ``k`` (the bottom-right input pixel of its window -- its last beat for a convolution,
+  which reduces over all channels, its first otherwise -- for every output up to ``k``; for a
+  regroup the beat holding the output's last channel): no node can offer an output before
+  the input it is computed from.
 
 Suppose the pipeline stops for good with the join waiting for beat ``k`` of input ``a`` while
 input ``b``'s beat ``k`` waits at the join. The fork is stuck (otherwise ``a`` would get its
@@ -220,7 +222,11 @@ def _window_bounds(stage, need_in: np.ndarray, dep_in: np.ndarray) -> tuple[np.n
     last_col = np.array([min(g.in_w - 1, win.cols.start(c) + g.kernel[1] - 1)
                          for c in range(ow)])
     rows_need = (last_row + 1) * g.in_w * in_groups - 1  # index of the row's last beat
-    pixel_dep = ((last_row[:, None] * g.in_w + last_col[None, :]) * in_groups).reshape(-1)
+    # A convolution reduces over every channel: it waits for the pixel's last beat; a
+    # depthwise or pooling stage's first output group for the pixel's first at least.
+    reduce = in_groups - 1 if getattr(stage, "k_tiles", None) is not None else 0
+    pixel_dep = ((last_row[:, None] * g.in_w + last_col[None, :]) * in_groups
+                 + reduce).reshape(-1)
     need_px = np.repeat(need_in[rows_need], ow)
     dep_px = dep_in[pixel_dep]
     pool = getattr(stage, "maxpool", None)
@@ -245,7 +251,9 @@ def _node_bounds(node, need_in: np.ndarray, dep_in: np.ndarray) -> tuple[np.ndar
         pixel = np.repeat(np.arange(pixels), g_out)
         group = np.tile(np.arange(g_out), pixels)
         need = need_in[(pixel + 1) * g_in - 1]
-        dep = dep_in[pixel * g_in + (group * node.lanes_out) // node.lanes_in]
+        # An output beat is complete once the input beat with its last channel is in.
+        last = np.minimum((group + 1) * node.lanes_out, node.channels) - 1
+        dep = dep_in[pixel * g_in + last // node.lanes_in]
         return need, dep
     if node.window is None and node.kind != "avg_pool2d" and node.kind != "max_pool2d":
         # Dense, global mean: every output needs the whole input.
