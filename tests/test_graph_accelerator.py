@@ -185,10 +185,16 @@ def graph_networks(draw):
     layers = [Conv2D(channels, draw(st.sampled_from([1, 3])), padding="same",
                      activation="relu", name="stem")]
     tensor = "stem"
-    for b in range(draw(st.integers(1, 2))):
+    # The branch layers in a random order, one to two per block; every example has a
+    # depthwise layer in some branch.
+    kinds = list(draw(st.permutations(_BRANCH_LAYERS)))
+    counts = [draw(st.integers(1, 2)) for _ in range(draw(st.integers(1, 2)))]
+    used = kinds[:sum(counts)]
+    if "depthwise" not in used:
+        used[-1] = "depthwise"
+    for b in range(len(counts)):
         long, short = tensor, tensor
-        for n, kind in enumerate(draw(st.lists(st.sampled_from(_BRANCH_LAYERS), min_size=1,
-                                               max_size=2))):
+        for n, kind in enumerate(used[sum(counts[:b]):sum(counts[:b + 1])]):
             layers.append(_branch_layer(kind, channels, f"b{b}l{n}", long))
             long = layers[-1].name
         if draw(st.booleans()):  # a projection on the skip path
