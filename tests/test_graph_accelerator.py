@@ -302,3 +302,19 @@ def test_residual_network_in_verilator(tmp_path, build_dir):
     assert r["bit_exact"] and r["mismatches"] == 0, r["first_mismatch"]
     assert r["cycles_per_inference"] == r["predicted_interval_cycles"]
     assert [layer["layer"] for layer in r["layers"]][-2:] == ["add", "dense"]
+
+
+def test_the_fit_estimate_reads_the_add_stage():
+    from accel.synth.boards import BOARDS
+    from accel.synth.fit import estimate
+
+    shape, layers = NETWORKS["identity_shortcut"]
+    plan = make_plan(random_quantized(Network("f", shape, layers), 0), 1, 1)
+    (add,) = [s for s in plan.stages if isinstance(s, AddStagePlan)]
+    board = BOARDS["ulx3s-85f"]
+    fit = estimate(plan, board)
+    (row,) = [s for s in fit.stages if s.layer == "add"]
+    assert (row.multipliers, row.bram_blocks) == (add.multipliers["ecp5"],
+                                                  add.bram_blocks("ecp5"))
+    assert row.memory_bits == (add.skip_depths[0] - 1) * 9 > 0
+    assert fit.resources["multipliers"].needed == plan.multipliers["ecp5"]

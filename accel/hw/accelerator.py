@@ -1,6 +1,7 @@
 """The whole accelerator: one :class:`~accel.hw.stage.ComputeStage` per Conv2D/Dense layer,
 one :class:`~accel.hw.depthwise.DepthwiseStage` per DepthwiseConv2D layer, one
-:class:`~accel.hw.pool_stage.PoolStage` per pooling layer not fused into a convolution.
+:class:`~accel.hw.pool_stage.PoolStage` per pooling layer not fused into a convolution, one
+:class:`~accel.hw.add_stage.AddStage` per residual ``Add``.
 
 ::
 
@@ -16,6 +17,10 @@ Between stages, :class:`~accel.hw.regroup.ChannelRegroup` converts channel-group
 one stage's ``C`` lanes to the next stage's ``R`` lanes. Before a Dense stage the whole image
 is one "pixel" of ``h * w * c`` channels (the stream is already in flatten order), so the
 words are first split per pixel into single values and then packed ``R`` at a time.
+
+A tensor that two nodes read goes through a :class:`~accel.hw.fork.Fork`, which hands each
+beat to both and advances once both have it; the branches meet again at an ``AddStage``,
+whose skip buffer (on the short branch) the plan sized.
 
 :attr:`Accelerator.stage_outputs` exposes each stage's output stream so that a testbench can
 watch them (reading signals across the hierarchy) and locate a mismatch at its first layer.

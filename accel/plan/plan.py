@@ -52,8 +52,19 @@ replay, array (with the tiled weights), accumulator, requantizer (a :class:`Requ
 and its constants), and the fused pool, each with the memories, multipliers, FIFO depths and
 latency its component needs; :class:`~accel.hw.accelerator.Accelerator` is built from the
 plan alone. Stages and the channel regroups between them are nodes that name the tensors
-they consume and produce (``input`` is the model input), so the plan is a graph; today's
-planner emits chains, and the accelerator connects nodes by those names.
+they consume and produce (``input`` is the model input), so the plan is a graph, and the
+accelerator connects nodes by those names.
+
+Forks and joins
+---------------
+The planner walks the layers in file order (a topological order). A tensor that two layers
+read is a fork; a residual ``Add`` is an :class:`~accel.plan.join.AddStagePlan` that reads two
+tensors, with the fewest lanes that keep it within the interval, regroups to those lanes on
+both inputs, and a skip buffer on the input that needs one (the short branch), its depth
+computed from the two branches' geometry so that no image sequence can deadlock
+(:mod:`.join`). Supported: two-branch forks that one ``Add`` joins, each branch a chain of
+one-input layers (ResNet-8's blocks). Nested branches, a tensor read by three layers and
+``Concatenate`` are refused in one line naming the layer.
 """
 
 from __future__ import annotations
