@@ -412,18 +412,26 @@ def test_the_planner_plans_the_depthwise_chains(name):
     assert plan.interval_cycles == max(s.cycles for s in plan.stages)
 
 
-@pytest.mark.parametrize("name", ["ic_resnet8"])
-def test_the_planner_refuses_the_new_layers_in_one_line(name):
-    """The hardware does not have these stages yet (another part of issue 12): the refusal is
-    one line with exit 2, not a traceback."""
+def test_the_planner_plans_resnet8_with_its_joins():
+    """ResNet-8's three residual blocks are forks joined by Add stages (with a skip buffer on
+    the short branch of each), and `accel plan --json` reports them."""
+    import json
+
     from click.testing import CliRunner
 
     from accel.cli import main
+    from accel.plan.join import AddStagePlan
+    from accel.plan.plan import make_plan
 
-    result = CliRunner().invoke(main, ["plan", str(MLPERF / f"{name}.tflite")])
-    assert result.exit_code == 2, result.output
-    assert len(result.stderr.splitlines()) == 1
-    assert result.stderr.startswith("accel: error: ")
+    plan = make_plan(load_tflite(MLPERF / "ic_resnet8.tflite"), 4, 4)
+    adds = [s for s in plan.stages if isinstance(s, AddStagePlan)]
+    assert [s.layer for s in adds] == ["add", "add_1", "add_2"]
+    assert all(sum(1 for d in s.skip_depths if d) == 1 for s in adds)
+    assert plan.interval_cycles == max(s.cycles for s in plan.stages)
+    result = CliRunner().invoke(main, ["plan", str(MLPERF / "ic_resnet8.tflite"), "--json"])
+    assert result.exit_code == 0, result.output
+    kinds = [s["kind"] for s in json.loads(result.stdout)["stages"]]
+    assert kinds.count("add") == 3
 
 
 def test_explain_the_new_layers():

@@ -1,6 +1,7 @@
 """The whole accelerator: one :class:`~accel.hw.stage.ComputeStage` per Conv2D/Dense layer,
 one :class:`~accel.hw.depthwise.DepthwiseStage` per DepthwiseConv2D layer, one
-:class:`~accel.hw.pool_stage.PoolStage` per pooling layer not fused into a convolution.
+:class:`~accel.hw.pool_stage.PoolStage` per pooling layer not fused into a convolution, one
+:class:`~accel.hw.add_stage.AddStage` per residual ``Add``.
 
 ::
 
@@ -24,6 +25,10 @@ the accelerator exposes its memory port as ``weights<N>`` (``N`` the stage index
 memory (the weight image of :func:`accel.plan.weights.image_payload`). A board top connects
 them to its memory controller; the simulation harness to a memory model.
 
+A tensor that two nodes read goes through a :class:`~accel.hw.fork.Fork`, which hands each
+beat to both and advances once both have it; the branches meet again at an ``AddStage``,
+whose skip buffer (on the short branch) the plan sized.
+
 :attr:`Accelerator.stage_outputs` exposes each stage's output stream so that a testbench can
 watch them (reading signals across the hierarchy) and locate a mismatch at its first layer.
 """
@@ -35,8 +40,11 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..plan.blocks import RegroupPlan
+from ..plan.join import AddStagePlan
 from ..plan.plan import DepthwiseStagePlan, NetworkPlan, PoolStagePlan, StagePlan
+from .add_stage import AddStage
 from .depthwise import DepthwiseStage
+from .fork import Fork
 from .layouts import pixel_layout
 from .pool_stage import PoolStage
 from .regroup import ChannelRegroup
@@ -47,6 +55,7 @@ _STAGE_BUILDERS = {
     StagePlan: lambda plan: ComputeStage(plan=plan),
     DepthwiseStagePlan: DepthwiseStage.from_plan,
     PoolStagePlan: lambda plan: PoolStage(plan=plan),
+    AddStagePlan: lambda plan: AddStage(plan=plan),
 }
 
 
@@ -58,7 +67,8 @@ class Accelerator(wiring.Component):
     plan : NetworkPlan
         Its nodes (stages and regroups) are connected by the tensors they name: the input
         port feeds ``plan.input_tensor``, the output port carries ``plan.output_tensor``.
-        Every tensor must have exactly one consumer (forks and joins are not built yet).
+        A tensor read by several nodes goes through a :class:`~accel.hw.fork.Fork`; an
+        :class:`~accel.plan.join.AddStagePlan` reads two tensors.
 
     Members
     -------
@@ -73,24 +83,22 @@ class Accelerator(wiring.Component):
     def __init__(self, plan: NetworkPlan):
         self.plan = plan
         self.nodes: list[tuple[str, object, object]] = []  # (submodule name, plan, component)
-        self.stages: list[ComputeStage | DepthwiseStage | PoolStage] = []
         self.regroups: list[ChannelRegroup] = []
-        consumers: dict[str, int] = {}
+        self.consumers: dict[str, int] = {plan.output_tensor: 1}
+        built = {}
         for node in plan.nodes:
-            inputs = (node.input,) if isinstance(node, RegroupPlan) else node.inputs
-            for name in inputs:
-                consumers[name] = consumers.get(name, 0) + 1
-                if consumers[name] > 1:
-                    raise ValueError(f"tensor {name!r} feeds more than one node; forks are "
-                                     f"not supported by this accelerator yet")
+            for name in _inputs(node):
+                self.consumers[name] = self.consumers.get(name, 0) + 1
             if not isinstance(node, RegroupPlan):
                 component = _STAGE_BUILDERS[type(node)](node)
-                self.stages.append(component)
+                built[id(node)] = component
                 self.nodes.append((f"stage{node.index}", node, component))
             else:
                 component = ChannelRegroup.from_plan(node)
                 self.nodes.append((f"regroup{len(self.regroups)}", node, component))
                 self.regroups.append(component)
+        # In the plan's stage order (which the harness's golden values follow).
+        self.stages: list = [built[id(stage)] for stage in plan.stages]
         self.input_bits, self.output_bits = plan.input_bits, plan.output_bits
         members = {
             "i": In(stream.Signature(pixel_layout(1, self.input_bits))),
@@ -111,15 +119,36 @@ class Accelerator(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        streams = {self.plan.input_tensor: wiring.flipped(self.i)}
+        # Per tensor, the streams its consumers connect to, in the order they ask for them.
+        streams: dict[str, list] = {}
+        forks = 0
+
+        def produce(tensor: str, source) -> None:
+            nonlocal forks
+            count = self.consumers.get(tensor, 0)
+            if count <= 1:
+                streams[tensor] = [source]
+                return
+            array = source.payload.shape()["data"].shape
+            fork = Fork(outputs=count, lanes=array.length, bits=array.elem_shape.width)
+            m.submodules[f"fork{forks}"] = fork
+            forks += 1
+            wiring.connect(m, source, fork.i)
+            streams[tensor] = list(fork.o)
+
+        produce(self.plan.input_tensor, wiring.flipped(self.i))
         for name, node, component in self.nodes:
             m.submodules[name] = component
-            inputs = (node.input,) if isinstance(node, RegroupPlan) else node.inputs
-            (source,) = inputs  # one input per node until joins are built
-            wiring.connect(m, streams.pop(source), component.i)
-            streams[node.output] = component.o
+            ports = component.inputs if isinstance(component, AddStage) else (component.i,)
+            for tensor, port in zip(_inputs(node), ports, strict=True):
+                wiring.connect(m, streams[tensor].pop(0), port)
+            produce(node.output, component.o)
             if not isinstance(node, RegroupPlan) and node.index in self.weight_ports:
                 wiring.connect(m, component.weights,
                                wiring.flipped(getattr(self, self.weight_ports[node.index])))
-        wiring.connect(m, streams.pop(self.plan.output_tensor), wiring.flipped(self.o))
+        wiring.connect(m, streams[self.plan.output_tensor].pop(0), wiring.flipped(self.o))
         return m
+
+
+def _inputs(node) -> tuple[str, ...]:
+    return (node.input,) if isinstance(node, RegroupPlan) else tuple(node.inputs)

@@ -61,8 +61,19 @@ replay, array (with the tiled weights), accumulator, requantizer (a :class:`Requ
 and its constants), and the fused pool, each with the memories, multipliers, FIFO depths and
 latency its component needs; :class:`~accel.hw.accelerator.Accelerator` is built from the
 plan alone. Stages and the channel regroups between them are nodes that name the tensors
-they consume and produce (``input`` is the model input), so the plan is a graph; today's
-planner emits chains, and the accelerator connects nodes by those names.
+they consume and produce (``input`` is the model input), so the plan is a graph, and the
+accelerator connects nodes by those names.
+
+Forks and joins
+---------------
+The planner walks the layers in file order (a topological order). A tensor that two layers
+read is a fork; a residual ``Add`` is an :class:`~accel.plan.join.AddStagePlan` that reads two
+tensors, with the fewest lanes that keep it within the interval, regroups to those lanes on
+both inputs, and a skip buffer on the input that needs one (the short branch), its depth
+computed from the two branches' geometry so that no image sequence can deadlock
+(:mod:`.join`). Supported: two-branch forks that one ``Add`` joins, each branch a chain of
+one-input layers (ResNet-8's blocks). Nested branches, a tensor read by three layers and
+``Concatenate`` are refused in one line naming the layer.
 """
 
 from __future__ import annotations
@@ -74,6 +85,7 @@ from dataclasses import dataclass, field
 
 from ..errors import AccelError
 from ..quant.qnet import (
+    QAdd,
     QAvgPool2D,
     QConv2D,
     QDense,
@@ -85,6 +97,8 @@ from ..quant.qnet import (
     QuantizedNetwork,
 )
 from ..quant.requant_mode import RequantMode
+from ..spec import INPUT
+from ..spec.shapes import ceil_div
 from .blocks import (
     AccumulatorPlan,
     ArrayPlan,
@@ -99,6 +113,7 @@ from .blocks import (
     depthwise_lane_count,
     pool_stage_cycles,
 )
+from .join import AddStagePlan, add_lane_count, skip_depths
 from .memory import FAMILIES, MemoryPlan
 from .requant import RequantPlan
 from .weights import ExternalMemory, StreamedWeights, WeightPlacement
@@ -596,7 +611,8 @@ class NetworkPlan:
     @property
     def latency_exact(self) -> bool:
         """Whether :attr:`latency_cycles` is exact: every stage is a Conv2D/Dense stage (the
-        depthwise and stand-alone pooling stages are estimated, :mod:`.timing`)."""
+        depthwise, stand-alone pooling and Add stages, and stages whose weights stream, are
+        estimated, :mod:`.timing`)."""
         return all(isinstance(s, StagePlan) and s.streamed is None for s in self.stages)
 
     @property
@@ -782,6 +798,98 @@ def _regroups(tensor: str, channels: int, lanes_in: int, lanes_out: int, bits: i
                         lanes_out=lanes_out, bits=bits, zero_point=fill)], out
 
 
+def _add_geometry(info) -> Geometry:
+    shape = tuple(info.output_shape)
+    h, w, c = shape if len(shape) == 3 else (1, 1, math.prod(shape))
+    return Geometry(h, w, c, (1, 1), (1, 1), "valid", h, w, c)
+
+
+def _output_beats(stage) -> int:
+    """Beats per frame of a stage's output stream."""
+    g = stage.geometry
+    pool = getattr(stage, "maxpool", None)
+    pixels = math.prod(pool.out_shape) if pool is not None else g.out_h * g.out_w
+    return pixels * ceil_div(g.filters, stage.out_lanes)
+
+
+def _branches(tensors, nodes, where: str) -> tuple[str, list, list]:
+    """The fork tensor of a join reading ``tensors``, and the two chains of nodes from it to
+    each input (either may be empty); one-line error unless both are chains of one-input
+    nodes from one tensor."""
+    producers = {node.output: node for node in nodes}
+
+    def walk(tensor):
+        seq, chain = [tensor], []
+        while tensor in producers:
+            node = producers[tensor]
+            inputs = _node_inputs(node)
+            if len(inputs) != 1:
+                break
+            chain.append(node)
+            tensor = inputs[0]
+            seq.append(tensor)
+        return seq, chain
+
+    (seq0, chain0), (seq1, chain1) = walk(tensors[0]), walk(tensors[1])
+    fork = next((t for t in seq1 if t in seq0), None)
+    if fork is None:
+        raise AccelError(f"{where}: its inputs do not branch from one tensor through layers "
+                         f"with one input each; nested branches have no hardware lowering")
+    return (fork, chain0[:seq0.index(fork)][::-1], chain1[:seq1.index(fork)][::-1])
+
+
+def _add_stage(layer, g: Geometry, target: int, common: dict, sources, regroup, nodes,
+               beats: dict, where: str) -> tuple[AddStagePlan, tuple]:
+    """The :class:`~accel.plan.join.AddStagePlan` of ``layer`` (its inputs' streams are
+    ``sources``; ``regroup`` adds a regroup to the plan, ``nodes()`` lists the plan's nodes so
+    far), with the regroups to its lanes; and ``(where, fork tensor, branch nodes)``."""
+    if layer.left_shift != 20 or layer.input.bits != 8 or layer.input2.bits != 8 or \
+            layer.output.bits != 8:
+        raise AccelError(f"{where}: only TFLite int8 ADD (left shift 20, 8-bit tensors) has a "
+                         f"hardware lowering")
+    lanes = add_lane_count(g.out_h * g.out_w, g.filters, target)
+    inputs = []
+    for (tensor, channels, lanes_in, bits), fill in zip(
+            sources, (layer.input.zero_point, layer.input2.zero_point), strict=True):
+        inputs.append(regroup(tensor, channels, lanes_in, lanes, bits, fill))
+    fork, chain0, chain1 = _branches(inputs, nodes(), where)
+    depths, leads = skip_depths((chain0, chain1), beats[fork])
+    stage = AddStagePlan(
+        pool=None, rows=0, cols=0, cycles=g.out_h * g.out_w * ceil_div(g.filters, lanes),
+        macs=0, inputs=tuple(inputs), output=layer.name, lanes=lanes,
+        zero_points=(layer.input.zero_point, layer.input2.zero_point),
+        multipliers_q31=((layer.input1_multiplier, layer.input1_shift),
+                         (layer.input2_multiplier, layer.input2_shift),
+                         (layer.output_multiplier, layer.output_shift)),
+        act_min=int(layer.act_min), act_max=int(layer.act_max), skip_depths=depths,
+        leads=leads, **common)
+    return stage, (where, fork, [*chain0, *chain1])
+
+
+def _check_joins(joins, nodes, output_tensor: str) -> None:
+    """One-line error unless every forked tensor is the fork of one join and nothing else
+    reads a tensor inside a join's branches (the skip depths assume both)."""
+    readers: dict[str, int] = {output_tensor: 1}
+    for node in nodes:
+        for name in _node_inputs(node):
+            readers[name] = readers.get(name, 0) + 1
+    forks = {}
+    for where, fork, branch in joins:
+        if fork in forks or readers.get(fork, 0) != 2:
+            raise AccelError(f"{where}: its branches start at a tensor that other layers read "
+                             f"too; only two-branch forks joined once have a hardware lowering")
+        forks[fork] = where
+        for node in branch:
+            if readers.get(node.output, 0) != 1:
+                raise AccelError(f"{where}: a tensor inside its branches ({node.output}) is "
+                                 f"read elsewhere too; nested branches have no hardware "
+                                 f"lowering")
+    for name, count in readers.items():
+        if count > 1 and name not in forks:
+            raise AccelError(f"tensor {name}: read by {count} nodes but not joined again by an "
+                             f"Add; only forks that an Add joins have a hardware lowering")
+
+
 def make_plan(qnet: QuantizedNetwork, max_rows: int, max_cols: int, *,
               allow_wide: bool = True, weights: WeightPlacement | None = None) -> NetworkPlan:
     """Plan ``qnet`` on arrays of at most ``max_rows x max_cols`` (see module doc).
@@ -849,11 +957,23 @@ def _plan_once(qnet: QuantizedNetwork, max_rows: int, max_cols: int, allow_wide:
 
     if max_rows < 1 or max_cols < 1:
         raise AccelError(f"array must be at least 1x1, not {max_rows}x{max_cols}")
-    # The hardware is built for chains so far (forks and joins come with the Add stage).
-    qnet.require_chain("the hardware planner")
     infos = {info.name: info for info in qnet.network.infos}
-    compute = []  # (layer, geometry, fused pool)
     hw_layers = [layer for layer in qnet.layers if not isinstance(layer, QSoftmax)]
+    # A Flatten is no hardware: its readers read the tensor it flattens.
+    alias = {INPUT: INPUT}
+    for layer in hw_layers:
+        if isinstance(layer, QFlatten):
+            alias[layer.name] = alias[layer.inputs[0]]
+        else:
+            alias[layer.name] = layer.name
+    readers: dict[str, list] = {}
+    for layer in hw_layers:
+        if not isinstance(layer, QFlatten):
+            for name in layer.inputs:
+                readers.setdefault(alias[name], []).append(layer)
+    positions = {layer.name: position for position, layer in enumerate(hw_layers)}
+    compute = []  # (layer, geometry, fused pool)
+    fused: dict[str, list] = {}  # a Conv2D's name -> its entry in ``compute``
     for position, layer in enumerate(hw_layers):
         where = f"layer {position} ({layer.name})"
         if isinstance(layer, QDepthwiseConv2D) and \
@@ -861,11 +981,14 @@ def _plan_once(qnet: QuantizedNetwork, max_rows: int, max_cols: int, allow_wide:
             raise AccelError(f"{where}: a depthwise layer with depth_multiplier "
                              f"{layer.weights.shape[3]} needs an array of at least that many "
                              f"PEs, not {max_rows}x{max_cols}")
+        source = alias.get(layer.inputs[0]) if layer.inputs else None
         if isinstance(layer, (QConv2D, QDense, QDepthwiseConv2D)):
             compute.append([layer, _geometry(layer, infos[layer.name]), None])
-        elif isinstance(layer, QMaxPool2D) and compute and compute[-1][2] is None and \
-                isinstance(compute[-1][0], QConv2D) and hw_layers[position - 1] is compute[-1][0]:
-            compute[-1][2] = layer  # fused into the convolution's stage
+            if isinstance(layer, QConv2D):
+                fused[layer.name] = compute[-1]
+        elif isinstance(layer, QMaxPool2D) and source in fused and \
+                fused[source][2] is None and len(readers[source]) == 1:
+            fused[source][2] = layer  # fused into the convolution's stage (its only reader)
         elif isinstance(layer, (QMaxPool2D, QAvgPool2D, QMean)):
             if isinstance(layer, QMaxPool2D) and (layer.act_min > layer.input.qmin
                                                   or layer.act_max < layer.input.qmax):
@@ -873,89 +996,119 @@ def _plan_once(qnet: QuantizedNetwork, max_rows: int, max_cols: int, allow_wide:
                                  f"[{layer.act_min}, {layer.act_max}]; put the activation "
                                  f"before the pool")
             compute.append([layer, _pool_geometry(layer, infos[layer.name]), None])
+        elif isinstance(layer, QAdd):
+            compute.append([layer, _add_geometry(infos[layer.name]), None])
         elif isinstance(layer, QFlatten):
             continue
-        else:  # average pools, PAD, Add, ...: not planned yet
+        else:  # PAD, Concatenate, a softmax inside the network, ...: not planned yet
             raise AccelError(f"{where}: {layer.kind} has no hardware lowering")
+        if layer.name != qnet.logits_layer.name and not readers.get(layer.name):
+            raise AccelError(f"{where}: its output is not read by any layer; the hardware has "
+                             f"one output, the last layer's")
+    for name, layers in readers.items():
+        if len(layers) > 2:
+            where = "the input" if name == INPUT else \
+                f"layer {positions[name]} ({name})"
+            raise AccelError(f"{where}: read by {len(layers)} layers; the hardware forks a "
+                             f"tensor into two branches at most")
     if not compute:
         raise AccelError(f"{qnet.name}: no Conv2D or Dense layer to put in hardware")
     # The heaviest layer gets the whole array; its cycles set the interval everyone meets.
     if not any(isinstance(layer, _PE_LAYERS) for layer, _, _ in compute):
         raise AccelError(f"{qnet.name}: no Conv2D, DepthwiseConv2D or Dense layer to put in "
                          f"hardware")
-    def source(layer) -> ExternalMemory | None:
+    def memory_of(layer) -> ExternalMemory | None:
         return memory if layer.name in streamed else None
 
-    fastest = [_stage_size(layer, g, max_rows, max_cols, 0, source(layer))[2]
+    fastest = [_stage_size(layer, g, max_rows, max_cols, 0, memory_of(layer))[2]
                for layer, g, _ in compute if isinstance(layer, _PE_LAYERS)]
     next_base = 0  # the next streamed stage's first word address
     target = max(fastest)
     stages, regroups = [], []
-    # The stream arriving at each point: tensor name, channels per "pixel", lanes, bits.
-    tensor, channels, lanes, bits = "input", qnet.input_shape[-1], 1, qnet.input.bits
+    # The stream each layer's output is: tensor name, channels per "pixel", lanes, bits; and
+    # the beats per frame of every tensor of the plan.
+    streams = {INPUT: ("input", qnet.input_shape[-1], 1, qnet.input.bits)}
+    beats = {"input": math.prod(qnet.input_shape)}
+    made: dict[str, RegroupPlan] = {}  # a regroup two readers share is built once
+
+    def regroup(tensor, channels, lanes_in, lanes_out, bits, fill, suffix=""):
+        chain, out = _regroups(tensor, channels, lanes_in, lanes_out, bits, fill, suffix)
+        for node in chain:
+            if node.output not in made:
+                made[node.output] = node
+                regroups.append(node)
+                beats[node.output] = (beats[node.input] // ceil_div(channels, lanes_in)
+                                      * ceil_div(channels, lanes_out))
+        return out
+
+    joins = []
     for index, (layer, geometry, pool) in enumerate(compute):
         kh, kw = geometry.kernel
         fill = layer.input.zero_point
+        tensor, channels, lanes, bits = streams[alias[layer.inputs[0]]]
         common = dict(index=index, layer=layer.name, kind=layer.kind, geometry=geometry,
                       in_bits=layer.input.bits, out_bits=layer.output.bits,
                       in_zero_point=layer.input.zero_point,
                       out_zero_point=layer.output.zero_point,
                       out_scale=float(layer.output.scale))
-        if isinstance(layer, (QMaxPool2D, QAvgPool2D, QMean)):
+        if isinstance(layer, QAdd):
+            stage, join = _add_stage(layer, geometry, target, common,
+                                     [streams[alias[name]] for name in layer.inputs], regroup,
+                                     lambda: [*regroups, *stages], beats,
+                                     f"layer {positions[layer.name]} ({layer.name})")
+            joins.append(join)
+        elif isinstance(layer, (QMaxPool2D, QAvgPool2D, QMean)):
             stage = _pool_stage(layer, geometry, lanes, common, tensor)
-            stages.append(stage)
-            tensor, bits = layer.name, layer.output.bits
-            continue
-        if isinstance(layer, QDepthwiseConv2D):
+        elif isinstance(layer, QDepthwiseConv2D):
             rows, cols, cycles = _stage_size(layer, geometry, max_rows, max_cols, target)
             blocks = lower_depthwise_blocks(layer, geometry, rows, cols,
                                             allow_wide=allow_wide)
-            chain, tensor = _regroups(tensor, channels, lanes, blocks["depthwise"].lanes, bits,
-                                      fill)
-            regroups += chain
+            tensor = regroup(tensor, channels, lanes, blocks["depthwise"].lanes, bits, fill)
             stage = DepthwiseStagePlan(
                 pool=None, rows=rows, cols=cols, cycles=cycles,
                 macs=geometry.out_h * geometry.out_w * geometry.filters * kh * kw,
                 inputs=(tensor,), output=layer.name, **common, **blocks)
-            stages.append(stage)
-            tensor, channels, lanes, bits = (layer.name, geometry.filters, stage.out_lanes,
-                                             layer.output.bits)
-            continue
-        rows, cols, cycles = _stage_size(layer, geometry, max_rows, max_cols, target,
-                                         source(layer))
-        compute_cycles, k_tiles, f_tiles = stage_cycles(geometry, rows, cols)
-        macs = geometry.out_h * geometry.out_w * geometry.filters * kh * kw * geometry.in_channels
-        if isinstance(layer, QDense):
-            # Split every pixel into single values (dropping its padding lanes), then pack the
-            # whole flattened image ``rows`` values per beat (the stream is in flatten order).
-            first, tensor = _regroups(tensor, channels, lanes, 1, bits, fill)
-            second, tensor = _regroups(tensor, geometry.in_channels, 1, rows, bits, fill,
-                                       "flat")
-            regroups += first + second
         else:
-            chain, tensor = _regroups(tensor, channels, lanes, rows, bits, fill)
-            regroups += chain
-        output = pool.name if pool is not None else layer.name
-        blocks = lower_stage_blocks(layer, pool, geometry, rows, cols, k_tiles, f_tiles,
-                                    allow_wide=allow_wide, streamed=layer.name in streamed)
-        weight_stream = None
-        if layer.name in streamed:
-            weight_stream = StreamedWeights.build(
-                memory=memory, base=next_base, tiles=blocks["array"].weights,
-                weight_bits=layer.weight_bits, compute_cycles=compute_cycles)
-            # The next stage's words start at a burst boundary.
-            next_base = -(-weight_stream.end // memory.max_burst) * memory.max_burst
-            if weight_stream.end > memory.words:
-                raise _MemoryTooSmall(memory, weight_stream.end)
-        stages.append(StagePlan(
-            pool=pool.name if pool else None, rows=rows, cols=cols, k_tiles=k_tiles,
-            f_tiles=f_tiles, cycles=cycles, macs=macs, inputs=(tensor,), output=output,
-            **common, **blocks, streamed=weight_stream,
-        ))
-        tensor, channels, lanes, bits = output, geometry.filters, cols, layer.output.bits
-    last = compute[-1][0]
-    out_chain, tensor = _regroups(tensor, channels, lanes, 1, bits, last.output.zero_point)
-    regroups += out_chain
+            rows, cols, cycles = _stage_size(layer, geometry, max_rows, max_cols, target,
+                                             memory_of(layer))
+            compute_cycles, k_tiles, f_tiles = stage_cycles(geometry, rows, cols)
+            macs = (geometry.out_h * geometry.out_w * geometry.filters * kh * kw
+                    * geometry.in_channels)
+            if isinstance(layer, QDense):
+                # Split every pixel into single values (dropping its padding lanes), then pack
+                # the whole flattened image ``rows`` values per beat (the stream is in flatten
+                # order).
+                tensor = regroup(tensor, channels, lanes, 1, bits, fill)
+                tensor = regroup(tensor, geometry.in_channels, 1, rows, bits, fill, "flat")
+            else:
+                tensor = regroup(tensor, channels, lanes, rows, bits, fill)
+            output = pool.name if pool is not None else layer.name
+            blocks = lower_stage_blocks(layer, pool, geometry, rows, cols, k_tiles, f_tiles,
+                                        allow_wide=allow_wide, streamed=layer.name in streamed)
+            weight_stream = None
+            if layer.name in streamed:
+                weight_stream = StreamedWeights.build(
+                    memory=memory, base=next_base, tiles=blocks["array"].weights,
+                    weight_bits=layer.weight_bits, compute_cycles=compute_cycles)
+                # The next stage's words start at a burst boundary.
+                next_base = -(-weight_stream.end // memory.max_burst) * memory.max_burst
+                if weight_stream.end > memory.words:
+                    raise _MemoryTooSmall(memory, weight_stream.end)
+            stage = StagePlan(
+                pool=pool.name if pool else None, rows=rows, cols=cols, k_tiles=k_tiles,
+                f_tiles=f_tiles, cycles=cycles, macs=macs, inputs=(tensor,), output=output,
+                **common, **blocks, streamed=weight_stream,
+            )
+        stages.append(stage)
+        out_channels = geometry.filters
+        streams[layer.name] = (stage.output, out_channels, stage.out_lanes, layer.output.bits)
+        if pool is not None:
+            streams[pool.name] = streams[layer.name]
+        beats[stage.output] = _output_beats(stage)
+    last = qnet.logits_layer
+    tensor, channels, lanes, bits = streams[alias[last.name]]
+    tensor = regroup(tensor, channels, lanes, 1, bits, last.output.zero_point)
+    _check_joins(joins, [*regroups, *stages], tensor)
     return NetworkPlan(name=qnet.name, max_rows=max_rows, max_cols=max_cols,
                        stages=tuple(stages), input_shape=tuple(qnet.input_shape),
                        output_layer=qnet.logits_layer.name,
@@ -991,6 +1144,8 @@ def _stage_json(s: StagePlan | DepthwiseStagePlan | PoolStagePlan) -> dict:
     }
     if isinstance(s, PoolStagePlan):
         return common
+    if isinstance(s, AddStagePlan):
+        return {**common, "add": s.to_json()}
     if isinstance(s, DepthwiseStagePlan):
         d = s.depthwise
         return {**common, "depth_multiplier": d.depth_multiplier, "groups": d.groups,

@@ -221,6 +221,22 @@ def _stage_times(stage, times: list[int]) -> tuple[list[int], list[int]]:
     return accepted, emitted
 
 
+def _add_times(stage, first: list[int], second: list[int]) -> list[int]:
+    """An estimate for an Add stage: beat ``k`` of the sum leaves ``latency`` after both input
+    beats ``k`` are there (a skip buffer adds its one cycle), one beat per cycle. Not exact
+    (the fork's waits are not followed): :attr:`NetworkPlan.latency_exact` says so."""
+    from .join import ADD_LATENCY, SKIP_LATENCY
+
+    out: list[int] = []
+    for a, b in zip(first, second, strict=True):
+        t = max(a + (SKIP_LATENCY if stage.skip_depths[0] else 0),
+                b + (SKIP_LATENCY if stage.skip_depths[1] else 0))
+        if out:
+            t = max(t, out[-1] + 1 - ADD_LATENCY)
+        out.append(t + ADD_LATENCY)
+    return out
+
+
 def first_image_times(plan) -> dict[str, list[int]]:
     """Per tensor of ``plan``, the cycle each of its beats is taken, for the first image."""
     times = {plan.input_tensor: list(range(math.prod(plan.input_shape)))}
@@ -230,6 +246,8 @@ def first_image_times(plan) -> dict[str, list[int]]:
                                           lanes_in=node.lanes_in, lanes_out=node.lanes_out)
             times[node.input] = accepted
             times[node.output] = out
+        elif len(node.inputs) == 2:
+            times[node.output] = _add_times(node, *(times[name] for name in node.inputs))
         else:
             times[node.inputs[0]], times[node.output] = _stage_times(node,
                                                                      times[node.inputs[0]])

@@ -1,0 +1,315 @@
+"""Joins in the hardware plan: the residual ``Add`` stage and the depth of its skip buffers.
+
+A tensor read by two nodes is a *fork* (:class:`~accel.hw.fork.Fork` hands each beat to both
+consumers and retires it once both have taken it); the two branches meet again at an
+:class:`AddStagePlan` (:class:`~accel.hw.add_stage.AddStage`: a
+:class:`~accel.hw.add_merge.SkipBuffer` on each input that needs one, then the
+:class:`~accel.hw.add_merge.AddMerge`). The planner supports series-parallel graphs of depth
+one: every join's two branches are chains from one fork tensor, with no other fork or join
+inside them (ResNet-8's residual blocks, with or without a projection on the skip path).
+
+Why the skip depth suffices (:func:`skip_depths`)
+------------------------------------------------
+Count every stream in beats of one frame and extend it periodically (frame ``f``'s beat ``k``
+is beat ``f * N + k``). For each beat ``k`` of a join input ``X`` (reached from the fork tensor
+``F`` through a chain of nodes) two numbers are derived from the geometry alone:
+
+- ``need_X[k]``: an upper bound on the beats of ``F`` the branch must accept before it can offer
+  beat ``k`` of ``X`` -- every node is assumed to need the *whole last input row* of the
+  windows of the outputs up to ``k`` (the whole input for a Dense layer or a global mean, the
+  whole pixel for a regroup), which is at least what the window generator, the pools and the
+  regroups wait for;
+- ``dep_X[k]``: a lower bound on the beats of ``F`` the branch has accepted once it has offered
+  beat ``k`` (the bottom-right input pixel of its window -- its last beat for a convolution,
+  which reduces over all channels, its first otherwise -- for every output up to ``k``; for a
+  regroup the beat holding the output's last channel): no node can offer an output before
+  the input it is computed from.
+
+Suppose the pipeline stops for good with the join waiting for beat ``k`` of input ``a`` while
+input ``b``'s beat ``k`` waits at the join. The fork is stuck (otherwise ``a`` would get its
+input), so one consumer refuses beats for good; a branch refuses only when its output is full,
+so it is ``b``: its buffer of ``D_b`` beats holds beats ``k .. k + D_b - 1`` and the branch
+offers ``k + D_b``, having accepted at least ``dep_b[k + D_b]`` beats of ``F``; and ``a`` has
+had every beat the fork delivered without offering beat ``k``, fewer than ``need_a[k]``. The
+fork delivers beats to both sides alike (it is one beat ahead at most), so
+``dep_b[k + D_b] < need_a[k]``. Choosing ``D_b`` as the least depth with
+``need_a[k] <= dep_b[k + D_b]`` for every ``k`` (and the same for ``a``) rules that out for
+every image sequence, because both bounds are properties of the geometry, not of the data
+(:func:`~accel.hw.add_merge.skip_buffer_depth`'s rule with the lead made explicit). On top of
+the depth for freedom from deadlock, a buffered input gets the other branch's pipeline latency
+in beats, so the fork does not stall while the first result travels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..spec.shapes import ceil_div, window_2d
+from .blocks import RegroupPlan
+from .memory import FAMILIES, MemoryKind, MemoryPlan
+
+__all__ = ["ADD_LATENCY", "AddStagePlan", "add_lane_count", "add_multipliers",
+           "branch_bounds", "skip_depths"]
+
+#: :attr:`accel.hw.add_merge.AddMerge.latency`: five register stages.
+ADD_LATENCY = 5
+#: :attr:`accel.hw.add_merge.SkipBuffer.latency`.
+SKIP_LATENCY = 1
+
+# The products of one AddMerge lane: (x - zp) * M for each input (9 x 31 bits) and the sum
+# times the output multiplier (32 x 31 bits).
+_ADD_PRODUCTS = ((9, 31), (9, 31), (32, 31))
+
+
+def add_multipliers(lanes: int, family: str) -> int:
+    """Hardware multipliers of an AddMerge of ``lanes`` lanes on ``family``: one 18 x 18
+    block (ECP5 MULT18X18D, iCE40 SB_MAC16, Gowin two MULT9X9) per 18 x 18 piece of every
+    product (an estimate: yosys splits the constant multiplications as it does the
+    requantizer's)."""
+    pieces = sum(ceil_div(a, 18) * ceil_div(b, 18) for a, b in _ADD_PRODUCTS)
+    return lanes * pieces * (2 if family == "gowin" else 1)
+
+
+def add_lane_count(pixels: int, channels: int, target: int) -> int:
+    """The fewest lanes (1..channels) that take an ``Add`` of ``pixels`` pixels within
+    ``target`` cycles per frame at one beat per cycle (all channels if none does)."""
+    for lanes in range(1, channels + 1):
+        if pixels * ceil_div(channels, lanes) <= target:
+            return lanes
+    return channels
+
+
+@dataclass(frozen=True, eq=False)
+class AddStagePlan:
+    """A residual ``Add`` (TFLite int8 ADD of two aligned streams): the
+    :class:`~accel.hw.add_stage.AddStage`.
+
+    Members
+    -------
+    index, layer, pool, kind, geometry, cycles, inputs, output : as
+        :class:`~accel.plan.plan.StagePlan` (``kind`` is ``add``, ``pool`` None,
+        ``geometry`` the 1x1 "window" on the output shape; ``inputs`` are the two tensors,
+        ``lanes`` values per beat each, in the layer's input order).
+    rows, cols, macs : int
+        0: no array.
+    lanes : int
+        Channels per beat on both inputs and the output.
+    in_bits, out_bits, in_zero_point, out_zero_point, out_scale : as ``StagePlan``
+        (``in_*`` are the first input's).
+    zero_points : tuple of int
+        The two inputs' zero points.
+    multipliers_q31 : tuple of (int, int)
+        ``(multiplier, shift)`` of input 1, input 2 and the output (``add.cc``'s).
+    act_min, act_max : int
+        The fused activation's clamp.
+    skip_depths : tuple of int
+        Beats of :class:`~accel.hw.add_merge.SkipBuffer` on each input (0: none), from
+        :func:`skip_depths` (see the module documentation for why they suffice).
+    leads : tuple of int
+        The least depth per input for freedom from deadlock (``skip_depths`` without the
+        latency margin), for the record.
+    """
+
+    index: int
+    layer: str
+    pool: None
+    kind: str
+    geometry: object
+    rows: int
+    cols: int
+    cycles: int
+    macs: int
+    inputs: tuple[str, str]
+    output: str
+    in_bits: int
+    out_bits: int
+    in_zero_point: int
+    out_zero_point: int
+    out_scale: float
+    lanes: int
+    zero_points: tuple[int, int]
+    multipliers_q31: tuple[tuple[int, int], tuple[int, int], tuple[int, int]]
+    act_min: int
+    act_max: int
+    skip_depths: tuple[int, int]
+    leads: tuple[int, int]
+    window: None = None
+    requant: None = None
+
+    pes = 0
+    ideal_cycles = 0.0
+    utilization = 0.0
+    weight_count = 0
+
+    @property
+    def in_lanes(self) -> int:
+        return self.lanes
+
+    @property
+    def out_lanes(self) -> int:
+        return self.lanes
+
+    @property
+    def weight_bits(self) -> int:
+        return self.in_bits
+
+    @property
+    def channels(self) -> int:
+        return self.geometry.filters
+
+    @property
+    def memories(self) -> tuple[MemoryPlan, ...]:
+        """The skip buffers (a SyncFIFOBuffered's depth counts its output register)."""
+        return tuple(MemoryPlan("skip_fifo", MemoryKind.FIFO, depth - 1, self.lanes * 8 + 1)
+                     for depth in self.skip_depths if depth > 1)
+
+    @property
+    def memory_bits(self) -> dict:
+        bits = {"weights": 0, "line_buffer": 0, "requant": 0, "pool": 0}
+        for memory in self.memories:
+            bits[memory.name] = bits.get(memory.name, 0) + memory.total_bits
+        return bits
+
+    @property
+    def multipliers(self) -> dict:
+        return {f: add_multipliers(self.lanes, f) for f in FAMILIES}
+
+    def bram_blocks(self, family: str) -> int:
+        return sum(memory.blocks(family) for memory in self.memories)
+
+    @property
+    def latencies(self) -> dict:
+        return {"add": ADD_LATENCY}
+
+    def component_args(self) -> dict:
+        """The :class:`~accel.hw.add_merge.AddMerge` parameters (input 1 is ``residual``)."""
+        (m1, e1), (m2, e2), (mo, eo) = self.multipliers_q31
+        return dict(channels=self.channels, lanes=self.lanes,
+                    residual_zero_point=self.zero_points[0],
+                    shortcut_zero_point=self.zero_points[1],
+                    output_zero_point=self.out_zero_point, residual_multiplier=m1,
+                    residual_shift=e1, shortcut_multiplier=m2, shortcut_shift=e2,
+                    output_multiplier=mo, output_shift=eo, act_min=self.act_min,
+                    act_max=self.act_max)
+
+    def to_json(self) -> dict:
+        return {"lanes": self.lanes, "zero_points": list(self.zero_points),
+                "multipliers": [list(p) for p in self.multipliers_q31],
+                "act": [self.act_min, self.act_max], "skip_depths": list(self.skip_depths),
+                "leads": list(self.leads), "latency": ADD_LATENCY}
+
+
+# --- the bounds -------------------------------------------------------------------------------
+
+
+def _running_max(values: np.ndarray) -> np.ndarray:
+    return np.maximum.accumulate(values)
+
+
+def _window_bounds(stage, need_in: np.ndarray, dep_in: np.ndarray) -> tuple[np.ndarray, ...]:
+    """``(need, dep)`` per output beat of a windowed stage (conv with its fused pool,
+    depthwise, pooling), from the same per input beat."""
+    g = stage.geometry
+    in_groups = ceil_div(g.in_channels, stage.in_lanes)
+    win = window_2d((g.in_h, g.in_w), g.kernel, g.strides, g.padding)
+    oh, ow = win.out_shape
+    # Per output pixel of the window: the last input row (need) and the bottom-right pixel
+    # (dep), clipped to the image.
+    last_row = np.array([min(g.in_h - 1, win.rows.start(r) + g.kernel[0] - 1)
+                         for r in range(oh)])
+    last_col = np.array([min(g.in_w - 1, win.cols.start(c) + g.kernel[1] - 1)
+                         for c in range(ow)])
+    rows_need = (last_row + 1) * g.in_w * in_groups - 1  # index of the row's last beat
+    # A convolution reduces over every channel: it waits for the pixel's last beat; a
+    # depthwise or pooling stage's first output group for the pixel's first at least.
+    reduce = in_groups - 1 if getattr(stage, "k_tiles", None) is not None else 0
+    pixel_dep = ((last_row[:, None] * g.in_w + last_col[None, :]) * in_groups
+                 + reduce).reshape(-1)
+    need_px = np.repeat(need_in[rows_need], ow)
+    dep_px = dep_in[pixel_dep]
+    pool = getattr(stage, "maxpool", None)
+    if pool is not None:  # the fused pool's windows over the conv's output pixels
+        pw = window_2d((pool.height, pool.width), pool.pool, pool.strides, pool.padding)
+        ph, pww = pw.out_shape
+        prow = np.array([min(pool.height - 1, pw.rows.start(r) + pool.pool[0] - 1)
+                         for r in range(ph)])
+        pcol = np.array([min(pool.width - 1, pw.cols.start(c) + pool.pool[1] - 1)
+                         for c in range(pww)])
+        need_px = np.repeat(need_px[(prow + 1) * pool.width - 1], pww)
+        dep_px = dep_px[(prow[:, None] * pool.width + pcol[None, :]).reshape(-1)]
+    out_groups = ceil_div(g.filters, stage.out_lanes)
+    return np.repeat(need_px, out_groups), np.repeat(dep_px, out_groups)
+
+
+def _node_bounds(node, need_in: np.ndarray, dep_in: np.ndarray) -> tuple[np.ndarray, ...]:
+    if isinstance(node, RegroupPlan):
+        g_in, g_out = ceil_div(node.channels, node.lanes_in), ceil_div(node.channels,
+                                                                      node.lanes_out)
+        pixels = len(need_in) // g_in
+        pixel = np.repeat(np.arange(pixels), g_out)
+        group = np.tile(np.arange(g_out), pixels)
+        need = need_in[(pixel + 1) * g_in - 1]
+        # An output beat is complete once the input beat with its last channel is in.
+        last = np.minimum((group + 1) * node.lanes_out, node.channels) - 1
+        dep = dep_in[pixel * g_in + last // node.lanes_in]
+        return need, dep
+    if node.window is None and node.kind != "avg_pool2d" and node.kind != "max_pool2d":
+        # Dense, global mean: every output needs the whole input.
+        beats = node.geometry.out_h * node.geometry.out_w * ceil_div(node.geometry.filters,
+                                                                     node.out_lanes)
+        return np.full(beats, need_in[-1]), np.full(beats, dep_in[-1])
+    return _window_bounds(node, need_in, dep_in)
+
+
+def branch_bounds(chain, fork_beats: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(need, dep)`` per beat of the last tensor of ``chain`` (the nodes from the fork tensor
+    of ``fork_beats`` beats per frame to a join input, in order), counted in fork beats (see
+    the module documentation); running maxima, so both are non-decreasing."""
+    need = dep = np.arange(1, fork_beats + 1)
+    for node in chain:
+        need, dep = _node_bounds(node, need, dep)
+        need, dep = _running_max(need), _running_max(dep)
+    return need, dep
+
+
+def _least_depth(need_other: np.ndarray, dep: np.ndarray, fork_beats: int) -> int:
+    """The least ``D >= 0`` with ``need_other[k] <= dep[k + D]`` for every ``k`` (indices past
+    the frame wrap into the next frame, ``fork_beats`` further on)."""
+    n = len(dep)
+    k = np.arange(n)
+
+    def ok(depth: int) -> bool:
+        frames, index = np.divmod(k + depth, n)
+        return bool(np.all(need_other <= frames * fork_beats + dep[index]))
+
+    lo, hi = 0, n  # at D = n every input beat of the frame is accepted: dep >= frame
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if ok(mid):
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+def _chain_latency(chain) -> int:
+    return sum(node.latency if isinstance(node, RegroupPlan) else sum(node.latencies.values())
+               for node in chain)
+
+
+def skip_depths(chains, fork_beats: int) -> tuple[tuple[int, int], tuple[int, int]]:
+    """``(depths, leads)`` of the two join inputs reached from a fork tensor of ``fork_beats``
+    beats per frame through ``chains`` (two node lists, maybe empty). ``leads`` are the least
+    depths that rule out deadlock (module documentation); ``depths`` add, to an input that
+    needs a buffer, the other branch's pipeline latency in beats (one beat per cycle at most),
+    so that the fork keeps moving while the other branch's first result travels."""
+    bounds = [branch_bounds(chain, fork_beats) for chain in chains]
+    if len(bounds[0][0]) != len(bounds[1][0]):
+        raise ValueError(f"the join's inputs have {len(bounds[0][0])} and {len(bounds[1][0])} "
+                         f"beats per frame")
+    leads = tuple(_least_depth(bounds[1 - i][0], bounds[i][1], fork_beats) for i in (0, 1))
+    depths = tuple(lead + _chain_latency(chains[1 - i]) if lead else 0
+                   for i, lead in enumerate(leads))
+    return depths, leads

@@ -1,0 +1,320 @@
+# amaranth: UnusedElaboratable=no
+"""Graph networks (forks and residual joins) in the accelerator (amaranth.sim, self-checking
+harness): every layer of every image bit-exact with the golden model under random input gaps
+and output stalls, the measured interval equal to the plan's; random small graph networks;
+one-line refusals of the graphs the planner does not build; the skip-buffer depth rule."""
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from accel.cli import main
+from accel.errors import AccelError
+from accel.hw.accelerator import Accelerator
+from accel.hw.add_stage import AddStage
+from accel.plan.join import ADD_LATENCY, AddStagePlan, branch_bounds
+from accel.plan.plan import make_plan, plan_dict
+from accel.quant.random_model import random_quantized
+from accel.sim.run import build_harness, report, run_amaranth
+from accel.spec import (
+    Add,
+    AveragePooling2D,
+    Concatenate,
+    Conv2D,
+    Dense,
+    DepthwiseConv2D,
+    Flatten,
+    MaxPooling2D,
+    Network,
+)
+
+
+def _run(qnet, plan, *, images, seed, gaps):
+    x = np.random.default_rng(seed).integers(qnet.input.qmin, qnet.input.qmax + 1,
+                                             (images, *qnet.input_shape))
+    case = build_harness(qnet, plan, x, seed=seed + 1, gap_percent=gaps, stall_percent=gaps)
+    return report(case, run_amaranth(case, max_cycles=300_000))
+
+
+NETWORKS = {
+    # conv -> conv -> add with the stem (identity shortcut).
+    "identity_shortcut": ((4, 4, 2), (
+        Conv2D(3, 3, padding="same", activation="relu", name="stem"),
+        Conv2D(3, 3, padding="same", activation="relu", name="c1"),
+        Conv2D(3, 3, padding="same", name="c2"),
+        Add(activation="relu", name="add", inputs=("stem", "c2")),
+        Flatten(name="f"), Dense(3, name="d"))),
+    # ResNet-8's downsampling block: 3x3 s2 -> 3x3 on the long branch, a 1x1 s2 projection on
+    # the skip path, joined in the order ResNet-8 has (projection first).
+    "projection_shortcut": ((4, 4, 2), (
+        Conv2D(3, 3, padding="same", activation="relu", name="stem"),
+        Conv2D(4, 3, strides=2, padding="same", activation="relu", name="c1"),
+        Conv2D(4, 3, padding="same", name="c2"),
+        Conv2D(4, 1, strides=2, padding="same", name="proj", inputs=("stem",)),
+        Add(activation="relu", name="add", inputs=("proj", "c2")),
+        Flatten(name="f"), Dense(3, name="d"))),
+    # An add after a (fused) max pool, and a stand-alone average pool inside a branch.
+    "add_after_pool": ((4, 4, 2), (
+        Conv2D(3, 3, padding="same", activation="relu", name="stem"),
+        MaxPooling2D(2, name="pool"),
+        Conv2D(3, 3, padding="same", name="c1"),
+        Add(name="add", inputs=("pool", "c1")),
+        AveragePooling2D(3, strides=1, padding="same", name="avg"),
+        Add(activation="relu", name="add2", inputs=("avg", "add")),
+        Flatten(name="f"), Dense(2, name="d"))),
+}
+
+
+@pytest.mark.parametrize("array", [(2, 2), pytest.param((3, 2), marks=pytest.mark.slow)],
+                         ids=lambda a: f"{a[0]}x{a[1]}")
+@pytest.mark.parametrize("name", sorted(NETWORKS))
+def test_residual_network_bit_exact_under_stalls(name, array):
+    shape, layers = NETWORKS[name]
+    qnet = random_quantized(Network(name, shape, layers), 0)
+    plan = make_plan(qnet, *array)
+    assert any(isinstance(s, AddStagePlan) for s in plan.stages)
+    r = _run(qnet, plan, images=2, seed=3, gaps=25)
+    assert r.bit_exact and r.mismatches == 0, (name, array, r.first_mismatch)
+
+
+@pytest.mark.parametrize("name", sorted(NETWORKS))
+def test_residual_interval_is_the_plan(name):
+    """No input gaps or output stalls, two images back to back: the measured interval is the
+    plan's, cycle for cycle (the skip buffers keep the forks from stalling the bottleneck);
+    the latency of graph networks is an estimate and the plan says so."""
+    shape, layers = NETWORKS[name]
+    qnet = random_quantized(Network(name, shape, layers), 1)
+    plan = make_plan(qnet, 2, 2)
+    r = _run(qnet, plan, images=2, seed=0, gaps=0)
+    assert r.bit_exact, r.first_mismatch
+    assert r.cycles_per_inference == plan.interval_cycles, name
+    assert not plan.latency_exact
+    assert abs(r.latency_cycles / plan.latency_cycles - 1) < 0.1, (r.latency_cycles,
+                                                                   plan.latency_cycles)
+
+
+def test_the_add_stage_and_the_plan_json():
+    shape, layers = NETWORKS["projection_shortcut"]
+    plan = make_plan(random_quantized(Network("p", shape, layers), 0), 2, 2)
+    (add,) = [s for s in plan.stages if isinstance(s, AddStagePlan)]
+    assert add.inputs[0].startswith("proj") and add.inputs[1].startswith("c2")
+    # The projection (skip path) is the short branch: it gets the buffer, the long one none.
+    assert add.skip_depths[0] > 0 and add.skip_depths[1] == 0
+    assert AddStage(plan=add).merge.latency == ADD_LATENCY == add.latencies["add"]
+    data = plan_dict(plan)
+    (entry,) = [s for s in data["stages"] if s["kind"] == "add"]
+    assert entry["add"]["skip_depths"] == list(add.skip_depths)
+    assert entry["multipliers"] == add.multipliers and add.multipliers["ecp5"] > 0
+    assert sum(m["words"] for m in entry["memories"]) == add.skip_depths[0] - 1
+    # Every stage reads tensors that exist, and the accelerator builds one fork per forked
+    # tensor (the stem's output, read by the long branch and the projection).
+    acc = Accelerator(plan)
+    # (both read it regrouped alike, so the one regroup's output is forked).
+    assert [t for t, n in acc.consumers.items() if n > 1] == [plan.stages[1].inputs[0]]
+    assert plan.stages[1].inputs[0].startswith("stem")
+
+
+def test_branch_bounds_follow_the_window():
+    """need/dep of a 3x3 SAME conv on a 4-wide image of one beat per pixel: output pixel 0
+    needs rows 0..1 (8 beats, upper bound) and has read pixel (1, 1) (index 5, lower bound)."""
+    plan = make_plan(random_quantized(Network("i", (4, 4, 1), (
+        Conv2D(1, 3, padding="same", name="c"), Flatten(name="f"), Dense(1, name="d"))), 0),
+        1, 1)
+    need, dep = branch_bounds([plan.stages[0]], 16)
+    assert (need[0], dep[0]) == (8, 6)
+    assert (need[-1], dep[-1]) == (16, 16)
+    assert np.all(np.diff(need) >= 0) and np.all(dep <= need)
+
+
+def _deadlocks_with(plan, depths, qnet):
+    """Rebuild the plan's add stage with ``depths`` and run one image with no stalls."""
+    import dataclasses
+
+    stages = tuple(dataclasses.replace(s, skip_depths=depths) if isinstance(s, AddStagePlan)
+                   else s for s in plan.stages)
+    smaller = dataclasses.replace(plan, stages=stages)
+    x = np.zeros((2, *qnet.input_shape), np.int64)
+    case = build_harness(qnet, smaller, x, seed=1, gap_percent=0, stall_percent=0)
+    try:
+        # Two images take two intervals and the latency; a deadlock never finishes.
+        r = report(case, run_amaranth(case, max_cycles=2 * (plan.interval_cycles
+                                                            + plan.latency_cycles)))
+    except TimeoutError:  # nothing moves any more: the harness gives up at max_cycles
+        return "deadlock"
+    return r.bit_exact
+
+
+@pytest.mark.slow
+def test_the_lead_is_needed():
+    """With the identity shortcut's buffer far below the lead the fork/join deadlocks; at the
+    plan's depth it runs (so the depth rule is not idle)."""
+    shape, layers = NETWORKS["identity_shortcut"]
+    qnet = random_quantized(Network("l", shape, layers), 0)
+    plan = make_plan(qnet, 1, 1)
+    (add,) = [s for s in plan.stages if isinstance(s, AddStagePlan)]
+    lead = add.leads[0]
+    assert lead > 2 * 4 * 3  # two rows of the stem's output at least
+    assert _deadlocks_with(plan, (lead // 2, add.skip_depths[1]), qnet) == "deadlock"
+    assert _deadlocks_with(plan, add.skip_depths, qnet) is True
+
+
+# --- random graphs ----------------------------------------------------------------------------
+
+_BRANCH_LAYERS = ("conv3", "conv1", "depthwise", "avg", "max")
+
+
+def _branch_layer(kind, channels, name, source):
+    if kind == "conv3":
+        return Conv2D(channels, 3, padding="same", activation="relu", name=name,
+                      inputs=(source,))
+    if kind == "conv1":
+        return Conv2D(channels, 1, name=name, inputs=(source,))
+    if kind == "depthwise":
+        return DepthwiseConv2D(3, padding="same", name=name, inputs=(source,))
+    if kind == "avg":
+        return AveragePooling2D(3, strides=1, padding="same", name=name, inputs=(source,))
+    return MaxPooling2D(3, strides=1, padding="same", name=name, inputs=(source,))
+
+
+@st.composite
+def graph_networks(draw):
+    h, w = draw(st.integers(3, 5)), draw(st.integers(3, 5))
+    channels = draw(st.integers(1, 3))
+    layers = [Conv2D(channels, draw(st.sampled_from([1, 3])), padding="same",
+                     activation="relu", name="stem")]
+    tensor = "stem"
+    # The branch layers in a random order, one to two per block; every example has a
+    # depthwise layer in some branch.
+    kinds = list(draw(st.permutations(_BRANCH_LAYERS)))
+    counts = [draw(st.integers(1, 2)) for _ in range(draw(st.integers(1, 2)))]
+    used = kinds[:sum(counts)]
+    if "depthwise" not in used:
+        used[-1] = "depthwise"
+    for b in range(len(counts)):
+        long, short = tensor, tensor
+        for n, kind in enumerate(used[sum(counts[:b]):sum(counts[:b + 1])]):
+            layers.append(_branch_layer(kind, channels, f"b{b}l{n}", long))
+            long = layers[-1].name
+        if draw(st.booleans()):  # a projection on the skip path
+            layers.append(Conv2D(channels, 1, name=f"b{b}p", inputs=(short,)))
+            short = layers[-1].name
+        order = (long, short) if draw(st.booleans()) else (short, long)
+        layers.append(Add(activation=draw(st.sampled_from(["linear", "relu"])),
+                          name=f"b{b}add", inputs=order))
+        tensor = layers[-1].name
+    layers += [Flatten(name="f", inputs=(tensor,)), Dense(draw(st.integers(1, 3)), name="d")]
+    return Network("g", (h, w, channels), tuple(layers))
+
+
+@pytest.mark.slow
+@settings(max_examples=4, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(net=graph_networks(), rows=st.integers(1, 3), cols=st.integers(1, 3),
+       seed=st.integers(0, 1000))
+def test_random_graph_networks_bit_exact(net, rows, cols, seed):
+    qnet = random_quantized(net, seed)
+    plan = make_plan(qnet, rows, cols)
+    r = _run(qnet, plan, images=2, seed=seed, gaps=25)
+    assert r.bit_exact, (seed, [layer.name for layer in net.layers], r.first_mismatch)
+
+
+# --- what the planner does not build ----------------------------------------------------------
+
+
+def _plan_error(layers, shape=(4, 4, 2)):
+    qnet = random_quantized(Network("x", shape, tuple(layers)), 0)
+    with pytest.raises(AccelError) as info:
+        make_plan(qnet, 2, 2)
+    return str(info.value)
+
+
+def test_concatenate_is_refused_in_one_line():
+    message = _plan_error([
+        Conv2D(2, 1, name="a"), Conv2D(2, 1, name="b", inputs=("a",)),
+        Concatenate(name="cat", inputs=("a", "b")), Flatten(name="f"), Dense(2, name="d")])
+    assert message == "layer 2 (cat): concatenate has no hardware lowering"
+
+
+def test_nested_branches_are_refused_in_one_line():
+    message = _plan_error([
+        Conv2D(2, 1, name="a"), Conv2D(2, 1, name="b"), Conv2D(2, 1, name="c"),
+        Add(name="inner", inputs=("b", "c")), Add(name="outer", inputs=("a", "inner")),
+        Flatten(name="f"), Dense(2, name="d")])
+    assert message == ("layer 4 (outer): its inputs do not branch from one tensor through "
+                       "layers with one input each; nested branches have no hardware lowering")
+
+
+def test_a_tensor_read_three_times_is_refused_in_one_line():
+    message = _plan_error([
+        Conv2D(2, 1, name="a"), Conv2D(2, 1, name="b", inputs=("a",)),
+        Conv2D(2, 1, name="c", inputs=("a",)), Add(name="s", inputs=("b", "c")),
+        Add(name="t", inputs=("s", "a")), Flatten(name="f"), Dense(2, name="d")])
+    assert message == ("layer 0 (a): read by 3 layers; the hardware forks a tensor into two "
+                       "branches at most")
+
+
+def test_cli_plan_refuses_a_graph_with_exit_2(tmp_path):
+    spec = tmp_path / "cat.yaml"
+    spec.write_text("name: cat\ninput: [4, 4, 2]\nlayers:\n"
+                    "  - Conv2D: {filters: 2, kernel_size: 1, name: a}\n"
+                    "  - Conv2D: {filters: 2, kernel_size: 1, name: b}\n"
+                    "  - Concatenate: {inputs: [a, b], name: cat}\n"
+                    "  - Flatten: {}\n  - Dense: {units: 2}\n")
+    result = CliRunner().invoke(main, ["plan", str(spec), "--seed", "1"])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("accel: error: ")
+    assert result.stderr.endswith(": layer 2 (cat): concatenate has no hardware lowering\n")
+    assert len(result.stderr.splitlines()) == 1
+
+
+# --- the generated Verilog ----------------------------------------------------------------------
+
+RESIDUAL_SPEC = """\
+name: residual
+input: [5, 5, 2]
+layers:
+  - Conv2D: {filters: 3, kernel_size: 3, padding: same, activation: relu, name: stem}
+  - Conv2D: {filters: 4, kernel_size: 3, strides: 2, padding: same, activation: relu}
+  - Conv2D: {filters: 4, kernel_size: 3, padding: same, name: long}
+  - Conv2D: {filters: 4, kernel_size: 1, strides: 2, padding: same, inputs: [stem], name: proj}
+  - Add: {inputs: [proj, long], activation: relu}
+  - Flatten: {}
+  - Dense: {units: 3}
+"""
+
+
+@pytest.mark.slow
+def test_residual_network_in_verilator(tmp_path, build_dir):
+    """A ResNet-style block with a projection shortcut, through `accel sim` (generated
+    Verilog, cocotb, Verilator): every layer of every image bit-exact under random stalls, and
+    the measured interval the plan's."""
+    import json
+
+    spec = tmp_path / "residual.yaml"
+    spec.write_text(RESIDUAL_SPEC)
+    result = CliRunner().invoke(main, ["sim", str(spec), "--seed", "1", "--array", "2x2",
+                                       "--images", "3", "--gaps", "0", "--build-dir",
+                                       str(build_dir), "--json"])
+    assert result.exit_code == 0, result.output
+    r = json.loads(result.stdout)
+    assert r["bit_exact"] and r["mismatches"] == 0, r["first_mismatch"]
+    assert r["cycles_per_inference"] == r["predicted_interval_cycles"]
+    assert [layer["layer"] for layer in r["layers"]][-2:] == ["add", "dense"]
+
+
+def test_the_fit_estimate_reads_the_add_stage():
+    from accel.synth.boards import BOARDS
+    from accel.synth.fit import estimate
+
+    shape, layers = NETWORKS["identity_shortcut"]
+    plan = make_plan(random_quantized(Network("f", shape, layers), 0), 1, 1)
+    (add,) = [s for s in plan.stages if isinstance(s, AddStagePlan)]
+    board = BOARDS["ulx3s-85f"]
+    fit = estimate(plan, board)
+    (row,) = [s for s in fit.stages if s.layer == "add"]
+    assert (row.multipliers, row.bram_blocks) == (add.multipliers["ecp5"],
+                                                  add.bram_blocks("ecp5"))
+    assert row.memory_bits == (add.skip_depths[0] - 1) * 9 > 0
+    assert fit.resources["multipliers"].needed == plan.multipliers["ecp5"]
