@@ -22,6 +22,10 @@ __all__ = [
     "DEPTHWISE_FIFO_DEPTH",
     "DEPTHWISE_PE_STAGES",
     "MUX_FANIN",
+    "AVG_POOL_LATENCY",
+    "MEAN_CREDITS",
+    "MEAN_LATENCY",
+    "MEAN_STAGES",
     "AccumulatorPlan",
     "ArrayPlan",
     "AvgPoolPlan",
@@ -493,6 +497,20 @@ def pool_stage_cycles(height: int, width: int, channels: int, lanes: int, pool, 
     return ceil_div(channels, lanes) * per_pixel
 
 
+#: The average pool's ``latency``: that of the max pool plus one register (the magnitude and
+#: reciprocal lookup before the multiply, sign and clamp).
+AVG_POOL_LATENCY = POOL_LATENCY + 1
+#: Register stages of :class:`~accel.hw.avgpool.GlobalMean` from a beat taken to its result's
+#: FIFO write (sum, multiply, round and clamp).
+MEAN_STAGES = 3
+#: Results :class:`~accel.hw.avgpool.GlobalMean` keeps in flight (its pipeline and output
+#: FIFO, the FIFO's depth): a frame's final-pixel beat waits while that many are undelivered.
+MEAN_CREDITS = MEAN_STAGES + 2
+#: :class:`~accel.hw.avgpool.GlobalMean`'s ``latency``: the stages, then a SyncFIFOBuffered's
+#: two cycles from write to output.
+MEAN_LATENCY = MEAN_STAGES + 2
+
+
 def avg_pool_acc_bits(bits: int, pool: tuple[int, int]) -> int:
     """Width of an :class:`~accel.hw.avgpool.AvgPool` partial sum of ``pool`` codes."""
     return bits + (pool[0] * pool[1]).bit_length()
@@ -529,7 +547,7 @@ class AvgPoolPlan:
         return cls(height=height, width=width, channels=channels, pool=tuple(pool),
                    strides=tuple(strides), padding=padding, lanes=lanes, bits=bits,
                    act_min=act_min, act_max=act_max, zero_point=zero_point, acc_bits=acc_bits,
-                   out_shape=tuple(window.out_shape), latency=5,
+                   out_shape=tuple(window.out_shape), latency=AVG_POOL_LATENCY,
                    memory=MemoryPlan("pool", MemoryKind.RAM,
                                      slots * window.out_shape[1] * groups, lanes * acc_bits,
                                      read_ports=2, shared_read_ports=1),
@@ -565,6 +583,8 @@ class MeanPlan:
     memory: MemoryPlan
     fifo: MemoryPlan
     multipliers: dict
+    #: :data:`MEAN_CREDITS`.
+    credits: int = MEAN_CREDITS
 
     @classmethod
     def build(cls, *, height, width, channels, lanes, input_zero_point, output_zero_point,
@@ -574,7 +594,7 @@ class MeanPlan:
         return cls(height=height, width=width, channels=channels, lanes=lanes,
                    input_zero_point=input_zero_point, output_zero_point=output_zero_point,
                    multiplier=multiplier, shift=shift, keep_dims=keep_dims, sum_bits=sum_bits,
-                   latency=5,
+                   latency=MEAN_LATENCY,
                    memory=MemoryPlan("pool", MemoryKind.RAM, groups, lanes * sum_bits),
                    # SyncFIFOBuffered(5) stores 4 words in its memory.
                    fifo=MemoryPlan("pool_fifo", MemoryKind.FIFO, 4, lanes * 8 + 1),
