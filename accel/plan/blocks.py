@@ -373,10 +373,9 @@ class PoolPlan:
         return cls(height=height, width=width, channels=channels, pool=tuple(pool),
                    strides=tuple(strides), padding=padding, lanes=lanes, bits=bits,
                    zero_point=zero_point, slots=slots, out_shape=tuple(window.out_shape),
-                   # Two read ports: the output, and the read-modify-write of the maxima
-                   # (whose registered address is the write address).
+                   # Two read ports: the output, and the read-modify-write of the maxima.
                    memory=MemoryPlan("pool", MemoryKind.RAM, slots * out_w * groups,
-                                     lanes * bits, read_ports=2, shared_read_ports=1))
+                                     lanes * bits, read_ports=2))
 
     def component_args(self) -> dict:
         return dict(height=self.height, width=self.width, channels=self.channels,
@@ -550,7 +549,7 @@ class AvgPoolPlan:
                    out_shape=tuple(window.out_shape), latency=AVG_POOL_LATENCY,
                    memory=MemoryPlan("pool", MemoryKind.RAM,
                                      slots * window.out_shape[1] * groups, lanes * acc_bits,
-                                     read_ports=2, shared_read_ports=1),
+                                     read_ports=2),
                    # One reciprocal multiply per lane.
                    multipliers={f: lanes for f in FAMILIES})
 
