@@ -39,6 +39,7 @@ __all__ = [
     "array_stream_timing",
     "axis_table",
     "bank_stages",
+    "constant_product_multipliers",
     "depthwise_frame_cycles",
     "depthwise_lane_count",
     "line_buffer_rows",
@@ -613,6 +614,23 @@ class MeanPlan:
 # --- channel regroup ------------------------------------------------------------------------
 
 
+def constant_product_multipliers(a_bits: int, constant: int) -> dict:
+    """Hardware multipliers per family that yosys gives one product of an ``a_bits``-bit
+    signal and ``constant`` (whose factors of two are a free shift): ECP5 when both operands
+    have 2 bits or more (synth_ecp5's DSP_A/B_MINWIDTH), iCE40 only for products of 11 bits or
+    more (DSP_Y_MINWIDTH), Gowin at 4 bits each (fitted: digits_small's 4-bit x 9 is a
+    MULT9X9, 3-bit x 9 is not)."""
+    odd = constant
+    while odd and odd % 2 == 0:
+        odd //= 2
+    if odd <= 1:  # a shift (or nothing)
+        return {f: 0 for f in FAMILIES}
+    b_bits = odd.bit_length()
+    return {"ecp5": int(a_bits >= 2 and b_bits >= 2),
+            "ice40": int(a_bits >= 2 and b_bits >= 2 and a_bits + b_bits >= 11),
+            "gowin": int(a_bits >= 4 and b_bits >= 4)}
+
+
 def regroup_latency(lanes_in: int, lanes_out: int) -> int:
     """A :class:`~accel.hw.regroup.ChannelRegroup`'s ``latency``: cycles from the cycle it takes
     the input beat that completes an output beat to the cycle that output beat is offered, 0
@@ -637,6 +655,18 @@ class RegroupPlan:
     def latency(self) -> int:
         """:func:`regroup_latency`."""
         return regroup_latency(self.lanes_in, self.lanes_out)
+
+    @property
+    def multipliers(self) -> dict:
+        """Per family: the shift buffer's two shift amounts, a value count (up to
+        ``lanes_in + lanes_out - 1``) times ``bits``, are products yosys may map to hardware
+        multipliers (:func:`constant_product_multipliers`; none when ``bits`` is a power of
+        two, or for a wire). Measured: the seed network pow2 6-bit 2x2 on ECP5, 4 of its 14
+        MULT18X18D in its two regroups."""
+        if self.lanes_in == self.lanes_out:
+            return {f: 0 for f in FAMILIES}
+        count_bits = (self.lanes_in + self.lanes_out - 1).bit_length()
+        return {f: 2 * n for f, n in constant_product_multipliers(count_bits, self.bits).items()}
 
     def component_args(self) -> dict:
         return dict(channels=self.channels, lanes_in=self.lanes_in, lanes_out=self.lanes_out,

@@ -576,8 +576,10 @@ class NetworkPlan:
 
     @property
     def multipliers(self) -> dict:
-        """Hardware multipliers per FPGA family (see :attr:`StagePlan.multipliers`)."""
-        return {f: sum(s.multipliers[f] for s in self.stages) for f in FAMILIES}
+        """Hardware multipliers per FPGA family (see :attr:`StagePlan.multipliers`), with the
+        regroups' (:attr:`RegroupPlan.multipliers`)."""
+        return {f: sum(s.multipliers[f] for s in self.stages)
+                + sum(r.multipliers[f] for r in self.regroups) for f in FAMILIES}
 
     def bram_blocks(self, family: str) -> int:
         """Block RAMs on ``family``: the sum of every memory's (regroups hold none)."""

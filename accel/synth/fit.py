@@ -161,7 +161,7 @@ def estimate(plan: NetworkPlan, board: Board) -> FitEstimate:
     luts = sum(s.luts for s in stages) + _LUTS[board.family]["top"]
     return FitEstimate(
         board=board.name, family=board.family,
-        resources={"multipliers": Need(sum(s.multipliers for s in stages), board.dsps),
+        resources={"multipliers": Need(plan.multipliers[board.family], board.dsps),
                    "bram_blocks": Need(sum(s.bram_blocks for s in stages), board.bram_blocks),
                    "luts": Need(luts, board.luts)},
         memory_bits=sum(s.memory_bits for s in stages), stages=stages)
