@@ -274,9 +274,8 @@ def test_tflite_float_dense_runs_wide_and_bit_exact():
 @pytest.mark.parametrize("name", sorted(NETWORKS))
 def test_interval_is_the_plan_cycle_for_cycle(name, array):
     """With no input gaps and no output stalls, four images back to back: the measured
-    steady-state interval and the first image's latency are exactly the plan's
-    (frame-boundary refill is hidden: every window generator fills its next frame's first
-    rows while its stage still works on the last)."""
+    steady-state interval and the first image's latency are exactly the plan's (the
+    interval includes any window generator's refill at the frame boundary)."""
     shape, layers = NETWORKS[name]
     qnet = random_quantized(Network(name, shape, layers), 0)
     plan = make_plan(qnet, *array)
@@ -286,15 +285,10 @@ def test_interval_is_the_plan_cycle_for_cycle(name, array):
     r = report(case, run_amaranth(case, max_cycles=400_000))
     assert r.bit_exact, r.first_mismatch
     assert r.cycles_per_inference == plan.interval_cycles, (name, array)
-    # The first image's latency (first input value to the last stage's last output beat):
-    # exact for conv/dense/max-pool chains; depthwise and stand-alone pooling stages are
-    # estimated by the timing model so far, and the plan says so.
-    conv_dense_only = all(stage.kind in ("conv2d", "dense") for stage in plan.stages)
-    assert plan.latency_exact == conv_dense_only
-    if plan.latency_exact:
-        assert r.latency_cycles == plan.latency_cycles, (name, array)
-    else:
-        assert abs(r.latency_cycles / plan.latency_cycles - 1) < 0.5, (name, array)
+    # The first image's latency (first input value to the last stage's last output beat),
+    # for every stage kind: conv, dense, depthwise, average, global mean and max pool.
+    assert plan.latency_exact
+    assert r.latency_cycles == plan.latency_cycles, (name, array)
 
 
 def test_latency_is_the_plan_cycle_for_cycle_on_digits_small():

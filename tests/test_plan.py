@@ -61,7 +61,10 @@ def test_cycle_model_counts_the_schedule(h, cin, filters, k, s, units, rows, col
                     for _group in range(0, g.in_channels, stage.rows))
         assert stage.cycles == count == stage_cycles(g, stage.rows, stage.cols)[0]
         assert stage.cycles * stage.pes >= stage.macs
-    assert plan.interval_cycles == max(max(st_.cycles for st_ in plan.stages),
+    # The interval is at least the busiest stage and the streams; more where a stage cannot
+    # take a window every Kt * Ft cycles (a 1-beat window waits for its replay bank) or a
+    # line buffer refills at the frame boundary (tests/test_timing_exact.py measures it).
+    assert plan.interval_cycles >= max(max(st_.cycles for st_ in plan.stages),
                                        plan.input_cycles, plan.output_cycles)
     assert plan.input_cycles == h * h * cin
 

@@ -63,7 +63,16 @@ from amaranth.lib.wiring import In, Out
 from accel.hw.gemmlowp import rounding_divide_by_pot as _rdbpot
 from accel.hw.gemmlowp import srdhm_of_product as _srdhm
 from accel.hw.layouts import check_int, check_padding, check_pair, pixel_layout
-from accel.plan.blocks import AvgPoolPlan, MeanPlan, avg_pool_acc_bits, axis_table
+from accel.plan.blocks import (
+    AVG_POOL_LATENCY,
+    MEAN_CREDITS,
+    MEAN_LATENCY,
+    MEAN_STAGES,
+    AvgPoolPlan,
+    MeanPlan,
+    avg_pool_acc_bits,
+    axis_table,
+)
 from accel.spec.shapes import AxisWindow, ceil_div, window_2d
 
 __all__ = ["AvgPool", "GlobalMean", "reciprocals"]
@@ -187,7 +196,7 @@ class AvgPool(wiring.Component):
         self.acc_bits = avg_pool_acc_bits(self.bits, self.pool)
         self.recip_shift, self.reciprocal = reciprocals(
             {a * b for a in set(self._row_counts) for b in set(self._col_counts)}, self.bits)
-        self.latency = 5
+        self.latency = AVG_POOL_LATENCY
         layout = pixel_layout(self.lanes, self.bits)
         super().__init__({"i": In(stream.Signature(layout)), "o": Out(stream.Signature(layout))})
 
@@ -428,7 +437,7 @@ class GlobalMean(wiring.Component):
         Beats per pixel.
     """
 
-    _STAGES = 3
+    _STAGES = MEAN_STAGES
 
     def __init__(
         self,
@@ -466,7 +475,7 @@ class GlobalMean(wiring.Component):
         if (255 * n) << max(self.folded_shift, 0) >= 2**31:
             raise ValueError(f"shift {shift} with {n} taps overflows TFLite's int32 sum shift")
         self.groups = ceil_div(self.channels, self.lanes)
-        self.latency = self._STAGES + 2
+        self.latency = MEAN_LATENCY
         layout = pixel_layout(self.lanes, 8)
         super().__init__({"i": In(stream.Signature(layout)), "o": Out(stream.Signature(layout))})
 
@@ -487,7 +496,7 @@ class GlobalMean(wiring.Component):
         wr = sums.write_port()
         rd = sums.read_port(transparent_for=(wr,))
 
-        depth = self._STAGES + 2
+        depth = MEAN_CREDITS
         m.submodules.out = out = fifo.SyncFIFOBuffered(width=L * 8 + 1, depth=depth)
         credits = Signal(range(depth + 1))  # results in the pipeline or the FIFO
 

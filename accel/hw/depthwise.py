@@ -51,8 +51,9 @@ generator has them. Back to back, a frame's period is that plus the window gener
 at the frame boundary: 0 in most geometries (the generator fills the next frame's first rows
 while the last windows of a frame are read), a few cycles where its ``kh + sh - 1`` rows cannot
 hold them (VALID padding with a stride below the kernel: 1 cycle for 6x5, 2x3 kernel, stride
-(1, 2); 5 for 5x4, 3x2, stride 1; measured in ``tests/hw/test_depthwise.py``). Like the conv
-cycle model of :mod:`accel.plan.plan`, the formula leaves that out.
+(1, 2); 5 for 5x4, 3x2, stride 1; measured in ``tests/hw/test_depthwise.py``). The formula
+leaves that out (it is the PEs' busy cycles); the plan's interval includes it
+(:func:`accel.plan.timing.window_period`).
 
 Latency
 -------

@@ -22,6 +22,10 @@ __all__ = [
     "DEPTHWISE_FIFO_DEPTH",
     "DEPTHWISE_PE_STAGES",
     "MUX_FANIN",
+    "AVG_POOL_LATENCY",
+    "MEAN_CREDITS",
+    "MEAN_LATENCY",
+    "MEAN_STAGES",
     "AccumulatorPlan",
     "ArrayPlan",
     "AvgPoolPlan",
@@ -35,6 +39,7 @@ __all__ = [
     "array_stream_timing",
     "axis_table",
     "bank_stages",
+    "constant_product_multipliers",
     "depthwise_frame_cycles",
     "depthwise_lane_count",
     "line_buffer_rows",
@@ -378,10 +383,9 @@ class PoolPlan:
         return cls(height=height, width=width, channels=channels, pool=tuple(pool),
                    strides=tuple(strides), padding=padding, lanes=lanes, bits=bits,
                    zero_point=zero_point, slots=slots, out_shape=tuple(window.out_shape),
-                   # Two read ports: the output, and the read-modify-write of the maxima
-                   # (whose registered address is the write address).
+                   # Two read ports: the output, and the read-modify-write of the maxima.
                    memory=MemoryPlan("pool", MemoryKind.RAM, slots * out_w * groups,
-                                     lanes * bits, read_ports=2, shared_read_ports=1))
+                                     lanes * bits, read_ports=2))
 
     def component_args(self) -> dict:
         return dict(height=self.height, width=self.width, channels=self.channels,
@@ -502,6 +506,20 @@ def pool_stage_cycles(height: int, width: int, channels: int, lanes: int, pool, 
     return ceil_div(channels, lanes) * per_pixel
 
 
+#: The average pool's ``latency``: that of the max pool plus one register (the magnitude and
+#: reciprocal lookup before the multiply, sign and clamp).
+AVG_POOL_LATENCY = POOL_LATENCY + 1
+#: Register stages of :class:`~accel.hw.avgpool.GlobalMean` from a beat taken to its result's
+#: FIFO write (sum, multiply, round and clamp).
+MEAN_STAGES = 3
+#: Results :class:`~accel.hw.avgpool.GlobalMean` keeps in flight (its pipeline and output
+#: FIFO, the FIFO's depth): a frame's final-pixel beat waits while that many are undelivered.
+MEAN_CREDITS = MEAN_STAGES + 2
+#: :class:`~accel.hw.avgpool.GlobalMean`'s ``latency``: the stages, then a SyncFIFOBuffered's
+#: two cycles from write to output.
+MEAN_LATENCY = MEAN_STAGES + 2
+
+
 def avg_pool_acc_bits(bits: int, pool: tuple[int, int]) -> int:
     """Width of an :class:`~accel.hw.avgpool.AvgPool` partial sum of ``pool`` codes."""
     return bits + (pool[0] * pool[1]).bit_length()
@@ -538,10 +556,10 @@ class AvgPoolPlan:
         return cls(height=height, width=width, channels=channels, pool=tuple(pool),
                    strides=tuple(strides), padding=padding, lanes=lanes, bits=bits,
                    act_min=act_min, act_max=act_max, zero_point=zero_point, acc_bits=acc_bits,
-                   out_shape=tuple(window.out_shape), latency=5,
+                   out_shape=tuple(window.out_shape), latency=AVG_POOL_LATENCY,
                    memory=MemoryPlan("pool", MemoryKind.RAM,
                                      slots * window.out_shape[1] * groups, lanes * acc_bits,
-                                     read_ports=2, shared_read_ports=1),
+                                     read_ports=2),
                    # One reciprocal multiply per lane.
                    multipliers={f: lanes for f in FAMILIES})
 
@@ -574,6 +592,8 @@ class MeanPlan:
     memory: MemoryPlan
     fifo: MemoryPlan
     multipliers: dict
+    #: :data:`MEAN_CREDITS`.
+    credits: int = MEAN_CREDITS
 
     @classmethod
     def build(cls, *, height, width, channels, lanes, input_zero_point, output_zero_point,
@@ -583,7 +603,7 @@ class MeanPlan:
         return cls(height=height, width=width, channels=channels, lanes=lanes,
                    input_zero_point=input_zero_point, output_zero_point=output_zero_point,
                    multiplier=multiplier, shift=shift, keep_dims=keep_dims, sum_bits=sum_bits,
-                   latency=5,
+                   latency=MEAN_LATENCY,
                    memory=MemoryPlan("pool", MemoryKind.RAM, groups, lanes * sum_bits),
                    # SyncFIFOBuffered(5) stores 4 words in its memory.
                    fifo=MemoryPlan("pool_fifo", MemoryKind.FIFO, 4, lanes * 8 + 1),
@@ -601,6 +621,23 @@ class MeanPlan:
 
 
 # --- channel regroup ------------------------------------------------------------------------
+
+
+def constant_product_multipliers(a_bits: int, constant: int) -> dict:
+    """Hardware multipliers per family that yosys gives one product of an ``a_bits``-bit
+    signal and ``constant`` (whose factors of two are a free shift): ECP5 when both operands
+    have 2 bits or more (synth_ecp5's DSP_A/B_MINWIDTH), iCE40 only for products of 11 bits or
+    more (DSP_Y_MINWIDTH), Gowin at 4 bits each (fitted: digits_small's 4-bit x 9 is a
+    MULT9X9, 3-bit x 9 is not)."""
+    odd = constant
+    while odd and odd % 2 == 0:
+        odd //= 2
+    if odd <= 1:  # a shift (or nothing)
+        return {f: 0 for f in FAMILIES}
+    b_bits = odd.bit_length()
+    return {"ecp5": int(a_bits >= 2 and b_bits >= 2),
+            "ice40": int(a_bits >= 2 and b_bits >= 2 and a_bits + b_bits >= 11),
+            "gowin": int(a_bits >= 4 and b_bits >= 4)}
 
 
 def regroup_latency(lanes_in: int, lanes_out: int) -> int:
@@ -627,6 +664,18 @@ class RegroupPlan:
     def latency(self) -> int:
         """:func:`regroup_latency`."""
         return regroup_latency(self.lanes_in, self.lanes_out)
+
+    @property
+    def multipliers(self) -> dict:
+        """Per family: the shift buffer's two shift amounts, a value count (up to
+        ``lanes_in + lanes_out - 1``) times ``bits``, are products yosys may map to hardware
+        multipliers (:func:`constant_product_multipliers`; none when ``bits`` is a power of
+        two, or for a wire). Measured: the seed network pow2 6-bit 2x2 on ECP5, 4 of its 14
+        MULT18X18D in its two regroups."""
+        if self.lanes_in == self.lanes_out:
+            return {f: 0 for f in FAMILIES}
+        count_bits = (self.lanes_in + self.lanes_out - 1).bit_length()
+        return {f: 2 * n for f, n in constant_product_multipliers(count_bits, self.bits).items()}
 
     def component_args(self) -> dict:
         return dict(channels=self.channels, lanes_in=self.lanes_in, lanes_out=self.lanes_out,

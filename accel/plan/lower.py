@@ -20,6 +20,7 @@ from .blocks import (
     PoolPlan,
     ReplayPlan,
     WindowPlan,
+    constant_product_multipliers,
 )
 from .memory import FAMILIES
 from .requant import RequantPlan, multipliers_per_lane
@@ -38,15 +39,7 @@ def address_multipliers(k_tiles: int, f_tiles: int) -> dict:
     at 4 bits each (fitted: digits_small's 4-bit x 9 is a MULT9X9, 3-bit x 9 is not).
     Measured exactly on ECP5 (digits_small int8 1x1..8x8 and the seed network pow2 2x2).
     """
-    odd = k_tiles
-    while odd and odd % 2 == 0:
-        odd //= 2
-    a_bits, b_bits = max(f_tiles - 1, 1).bit_length(), odd.bit_length()
-    if odd <= 1:  # a shift (or nothing)
-        return {f: 0 for f in FAMILIES}
-    return {"ecp5": int(a_bits >= 2 and b_bits >= 2),
-            "ice40": int(a_bits >= 2 and b_bits >= 2 and a_bits + b_bits >= 11),
-            "gowin": int(a_bits >= 4 and b_bits >= 4)}
+    return constant_product_multipliers(max(f_tiles - 1, 1).bit_length(), k_tiles)
 
 
 def tile_weights(layer: QConv2D | QDense, rows: int, cols: int) -> np.ndarray:

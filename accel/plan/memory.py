@@ -4,10 +4,16 @@ Every memory a component instantiates (a weight ROM, a line buffer, a FIFO, a pa
 is described once, by the component's sub-plan, as a :class:`MemoryPlan`. The fit estimate,
 the sidecar and ``accel plan --json`` read these; nothing re-derives a memory's size.
 
-Block RAMs are counted as yosys's memory mapping places them: in whole blocks, in the block's
-best width x depth configuration (iCE40 SB_RAM40_4K: 256x16 .. 2048x2; ECP5 DP16KD and Gowin
-BSRAM: 512x36 .. 16384x1). Memories of at most :data:`LUT_MEMORY_BITS` go to logic instead
-(LUT RAM, or flip-flops) when that is cheaper by yosys's own cost model (:func:`mapping`).
+Block RAMs are counted as yosys's memory mapping places them (yosys 0.70 memory_libmap,
+measured on ECP5, iCE40 and Gowin): in whole blocks, in the block's best width x depth
+configuration (iCE40 SB_RAM40_4K: 256x16 .. 2048x2; ECP5 DP16KD and Gowin BSRAM: 512x36 ..
+16384x1). A ROM, and on iCE40 (whose 256x16 mode has a write mask per bit) a RAM too, is
+also reshaped: ``ceil(words / d)`` words side by side in one row of a ``d``-deep block, the
+high address bits picking one after the read, so a 4608x6 ROM takes 2 DP16KD (1024 rows of
+five 6-bit words), not 3. A memory with more read ports than the block has is replicated
+per read port (a max pool's read-modify-write port and output port: two copies). Memories
+of at most :data:`LUT_MEMORY_BITS` go to logic instead (LUT RAM, or flip-flops) when that is
+cheaper by yosys's own cost model (:func:`mapping`).
 """
 
 from __future__ import annotations
@@ -26,14 +32,14 @@ FAMILIES = ("ice40", "ecp5", "gowin")
 LUT_MEMORY_BITS = 1024
 
 # (width, depth) configurations of one block RAM with a read and a write port (iCE40
-# SB_RAM40_4K; ECP5 PDPW16KD, Gowin SDP: up to 36 bits) and, on ECP5 and Gowin, of the true
-# dual-port mode (DP16KD, Gowin DP: up to 18 bits, both ports read and write).
+# SB_RAM40_4K; ECP5 PDPW16KD/DP16KD, Gowin SDP/DP: up to 36 bits).
 _BRAM_SHAPES = {
     "ice40": ((16, 256), (8, 512), (4, 1024), (2, 2048)),
     "ecp5": ((36, 512), (18, 1024), (9, 2048), (4, 4096), (2, 8192), (1, 16384)),
     "gowin": ((36, 512), (18, 1024), (9, 2048), (4, 4096), (2, 8192), (1, 16384)),
 }
-_TRUE_DUAL_SHAPES = {"ecp5": _BRAM_SHAPES["ecp5"][1:], "gowin": _BRAM_SHAPES["gowin"][1:]}
+# The configurations in which a written memory can be reshaped (a write enable per bit).
+_MASKED_SHAPES = {"ice40": ((16, 256),), "ecp5": (), "gowin": ()}
 
 # yosys 0.70 memory_libmap's costs (techlibs/*/brams*.txt, lutrams*.txt): a block RAM
 # (SB_RAM40_4K 64, DP16KD/PDPW16KD 128, Gowin BSRAM 128); a 16 x 4 LUT RAM (TRELLIS_DPR16X4,
@@ -53,33 +59,34 @@ def bram_blocks(depth: int, width: int, family: str, *, writable: bool = False) 
     that is written takes a block however small)."""
     if depth * width <= LUT_MEMORY_BITS and not (writable and family == "ice40"):
         return 0
-    return _geometry_blocks(depth, width, family)
+    return _geometry_blocks(depth, width, family, rom=not writable)
 
 
-def _geometry_blocks(depth: int, width: int, family: str, shapes=None) -> int:
-    shapes = _BRAM_SHAPES[family] if shapes is None else shapes
-    return min(math.ceil(width / w) * math.ceil(depth / d) for w, d in shapes)
+def _geometry_blocks(depth: int, width: int, family: str, *, rom: bool) -> int:
+    """Blocks of one ``depth x width`` memory with one read port: the least over the
+    configurations ``(w, d)``, as is (``ceil(width / w) * ceil(depth / d)``) or, for a ROM or
+    in a configuration with a write mask per bit, reshaped (``ceil(ceil(depth / d) * width /
+    w)``: the words that share a row of a ``d``-deep block)."""
+    plain = min(math.ceil(width / w) * math.ceil(depth / d) for w, d in _BRAM_SHAPES[family])
+    packing = _BRAM_SHAPES[family] if rom else _MASKED_SHAPES[family]
+    packed = [math.ceil(math.ceil(depth / d) * width / w) for w, d in packing]
+    return min([plain, *packed])
 
 
 def mapping(words: int, bits: int, family: str, *, rom: bool, read_ports: int = 1,
-            shared_read_ports: int = 0, sync_read: bool = True) -> tuple[str, int]:
+            sync_read: bool = True) -> tuple[str, int]:
     """Where yosys puts a ``words x bits`` memory on ``family``: ``("block", blocks)``,
     ``("lutram", 0)`` or ``("logic", 0)``, by the least of memory_libmap's costs.
 
     A block RAM in its read + write mode, or a LUT RAM, has one read port besides the write
-    port, so a memory with more read ports is replicated; in the true dual-port mode (ECP5,
-    Gowin: at most 18 bits wide) a read port at the write address (``shared_read_ports``)
-    shares the write port and one more read port has the other. A ROM is never put in LUT RAM
-    (``prune_rom``); a memory read asynchronously cannot use a block RAM.
+    port, so a memory with more read ports is replicated (one copy per read port: measured
+    so on all three families, also for a read port at the write address). A ROM is never put
+    in LUT RAM (``prune_rom``); a memory read asynchronously cannot use a block RAM.
     """
     options = [("logic", words * bits * _LOGIC_COST["rom" if rom else "ram"], 0)]
     if sync_read:
-        blocks = _geometry_blocks(words, bits, family) * (1 if rom else read_ports)
+        blocks = _geometry_blocks(words, bits, family, rom=rom) * (1 if rom else read_ports)
         options.append(("block", _BLOCK_COST[family] * blocks + _EMULATION, blocks))
-        if family in _TRUE_DUAL_SHAPES and not rom:
-            replicas = max(1, read_ports - shared_read_ports)
-            blocks = _geometry_blocks(words, bits, family, _TRUE_DUAL_SHAPES[family]) * replicas
-            options.append(("block", _BLOCK_COST[family] * blocks + _EMULATION, blocks))
     lutram = _LUTRAM_COST[family]
     if lutram is not None and not rom:
         depth = math.ceil(words / 16)
@@ -112,9 +119,6 @@ class MemoryPlan:
         How many of them the stage has.
     read_ports : int
         Read ports besides the write port (a block RAM gives one: more replicate it).
-    shared_read_ports : int
-        Of those, the ones that read at the write port's address (yosys moves their address
-        register in front of the memory), which a true dual-port block RAM port shares.
     sync_read : bool
         False when the component reads it asynchronously (an amaranth ``SyncFIFO``): never a
         block RAM.
@@ -126,7 +130,6 @@ class MemoryPlan:
     bits: int
     count: int = 1
     read_ports: int = 1
-    shared_read_ports: int = 0
     sync_read: bool = True
 
     @property
@@ -139,8 +142,7 @@ class MemoryPlan:
 
     def _mapped(self, family: str) -> tuple[str, int]:
         return mapping(self.words, self.bits, family, rom=self.kind is MemoryKind.ROM,
-                       read_ports=self.read_ports, shared_read_ports=self.shared_read_ports,
-                       sync_read=self.sync_read)
+                       read_ports=self.read_ports, sync_read=self.sync_read)
 
     def blocks(self, family: str) -> int:
         """Block RAMs all ``count`` memories take on ``family`` (0: LUT RAM or logic)."""

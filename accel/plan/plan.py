@@ -39,9 +39,11 @@ The cycle model
 A stage's cycles per frame are ``out_h * out_w * Kt * Ft`` (the array busy every cycle); the
 pipeline's steady-state interval is the slowest stage's, or the input stream's (one value per
 cycle: ``h * w * c`` per image) if that is slower, and the ideal is ``total MACs / total PEs``.
-Frame-boundary refill is hidden (a window generator fills its next frame's first rows while
-its stage still works on the last). The first image's latency is modelled beat by beat
-(:mod:`.timing`, :attr:`NetworkPlan.latency_cycles`).
+Frame-boundary refill is mostly hidden (a window generator fills its next frame's first rows
+while its stage still works on the last); where it is not (VALID padding with a stride below
+the kernel), a stage's period is longer than its cycles, and the interval uses the period
+(:func:`.timing.stage_period`). The first image's latency and the periods are modelled beat
+by beat (:mod:`.timing`, :attr:`NetworkPlan.latency_cycles`).
 
 Streamed weights
 ----------------
@@ -566,15 +568,19 @@ class NetworkPlan:
         return math.ceil(sum(w.words_per_image for w in streams)
                          / streams[0].memory.words_per_cycle)
 
-    @property
+    @functools.cached_property
     def interval_cycles(self) -> int:
-        """Predicted steady-state cycles per inference: the slowest stage, or the input or
-        output stream if that is slower (tiny layers on wide images), or the weight stream's
-        bandwidth (:attr:`stream_cycles`). With no input gaps or output stalls it equals the
-        measured interval cycle for cycle on the test networks without streamed weights
-        (``tests/test_accelerator.py``)."""
-        return max(max(s.cycles for s in self.stages), self.input_cycles, self.output_cycles,
-                   self.stream_cycles)
+        """Predicted steady-state cycles per inference, images back to back with no input
+        gaps or output stalls: the slowest stage, the input or the output stream, and any
+        window generator's refill at a frame boundary (a line buffer that cannot take the
+        next frame's first rows while the last windows are read), as the timing model follows
+        three images through the plan (:func:`.timing.interval`), or the weight stream's
+        bandwidth (:attr:`stream_cycles`) if that is slower. Equal to the measured interval
+        cycle for cycle without streamed weights (``tests/test_accelerator.py``,
+        ``test_timing_exact.py``). Computed once per plan."""
+        from .timing import interval
+
+        return max(interval(self), self.stream_cycles)
 
     @property
     def interval_bound(self) -> str:
@@ -610,10 +616,13 @@ class NetworkPlan:
 
     @property
     def latency_exact(self) -> bool:
-        """Whether :attr:`latency_cycles` is exact: every stage is a Conv2D/Dense stage (the
-        depthwise, stand-alone pooling and Add stages, and stages whose weights stream, are
-        estimated, :mod:`.timing`)."""
-        return all(isinstance(s, StagePlan) and s.streamed is None for s in self.stages)
+        """Whether :attr:`latency_cycles` and :attr:`interval_cycles` are exact: every stage
+        is of a kind the timing model follows beat by beat (:data:`.timing.EXACT_KINDS`) and
+        reads its weights from ROMs (streamed stages are estimated)."""
+        from .timing import EXACT_KINDS
+
+        return all(s.kind in EXACT_KINDS and getattr(s, "streamed", None) is None
+                   for s in self.stages)
 
     @property
     def ideal_cycles(self) -> float:
@@ -630,8 +639,10 @@ class NetworkPlan:
 
     @property
     def multipliers(self) -> dict:
-        """Hardware multipliers per FPGA family (see :attr:`StagePlan.multipliers`)."""
-        return {f: sum(s.multipliers[f] for s in self.stages) for f in FAMILIES}
+        """Hardware multipliers per FPGA family (see :attr:`StagePlan.multipliers`), with the
+        regroups' (:attr:`RegroupPlan.multipliers`)."""
+        return {f: sum(s.multipliers[f] for s in self.stages)
+                + sum(r.multipliers[f] for r in self.regroups) for f in FAMILIES}
 
     def bram_blocks(self, family: str) -> int:
         """Block RAMs on ``family``: the sum of every memory's (regroups hold none)."""

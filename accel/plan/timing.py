@@ -1,4 +1,6 @@
-"""The first image's timing through the plan, beat by beat (:attr:`NetworkPlan.latency_cycles`).
+"""Timing through the plan, beat by beat: the first image's latency
+(:attr:`NetworkPlan.latency_cycles`) and each stage's steady-state period
+(:func:`stage_period`, :attr:`NetworkPlan.interval_cycles`).
 
 Every stream is described by the cycle in which each of its beats is taken, counted from the
 cycle the input port takes the image's first value (cycle 0). Each block maps the times of the
@@ -9,21 +11,28 @@ throughput of one beat per cycle:
 - :class:`~accel.hw.regroup.ChannelRegroup`: an output beat ``latency`` after the input beat
   that completes it, one per cycle; an input beat waits while its values do not fit;
 - window generator: a window beat ``latency`` after the input beat it reads (padding taps
-  need none), one per cycle, while the replay bank it fills is free; its writer waits while
-  the slot of the row it fills is still read (the scheme of :mod:`accel.hw.window`);
+  need none), one per cycle, while its consumer takes it (a conv stage's replay bank is
+  free; a depthwise stage's PEs take every beat); its writer waits while the slot of the
+  row it fills is still read (the scheme of :mod:`accel.hw.window`), rows counted over
+  frames, so the next frame's refill is modelled too;
 - :class:`~accel.hw.replay.WindowReplay`: a window's first replayed beat ``latency`` after its
   last beat, once the previous window's ``Kt * Ft`` beats are out;
 - array stream, accumulator, requantizer: fixed latencies (the sum of a window's ``Kt`` beats
   is out ``accumulator.latency`` after its last beat reaches the accumulator);
-- max pool: an output row's first beat ``latency`` after the beat that ends its last input
-  row, one beat per cycle.
+- depthwise PEs: output group ``g`` of a pixel ``depthwise.latency`` (PEs, FIFO,
+  requantizer) after the beat of its last tap for ``g``;
+- max pool and average pool (fused or stand-alone): an input beat taken on its last window
+  update (one cycle per window containing it); an output row's first beat ``latency`` after
+  the beat that ends its last input row, one beat per cycle;
+- global mean: a beat per cycle; group ``g``'s result ``latency`` after the frame's last
+  pixel's beat ``g``.
 
 The model assumes the first image, no input gaps and no output stalls, and no backpressure
 other than the replay banks, the line buffer's slots and the regroups' buffers: the array
-stream, accumulator and requantizer FIFOs are sized never to stall at one beat per cycle, and
-a pool takes one beat per cycle when its windows do not overlap (an input beat in ``n``
-overlapping windows takes ``n`` cycles, which a stage of ``Kt * Ft >= n`` cycles per beat
-hides).
+stream, accumulator, requantizer and depthwise FIFOs are sized never to stall at one beat per
+cycle, and a pool takes one beat per cycle when its windows do not overlap (an input beat in
+``n`` overlapping windows takes ``n`` cycles, which a stage of ``Kt * Ft >= n`` cycles per
+beat hides). A pool's row slots are assumed free when a row starts.
 """
 
 from __future__ import annotations
@@ -31,19 +40,30 @@ from __future__ import annotations
 import math
 
 from ..spec.shapes import ceil_div, window_2d
-from .blocks import REPLAY_READ_AHEAD, WINDOW_READ_LATENCY, RegroupPlan, axis_table
+from .blocks import REPLAY_READ_AHEAD, WINDOW_READ_LATENCY, MeanPlan, RegroupPlan, axis_table
 
-__all__ = ["first_image_times", "regroup_times"]
+__all__ = ["EXACT_KINDS", "first_image_times", "frame_times", "interval", "regroup_times",
+           "stage_period", "window_period"]
+
+#: The stage kinds this model follows beat by beat (exact latency and period).
+EXACT_KINDS = frozenset({"conv2d", "dense", "depthwise_conv2d", "avg_pool2d", "mean",
+                         "max_pool2d"})
 
 
-def regroup_times(times: list[int], *, channels: int, lanes_in: int,
-                  lanes_out: int) -> tuple[list[int], list[int]]:
+def regroup_times(times: list[int], *, channels: int, lanes_in: int, lanes_out: int,
+                  ready: list[int] | None = None) -> tuple[list[int], list[int]]:
     """``(accepted, out)``: when each input beat is taken and each output beat leaves, for input
     beats offered at ``times`` (a beat is offered no earlier than one cycle after the previous
-    one was taken). The shift buffer of :class:`~accel.hw.regroup.ChannelRegroup`, a cycle at a
+    one was taken) and output beat ``j`` taken no earlier than ``ready[j]`` (default: when
+    offered). The shift buffer of :class:`~accel.hw.regroup.ChannelRegroup`, a cycle at a
     time: values taken in cycle ``t`` can leave from ``t + 1`` (its ``latency``, 1)."""
     if lanes_in == lanes_out:
-        return list(times), list(times)
+        if ready is None:
+            return list(times), list(times)
+        out = []
+        for t, r in zip(times, ready, strict=True):
+            out.append(max(t, r, out[-1] + 1 if out else 0))
+        return out, out
     groups_in = ceil_div(channels, lanes_in)
     last_in = channels - (groups_in - 1) * lanes_in
     capacity = lanes_in + lanes_out - 1
@@ -62,10 +82,17 @@ def regroup_times(times: list[int], *, channels: int, lanes_in: int,
                 emitted = end + 1
             elif len(held) >= lanes_out:
                 emitted = lanes_out
+        # The next cycle in which something can happen, when nothing does in this one (the
+        # state holds until then, so the model jumps there).
+        wake = []
+        if emitted and ready is not None and ready[len(out)] > cycle:
+            wake.append(ready[len(out)])
+            emitted = 0  # the consumer is not ready for it yet
         if emitted:
             out.append(cycle)
         remaining = held[emitted:]
         pend_after = any(remaining)
+        took = False
         if k < n:
             offered = times[k] if not accepted else max(times[k], accepted[-1] + 1)
             end_group = group == groups_in - 1
@@ -76,149 +103,239 @@ def regroup_times(times: list[int], *, channels: int, lanes_in: int,
                 remaining = remaining + [False] * (n_in - 1) + [end_group]
                 group = 0 if end_group else group + 1
                 k += 1
+                took = True
+            elif offered > cycle:
+                wake.append(offered)
         held = remaining
         cycle += 1
-        if k < n and not held:
-            cycle = max(cycle, times[k] if not accepted else max(times[k], accepted[-1] + 1))
+        if not emitted and not took and wake:
+            cycle = max(cycle, min(wake))
     return accepted, out
 
 
-def _conv_feeds(stage, offered: list[int]) -> tuple[list[int], list[int]]:
-    """``(accepted, issue)`` for a conv stage whose input beats are offered at ``offered``:
-    when the window generator takes each input beat, and the cycle each window's first
-    replayed beat enters the array stream (``Kt * Ft`` consecutive beats follow)."""
-    wp = stage.window
+def _window_times(wp, offered: list[int], *, frames: int = 1, replay=None):
+    """The window generator of ``wp`` over ``frames`` frames back to back, input beat ``b``
+    offered at ``offered[b]``: ``(accepted, beats, issue)``, when it takes each input beat,
+    when each window beat is offered on ``windows``, and (with a ``replay`` of ``(beats,
+    latency)``: a :class:`~accel.hw.replay.WindowReplay` replaying each window ``beats``
+    cycles) the cycle each window's first replayed beat enters the array stream; without a
+    replay the consumer takes every beat when offered.
+
+    Rows and output rows are counted over all frames (input row ``f * H + r``), as the
+    generator's slots and its ``ahead`` counter do, so the refill at a frame boundary (the
+    next frame's first rows waiting for slots the last windows still read) is modelled."""
     geo = window_2d((wp.height, wp.width), wp.kernel, wp.strides, wp.padding)
     kh, kw = wp.kernel
     nr = wp.buffer_rows
-    groups, width = wp.groups, wp.width
+    groups, width, height = wp.groups, wp.width, wp.height
     out_h, out_w = geo.out_shape
-    beats = stage.k_tiles * stage.f_tiles
     rlow = [max(geo.rows.start(o), 0) for o in range(out_h)]
     c0s = [geo.cols.start(p) for p in range(out_w)]
-    current = []  # the cycle window w becomes the reader's current window
+    # Per input row ro of a frame: the first output row of the frame with rlow > ro (out_h:
+    # the next frame's first), and the last with rlow == ro (None if there is none).
+    first_after = [next((o for o in range(out_h) if rlow[o] > ro), out_h)
+                   for ro in range(height)]
+    last_same = [max((o for o in range(out_h) if rlow[o] == ro), default=None)
+                 for ro in range(height)]
+    current: list[int] = []  # the cycle window w becomes the reader's current window
     accepted: list[int] = []
+    per_frame = height * width * groups
+
+    def window_current(o_global: int, p: int) -> int | None:
+        w = o_global * out_w + p
+        return current[w] if w < len(current) else None
 
     def unblock(r: int, c: int) -> int:
         # The writer fills row r in the slot of row r - NR: free once the reader's current
-        # output row no longer needs that row, or (last such output row) left of its window.
+        # output row no longer needs that row, or (the last output row that needs it) left
+        # of its window.
         old = r - nr
         if old < 0:
             return 0
-        later = [o for o in range(out_h) if rlow[o] > old]
-        times = [current[later[0] * out_w]] if later else []
-        same = [o for o in range(out_h) if rlow[o] == old]
-        if same and (not later or later[0] == same[-1] + 1):
-            o = same[-1]
-            times += [current[o * out_w + p] for p in range(out_w) if c0s[p] > c]
+        fo, ro = divmod(old, height)
+        times = []
+        t = window_current(fo * out_h + first_after[ro], 0)
+        if t is not None:
+            times.append(t)
+        o = last_same[ro]
+        if o is not None:
+            for p in range(out_w):
+                if c0s[p] > c:
+                    t = window_current(fo * out_h + o, p)
+                    if t is not None:
+                        times.append(t)
+                    break
         return min(times) if times else 0
 
     def take(upto: int) -> None:
         while len(accepted) <= upto:
             b = len(accepted)
-            r, c = divmod(b // groups, width)
+            pixel = b // groups
+            r, c = divmod(pixel, width)  # r counts rows over all frames
             t = offered[b] if not accepted else max(offered[b], accepted[-1] + 1)
             accepted.append(max(t, unblock(r, c)))
 
-    issue, prev_beat = [], None
-    for orow in range(out_h):
-        for ocol in range(out_w):
-            w = len(issue)
-            current.append(0 if prev_beat is None else prev_beat - WINDOW_READ_LATENCY + 1)
-            # The bank of window w - 2 is free the cycle after its last read, which is
-            # REPLAY_READ_AHEAD cycles before that beat is offered.
-            free = issue[w - 2] + beats - REPLAY_READ_AHEAD if w >= 2 else 0
-            r0, c0 = geo.rows.start(orow), c0s[ocol]
-            for i in range(kh):
-                for j in range(kw):
-                    r, c = r0 + i, c0 + j
-                    inside = 0 <= r < wp.height and 0 <= c < width
-                    for g in range(groups):
-                        # The reader's first read is in cycle 0 at the earliest.
-                        t = max(free, WINDOW_READ_LATENCY if prev_beat is None
-                                else prev_beat + 1)
-                        if inside:
-                            b = (r * width + c) * groups + g
-                            take(b)
-                            t = max(t, accepted[b] + wp.latency)
-                        prev_beat = t
-            start = prev_beat + stage.replay.latency
-            if issue:
-                start = max(start, issue[-1] + beats)
-            issue.append(start)
+    beats: list[int] = []
+    issue: list[int] = []
+    prev_beat = None
+    for f in range(frames):
+        for orow in range(out_h):
+            r0 = geo.rows.start(orow)
+            for ocol in range(out_w):
+                w = len(current)
+                current.append(0 if prev_beat is None else prev_beat - WINDOW_READ_LATENCY + 1)
+                free = 0
+                if replay is not None and w >= 2:
+                    # The bank of window w - 2 is free the cycle after its last read, which
+                    # is REPLAY_READ_AHEAD cycles before that beat is offered.
+                    free = issue[w - 2] + replay[0] - REPLAY_READ_AHEAD
+                c0 = c0s[ocol]
+                for i in range(kh):
+                    for j in range(kw):
+                        r, c = r0 + i, c0 + j
+                        inside = 0 <= r < height and 0 <= c < width
+                        for g in range(groups):
+                            # The reader's first read is in cycle 0 at the earliest.
+                            t = max(free, WINDOW_READ_LATENCY if prev_beat is None
+                                    else prev_beat + 1)
+                            if inside:
+                                b = f * per_frame + (r * width + c) * groups + g
+                                take(b)
+                                t = max(t, accepted[b] + wp.latency)
+                            beats.append(t)
+                            prev_beat = t
+                if replay is not None:
+                    start = prev_beat + replay[1]
+                    if issue:
+                        start = max(start, issue[-1] + replay[0])
+                    issue.append(start)
     take(len(offered) - 1)
+    return accepted, beats, issue
+
+
+def _pool_times(pool, offered: list[int]) -> tuple[list[int], list[int]]:
+    """``(taken, out)`` of a :class:`~accel.hw.maxpool.MaxPool` or
+    :class:`~accel.hw.avgpool.AvgPool` (``pool``: its :class:`~accel.plan.blocks.PoolPlan`
+    or :class:`~accel.plan.blocks.AvgPoolPlan`) whose input beats, of whole frames, are
+    offered at ``offered``.
+
+    The pool takes a beat on its last update: one cycle per window that contains it (one if
+    none). An output row's first beat is offered ``pool.latency`` after the beat that ends its
+    last input row, the others one per cycle, rows in order."""
+    height, width = pool.height, pool.width
+    groups = ceil_div(pool.channels, pool.lanes)
+    window = window_2d((height, width), pool.pool, pool.strides, pool.padding)
+    rows, cols = axis_table(window.rows), axis_table(window.cols)
+    out_h, out_w = pool.out_shape
+    per_frame = height * width * groups
+    taken: list[int] = []
+    for b, t in enumerate(offered):
+        r, c = divmod(b % per_frame // groups, width)
+        updates = max(rows[r][1] * cols[c][1], 1)
+        start = t if not taken else max(t, taken[-1] + 1)
+        taken.append(start + updates - 1)
+    emitted: list[int] = []
+    prev = None
+    row_beats = width * groups
+    for f in range(len(offered) // per_frame):
+        done = 0  # output rows of the frame complete so far
+        for r in range(height):
+            end = taken[f * per_frame + (r + 1) * row_beats - 1] + pool.latency
+            for _ in range(rows[r][4]):
+                for _ in range(out_w * groups):
+                    prev = end if prev is None else max(end, prev + 1)
+                    emitted.append(prev)
+                done += 1
+        assert done == out_h
+    return taken, emitted
+
+
+def _mean_times(mean, offered: list[int]) -> tuple[list[int], list[int]]:
+    """``(taken, out)`` of a :class:`~accel.hw.avgpool.GlobalMean` (``mean``: its
+    :class:`~accel.plan.blocks.MeanPlan`): a beat per cycle, the result of group ``g`` offered
+    ``mean.latency`` after the frame's last pixel's beat ``g``. A final-pixel beat waits while
+    ``mean.credits`` results are in its pipeline and output FIFO."""
+    groups = ceil_div(mean.channels, mean.lanes)
+    per_frame = mean.height * mean.width * groups
+    taken: list[int] = []
+    out: list[int] = []
+    for b, t in enumerate(offered):
+        t = t if not taken else max(t, taken[-1] + 1)
+        if b % per_frame >= per_frame - groups:
+            # Results taken before cycle t and not yet delivered (a delivery in cycle d
+            # frees its credit from cycle d + 1).
+            while len(out) >= mean.credits and out[-mean.credits] >= t:
+                t = out[-mean.credits] + 1
+            taken.append(t)
+            out.append(max(t + mean.latency, out[-1] + 1) if out else t + mean.latency)
+        else:
+            taken.append(t)
+    return taken, out
+
+
+def _depthwise_times(stage, offered: list[int]) -> tuple[list[int], list[int]]:
+    """``(accepted, out)`` of a depthwise stage: the PEs take every window beat when offered;
+    group ``g`` of an output pixel is offered ``depthwise.latency`` (the PEs, their FIFO and
+    the requantizer) after the beat of the pixel's last tap for that group."""
+    window = stage.window
+    frames = len(offered) // (window.height * window.width * window.groups)
+    accepted, beats, _ = _window_times(window, offered, frames=frames)
+    taps = window.kernel[0] * window.kernel[1]
+    groups = window.groups
+    per_window = taps * groups
+    latency = stage.depthwise.latency
+    out = [beats[w + (taps - 1) * groups + g] + latency
+           for w in range(0, len(beats), per_window) for g in range(groups)]
+    return accepted, out
+
+
+def _dense_feeds(stage, offered: list[int]) -> tuple[list[int], list[int]]:
+    """``(accepted, issue)`` of a Dense stage's replay, its window the whole input vector
+    (``Kt`` beats a frame): a frame's beats go into the bank that frame ``f - 2`` left (free
+    the cycle after its last read); its replays start ``replay.latency`` after its last beat,
+    once the previous frame's ``Kt * Ft`` beats are out."""
+    beats = stage.k_tiles * stage.f_tiles
+    accepted: list[int] = []
+    issue: list[int] = []
+    for f in range(len(offered) // stage.k_tiles):
+        free = issue[f - 2] + beats - REPLAY_READ_AHEAD if f >= 2 else 0
+        for t in offered[f * stage.k_tiles:(f + 1) * stage.k_tiles]:
+            accepted.append(max(t, free, accepted[-1] + 1 if accepted else 0))
+        start = accepted[-1] + stage.replay.latency
+        issue.append(max(start, issue[-1] + beats) if issue else start)
     return accepted, issue
 
 
-def _estimated_stage_times(stage, times: list[int]) -> tuple[list[int], list[int]]:
-    """An estimate for the stage kinds this model does not follow beat by beat yet (depthwise
-    and stand-alone pooling stages): the stage takes its input as offered, and its output beats
-    are spread evenly over its cycles per frame, none before the input it needs (in proportion)
-    plus the stage's pipeline latency. Not exact: :attr:`NetworkPlan.latency_exact` says so."""
-    g = stage.geometry
-    beats = g.out_h * g.out_w * ceil_div(g.filters, stage.out_lanes)
-    latency = sum(stage.latencies.values()) if hasattr(stage, "latencies") else 0
-    spacing = stage.cycles / beats
-    start = times[0] + latency
-    out, n = [], len(times)
-    for k in range(beats):
-        needed = times[min(n - 1, math.ceil((k + 1) * n / beats) - 1)] + latency
-        t = max(start + round(k * spacing), needed, out[-1] + 1 if out else 0)
-        out.append(t)
-    return list(times), out
-
-
 def _stage_times(stage, times: list[int]) -> tuple[list[int], list[int]]:
-    """``(accepted, out)``: when ``stage`` takes each input beat offered at ``times``, and when
-    it offers each output beat."""
-    if not hasattr(stage, "k_tiles"):  # a depthwise or stand-alone pooling stage
-        return _estimated_stage_times(stage, times)
+    """``(accepted, out)``: when ``stage`` takes each input beat offered at ``times`` (whole
+    frames, back to back), and when it offers each output beat."""
+    if hasattr(stage, "depthwise"):
+        return _depthwise_times(stage, times)
+    if hasattr(stage, "unit"):  # a stand-alone pooling stage
+        if isinstance(stage.unit, MeanPlan):
+            return _mean_times(stage.unit, times)
+        return _pool_times(stage.unit, times)
     kt, ft = stage.k_tiles, stage.f_tiles
     if stage.window is None:  # Dense: the window is the whole input vector
-        accepted = list(times)
-        feeds = [times[-1] + stage.replay.latency]
+        accepted, feeds = _dense_feeds(stage, times)
     else:
-        accepted, feeds = _conv_feeds(stage, times)
+        window = stage.window
+        frames = len(times) // (window.height * window.width * window.groups)
+        accepted, _, feeds = _window_times(window, times, frames=frames,
+                                           replay=(kt * ft, stage.replay.latency))
     tail = (kt - 1) + stage.array.latency + stage.accumulator.latency + stage.requant.latency
     out = [feed + f * kt + tail for feed in feeds for f in range(ft)]
     ws = getattr(stage, "streamed", None)
     if ws is not None:
         # An estimate: the prefetch FIFO is full when the vector arrives, then the words come
         # at the memory's rate; f-tile f's last beat needs word (f + 1) * Kt * words_per_tile.
-        (feed,) = feeds
         out = [max(feed + f * kt,
                    feed + math.ceil(max((f + 1) * kt * ws.words_per_tile - ws.fifo_depth, 0)
                                     / ws.memory.words_per_cycle) - (kt - 1)) + tail
-               for f in range(ft)]
+               for feed in feeds for f in range(ft)]
     if stage.maxpool is None:
         return accepted, out
-    pool = stage.maxpool
-    height, width = pool.height, pool.width
-    groups = ceil_div(pool.channels, pool.lanes)
-    window = window_2d((height, width), pool.pool, pool.strides, pool.padding)
-    rows, cols = axis_table(window.rows), axis_table(window.cols)
-    out_h, out_w = pool.out_shape
-    # The pool takes a beat on its last update: one cycle per window that contains it (one
-    # if none). A slower pool holds the requantizer back; the stage's FIFOs keep it fed.
-    taken = []
-    for b, t in enumerate(out):
-        r, c = divmod(b // groups, width)
-        updates = max(rows[r][1] * cols[c][1], 1)
-        start = t if not taken else max(t, taken[-1] + 1)
-        taken.append(start + updates - 1)
-    emitted, prev = [], None
-    row_beats = width * groups
-    done = 0  # output rows complete so far
-    for r in range(height):
-        end = taken[(r + 1) * row_beats - 1]
-        for _ in range(rows[r][4]):
-            for _ in range(out_w * groups):
-                t = end + pool.latency if prev is None else max(end + pool.latency, prev + 1)
-                emitted.append(t)
-                prev = t
-            done += 1
-    assert done == out_h
-    return accepted, emitted
+    return accepted, _pool_times(stage.maxpool, out)[1]
 
 
 def _add_times(stage, first: list[int], second: list[int]) -> list[int]:
@@ -237,18 +354,88 @@ def _add_times(stage, first: list[int], second: list[int]) -> list[int]:
     return out
 
 
-def first_image_times(plan) -> dict[str, list[int]]:
-    """Per tensor of ``plan``, the cycle each of its beats is taken, for the first image."""
-    times = {plan.input_tensor: list(range(math.prod(plan.input_shape)))}
+#: Frames run back to back to find a period: from the second frame's end to the third's (the
+#: first frame starts with every buffer empty).
+_PERIOD_FRAMES = 3
+
+
+def window_period(window, *, replay: tuple[int, int] | None = None) -> int:
+    """Cycles between the ends of two frames of a window generator (``window``: its
+    :class:`~accel.plan.blocks.WindowPlan`) in steady state, its input always offered: with
+    ``replay=(beats, latency)`` as the replay of a conv stage takes its windows (``beats =
+    Kt * Ft`` cycles each), else (a depthwise stage's PEs) one beat per cycle. At least the
+    frame's windows' beats; more where the line buffer's ``kh + sh - 1`` rows cannot take the
+    next frame's first rows while the last windows are read (VALID padding with a stride below
+    the kernel): the refill at the frame boundary. In a network, an input slower than that
+    can stretch the refill further (:func:`frame_times` models both)."""
+    n_in = window.height * window.width * window.groups
+    _, beats, issue = _window_times(window, [0] * (_PERIOD_FRAMES * n_in),
+                                    frames=_PERIOD_FRAMES, replay=replay)
+    ends = issue if replay is not None else beats
+    per_frame = len(ends) // _PERIOD_FRAMES
+    return ends[-1] - ends[-1 - per_frame]
+
+
+def stage_period(stage) -> int:
+    """Steady-state cycles per frame of ``stage`` on its own, its input always offered and its
+    output always taken: its ``cycles``, or its window generator's period
+    (:func:`window_period`) where the refill at the frame boundary makes that longer."""
+    window = getattr(stage, "window", None)
+    if window is None:  # Dense and pooling stages read each beat once, as it comes
+        return stage.cycles
+    replay = None if hasattr(stage, "depthwise") else (stage.k_tiles * stage.f_tiles,
+                                                        stage.replay.latency)
+    return max(window_period(window, replay=replay), stage.cycles)
+
+
+def frame_times(plan, frames: int = 1) -> dict[str, list[int]]:
+    """Per tensor of ``plan``, the cycle each of its beats is taken, for ``frames`` images
+    streamed back to back (the input port takes value ``k`` of the stream in cycle ``k``)."""
+    times = {plan.input_tensor: list(range(frames * math.prod(plan.input_shape)))}
+    offered = dict(times)  # per tensor, when its producer offers each beat
+    producers = {}
     for node in plan.nodes:
         if isinstance(node, RegroupPlan):
-            accepted, out = regroup_times(times[node.input], channels=node.channels,
+            accepted, out = regroup_times(offered[node.input], channels=node.channels,
                                           lanes_in=node.lanes_in, lanes_out=node.lanes_out)
             times[node.input] = accepted
-            times[node.output] = out
-        elif len(node.inputs) == 2:
-            times[node.output] = _add_times(node, *(times[name] for name in node.inputs))
-        else:
-            times[node.inputs[0]], times[node.output] = _stage_times(node,
-                                                                     times[node.inputs[0]])
+            offered[node.output] = times[node.output] = out
+            producers[node.output] = node
+            continue
+        if len(node.inputs) == 2:  # an Add: its inputs are taken as they are offered
+            offered[node.output] = times[node.output] = _add_times(
+                node, *(offered[name] for name in node.inputs))
+            continue
+        tensor = node.inputs[0]
+        accepted, out = _stage_times(node, offered[tensor])
+        regroup = producers.get(tensor)
+        # A stage that takes a beat later than offered holds its regroup back, and the
+        # regroup the stream before it (the input port, whose values then arrive later): run
+        # the regroup again with the stage's acceptance until neither moves (both only move
+        # later).
+        while regroup is not None and accepted != offered[tensor]:
+            before, out_before = times[regroup.input], offered[tensor]
+            upstream, offered[tensor] = regroup_times(
+                offered[regroup.input], channels=regroup.channels,
+                lanes_in=regroup.lanes_in, lanes_out=regroup.lanes_out, ready=accepted)
+            times[regroup.input] = upstream
+            accepted, out = _stage_times(node, offered[tensor])
+            if upstream == before and offered[tensor] == out_before:
+                break
+        times[tensor] = accepted
+        offered[node.output] = times[node.output] = out
     return times
+
+
+def first_image_times(plan) -> dict[str, list[int]]:
+    """Per tensor of ``plan``, the cycle each of its beats is taken, for the first image."""
+    return frame_times(plan, 1)
+
+
+def interval(plan) -> int:
+    """The steady-state cycles per inference of ``plan``, images back to back with no input
+    gaps or output stalls: the cycles between the last output beats of the second and third
+    images (:func:`frame_times`)."""
+    out = frame_times(plan, _PERIOD_FRAMES)[plan.output_stage.output]
+    per_frame = len(out) // _PERIOD_FRAMES
+    return out[-1] - out[-1 - per_frame]

@@ -10,15 +10,19 @@ maps to a hardware multiplier: ECP5 and Gowin do it automatically, iCE40 with
 ``synth_ice40 -dsp``; Gowin counts 9x9 halves, :attr:`.Board.dsps`, two for operands past
 9 x 9 bits); the requantizer's ``int32 x multiplier`` product in 16 x 17-bit pieces
 (:func:`accel.plan.requant.multipliers_per_lane`: 4 per Q31 lane, 8 per float lane, fewer for
-a wide lane sized from the layer's multipliers, none for ``pow2``); and the weight address
+a wide lane sized from the layer's multipliers, none for ``pow2``); the weight address
 product ``ft * Kt`` where yosys gives it a multiplier
-(:func:`accel.plan.lower.address_multipliers`).
+(:func:`accel.plan.lower.address_multipliers`); and a channel regroup's two shift amounts,
+a value count times a value width that is not a power of two
+(:attr:`accel.plan.blocks.RegroupPlan.multipliers`).
 
 **Block RAM** (:attr:`~accel.plan.plan.StagePlan.memories`). Every memory the blocks build
 -- the weight ROM of each PE (as its banks), the line buffer, the replay buffer, the FIFOs,
 the requantizer's parameter ROM, the max pool's row buffer -- is placed where yosys's
 memory_libmap puts it by its own costs (:func:`accel.plan.memory.mapping`): whole block RAMs
-in the best configuration, LUT RAM, or logic.
+in the best configuration (a ROM reshaped to fewer blocks where its words pack side by side,
+a memory with two read ports replicated), LUT RAM, or logic; checked against yosys on the
+three families (``tests/synth/test_memory_mapping.py``).
 
 **Streamed weights.** A Dense stage that streams its weights from the board's external
 memory (:mod:`accel.plan.weights`) has no weight ROMs; its prefetch FIFO is one of its
@@ -171,7 +175,7 @@ def estimate(plan: NetworkPlan, board: Board) -> FitEstimate:
     luts = sum(s.luts for s in stages) + _LUTS[board.family]["top"]
     return FitEstimate(
         board=board.name, family=board.family,
-        resources={"multipliers": Need(sum(s.multipliers for s in stages), board.dsps),
+        resources={"multipliers": Need(plan.multipliers[board.family], board.dsps),
                    "bram_blocks": Need(sum(s.bram_blocks for s in stages), board.bram_blocks),
                    "luts": Need(luts, board.luts)},
         memory_bits=sum(s.memory_bits for s in stages), stages=stages)

@@ -14,6 +14,8 @@ from accel.hw.depthwise import (
     depthwise_lanes,
     depthwise_utilization,
 )
+from accel.plan.blocks import WindowPlan
+from accel.plan.timing import window_period
 from accel.quant import tflite_kernels as tk
 
 from .streams import consumer, producer, run_simulation
@@ -78,7 +80,8 @@ CASES = [
 #: Cycles per frame the window generator adds at a frame boundary: with VALID padding and a
 #: stride smaller than the kernel its kh + sh - 1 rows cannot hold the next frame's first rows
 #: while the last windows of a frame are read (accel/hw/window.py), so the first window of the
-#: next frame waits for pixels. The PEs take exactly depthwise_cycles beats per frame.
+#: next frame waits for pixels. The PEs take exactly depthwise_cycles beats per frame; the
+#: plan's timing model (window_period) predicts the period with the refill.
 REFILL = {2: 1, 7: 5}
 
 
@@ -147,6 +150,10 @@ def test_cycles_per_frame_match_formula(case):
     assert formula == dut.cycles
     periods = [b - a for a, b in zip(ends, ends[1:], strict=False)]
     assert periods == [formula + REFILL.get(case, 0)] * (frames - 1), case
+    window = WindowPlan.build(height=shape[0], width=shape[1], channels=shape[2],
+                              kernel=kernel, strides=strides, padding=padding, lanes=dut.lanes,
+                              zero_point=params["input_zero_point"], bits=8)
+    assert window_period(window) == periods[0], case
 
 
 def test_latency():
