@@ -49,6 +49,7 @@ import numpy as np
 from ..spec.shapes import ceil_div, window_2d
 from .blocks import RegroupPlan
 from .memory import FAMILIES, MemoryKind, MemoryPlan
+from .stage_base import LaneStage
 
 __all__ = ["ADD_LATENCY", "AddStagePlan", "add_lane_count", "add_multipliers",
            "branch_bounds", "skip_depths"]
@@ -82,7 +83,7 @@ def add_lane_count(pixels: int, channels: int, target: int) -> int:
 
 
 @dataclass(frozen=True, eq=False)
-class AddStagePlan:
+class AddStagePlan(LaneStage):
     """A residual ``Add`` (TFLite int8 ADD of two aligned streams): the
     :class:`~accel.hw.add_stage.AddStage`.
 
@@ -138,23 +139,6 @@ class AddStagePlan:
     window: None = None
     requant: None = None
 
-    pes = 0
-    ideal_cycles = 0.0
-    utilization = 0.0
-    weight_count = 0
-
-    @property
-    def in_lanes(self) -> int:
-        return self.lanes
-
-    @property
-    def out_lanes(self) -> int:
-        return self.lanes
-
-    @property
-    def weight_bits(self) -> int:
-        return self.in_bits
-
     @property
     def channels(self) -> int:
         return self.geometry.filters
@@ -166,18 +150,8 @@ class AddStagePlan:
                      for depth in self.skip_depths if depth > 1)
 
     @property
-    def memory_bits(self) -> dict:
-        bits = {"weights": 0, "line_buffer": 0, "requant": 0, "pool": 0}
-        for memory in self.memories:
-            bits[memory.name] = bits.get(memory.name, 0) + memory.total_bits
-        return bits
-
-    @property
     def multipliers(self) -> dict:
         return {f: add_multipliers(self.lanes, f) for f in FAMILIES}
-
-    def bram_blocks(self, family: str) -> int:
-        return sum(memory.blocks(family) for memory in self.memories)
 
     @property
     def latencies(self) -> dict:

@@ -118,6 +118,7 @@ from .blocks import (
 from .join import AddStagePlan, add_lane_count, skip_depths
 from .memory import FAMILIES, MemoryPlan
 from .requant import RequantPlan
+from .stage_base import LaneStage, StageMemories
 from .weights import ExternalMemory, StreamedWeights, WeightPlacement
 
 __all__ = ["DepthwiseStagePlan", "Geometry", "NetworkPlan", "PoolStagePlan", "RequantMode",
@@ -142,7 +143,7 @@ class Geometry:
 
 
 @dataclass(frozen=True, eq=False)
-class StagePlan:
+class StagePlan(StageMemories):
     """One streaming stage: a Conv2D or Dense layer, sized for its array.
 
     Members
@@ -256,22 +257,11 @@ class StagePlan:
         return tuple(found)
 
     @property
-    def memory_bits(self) -> dict:
-        """Bits per memory name (``weights``, ``line_buffer``, ``requant``, ``pool``, ...)."""
-        bits = {"weights": 0, "line_buffer": 0, "requant": 0, "pool": 0}
-        for memory in self.memories:
-            bits[memory.name] = bits.get(memory.name, 0) + memory.total_bits
-        return bits
-
-    @property
     def multipliers(self) -> dict:
         """Hardware multipliers per FPGA family (Gowin in 9x9 halves): the PEs', the
         requantizer's and the stage's address arithmetic."""
         return {f: self.array.multipliers[f] + self.requant.multipliers[f]
                 + self.extra_multipliers.get(f, 0) for f in FAMILIES}
-
-    def bram_blocks(self, family: str) -> int:
-        return sum(memory.blocks(family) for memory in self.memories)
 
     @property
     def latencies(self) -> dict:
@@ -287,7 +277,7 @@ class StagePlan:
 
 
 @dataclass(frozen=True, eq=False)
-class DepthwiseStagePlan:
+class DepthwiseStagePlan(StageMemories):
     """One depthwise stage (:class:`~accel.hw.depthwise.DepthwiseStage`): a
     DepthwiseConv2D layer on a budget of ``rows x cols`` multipliers, of which
     ``L * m`` PEs are built (``L`` input channels per beat, see :mod:`accel.hw.depthwise`).
@@ -362,19 +352,9 @@ class DepthwiseStagePlan:
                 self.depthwise.fifo, self.requant.params, self.requant.fifo)
 
     @property
-    def memory_bits(self) -> dict:
-        bits = {"weights": 0, "line_buffer": 0, "requant": 0, "pool": 0}
-        for memory in self.memories:
-            bits[memory.name] = bits.get(memory.name, 0) + memory.total_bits
-        return bits
-
-    @property
     def multipliers(self) -> dict:
         return {f: self.depthwise.multipliers[f] + self.requant.multipliers[f]
                 for f in FAMILIES}
-
-    def bram_blocks(self, family: str) -> int:
-        return sum(memory.blocks(family) for memory in self.memories)
 
     @property
     def latencies(self) -> dict:
@@ -384,7 +364,7 @@ class DepthwiseStagePlan:
 
 
 @dataclass(frozen=True, eq=False)
-class PoolStagePlan:
+class PoolStagePlan(LaneStage):
     """A stand-alone pooling stage (:class:`~accel.hw.pool_stage.PoolStage`): an average pool,
     a global mean, or a max pool that cannot be fused into a convolution. No PEs; it keeps
     the channel grouping of the stream it reads (``lanes`` values per beat in and out).
@@ -423,43 +403,15 @@ class PoolStagePlan:
     window: None = None
     requant: None = None
 
-    pes = 0
-    ideal_cycles = 0.0
-    utilization = 0.0
-
-    @property
-    def in_lanes(self) -> int:
-        return self.lanes
-
-    @property
-    def out_lanes(self) -> int:
-        return self.lanes
-
-    @property
-    def weight_bits(self) -> int:
-        return self.in_bits
-
-    weight_count = 0
-
     @property
     def memories(self) -> tuple[MemoryPlan, ...]:
         return (self.unit.memory,) if isinstance(self.unit, PoolPlan) else self.unit.memories
-
-    @property
-    def memory_bits(self) -> dict:
-        bits = {"weights": 0, "line_buffer": 0, "requant": 0, "pool": 0}
-        for memory in self.memories:
-            bits[memory.name] = bits.get(memory.name, 0) + memory.total_bits
-        return bits
 
     @property
     def multipliers(self) -> dict:
         if isinstance(self.unit, PoolPlan):  # comparators only
             return {f: 0 for f in FAMILIES}
         return dict(self.unit.multipliers)
-
-    def bram_blocks(self, family: str) -> int:
-        return sum(memory.blocks(family) for memory in self.memories)
 
     @property
     def latencies(self) -> dict:
