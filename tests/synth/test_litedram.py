@@ -11,7 +11,6 @@ import sys
 import pytest
 
 from accel.errors import AccelError
-from accel.synth import litedram
 from accel.synth.litedram import (
     ULX3S_SDRAM,
     InitStep,
@@ -21,17 +20,7 @@ from accel.synth.litedram import (
     parse_ports,
 )
 
-
-def _has_litedram() -> bool:
-    try:
-        litedram.litedram_versions()
-    except AccelError:
-        return False
-    return True
-
-
-needs_litedram = pytest.mark.skipif(not _has_litedram(),
-                                    reason="no litedram in $ACCEL_LITEDRAM_PYTHON or here")
+from .litedram_marks import needs_litedram
 
 HEADER = """
 #define DFII_CONTROL_SEL 0x01

@@ -14,25 +14,16 @@ from amaranth import ClockSignal, Const, Elaboratable, Instance, Module, ResetSi
 from amaranth.lib import io, wiring
 
 from accel.environ import environ
-from accel.errors import AccelError
 from accel.hw.burst_reader import BurstReader
 from accel.hw.litedram_port import LiteDRAMReader, SDRAMInit
 from accel.synth import litedram
 from accel.synth.boards import get_board
 from accel.synth.build import tool_environment
 
-
-def _has_litedram() -> bool:
-    try:
-        litedram.litedram_versions()
-    except AccelError:
-        return False
-    return True
-
+from .litedram_marks import needs_litedram
 
 pytestmark = [pytest.mark.slow, pytest.mark.synth,
-              pytest.mark.skipif(not _has_litedram(),
-                                 reason="no litedram in $ACCEL_LITEDRAM_PYTHON or here")]
+              needs_litedram]
 
 CONFIG = litedram.SDRAMCoreConfig(sys_clk_freq=25e6)   # the board's oscillator, no PLL yet
 

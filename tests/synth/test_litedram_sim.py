@@ -11,24 +11,15 @@ import json
 
 import pytest
 
-from accel.errors import AccelError
 from accel.sim.bench import run_cocotb_tests
 from accel.synth import litedram
 from sim.blocks.harness import write_verilog
 from sim.litedram.top import LiteDRAMSimTop
 
-
-def _has_litedram() -> bool:
-    try:
-        litedram.litedram_versions()
-    except AccelError:
-        return False
-    return True
-
+from .litedram_marks import needs_litedram
 
 pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(not _has_litedram(),
-                                 reason="no litedram in $ACCEL_LITEDRAM_PYTHON or here")]
+              needs_litedram]
 
 
 def test_weights_through_litedram_sim(tmp_path):

@@ -18,7 +18,6 @@ from amaranth import Cat, Elaboratable, Module, Signal
 from amaranth.lib import io, wiring
 
 from accel.environ import environ
-from accel.errors import AccelError
 from accel.host.link import SYNC_STATUS, SYNC_STATUS_OUT
 from accel.hw.burst_reader import BurstReader
 from accel.hw.crc32 import CRC32
@@ -30,18 +29,10 @@ from accel.synth.sdram_weights import ULX3SWeightMemory, weight_memory_clock
 from accel.synth.uart import UartRx, UartTx
 from accel.synth.weight_image import FLASH_LAYOUTS, HEADER_BYTES
 
-
-def _has_litedram() -> bool:
-    try:
-        litedram.litedram_versions()
-    except AccelError:
-        return False
-    return True
-
+from .litedram_marks import needs_litedram
 
 pytestmark = [pytest.mark.slow, pytest.mark.synth,
-              pytest.mark.skipif(not _has_litedram(),
-                                 reason="no litedram in $ACCEL_LITEDRAM_PYTHON or here")]
+              needs_litedram]
 
 #: The system clock asked of the PLL (MHz): the fastest this top met at nextpnr seed 1 (the
 #: measurements are in bench/sdram_weights.md); ACCEL_SDRAM_WEIGHTS_MHZ overrides it.

@@ -14,25 +14,16 @@ import json
 import numpy as np
 import pytest
 
-from accel.errors import AccelError
 from accel.sim.bench import run_cocotb_tests
 from accel.synth import litedram
 from accel.synth.weight_image import pack_weight_image
 from sim.blocks.harness import write_verilog
 from sim.litedram.weights_top import WeightsSimTop
 
-
-def _has_litedram() -> bool:
-    try:
-        litedram.litedram_versions()
-    except AccelError:
-        return False
-    return True
-
+from .litedram_marks import needs_litedram
 
 pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(not _has_litedram(),
-                                 reason="no litedram in $ACCEL_LITEDRAM_PYTHON or here")]
+              needs_litedram]
 
 COUNTERS = ("ready", "error", "errors", "checked", "crc_match", "flash_errors", "load_cycles",
             "read_cycles")
