@@ -21,8 +21,12 @@ the parameters of the tensor it carries.
 Pipeline
 --------
 A beat is taken when both inputs offer one (the streams are aligned by position: beat ``k`` of
-one is added to beat ``k`` of the other); five register stages (offsets, input multiplies,
-input rounding and sum, output multiply, output rounding and clamp) follow, all advancing
+one is added to beat ``k`` of the other). The datapath is :class:`accel.plan.join.AddDatapath`
+(its widths from the exact ranges of the values, its products cut into pieces that are one
+18 x 18 multiplier each, so the plan's multiplier count is what synthesis builds), with one
+register stage per step so that no stage holds more than one multiplier or one carry chain:
+SRDHM of ``p << k`` and RoundingDivideByPOT are each one addition of a constant and a shift
+(:func:`~accel.plan.join.srdhm_shifted`, :func:`~accel.plan.join.rdbpot`). All stages advance
 together whenever the output register is empty or being read, so one beat per cycle goes
 through. ``latency`` is the number of cycles from a pair accepted to its result valid on
 ``o``. ``last`` is taken from ``residual``; lanes past ``channels`` in a pixel's last group
@@ -53,19 +57,18 @@ long branch's latency in beats on top only avoids bubbles while the first result
 
 from __future__ import annotations
 
-from amaranth import Cat, Const, Module, Mux, Signal, signed
+from amaranth import Const, Module, Mux, Signal, signed
 from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from accel.hw.gemmlowp import rounding_divide_by_pot as _rdbpot
-from accel.hw.gemmlowp import srdhm_of_product as _srdhm
 from accel.hw.layouts import check_int, pixel_layout
+from accel.plan.join import LEFT_SHIFT, add_datapath, rdbpot, srdhm_shifted
+from accel.quant.numerics import signed_bits_for
 from accel.spec.shapes import ceil_div
 
 __all__ = ["AddMerge", "SkipBuffer", "skip_buffer_depth"]
 
 _INT8 = (-128, 127)
-_LEFT_SHIFT = 20
 
 
 def skip_buffer_depth(*, lead: int, latency_beats: int = 0) -> int:
@@ -211,7 +214,13 @@ class AddMerge(wiring.Component):
         if self.act_min > self.act_max:
             raise ValueError(f"act_min {self.act_min} must not exceed act_max {self.act_max}")
         self.groups = ceil_div(self.channels, self.lanes)
-        self.latency = 5
+        self.datapath = add_datapath(
+            zero_points=(self.zero_points["residual"], self.zero_points["shortcut"]),
+            multipliers_q31=tuple(self.multipliers[k] for k in ("residual", "shortcut",
+                                                                "output")),
+            output_zero_point=self.zero_points["output"], act_min=self.act_min,
+            act_max=self.act_max)
+        self.latency = self.datapath.latency
         layout = pixel_layout(self.lanes, 8)
         super().__init__({
             "residual": In(stream.Signature(layout)),
@@ -222,8 +231,8 @@ class AddMerge(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         L, G = self.lanes, self.groups
+        path = self.datapath
         valid_lanes = self.channels - (G - 1) * L
-        zp, mult = self.zero_points, self.multipliers
         advance = ~self.o.valid | self.o.ready
         both = self.residual.valid & self.shortcut.valid
         take = advance & both
@@ -236,45 +245,100 @@ class AddMerge(wiring.Component):
         with m.If(take):
             m.d.sync += group.eq(Mux(self.residual.payload.last | (group == G - 1), 0, group + 1))
 
-        def stage(name, value, shape):
-            reg = Signal(shape, name=name)
+        def stage(name, value, lo, hi):
+            """A register of the pipeline holding ``value``, whose range is ``[lo, hi]``."""
+            reg = Signal(signed(signed_bits_for(lo, hi)), name=name)
             with m.If(advance):
                 m.d.sync += reg.eq(value)
             return reg
 
+        def pieces_stage(name, a, a_lo, a_hi, constant):
+            """The register stage of the pieces of ``a * constant`` (a
+            :class:`~accel.plan.join.ConstantProduct`): ``(register, offset, lo, hi)``."""
+            pieces = []
+            for n, (offset, odd) in enumerate(constant.pieces):
+                q = stage(f"{name}_q{n}", a * odd, a_lo * odd, a_hi * odd)
+                pieces.append((q, offset, a_lo * odd, a_hi * odd))
+            if not pieces:
+                pieces = [(stage(f"{name}_q0", Const(0, 1), 0, 0), 0, 0, 0)]
+            return pieces
+
+        def sum_stage(name, pieces):
+            total = sum((q.as_signed() << offset for q, offset, _, _ in pieces), Const(0, 1))
+            lo = sum(v << offset for _, offset, v, _ in pieces)
+            hi = sum(v << offset for _, offset, _, v in pieces)
+            return stage(name, total, lo, hi), lo, hi
+
+        def rounding(name, value, lo, hi, k, exponent):
+            """``rdbpot(srdhm_shifted(value, k), exponent)`` in two register stages."""
+            j = 31 - k
+            if j > 0:
+                h_lo, h_hi = srdhm_shifted(lo, k), srdhm_shifted(hi, k)
+                h = stage(f"{name}_h", (value + (1 << (j - 1))) >> j, h_lo, h_hi)
+            else:
+                h_lo, h_hi = lo << -j, hi << -j
+                h = stage(f"{name}_h", value << -j, h_lo, h_hi)
+            r_lo, r_hi = rdbpot(h_lo, exponent), rdbpot(h_hi, exponent)
+            if exponent == 0:
+                r = stage(f"{name}_r", h, r_lo, r_hi)
+            else:
+                half = 1 << (exponent - 1)
+                r = stage(f"{name}_r", (h + Mux(h < 0, half - 1, half)) >> exponent, r_lo, r_hi)
+            return r, r_lo, r_hi
+
         # Sideband through the same registers as the data.
-        valid = take
-        last = self.residual.payload.last
-        lastg = group == G - 1
-        side = []
+        valid, last, lastg = take, self.residual.payload.last, group == G - 1
         for n in range(self.latency - 1):
-            valid = stage(f"valid{n + 1}", valid, 1)
-            last = stage(f"last{n + 1}", last, 1)
-            lastg = stage(f"lastg{n + 1}", lastg, 1)
-            side.append((valid, last, lastg))
+            flags = []
+            for name, value in (("valid", valid), ("last", last), ("lastg", lastg)):
+                reg = Signal(name=f"{name}{n + 1}")
+                with m.If(advance):
+                    m.d.sync += reg.eq(value)
+                flags.append(reg)
+            valid, last, lastg = flags
 
         outs = []
+        streams = (self.residual, self.shortcut)
         for lane in range(L):
-            d_r = stage(f"d_r{lane}", self.residual.payload.data[lane] - zp["residual"], signed(9))
-            d_s = stage(f"d_s{lane}", self.shortcut.payload.data[lane] - zp["shortcut"], signed(9))
-            (m_r, e_r), (m_s, e_s), (m_o, e_o) = (mult[k] for k in ("residual", "shortcut",
-                                                                     "output"))
-            p_r = stage(f"p_r{lane}", d_r * m_r, signed(41))
-            p_s = stage(f"p_s{lane}", d_s * m_s, signed(41))
-            # SRDHM of (d << 20) * M: the product is p << 20 (exact, |.| < 2**60).
-            s_r = _rdbpot(_srdhm(Cat(Const(0, _LEFT_SHIFT), p_r).as_signed()), -e_r)
-            s_s = _rdbpot(_srdhm(Cat(Const(0, _LEFT_SHIFT), p_s).as_signed()), -e_s)
-            total = stage(f"sum{lane}", s_r + s_s, signed(32))
-            p_o = stage(f"p_o{lane}", total * m_o, signed(64))
-            raw = _rdbpot(_srdhm(p_o), -e_o) + zp["output"]
-            clamped = Mux(raw < self.act_min, self.act_min,
-                          Mux(raw > self.act_max, self.act_max, raw))
+            scaled = []
+            for i, ((zp, const, shift), port) in enumerate(zip(path.inputs, streams,
+                                                               strict=True)):
+                d = stage(f"d{i}_{lane}", port.payload.data[lane] - zp, const.a_lo, const.a_hi)
+                pieces = pieces_stage(f"m{i}_{lane}", d, const.a_lo, const.a_hi, const)
+                p, lo, hi = sum_stage(f"p{i}_{lane}", pieces)
+                scaled.append(rounding(f"s{i}_{lane}", p, lo, hi, LEFT_SHIFT + const.shift,
+                                       -shift))
+            (s0, lo0, hi0), (s1, lo1, hi1) = scaled
+            total = stage(f"t{lane}", s0 + s1, lo0 + lo1, hi0 + hi1)
+            # t * odd(M_o): every (piece of t, piece of the constant) product in one stage,
+            # the sums over the pieces of t in the next, their sum in the third.
+            const = path.output_product
+            partial = []
+            for n, (offset, odd) in enumerate(const.pieces):
+                terms = []
+                for offset_t, bits, is_signed in path.out_split:
+                    lo, hi = path.split_range(offset_t, bits, is_signed)
+                    part = total[offset_t:offset_t + bits]
+                    part = part.as_signed() if is_signed else part
+                    q = stage(f"o_q{n}_{offset_t}_{lane}", part * odd, lo * odd, hi * odd)
+                    terms.append((q, offset_t, lo * odd, hi * odd))
+                q, lo, hi = sum_stage(f"o_s{n}_{lane}", terms)
+                partial.append((q, offset, lo, hi))
+            if not partial:
+                zero = stage(f"o_q0_{lane}", Const(0, 1), 0, 0)
+                partial = [(stage(f"o_s0_{lane}", zero, 0, 0), 0, 0, 0)]
+            p, lo, hi = sum_stage(f"o_p{lane}", partial)
+            raw, lo, hi = rounding(f"o{lane}", p, lo, hi, const.shift, -path.output_shift)
+            # The clamp of raw + zp, compared on raw (in parallel with the addition).
+            zp_o = path.output_zero_point
+            clamped = Mux(raw < self.act_min - zp_o, self.act_min,
+                          Mux(raw > self.act_max - zp_o, self.act_max, (raw + zp_o)[:8]))
             outs.append((lane, clamped))
 
         with m.If(advance):
-            m.d.sync += [self.o.valid.eq(side[-1][0]), self.o.payload.last.eq(side[-1][1])]
+            m.d.sync += [self.o.valid.eq(valid), self.o.payload.last.eq(last)]
             for lane, value in outs:
                 if lane >= valid_lanes:
-                    value = Mux(side[-1][2], zp["output"], value)
+                    value = Mux(lastg, path.output_zero_point, value)
                 m.d.sync += self.o.payload.data[lane].eq(value)
         return m

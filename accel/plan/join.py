@@ -42,35 +42,202 @@ in beats, so the fork does not stall while the first result travels.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 
+from ..quant.numerics import signed_bits_for
 from ..spec.shapes import ceil_div, window_2d
-from .blocks import RegroupPlan
+from .blocks import RegroupPlan, constant_product_multipliers
 from .memory import FAMILIES, MemoryKind, MemoryPlan
 from .stage_base import LaneStage
 
-__all__ = ["ADD_LATENCY", "AddStagePlan", "add_lane_count", "add_multipliers",
-           "branch_bounds", "skip_depths"]
+__all__ = ["ADD_LATENCY", "AddDatapath", "AddStagePlan", "ConstantProduct", "add_datapath",
+           "add_lane_count", "branch_bounds", "skip_depths"]
 
-#: :attr:`accel.hw.add_merge.AddMerge.latency`: five register stages.
-ADD_LATENCY = 5
+#: :attr:`accel.hw.add_merge.AddMerge.latency`: the register stages of :class:`AddDatapath`
+#: (input offsets; the input products' pieces; their sums; the high multiply's rounding; the
+#: rounding shift; the sum of the two inputs; the output product's pieces; its two partial
+#: sums; the high multiply's rounding; the rounding shift; zero point and clamp).
+ADD_LATENCY = 12
 #: :attr:`accel.hw.add_merge.SkipBuffer.latency`.
 SKIP_LATENCY = 1
+#: Pieces of a product: ``CHUNK``-bit unsigned pieces of the constant (and of the wide
+#: operand), each an 18-bit signed multiplier input (ECP5 MULT18X18D).
+CHUNK = 17
+#: TFLite int8 ADD's left shift of both inputs.
+LEFT_SHIFT = 20
+_INT8 = (-128, 127)
 
-# The products of one AddMerge lane: (x - zp) * M for each input (9 x 31 bits) and the sum
-# times the output multiplier (32 x 31 bits).
-_ADD_PRODUCTS = ((9, 31), (9, 31), (32, 31))
+
+def _floor_shift(x: int, shift: int) -> int:
+    return x >> shift if shift >= 0 else x << -shift
 
 
-def add_multipliers(lanes: int, family: str) -> int:
-    """Hardware multipliers of an AddMerge of ``lanes`` lanes on ``family``: one 18 x 18
-    block (ECP5 MULT18X18D, iCE40 SB_MAC16, Gowin two MULT9X9) per 18 x 18 piece of every
-    product (an estimate: yosys splits the constant multiplications as it does the
-    requantizer's)."""
-    pieces = sum(ceil_div(a, 18) * ceil_div(b, 18) for a, b in _ADD_PRODUCTS)
-    return lanes * pieces * (2 if family == "gowin" else 1)
+def srdhm_shifted(p: int, k: int) -> int:
+    """``SaturatingRoundingDoublingHighMul`` of a product ``p * 2**k`` (``k >= 0``; the
+    saturating case cannot occur, a multiplier is non-negative): ``p << (k - 31)`` when
+    ``k >= 31`` (exact), else ``(p + 2**(j - 1)) >> j`` with ``j = 31 - k``, which is gemmlowp's
+    nudge (``2**30`` or ``1 - 2**30``) and truncation toward zero written as one addition of
+    a constant and a floor shift (ties up for ``p >= 0``, toward zero for ``p < 0``)."""
+    j = 31 - k
+    if j <= 0:
+        return p << -j
+    return (p + (1 << (j - 1))) >> j
+
+
+def rdbpot(x: int, exponent: int) -> int:
+    """``RoundingDivideByPOT(x, exponent)``, ``exponent >= 0``: ``(x + 2**(e - 1) - (x < 0))
+    >> e`` (ties away from zero), one addition of a constant chosen by the sign."""
+    if exponent == 0:
+        return x
+    return (x + (1 << (exponent - 1)) - (x < 0)) >> exponent
+
+
+@dataclass(frozen=True)
+class ConstantProduct:
+    """``a * constant`` for a signed ``a`` in ``[lo, hi]``, as the hardware builds it: the
+    constant's factors of two are a shift (``shift``), its odd part is cut into
+    :data:`CHUNK`-bit pieces, each again without its factors of two; ``pieces`` are
+    ``(offset, odd)``: the product is ``sum((a * odd) << offset) << shift``. A piece with
+    ``odd == 1`` is a shift, not a multiplier."""
+
+    a_lo: int
+    a_hi: int
+    shift: int
+    pieces: tuple[tuple[int, int], ...]
+
+    @classmethod
+    def build(cls, lo: int, hi: int, constant: int) -> ConstantProduct:
+        shift = 0
+        while constant and constant % 2 == 0:
+            constant //= 2
+            shift += 1
+        pieces = []
+        offset = 0
+        while constant >> offset:
+            chunk = (constant >> offset) & ((1 << CHUNK) - 1)
+            tz = 0
+            while chunk and chunk % 2 == 0:
+                chunk //= 2
+                tz += 1
+            if chunk:
+                pieces.append((offset + tz, chunk))
+            offset += CHUNK
+        return cls(a_lo=lo, a_hi=hi, shift=shift, pieces=tuple(pieces))
+
+    @property
+    def a_bits(self) -> int:
+        return signed_bits_for(self.a_lo, self.a_hi)
+
+    def piece_range(self, odd: int) -> tuple[int, int]:
+        return self.a_lo * odd, self.a_hi * odd
+
+    def value(self, a: int) -> int:
+        """The product without its ``shift`` (``sum((a * odd) << offset)``)."""
+        return sum((a * odd) << offset for offset, odd in self.pieces)
+
+    def multipliers(self, family: str) -> int:
+        """Hardware multipliers of the pieces (:func:`constant_product_multipliers`)."""
+        return sum(constant_product_multipliers(self.a_bits, odd)[family]
+                   for _, odd in self.pieces)
+
+
+@dataclass(frozen=True)
+class AddDatapath:
+    """The integer datapath of one :class:`~accel.hw.add_merge.AddMerge` lane (TFLite int8
+    ``ADD``), every width from the exact range of its values over all int8 inputs (each step
+    is non-decreasing in its input, so the ranges are those of the extreme inputs).
+
+    Per input ``i`` (``inputs[i]``: ``(zero_point, product, shift)``)::
+
+        d  = x - zero_point                                   (register)
+        q  = pieces of d * odd(M_i)                           (register per piece)
+        p  = sum of the pieces                                (register)
+        h  = srdhm_shifted(p, 20 + product.shift)             (register)
+        s  = rdbpot(h, -shift_i)                              (register)
+
+    then ``t = s_0 + s_1`` (register), and ``t * M_o`` with ``t`` cut into :data:`CHUNK`-bit
+    pieces (``out_split``: the low pieces unsigned, the top one signed) times each constant
+    piece (register per piece), the sums per constant piece (register), their sum (register),
+    ``srdhm_shifted`` (register), ``rdbpot`` (register), ``+ zp_o`` and the clamp (the output
+    register): :data:`ADD_LATENCY` stages.
+    """
+
+    inputs: tuple[tuple[int, ConstantProduct, int], tuple[int, ConstantProduct, int]]
+    output_product: ConstantProduct
+    output_shift: int
+    output_zero_point: int
+    act_min: int
+    act_max: int
+    sum_lo: int
+    sum_hi: int
+
+    @property
+    def sum_bits(self) -> int:
+        return signed_bits_for(self.sum_lo, self.sum_hi)
+
+    @property
+    def out_split(self) -> tuple[tuple[int, int, bool], ...]:
+        """The pieces of the sum ``t``: ``(offset, bits, signed)``, low to high."""
+        bits = self.sum_bits
+        parts, offset = [], 0
+        while bits - offset > CHUNK + 1:
+            parts.append((offset, CHUNK, False))
+            offset += CHUNK
+        parts.append((offset, bits - offset, True))
+        return tuple(parts)
+
+    def split_range(self, offset: int, bits: int, signed: bool) -> tuple[int, int]:
+        """The range of one piece of ``t`` (:attr:`out_split`)."""
+        if signed:
+            return self.sum_lo >> offset, self.sum_hi >> offset
+        return 0, (1 << bits) - 1
+
+    def scaled(self, i: int, x: int) -> int:
+        zp, product, shift = self.inputs[i]
+        return rdbpot(srdhm_shifted(product.value(x - zp), LEFT_SHIFT + product.shift), -shift)
+
+    def output(self, total: int) -> int:
+        product = self.output_product
+        raw = rdbpot(srdhm_shifted(product.value(total), product.shift), -self.output_shift)
+        return min(max(raw + self.output_zero_point, self.act_min), self.act_max)
+
+    def add(self, x0: int, x1: int) -> int:
+        """The lane's result for int8 inputs ``x0``, ``x1`` (the hardware's steps in Python)."""
+        return self.output(self.scaled(0, x0) + self.scaled(1, x1))
+
+    @property
+    def latency(self) -> int:
+        return ADD_LATENCY
+
+    def multipliers(self, family: str) -> int:
+        """Hardware multipliers of one lane on ``family``: every piece of the two input
+        products, and every (sum piece, constant piece) pair of the output product."""
+        n = sum(product.multipliers(family) for _, product, _ in self.inputs)
+        for offset, bits, signed in self.out_split:
+            lo, hi = self.split_range(offset, bits, signed)
+            n += sum(constant_product_multipliers(signed_bits_for(lo, hi), odd)[family]
+                     for _, odd in self.output_product.pieces)
+        return n
+
+
+def add_datapath(*, zero_points: tuple[int, int], multipliers_q31, output_zero_point: int,
+                 act_min: int = _INT8[0], act_max: int = _INT8[1]) -> AddDatapath:
+    """The :class:`AddDatapath` of an ``ADD`` with input zero points ``zero_points`` and
+    ``multipliers_q31`` ``((M_1, shift_1), (M_2, shift_2), (M_o, shift_o))``."""
+    inputs = []
+    for zp, (mult, shift) in zip(zero_points, multipliers_q31[:2], strict=True):
+        inputs.append((zp, ConstantProduct.build(_INT8[0] - zp, _INT8[1] - zp, mult), shift))
+    path = AddDatapath(inputs=tuple(inputs), output_product=None,
+                       output_shift=multipliers_q31[2][1], output_zero_point=output_zero_point,
+                       act_min=act_min, act_max=act_max, sum_lo=0, sum_hi=0)
+    lo = sum(path.scaled(i, _INT8[0]) for i in (0, 1))
+    hi = sum(path.scaled(i, _INT8[1]) for i in (0, 1))
+    return dataclasses.replace(path, sum_lo=lo, sum_hi=hi,
+                               output_product=ConstantProduct.build(lo, hi,
+                                                                    multipliers_q31[2][0]))
 
 
 def add_lane_count(pixels: int, channels: int, target: int) -> int:
@@ -150,12 +317,19 @@ class AddStagePlan(LaneStage):
                      for depth in self.skip_depths if depth > 1)
 
     @property
+    def datapath(self) -> AddDatapath:
+        """One lane's datapath (:func:`add_datapath`)."""
+        return add_datapath(zero_points=self.zero_points, multipliers_q31=self.multipliers_q31,
+                            output_zero_point=self.out_zero_point, act_min=self.act_min,
+                            act_max=self.act_max)
+
+    @property
     def multipliers(self) -> dict:
-        return {f: add_multipliers(self.lanes, f) for f in FAMILIES}
+        return {f: self.lanes * self.datapath.multipliers(f) for f in FAMILIES}
 
     @property
     def latencies(self) -> dict:
-        return {"add": ADD_LATENCY}
+        return {"add": self.datapath.latency}
 
     def component_args(self) -> dict:
         """The :class:`~accel.hw.add_merge.AddMerge` parameters (input 1 is ``residual``)."""
