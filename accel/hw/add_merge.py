@@ -26,9 +26,12 @@ one is added to beat ``k`` of the other). The datapath is :class:`accel.plan.joi
 18 x 18 multiplier each, so the plan's multiplier count is what synthesis builds), with one
 register stage per step so that no stage holds more than one multiplier or one carry chain:
 SRDHM of ``p << k`` and RoundingDivideByPOT are each one addition of a constant and a shift
-(:func:`~accel.plan.join.srdhm_shifted`, :func:`~accel.plan.join.rdbpot`). All stages advance
-together whenever the output register is empty or being read, so one beat per cycle goes
-through. ``latency`` is the number of cycles from a pair accepted to its result valid on
+(:func:`~accel.plan.join.srdhm_shifted`, :func:`~accel.plan.join.rdbpot`). A stage loads
+whenever it is empty or the stage after it moves, so one beat per cycle goes through, and
+behind a stalled output the bubbles close up: a beat waits only for the beat ahead of it,
+as behind a FIFO (the pipeline holds ``latency`` beats, and takes a new pair while it is not
+full or its output is being read), which is what the plan's timing model assumes.
+``latency`` is the number of cycles from a pair accepted to its result valid on
 ``o``. ``last`` is taken from ``residual``; lanes past ``channels`` in a pixel's last group
 are filled with the output zero point.
 
@@ -233,22 +236,37 @@ class AddMerge(wiring.Component):
         L, G = self.lanes, self.groups
         path = self.datapath
         valid_lanes = self.channels - (G - 1) * L
-        advance = ~self.o.valid | self.o.ready
+        # Stage n (1..latency; the last is the output register) loads from stage n - 1 when
+        # it is empty or is itself moving on: bubbles close up behind a stalled output, so
+        # a beat waits only for the one ahead of it, as behind a FIFO.
+        L_ = self.latency
+        valids = [Signal(name=f"valid{n}") for n in range(1, L_)] + [self.o.valid]
+        load = [Signal(name=f"load{n}") for n in range(1, L_ + 1)]
+        moving = self.o.ready
+        for n in range(L_ - 1, -1, -1):
+            m.d.comb += load[n].eq(~valids[n] | moving)
+            moving = load[n]
         both = self.residual.valid & self.shortcut.valid
-        take = advance & both
+        take = load[0] & both
         m.d.comb += [
-            self.residual.ready.eq(advance & self.shortcut.valid),
-            self.shortcut.ready.eq(advance & self.residual.valid),
+            self.residual.ready.eq(load[0] & self.shortcut.valid),
+            self.shortcut.ready.eq(load[0] & self.residual.valid),
         ]
+        previous = take
+        for n in range(L_):
+            with m.If(load[n]):
+                m.d.sync += valids[n].eq(previous)
+            previous = valids[n]
 
         group = Signal(range(G))
         with m.If(take):
             m.d.sync += group.eq(Mux(self.residual.payload.last | (group == G - 1), 0, group + 1))
 
-        def stage(name, value, lo, hi):
-            """A register of the pipeline holding ``value``, whose range is ``[lo, hi]``."""
+        def stage(name, value, lo, hi, n):
+            """A register of pipeline stage ``n`` (from 1) holding ``value``, whose range is
+            ``[lo, hi]``."""
             reg = Signal(signed(signed_bits_for(lo, hi)), name=name)
-            with m.If(advance):
+            with m.If(load[n - 1]):
                 m.d.sync += reg.eq(value)
             return reg
 
@@ -257,45 +275,47 @@ class AddMerge(wiring.Component):
             :class:`~accel.plan.join.ConstantProduct`): ``(register, offset, lo, hi)``."""
             pieces = []
             for n, (offset, odd) in enumerate(constant.pieces):
-                q = stage(f"{name}_q{n}", a * odd, a_lo * odd, a_hi * odd)
+                q = stage(f"{name}_q{n}", a * odd, a_lo * odd, a_hi * odd, 2)
                 pieces.append((q, offset, a_lo * odd, a_hi * odd))
             if not pieces:
-                pieces = [(stage(f"{name}_q0", Const(0, 1), 0, 0), 0, 0, 0)]
+                pieces = [(stage(f"{name}_q0", Const(0, 1), 0, 0, 2), 0, 0, 0)]
             return pieces
 
-        def sum_stage(name, pieces):
+        def sum_stage(name, pieces, n):
             total = sum((q.as_signed() << offset for q, offset, _, _ in pieces), Const(0, 1))
             lo = sum(v << offset for _, offset, v, _ in pieces)
             hi = sum(v << offset for _, offset, _, v in pieces)
-            return stage(name, total, lo, hi), lo, hi
+            return stage(name, total, lo, hi, n), lo, hi
 
-        def rounding(name, value, lo, hi, k, exponent):
-            """``rdbpot(srdhm_shifted(value, k), exponent)`` in two register stages."""
+        def rounding(name, value, lo, hi, k, exponent, n):
+            """``rdbpot(srdhm_shifted(value, k), exponent)`` in register stages ``n`` and
+            ``n + 1``."""
             j = 31 - k
             if j > 0:
                 h_lo, h_hi = srdhm_shifted(lo, k), srdhm_shifted(hi, k)
-                h = stage(f"{name}_h", (value + (1 << (j - 1))) >> j, h_lo, h_hi)
+                h = stage(f"{name}_h", (value + (1 << (j - 1))) >> j, h_lo, h_hi, n)
             else:
                 h_lo, h_hi = lo << -j, hi << -j
-                h = stage(f"{name}_h", value << -j, h_lo, h_hi)
+                h = stage(f"{name}_h", value << -j, h_lo, h_hi, n)
             r_lo, r_hi = rdbpot(h_lo, exponent), rdbpot(h_hi, exponent)
             if exponent == 0:
-                r = stage(f"{name}_r", h, r_lo, r_hi)
+                r = stage(f"{name}_r", h, r_lo, r_hi, n + 1)
             else:
                 half = 1 << (exponent - 1)
-                r = stage(f"{name}_r", (h + Mux(h < 0, half - 1, half)) >> exponent, r_lo, r_hi)
+                r = stage(f"{name}_r", (h + Mux(h < 0, half - 1, half)) >> exponent, r_lo,
+                          r_hi, n + 1)
             return r, r_lo, r_hi
 
-        # Sideband through the same registers as the data.
-        valid, last, lastg = take, self.residual.payload.last, group == G - 1
-        for n in range(self.latency - 1):
+        # Sideband through the same stages as the data.
+        last, lastg = self.residual.payload.last, group == G - 1
+        for n in range(1, L_):
             flags = []
-            for name, value in (("valid", valid), ("last", last), ("lastg", lastg)):
-                reg = Signal(name=f"{name}{n + 1}")
-                with m.If(advance):
+            for name, value in (("last", last), ("lastg", lastg)):
+                reg = Signal(name=f"{name}{n}")
+                with m.If(load[n - 1]):
                     m.d.sync += reg.eq(value)
                 flags.append(reg)
-            valid, last, lastg = flags
+            last, lastg = flags
 
         outs = []
         streams = (self.residual, self.shortcut)
@@ -303,13 +323,14 @@ class AddMerge(wiring.Component):
             scaled = []
             for i, ((zp, const, shift), port) in enumerate(zip(path.inputs, streams,
                                                                strict=True)):
-                d = stage(f"d{i}_{lane}", port.payload.data[lane] - zp, const.a_lo, const.a_hi)
+                d = stage(f"d{i}_{lane}", port.payload.data[lane] - zp, const.a_lo, const.a_hi,
+                          1)
                 pieces = pieces_stage(f"m{i}_{lane}", d, const.a_lo, const.a_hi, const)
-                p, lo, hi = sum_stage(f"p{i}_{lane}", pieces)
+                p, lo, hi = sum_stage(f"p{i}_{lane}", pieces, 3)
                 scaled.append(rounding(f"s{i}_{lane}", p, lo, hi, LEFT_SHIFT + const.shift,
-                                       -shift))
+                                       -shift, 4))
             (s0, lo0, hi0), (s1, lo1, hi1) = scaled
-            total = stage(f"t{lane}", s0 + s1, lo0 + lo1, hi0 + hi1)
+            total = stage(f"t{lane}", s0 + s1, lo0 + lo1, hi0 + hi1, 6)
             # t * odd(M_o): every (piece of t, piece of the constant) product in one stage,
             # the sums over the pieces of t in the next, their sum in the third.
             const = path.output_product
@@ -320,23 +341,23 @@ class AddMerge(wiring.Component):
                     lo, hi = path.split_range(offset_t, bits, is_signed)
                     part = total[offset_t:offset_t + bits]
                     part = part.as_signed() if is_signed else part
-                    q = stage(f"o_q{n}_{offset_t}_{lane}", part * odd, lo * odd, hi * odd)
+                    q = stage(f"o_q{n}_{offset_t}_{lane}", part * odd, lo * odd, hi * odd, 7)
                     terms.append((q, offset_t, lo * odd, hi * odd))
-                q, lo, hi = sum_stage(f"o_s{n}_{lane}", terms)
+                q, lo, hi = sum_stage(f"o_s{n}_{lane}", terms, 8)
                 partial.append((q, offset, lo, hi))
             if not partial:
-                zero = stage(f"o_q0_{lane}", Const(0, 1), 0, 0)
-                partial = [(stage(f"o_s0_{lane}", zero, 0, 0), 0, 0, 0)]
-            p, lo, hi = sum_stage(f"o_p{lane}", partial)
-            raw, lo, hi = rounding(f"o{lane}", p, lo, hi, const.shift, -path.output_shift)
+                zero = stage(f"o_q0_{lane}", Const(0, 1), 0, 0, 7)
+                partial = [(stage(f"o_s0_{lane}", zero, 0, 0, 8), 0, 0, 0)]
+            p, lo, hi = sum_stage(f"o_p{lane}", partial, 9)
+            raw, lo, hi = rounding(f"o{lane}", p, lo, hi, const.shift, -path.output_shift, 10)
             # The clamp of raw + zp, compared on raw (in parallel with the addition).
             zp_o = path.output_zero_point
             clamped = Mux(raw < self.act_min - zp_o, self.act_min,
                           Mux(raw > self.act_max - zp_o, self.act_max, (raw + zp_o)[:8]))
             outs.append((lane, clamped))
 
-        with m.If(advance):
-            m.d.sync += [self.o.valid.eq(valid), self.o.payload.last.eq(last)]
+        with m.If(load[-1]):
+            m.d.sync += self.o.payload.last.eq(last)
             for lane, value in outs:
                 if lane >= valid_lanes:
                     value = Mux(lastg, path.output_zero_point, value)
