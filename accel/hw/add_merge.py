@@ -65,7 +65,7 @@ from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from accel.hw.layouts import check_int, pixel_layout
-from accel.plan.join import LEFT_SHIFT, add_datapath, rdbpot, srdhm_shifted
+from accel.plan.join import LEFT_SHIFT, SKIP_LATENCY, add_datapath, rdbpot, srdhm_shifted
 from accel.quant.numerics import signed_bits_for
 from accel.spec.shapes import ceil_div
 
@@ -102,7 +102,8 @@ class SkipBuffer(wiring.Component):
     ----------
     depth : int
         Beats held, >= 1; at least :func:`skip_buffer_depth` of the long branch, or the
-        pipeline can deadlock.
+        pipeline can deadlock, and at least 3 for a beat every cycle (the plan's
+        :data:`~accel.plan.join.SKIP_FULL_RATE_DEPTH`).
     lanes : int
         Values per beat, >= 1.
     bits : int
@@ -125,7 +126,7 @@ class SkipBuffer(wiring.Component):
         self.depth = check_int("depth", depth, 1)
         self.lanes = check_int("lanes", lanes, 1)
         self.bits = check_int("bits", bits, 1)
-        self.latency = 1
+        self.latency = SKIP_LATENCY
         layout = pixel_layout(self.lanes, self.bits)
         super().__init__({"i": In(stream.Signature(layout)), "o": Out(stream.Signature(layout))})
 

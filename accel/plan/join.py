@@ -61,8 +61,13 @@ __all__ = ["ADD_LATENCY", "AddDatapath", "AddStagePlan", "ConstantProduct", "add
 #: rounding shift; the sum of the two inputs; the output product's pieces; its two partial
 #: sums; the high multiply's rounding; the rounding shift; zero point and clamp).
 ADD_LATENCY = 12
-#: :attr:`accel.hw.add_merge.SkipBuffer.latency`.
-SKIP_LATENCY = 1
+#: :attr:`accel.hw.add_merge.SkipBuffer.latency`: a SyncFIFOBuffered's memory write, its
+#: synchronous read, and its output register (measured: a beat taken in cycle ``t`` is
+#: offered from ``t + 2``).
+SKIP_LATENCY = 2
+#: The least SkipBuffer depth that takes a beat every cycle: with depth 2 the FIFO's one-word
+#: memory is full every other cycle (measured: one beat per two cycles).
+SKIP_FULL_RATE_DEPTH = 3
 #: Pieces of a product: ``CHUNK``-bit unsigned pieces of the constant (and of the wide
 #: operand), each an 18-bit signed multiplier input (ECP5 MULT18X18D).
 CHUNK = 17
@@ -452,12 +457,13 @@ def skip_depths(chains, fork_beats: int) -> tuple[tuple[int, int], tuple[int, in
     beats per frame through ``chains`` (two node lists, maybe empty). ``leads`` are the least
     depths that rule out deadlock (module documentation); ``depths`` add, to an input that
     needs a buffer, the other branch's pipeline latency in beats (one beat per cycle at most),
-    so that the fork keeps moving while the other branch's first result travels."""
+    so that the fork keeps moving while the other branch's first result travels, and at least
+    :data:`SKIP_FULL_RATE_DEPTH` (a shallower buffer would halve the rate)."""
     bounds = [branch_bounds(chain, fork_beats) for chain in chains]
     if len(bounds[0][0]) != len(bounds[1][0]):
         raise ValueError(f"the join's inputs have {len(bounds[0][0])} and {len(bounds[1][0])} "
                          f"beats per frame")
     leads = tuple(_least_depth(bounds[1 - i][0], bounds[i][1], fork_beats) for i in (0, 1))
-    depths = tuple(lead + _chain_latency(chains[1 - i]) if lead else 0
-                   for i, lead in enumerate(leads))
+    depths = tuple(max(lead + _chain_latency(chains[1 - i]), SKIP_FULL_RATE_DEPTH) if lead
+                   else 0 for i, lead in enumerate(leads))
     return depths, leads

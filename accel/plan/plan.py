@@ -570,11 +570,12 @@ class NetworkPlan:
     def latency_exact(self) -> bool:
         """Whether :attr:`latency_cycles` and :attr:`interval_cycles` are exact: every stage
         is of a kind the timing model follows beat by beat (:data:`.timing.EXACT_KINDS`) and
-        reads its weights from ROMs (streamed stages are estimated)."""
-        from .timing import EXACT_KINDS
+        reads its weights from ROMs (streamed stages are estimated), and the model's
+        assumptions about forks and joins hold (:func:`.timing.joins_exact`)."""
+        from .timing import EXACT_KINDS, joins_exact
 
         return all(s.kind in EXACT_KINDS and getattr(s, "streamed", None) is None
-                   for s in self.stages)
+                   for s in self.stages) and joins_exact(self)
 
     @property
     def ideal_cycles(self) -> float:

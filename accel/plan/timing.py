@@ -42,12 +42,13 @@ import math
 from ..spec.shapes import ceil_div, window_2d
 from .blocks import REPLAY_READ_AHEAD, WINDOW_READ_LATENCY, MeanPlan, RegroupPlan, axis_table
 
-__all__ = ["EXACT_KINDS", "first_image_times", "frame_times", "interval", "regroup_times",
+__all__ = ["EXACT_KINDS", "first_image_times", "frame_times", "interval", "joins_exact",
+           "regroup_times",
            "stage_period", "window_period"]
 
 #: The stage kinds this model follows beat by beat (exact latency and period).
 EXACT_KINDS = frozenset({"conv2d", "dense", "depthwise_conv2d", "avg_pool2d", "mean",
-                         "max_pool2d"})
+                         "max_pool2d", "add"})
 
 
 def regroup_times(times: list[int], *, channels: int, lanes_in: int, lanes_out: int,
@@ -339,19 +340,83 @@ def _stage_times(stage, times: list[int]) -> tuple[list[int], list[int]]:
 
 
 def _add_times(stage, first: list[int], second: list[int]) -> list[int]:
-    """An estimate for an Add stage: beat ``k`` of the sum leaves ``latency`` after both input
-    beats ``k`` are there (a skip buffer adds its one cycle), one beat per cycle. Not exact
-    (the fork's waits are not followed): :attr:`NetworkPlan.latency_exact` says so."""
-    from .join import ADD_LATENCY, SKIP_LATENCY
+    """When an Add stage offers each beat of its sum, its inputs' beats offered at ``first``
+    and ``second``: a buffered input's beat reaches the merge
+    :data:`~accel.plan.join.SKIP_LATENCY` after it is offered, the merge takes a pair when
+    both are there (one pair per cycle) and offers the sum ``latency`` later.
 
-    out: list[int] = []
+    This assumes the fork before the join never waits, the skip buffers never fill and the
+    reader never holds the merge's pipeline full; :func:`joins_exact` checks all three on
+    the modelled times."""
+    return [t + stage.latencies["add"] for t in _merge_takes(stage, first, second)]
+
+
+def _fork_side(offered: list[int], other: list[int]) -> list[int]:
+    """When a skip buffer fed by a :class:`~accel.hw.fork.Fork` takes each beat, the beats
+    offered to the fork at ``offered`` and taken by its other reader at ``other``: the fork
+    has beat ``k`` once both readers have taken beat ``k - 1`` (the buffer takes a beat as
+    soon as the fork has it while it has room, :func:`joins_exact`)."""
+    taken: list[int] = []
+    for k, t in enumerate(offered):
+        if k:
+            t = max(t, other[k - 1] + 1, taken[-1] + 1)
+        taken.append(t)
+    return taken
+
+
+def _merge_takes(stage, first: list[int], second: list[int]) -> list[int]:
+    """The cycle the merge takes each pair (see :func:`_add_times`)."""
+    from .join import SKIP_LATENCY
+
+    takes: list[int] = []
     for a, b in zip(first, second, strict=True):
         t = max(a + (SKIP_LATENCY if stage.skip_depths[0] else 0),
                 b + (SKIP_LATENCY if stage.skip_depths[1] else 0))
-        if out:
-            t = max(t, out[-1] + 1 - ADD_LATENCY)
-        out.append(t + ADD_LATENCY)
-    return out
+        if takes:
+            t = max(t, takes[-1] + 1)
+        takes.append(t)
+    return takes
+
+
+def joins_exact(plan) -> bool:
+    """Whether the timing model's assumptions about forks and joins hold for ``plan`` over
+    :data:`_PERIOD_FRAMES` images back to back (True for a plan without joins): where two
+    stages read a forked tensor, each is done with every beat before the next is offered (so
+    the fork never holds a beat back from one for the other; a fork an Add reads directly is
+    followed beat by beat, :func:`_fork_side`); no skip buffer holds more than its depth (a
+    beat enters only after the beat ``depth`` places earlier has left for the merge, a cycle
+    to spare); and no Add's pipeline
+    fills (pair ``k`` is taken only after its reader has taken sum ``k - latency``). Where one
+    fails, the model's times are estimates and :attr:`NetworkPlan.latency_exact` says so."""
+    adds = [s for s in plan.stages if len(s.inputs) == 2]
+    if not adds:
+        return True
+    record: dict = {}
+    offered = frame_times(plan, _PERIOD_FRAMES, record=record)
+    readers: dict[str, dict[int, list[int]]] = {}
+    for (tensor, reader), accepted in record["accepted"].items():
+        readers.setdefault(tensor, {})[reader] = accepted
+    add_ids = {id(s) for s in adds}
+    for tensor, by_reader in readers.items():
+        if len(by_reader) < 2 or add_ids & by_reader.keys():
+            continue  # not a fork, or one the model follows (an Add reads it directly)
+        # Two stages read the fork: each must be done with a beat before the next is offered
+        # (else the fork would hold the next beat back from the other).
+        off = offered[tensor]
+        for acc in by_reader.values():
+            if any(acc[k - 1] >= off[k] for k in range(1, len(off))):
+                return False
+    for stage in adds:
+        takes = record["takes"][stage.output]
+        for depth, tensor in zip(stage.skip_depths, stage.inputs, strict=True):
+            entered = record["accepted"][(tensor, id(stage))]
+            if depth and any(entered[k] <= takes[k - depth] for k in range(depth, len(takes))):
+                return False
+        latency = stage.latencies["add"]
+        for acc in readers.get(stage.output, {}).values():
+            if any(takes[k] <= acc[k - latency] for k in range(latency, len(takes))):
+                return False
+    return True
 
 
 #: Frames run back to back to find a period: from the second frame's end to the third's (the
@@ -388,9 +453,18 @@ def stage_period(stage) -> int:
     return max(window_period(window, replay=replay), stage.cycles)
 
 
-def frame_times(plan, frames: int = 1) -> dict[str, list[int]]:
+def frame_times(plan, frames: int = 1, *, record: dict | None = None) -> dict[str, list[int]]:
     """Per tensor of ``plan``, the cycle each of its beats is taken, for ``frames`` images
-    streamed back to back (the input port takes value ``k`` of the stream in cycle ``k``)."""
+    streamed back to back (the input port takes value ``k`` of the stream in cycle ``k``).
+
+    With ``record`` (a dict), returns the cycles each tensor's beats are *offered* instead, and
+    fills ``record["accepted"][(tensor, reader)]`` with when each reader takes them and
+    ``record["takes"][add output]`` with when each Add's merge takes each pair
+    (:func:`joins_exact`)."""
+    accepted_by: dict = {}
+    takes_of: dict = {}
+    if record is not None:
+        record["accepted"], record["takes"] = accepted_by, takes_of
     times = {plan.input_tensor: list(range(frames * math.prod(plan.input_shape)))}
     offered = dict(times)  # per tensor, when its producer offers each beat
     producers = {}
@@ -399,12 +473,21 @@ def frame_times(plan, frames: int = 1) -> dict[str, list[int]]:
             accepted, out = regroup_times(offered[node.input], channels=node.channels,
                                           lanes_in=node.lanes_in, lanes_out=node.lanes_out)
             times[node.input] = accepted
+            accepted_by[(node.input, id(node))] = accepted
             offered[node.output] = times[node.output] = out
             producers[node.output] = node
             continue
         if len(node.inputs) == 2:  # an Add: its inputs are taken as they are offered
-            offered[node.output] = times[node.output] = _add_times(
-                node, *(offered[name] for name in node.inputs))
+            sources = []
+            for name in node.inputs:
+                other = [acc for (tensor, reader), acc in accepted_by.items()
+                         if tensor == name and reader != id(node)]
+                # An input the fork feeds directly gets each beat once the fork has it: once
+                # the other reader has taken the one before.
+                sources.append(_fork_side(offered[name], other[0]) if other else offered[name])
+                accepted_by[(name, id(node))] = sources[-1]
+            takes_of[node.output] = _merge_takes(node, *sources)
+            offered[node.output] = times[node.output] = _add_times(node, *sources)
             continue
         tensor = node.inputs[0]
         accepted, out = _stage_times(node, offered[tensor])
@@ -419,11 +502,15 @@ def frame_times(plan, frames: int = 1) -> dict[str, list[int]]:
                 offered[regroup.input], channels=regroup.channels,
                 lanes_in=regroup.lanes_in, lanes_out=regroup.lanes_out, ready=accepted)
             times[regroup.input] = upstream
+            accepted_by[(regroup.input, id(regroup))] = upstream
             accepted, out = _stage_times(node, offered[tensor])
             if upstream == before and offered[tensor] == out_before:
                 break
         times[tensor] = accepted
+        accepted_by[(tensor, id(node))] = accepted
         offered[node.output] = times[node.output] = out
+    if record is not None:
+        return offered
     return times
 
 
