@@ -3,7 +3,8 @@ gaps or output stalls, the measured latency of the first image (first input valu
 last output beat) and the steady-state interval of images back to back equal
 ``NetworkPlan.latency_cycles`` and ``interval_cycles`` (amaranth.sim, the whole accelerator).
 
-The cases cover depthwise stages (SAME and VALID, strides below, at and above the kernel, a
+The cases cover residual joins (ResNet-8's identity and projection blocks: forks, skip
+buffers and the Add's pipeline), depthwise stages (SAME and VALID, strides below, at and above the kernel, a
 depth multiplier), stand-alone average, global mean and max pools (overlapping, SAME edge
 windows, dropped borders), and frame-boundary refill: VALID windows with a stride below the
 kernel whose line buffer cannot take the next frame's first rows while the last windows are
@@ -18,6 +19,7 @@ from accel.plan.timing import stage_period
 from accel.quant.random_model import random_quantized
 from accel.sim.run import build_harness, report, run_amaranth
 from accel.spec import (
+    Add,
     AveragePooling2D,
     Conv2D,
     Dense,
@@ -53,6 +55,18 @@ CASES = {
     "global_mean_after_valid_conv": ((6, 5, 2), (Conv2D(4, 3, activation="relu"),
                                                  GlobalAveragePooling2D(), Dense(3)),
                                      (2, 2), False),
+    # ResNet-8's two kinds of residual block: an identity shortcut, then a stride-2 block with
+    # a 1x1 projection on the skip path (read from the first Add's output), and a global mean.
+    "resnet8_like": ((4, 4, 2), (
+        Conv2D(3, 3, padding="same", activation="relu", name="stem"),
+        Conv2D(3, 3, padding="same", activation="relu", name="a1"),
+        Conv2D(3, 3, padding="same", name="a2"),
+        Add(activation="relu", name="add1", inputs=("stem", "a2")),
+        Conv2D(4, 3, strides=2, padding="same", activation="relu", name="b1"),
+        Conv2D(4, 3, padding="same", name="b2"),
+        Conv2D(4, 1, strides=2, padding="same", name="bp", inputs=("add1",)),
+        Add(activation="relu", name="add2", inputs=("bp", "b2")),
+        GlobalAveragePooling2D(name="gap"), Dense(3, name="d")), (2, 2), False),
     "ds_cnn_like": ((9, 6, 1), (Conv2D(4, (4, 3), strides=2, padding="same",
                                        activation="relu"),
                                 DepthwiseConv2D(3, padding="same", activation="relu"),
