@@ -4,12 +4,12 @@ last output beat) and the steady-state interval of images back to back equal
 ``NetworkPlan.latency_cycles`` and ``interval_cycles`` (amaranth.sim, the whole accelerator).
 
 The cases cover residual joins (ResNet-8's identity and projection blocks: forks, skip
-buffers and the Add's pipeline), depthwise stages (SAME and VALID, strides below, at and above the kernel, a
-depth multiplier), stand-alone average, global mean and max pools (overlapping, SAME edge
-windows, dropped borders), and frame-boundary refill: VALID windows with a stride below the
-kernel whose line buffer cannot take the next frame's first rows while the last windows are
-read, so the stage's period is longer than its cycles (``accel.plan.timing.stage_period``)
-and that stage sets the interval."""
+buffers and the Add's pipeline), depthwise stages (SAME and VALID, strides below, at and
+above the kernel, a depth multiplier), stand-alone average, global mean and max pools
+(overlapping, SAME edge windows, dropped borders), and frame-boundary refill: VALID windows
+with a stride below the kernel whose line buffer cannot take the next frame's first rows
+while the last windows are read, so the stage's period is longer than its cycles
+(``accel.plan.timing.stage_period``) and that stage sets the interval."""
 
 import numpy as np
 import pytest

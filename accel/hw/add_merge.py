@@ -276,10 +276,10 @@ class AddMerge(wiring.Component):
             :class:`~accel.plan.join.ConstantProduct`): ``(register, offset, lo, hi)``."""
             pieces = []
             for n, (offset, odd) in enumerate(constant.pieces):
-                q = stage(f"{name}_q{n}", a * odd, a_lo * odd, a_hi * odd, 2)
+                q = stage(f"{name}_q{n}", a * odd, a_lo * odd, a_hi * odd, 3)
                 pieces.append((q, offset, a_lo * odd, a_hi * odd))
             if not pieces:
-                pieces = [(stage(f"{name}_q0", Const(0, 1), 0, 0, 2), 0, 0, 0)]
+                pieces = [(stage(f"{name}_q0", Const(0, 1), 0, 0, 3), 0, 0, 0)]
             return pieces
 
         def sum_stage(name, pieces, n):
@@ -324,14 +324,15 @@ class AddMerge(wiring.Component):
             scaled = []
             for i, ((zp, const, shift), port) in enumerate(zip(path.inputs, streams,
                                                                strict=True)):
-                d = stage(f"d{i}_{lane}", port.payload.data[lane] - zp, const.a_lo, const.a_hi,
-                          1)
+                # The raw input first: a skip buffer's block RAM output is slow to arrive.
+                x = stage(f"x{i}_{lane}", port.payload.data[lane], _INT8[0], _INT8[1], 1)
+                d = stage(f"d{i}_{lane}", x - zp, const.a_lo, const.a_hi, 2)
                 pieces = pieces_stage(f"m{i}_{lane}", d, const.a_lo, const.a_hi, const)
-                p, lo, hi = sum_stage(f"p{i}_{lane}", pieces, 3)
+                p, lo, hi = sum_stage(f"p{i}_{lane}", pieces, 4)
                 scaled.append(rounding(f"s{i}_{lane}", p, lo, hi, LEFT_SHIFT + const.shift,
-                                       -shift, 4))
+                                       -shift, 5))
             (s0, lo0, hi0), (s1, lo1, hi1) = scaled
-            total = stage(f"t{lane}", s0 + s1, lo0 + lo1, hi0 + hi1, 6)
+            total = stage(f"t{lane}", s0 + s1, lo0 + lo1, hi0 + hi1, 7)
             # t * odd(M_o): every (piece of t, piece of the constant) product in one stage,
             # the sums over the pieces of t in the next, their sum in the third.
             const = path.output_product
@@ -342,15 +343,15 @@ class AddMerge(wiring.Component):
                     lo, hi = path.split_range(offset_t, bits, is_signed)
                     part = total[offset_t:offset_t + bits]
                     part = part.as_signed() if is_signed else part
-                    q = stage(f"o_q{n}_{offset_t}_{lane}", part * odd, lo * odd, hi * odd, 7)
+                    q = stage(f"o_q{n}_{offset_t}_{lane}", part * odd, lo * odd, hi * odd, 8)
                     terms.append((q, offset_t, lo * odd, hi * odd))
-                q, lo, hi = sum_stage(f"o_s{n}_{lane}", terms, 8)
+                q, lo, hi = sum_stage(f"o_s{n}_{lane}", terms, 9)
                 partial.append((q, offset, lo, hi))
             if not partial:
-                zero = stage(f"o_q0_{lane}", Const(0, 1), 0, 0, 7)
-                partial = [(stage(f"o_s0_{lane}", zero, 0, 0, 8), 0, 0, 0)]
-            p, lo, hi = sum_stage(f"o_p{lane}", partial, 9)
-            raw, lo, hi = rounding(f"o{lane}", p, lo, hi, const.shift, -path.output_shift, 10)
+                zero = stage(f"o_q0_{lane}", Const(0, 1), 0, 0, 8)
+                partial = [(stage(f"o_s0_{lane}", zero, 0, 0, 9), 0, 0, 0)]
+            p, lo, hi = sum_stage(f"o_p{lane}", partial, 10)
+            raw, lo, hi = rounding(f"o{lane}", p, lo, hi, const.shift, -path.output_shift, 11)
             # The clamp of raw + zp, compared on raw (in parallel with the addition).
             zp_o = path.output_zero_point
             clamped = Mux(raw < self.act_min - zp_o, self.act_min,

@@ -54,13 +54,14 @@ from .memory import FAMILIES, MemoryKind, MemoryPlan
 from .stage_base import LaneStage
 
 __all__ = ["ADD_LATENCY", "AddDatapath", "AddStagePlan", "ConstantProduct", "add_datapath",
-           "add_lane_count", "branch_bounds", "skip_depths"]
+           "add_lane_count", "branch_bounds", "deepen_skip_buffers", "skip_depths"]
 
 #: :attr:`accel.hw.add_merge.AddMerge.latency`: the register stages of :class:`AddDatapath`
-#: (input offsets; the input products' pieces; their sums; the high multiply's rounding; the
-#: rounding shift; the sum of the two inputs; the output product's pieces; its two partial
-#: sums; the high multiply's rounding; the rounding shift; zero point and clamp).
-ADD_LATENCY = 12
+#: (the inputs as they come; their offsets; the input products' pieces; their sums; the high
+#: multiply's rounding; the rounding shift; the sum of the two inputs; the output product's
+#: pieces; its partial sums; their sum; the high multiply's rounding; the rounding shift;
+#: zero point and clamp).
+ADD_LATENCY = 13
 #: :attr:`accel.hw.add_merge.SkipBuffer.latency`: a SyncFIFOBuffered's memory write, its
 #: synchronous read, and its output register (measured: a beat taken in cycle ``t`` is
 #: offered from ``t + 2``).
@@ -157,6 +158,7 @@ class AddDatapath:
 
     Per input ``i`` (``inputs[i]``: ``(zero_point, product, shift)``)::
 
+        x                                                     (register)
         d  = x - zero_point                                   (register)
         q  = pieces of d * odd(M_i)                           (register per piece)
         p  = sum of the pieces                                (register)
@@ -467,3 +469,35 @@ def skip_depths(chains, fork_beats: int) -> tuple[tuple[int, int], tuple[int, in
     depths = tuple(max(lead + _chain_latency(chains[1 - i]), SKIP_FULL_RATE_DEPTH) if lead
                    else 0 for i, lead in enumerate(leads))
     return depths, leads
+
+
+def deepen_skip_buffers(plan):
+    """``plan`` with every skip buffer at least as deep as the timing model says it fills
+    (images back to back, no gaps or stalls; :func:`accel.plan.timing.frame_times`), plus a
+    beat to spare, so that in that steady state no fork ever waits for a full skip buffer:
+    the long branch never starves and the plan's timing stays exact
+    (:func:`accel.plan.timing.join_timing_fault`). The depths for freedom from deadlock
+    (:func:`skip_depths`) are the least; this only adds to them. The deeper buffers do not
+    change the modelled times (the model assumes buffers that never fill), so one pass
+    suffices."""
+    from .timing import _PERIOD_FRAMES, frame_times
+
+    record: dict = {}
+    frame_times(plan, _PERIOD_FRAMES, record=record)
+    stages = []
+    for stage in plan.stages:
+        if isinstance(stage, AddStagePlan):
+            takes = np.asarray(record["takes"][stage.output])
+            depths = []
+            for depth, tensor in zip(stage.skip_depths, stage.inputs, strict=True):
+                if depth:
+                    entered = np.asarray(record["accepted"][(tensor, id(stage))])
+                    # Beats ahead of beat k still in the buffer when k enters (the merge
+                    # takes them in order, so they are the last ones before k).
+                    waiting = np.arange(len(takes)) - np.searchsorted(takes, entered,
+                                                                      side="left")
+                    depth = max(depth, int(waiting.max()) + 1)
+                depths.append(depth)
+            stage = dataclasses.replace(stage, skip_depths=tuple(depths))
+        stages.append(stage)
+    return dataclasses.replace(plan, stages=tuple(stages))

@@ -115,7 +115,7 @@ from .blocks import (
     depthwise_lane_count,
     pool_stage_cycles,
 )
-from .join import AddStagePlan, add_lane_count, skip_depths
+from .join import AddStagePlan, add_lane_count, deepen_skip_buffers, skip_depths
 from .memory import FAMILIES, MemoryPlan
 from .requant import RequantPlan
 from .stage_base import LaneStage, StageMemories
@@ -1073,7 +1073,7 @@ def _plan_once(qnet: QuantizedNetwork, max_rows: int, max_cols: int, allow_wide:
     tensor, channels, lanes, bits = streams[alias[last.name]]
     tensor = regroup(tensor, channels, lanes, 1, bits, last.output.zero_point)
     _check_joins(joins, [*regroups, *stages], tensor)
-    return NetworkPlan(name=qnet.name, max_rows=max_rows, max_cols=max_cols,
+    plan = NetworkPlan(name=qnet.name, max_rows=max_rows, max_cols=max_cols,
                        stages=tuple(stages), input_shape=tuple(qnet.input_shape),
                        output_layer=qnet.logits_layer.name,
                        output_shape=tuple(infos[qnet.logits_layer.name].output_shape),
@@ -1082,6 +1082,7 @@ def _plan_once(qnet: QuantizedNetwork, max_rows: int, max_cols: int, allow_wide:
                        input_scale=float(qnet.input.scale), scheme=qnet.scheme,
                        source=qnet.source,
                        softmax_in_software=qnet.layers[-1].kind == "softmax")
+    return deepen_skip_buffers(plan) if joins else plan
 
 
 def _memories_json(stage: StagePlan) -> list[dict]:

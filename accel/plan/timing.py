@@ -42,7 +42,8 @@ import math
 from ..spec.shapes import ceil_div, window_2d
 from .blocks import REPLAY_READ_AHEAD, WINDOW_READ_LATENCY, MeanPlan, RegroupPlan, axis_table
 
-__all__ = ["EXACT_KINDS", "first_image_times", "frame_times", "interval", "joins_exact",
+__all__ = ["EXACT_KINDS", "first_image_times", "frame_times", "interval", "join_timing_fault",
+           "joins_exact",
            "regroup_times",
            "stage_period", "window_period"]
 
@@ -378,8 +379,8 @@ def _merge_takes(stage, first: list[int], second: list[int]) -> list[int]:
     return takes
 
 
-def joins_exact(plan) -> bool:
-    """Whether the timing model's assumptions about forks and joins hold for ``plan`` over
+def join_timing_fault(plan) -> str | None:
+    """None if the timing model's assumptions about forks and joins hold for ``plan`` over
     :data:`_PERIOD_FRAMES` images back to back (True for a plan without joins): where two
     stages read a forked tensor, each is done with every beat before the next is offered (so
     the fork never holds a beat back from one for the other; a fork an Add reads directly is
@@ -387,10 +388,11 @@ def joins_exact(plan) -> bool:
     beat enters only after the beat ``depth`` places earlier has left for the merge, a cycle
     to spare); and no Add's pipeline
     fills (pair ``k`` is taken only after its reader has taken sum ``k - latency``). Where one
-    fails, the model's times are estimates and :attr:`NetworkPlan.latency_exact` says so."""
+    fails, which (a one-line reason): the model's times are then estimates, and
+    :attr:`NetworkPlan.latency_exact` says so (:func:`joins_exact`)."""
     adds = [s for s in plan.stages if len(s.inputs) == 2]
     if not adds:
-        return True
+        return None
     record: dict = {}
     offered = frame_times(plan, _PERIOD_FRAMES, record=record)
     readers: dict[str, dict[int, list[int]]] = {}
@@ -405,18 +407,23 @@ def joins_exact(plan) -> bool:
         off = offered[tensor]
         for acc in by_reader.values():
             if any(acc[k - 1] >= off[k] for k in range(1, len(off))):
-                return False
+                return f"the fork of {tensor} waits for a reader"
     for stage in adds:
         takes = record["takes"][stage.output]
         for depth, tensor in zip(stage.skip_depths, stage.inputs, strict=True):
             entered = record["accepted"][(tensor, id(stage))]
             if depth and any(entered[k] <= takes[k - depth] for k in range(depth, len(takes))):
-                return False
+                return f"{stage.layer}: the skip buffer on {tensor} fills"
         latency = stage.latencies["add"]
         for acc in readers.get(stage.output, {}).values():
             if any(takes[k] <= acc[k - latency] for k in range(latency, len(takes))):
-                return False
-    return True
+                return f"{stage.layer}: its reader holds the merge pipeline full"
+    return None
+
+
+def joins_exact(plan) -> bool:
+    """Whether :func:`join_timing_fault` finds none."""
+    return join_timing_fault(plan) is None
 
 
 #: Frames run back to back to find a period: from the second frame's end to the third's (the
