@@ -325,3 +325,24 @@ def test_the_fit_estimate_reads_the_add_stage():
                                                   add.bram_blocks("ecp5"))
     assert row.memory_bits == (add.skip_depths[0] - 1) * 9 > 0
     assert fit.resources["multipliers"].needed == plan.multipliers["ecp5"]
+
+
+def test_join_timing_fault_names_a_skip_buffer_that_fills():
+    """At the depths that only rule out deadlock (the leads) the identity block's skip buffer
+    fills while the long branch works, so the fork would wait and the model's times would be
+    estimates: the plan deepens it to what the model finds, and says so when it is not."""
+    import dataclasses
+
+    from accel.plan.timing import join_timing_fault
+
+    shape, layers = NETWORKS["identity_shortcut"]
+    plan = make_plan(random_quantized(Network("j", shape, layers), 1), 2, 2)
+    assert join_timing_fault(plan) is None and plan.latency_exact
+    (add,) = [s for s in plan.stages if isinstance(s, AddStagePlan)]
+    shallow = tuple(max(lead, 3) if lead else 0 for lead in add.leads)
+    assert add.skip_depths[0] > shallow[0]
+    stages = tuple(dataclasses.replace(s, skip_depths=shallow) if s is add else s
+                   for s in plan.stages)
+    smaller = dataclasses.replace(plan, stages=stages)
+    assert join_timing_fault(smaller) == f"add: the skip buffer on {add.inputs[0]} fills"
+    assert not smaller.latency_exact

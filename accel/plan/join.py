@@ -101,6 +101,20 @@ def rdbpot(x: int, exponent: int) -> int:
     return (x + (1 << (exponent - 1)) - (x < 0)) >> exponent
 
 
+def piece_multipliers(a_bits: int, odd: int) -> dict:
+    """Hardware multipliers per family of one piece: an ``a_bits``-bit signed value times an
+    odd constant of at most :data:`CHUNK` bits (``odd + 1`` bits signed, as amaranth makes it).
+    ECP5: one MULT18X18D when both operands have 2 bits or more (the pieces fit 18 x 18;
+    measured exact, ``tests/synth/test_add_stage_synth.py``). Gowin, in MULT9X9 units: a
+    MULT9X9 when both operands fit 9 bits signed, else a MULT18X18 (2); none below 4 bits
+    (:func:`constant_product_multipliers`'s rule). iCE40 (SB_MAC16, 16 x 16): one per piece
+    of :func:`constant_product_multipliers`' sizes, an estimate (an 18-bit piece may take two:
+    the residual block's 6 pieces measured 7)."""
+    base = constant_product_multipliers(a_bits, odd)
+    gowin = base["gowin"] * (1 if a_bits <= 9 and odd.bit_length() + 1 <= 9 else 2)
+    return {**base, "gowin": gowin}
+
+
 @dataclass(frozen=True)
 class ConstantProduct:
     """``a * constant`` for a signed ``a`` in ``[lo, hi]``, as the hardware builds it: the
@@ -145,9 +159,8 @@ class ConstantProduct:
         return sum((a * odd) << offset for offset, odd in self.pieces)
 
     def multipliers(self, family: str) -> int:
-        """Hardware multipliers of the pieces (:func:`constant_product_multipliers`)."""
-        return sum(constant_product_multipliers(self.a_bits, odd)[family]
-                   for _, odd in self.pieces)
+        """Hardware multipliers of the pieces (:func:`piece_multipliers`)."""
+        return sum(piece_multipliers(self.a_bits, odd)[family] for _, odd in self.pieces)
 
 
 @dataclass(frozen=True)
@@ -225,7 +238,7 @@ class AddDatapath:
         n = sum(product.multipliers(family) for _, product, _ in self.inputs)
         for offset, bits, signed in self.out_split:
             lo, hi = self.split_range(offset, bits, signed)
-            n += sum(constant_product_multipliers(signed_bits_for(lo, hi), odd)[family]
+            n += sum(piece_multipliers(signed_bits_for(lo, hi), odd)[family]
                      for _, odd in self.output_product.pieces)
         return n
 
