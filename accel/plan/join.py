@@ -37,7 +37,12 @@ fork delivers beats to both sides alike (it is one beat ahead at most), so
 every image sequence, because both bounds are properties of the geometry, not of the data
 (:func:`~accel.hw.add_merge.skip_buffer_depth`'s rule with the lead made explicit). On top of
 the depth for freedom from deadlock, a buffered input gets the other branch's pipeline latency
-in beats, so the fork does not stall while the first result travels.
+in beats, so the fork does not stall while the first result travels (and at least 3 beats, the
+least depth at which a skip buffer takes a beat every cycle). Last, :func:`deepen_skip_buffers`
+makes each buffer as deep as the timing model finds it filling with images back to back, so
+that in steady state no fork waits on a full buffer (the long branch never starves) and the
+plan's latency and interval stay exact (:func:`accel.plan.timing.join_timing_fault` checks
+that and the model's other assumptions).
 """
 
 from __future__ import annotations
