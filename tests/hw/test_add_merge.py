@@ -289,3 +289,39 @@ def test_one_pair_per_cycle():
     sim.add_testbench(source)
     sim.run()
     assert taken == list(range(n + 10))
+
+
+@pytest.mark.parametrize("depth", [2, 3, 7])
+def test_skip_buffer_latency_and_rate(depth):
+    """A beat taken in cycle ``t`` is offered from ``t + latency`` (the plan's SKIP_LATENCY);
+    from depth 3 (SKIP_FULL_RATE_DEPTH) a beat is taken every cycle, at depth 2 every other."""
+    from accel.plan.join import SKIP_FULL_RATE_DEPTH, SKIP_LATENCY
+
+    dut = SkipBuffer(depth=depth, lanes=1)
+    assert dut.latency == SKIP_LATENCY
+    taken, offered = [], []
+
+    async def source(ctx):
+        ctx.set(dut.i.valid, 1)
+        for cycle in range(12):
+            ctx.set(dut.i.payload, {"data": [cycle], "last": 0})
+            _, _, ready = await ctx.tick().sample(dut.i.ready)
+            if ready:
+                taken.append(cycle)
+        ctx.set(dut.i.valid, 0)
+
+    async def sink(ctx):
+        ctx.set(dut.o.ready, 1)
+        for cycle in range(20):
+            _, _, valid = await ctx.tick().sample(dut.o.valid)
+            if valid:
+                offered.append(cycle)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(source)
+    sim.add_testbench(sink)
+    sim.run()
+    step = 1 if depth >= SKIP_FULL_RATE_DEPTH else 2
+    assert taken == list(range(0, 12, step))
+    assert offered == [t + SKIP_LATENCY for t in taken]
