@@ -115,3 +115,24 @@ def test_ulx3s_top_elaborates_with_the_sdram(tmp_path):
         assert cell in rtlil, cell
     assert "arbiter" in rtlil
     assert "litedram_core.v" in build_plan.files
+
+
+def test_program_sram_writes_the_image_first(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENFPGALOADER", "/opt/ofl")
+    _, plan, board = _plan("ulx3s-85f")
+    (tmp_path / "top.bit").write_bytes(b"\xff" * 64)
+    report = tmp_path / "build_report.json"
+    report.write_text(json.dumps({"board": "ulx3s-85f", "weights": {"memory": "sdram",
+                                                                    "flash_offset": 0x1E0000}}))
+    # The report says the build streams, but its image is gone: one line, exit 2.
+    result = CliRunner().invoke(main, ["program", str(tmp_path), "--dry-run"])
+    assert result.exit_code == 2
+    assert result.output == (f"accel: error: {tmp_path}: the build streams its weights from "
+                             f"sdram, but its weight image weights.img is missing (rebuild "
+                             f"it)\n")
+    image = write_weights(plan, board, tmp_path)
+    result = CliRunner().invoke(main, ["program", str(tmp_path), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [
+        f"/opt/ofl -b ulx3s -f -o {0x1E0000} --file-type bin {image.resolve()}",
+        f"/opt/ofl -b ulx3s -m {(tmp_path / 'top.bit').resolve()}"]
