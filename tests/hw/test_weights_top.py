@@ -24,7 +24,7 @@ from accel.quant.random_model import random_quantized
 from accel.sim.memory_model import MemoryModel
 from accel.spec import Conv2D, Dense, Flatten, MaxPooling2D, Network
 from accel.synth.weight_image import pack_weight_image
-from accel.synth.weights_top import SPRAMWeights, StreamedAccelerator
+from accel.synth.weights_top import SPRAMWeights, StreamedAccelerator, WeightsTop
 
 from .burst_memory import BurstMemoryModel
 from .spi_flash_model import SPIFlashModel
@@ -201,3 +201,57 @@ def test_spram_weights_load_check_and_serve():
 
     run_simulation(dut, [flash.testbench(dut.flash), reader], max_cycles=400_000)
     assert got == [int(w) for w in words]
+
+
+class _Passthrough(Elaboratable):
+    """A stand-in board top: the accelerator only, its streams driven by the testbenches."""
+
+    def __init__(self, streamed):
+        self.streamed = streamed
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.accel = self.streamed
+        return m
+
+
+@pytest.mark.slow
+def test_weights_top_runs_from_flash_through_spram():
+    # The iCEBreaker chain in full: flash model -> loader -> SPRAM -> arbiter (two streamed
+    # stages) -> accelerator, which takes no image until the CRC-checked load is done.
+    spram = ExternalMemory(kind="spram", size_bytes=128 << 10, word_bits=16, clock_mhz=12.0,
+                           words_per_cycle=64 / 65, max_burst=16, read_latency=2, source="test")
+    seed = 11
+    qnet, plan = _plan(seed, ("dense", "dense_1"), memory=spram)
+    streamed = StreamedAccelerator(accelerator=Accelerator(plan))
+    mp = streamed.memory_plan
+    payload = image_payload([s.streamed for s in plan.streamed_stages])
+    offset = 0x40
+    memory = SPRAMWeights(plan=mp, flash_offset=offset, primitive=False)
+    top = WeightsTop(top=_Passthrough(streamed), streamed=streamed, memory=memory)
+    flash = SPIFlashModel(bytes(offset) + pack_weight_image(payload, word_width=16,
+                                                            flash_offset=offset),
+                          command=0x0B)
+    rng = np.random.default_rng(seed)
+    images = rng.integers(-128, 128, (2, 6, 6, 1))
+    want = golden.run(qnet, images)[qnet.layers[-1].name].reshape(len(images), -1)
+    beats = [{"data": [int(v)], "last": int(k == 35)}
+             for image in images.reshape(2, -1) for k, v in enumerate(image)]
+    got, early = [], []
+
+    async def watch(ctx):
+        while not ctx.get(memory.ready):
+            early.append(ctx.get(streamed.i.ready))
+            await ctx.tick()
+
+    async def stop_flash(ctx):
+        await ctx.tick().until(memory.ready | memory.error)
+        flash.done = True
+
+    testbenches = [flash.testbench(memory.flash), watch, stop_flash,
+                   producer(streamed.i, beats, rng=rng, gap=0.2),
+                   consumer(streamed.o, want.size, got, rng=np.random.default_rng(seed + 1),
+                            stall=0.2, convert=lambda p: int(p.data[0]))]
+    run_simulation(top, testbenches, max_cycles=400_000)
+    assert len(early) > 16 * len(payload) and not any(early), f"seed {seed}"
+    assert np.array_equal(np.array(got).reshape(want.shape), want), f"seed {seed}"
