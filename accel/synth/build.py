@@ -14,6 +14,13 @@ oscillator itself (the default, and any request the PLL would only miss by more)
 constrained to that clock, the UART divisor is computed from it, and every inferences/s figure
 is at it.
 
+A plan that streams weights (:attr:`~accel.plan.plan.NetworkPlan.streamed_stages`) is built
+with its weight memory (:data:`WEIGHT_MEMORIES`, :mod:`.weights_top`): on the ULX3S-85F the
+LiteDRAM core on the SDRAM (its clock from the PLL's phase-shifted output, so such a build
+always has a PLL, at the oscillator's frequency without ``--clock``), on the iCEBreaker the
+SPRAM; both loaded from the flash at power-up. The weight image goes beside the bitstream
+(``weights.img``) and its flash offset into the report's ``weights`` section.
+
 Builds are cached by content: the key hashes the build plan's files (the RTLIL of the whole
 design, the constraints and the script with every option), the toolchain versions and the
 ``accel`` version. A repeat build copies the cached products and report.
