@@ -761,14 +761,14 @@ def _sweep_line(r: dict) -> str:
 @click.option("--dry-run", is_flag=True, help="Print the openFPGALoader command; run nothing.")
 def program(path, board_name, flash, dry_run) -> None:
     """Load PATH (a bitstream, or an `accel build` output directory) onto a board with
-    openFPGALoader: SRAM by default, --flash for the flash (and a weight image, weights.img,
-    beside the bitstream at its flash offset). Exit 2 when the bitstream, the cable or the
-    board is missing."""
-    from .host.program import plan_program, run_program
+    openFPGALoader: SRAM by default, --flash for the flash. A weight image (weights.img, from
+    a build that streams weights) beside the bitstream goes into the flash at its offset in
+    either case (the board loads it from there at power-up). Exit 2 when the bitstream, the
+    cable or the board is missing."""
+    from .host.program import run_program
     from .host.program_weights import plan_program_build
 
-    plans = (plan_program_build(path, board_name, dry_run=dry_run) if flash
-             else (plan_program(path, board_name, flash=False, dry_run=dry_run),))
+    plans = plan_program_build(path, board_name, flash=flash, dry_run=dry_run)
     for plan in plans:
         if dry_run:
             click.echo(plan.shell)

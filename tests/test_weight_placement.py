@@ -150,11 +150,19 @@ def test_cli_plan_and_fit_on_the_board(tmp_path):
     assert result.exit_code == 2
     assert "tangnano9k has none described" in result.output
     assert len(result.output.strip().splitlines()) == 1
-    # A full build of a streamed plan is refused until a board top connects the memory.
-    result = _cli("build", seed, "--seed", 1, "--array", "4x8", "--board", "ulx3s-85f",
-                  "-o", tmp_path / "d")
+    # A full build streaming from a memory the board tops do not build (the iCEBreaker's
+    # flash: 204,800 weights do not fit its SPRAM) is refused in one line.
+    spec = tmp_path / "flashy.yaml"
+    spec.write_text("name: flashy\ninput: [16, 16, 8]\nlayers:\n  - Flatten: {}\n"
+                    "  - Dense: {units: 100}\n  - Dense: {units: 10}\n")
+    result = _cli("build", spec, "--seed", 1, "--scheme", "pow2", "--array", "1x1",
+                  "--board", "icebreaker", "-o", tmp_path / "d")
     assert result.exit_code == 2
-    assert "which the board tops do not connect yet" in result.output
+    assert result.output.strip().endswith(
+        "flashy: dense stream their weights from icebreaker's flash, which the board tops "
+        "do not build (they build ulx3s-85f: sdram; icebreaker: spram); use --fit-only, or "
+        "accel sim --board")
+    assert len(result.output.strip().splitlines()) == 1
 
 
 def test_generate_writes_the_weight_ports_and_image(tmp_path):

@@ -1,4 +1,4 @@
-"""``accel program --flash`` for the weight image: the openFPGALoader command that writes
+"""``accel program`` for the weight image: the openFPGALoader command that writes
 ``weights.img`` (:mod:`accel.synth.weight_image`) at its flash offset, after (or without) the
 bitstream. Board names, the loader binary and the ``ProgramPlan`` come from
 :mod:`accel.host.program`.
@@ -9,6 +9,7 @@ bin`` makes it take the image as raw bytes whatever its suffix.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from ..errors import AccelError
@@ -47,14 +48,41 @@ def plan_program_weights(image: str | Path, board: str, *, loader: str | None = 
     return ProgramPlan(board=board, bitstream=image, flash=True, command=command)
 
 
-def plan_program_build(path: str | Path, board: str | None = None, *, loader: str | None = None,
+def plan_program_build(path: str | Path, board: str | None = None, *, flash: bool = True,
+                       loader: str | None = None,
                        dry_run: bool = False) -> tuple[ProgramPlan, ...]:
-    """``accel program --flash`` of a bitstream or build directory: the bitstream's plan, then,
-    when a ``weights.img`` lies beside the bitstream, the weight image's."""
-    board, bitstream = _resolve(Path(path), board)
-    plans = [plan_program(bitstream, board, flash=True, loader=loader, dry_run=dry_run)]
+    """``accel program`` of a bitstream or build directory, with its weight image when a
+    ``weights.img`` lies beside the bitstream (a build whose plan streams weights writes one,
+    and its ``build_report.json`` has a ``weights`` section).
+
+    ``flash``: the bitstream into the flash, then the image at its offset. Otherwise the image
+    into the flash first (the board top reads the weights from there at power-up, also when
+    its bitstream is loaded into SRAM), then the bitstream into SRAM. A build directory whose
+    report has a ``weights`` section but no image beside it, or one for another offset, is a
+    one-line error."""
+    path = Path(path)
+    board, bitstream = _resolve(path, board)
     image = bitstream.parent / WEIGHT_IMAGE_NAME
-    if image.is_file():
-        plans.append(plan_program_weights(image, board, loader=plans[0].command[0],
-                                          dry_run=dry_run))
-    return tuple(plans)
+    expected = _report_weights(path) if path.is_dir() else None
+    if expected is not None and not image.is_file():
+        raise AccelError(f"{path}: the build streams its weights from {expected.get('memory')}, "
+                         f"but its weight image {image.name} is missing (rebuild it)")
+    program = plan_program(bitstream, board, flash=flash, loader=loader, dry_run=dry_run)
+    if not image.is_file():
+        return (program,)
+    weights = plan_program_weights(image, board, loader=program.command[0], dry_run=dry_run)
+    if expected is not None and expected.get("flash_offset") != flash_offset(board):
+        raise AccelError(f"{path}: the build report puts the weights at flash offset "
+                         f"{expected.get('flash_offset')!r}, --board {board} keeps them at "
+                         f"{flash_offset(board):#x}")
+    return (program, weights) if flash else (weights, program)
+
+
+def _report_weights(path: Path) -> dict | None:
+    """The ``weights`` section of the build report in ``path`` (None without one)."""
+    try:
+        report = json.loads((path / "build_report.json").read_text())
+    except (OSError, ValueError):
+        return None
+    weights = report.get("weights") if isinstance(report, dict) else None
+    return weights if isinstance(weights, dict) else None

