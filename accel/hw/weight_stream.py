@@ -1,14 +1,15 @@
-"""A streamed stage's weight source: its weights from external memory, one frame per image,
-regrouped into the array's tiles.
+"""A streamed stage's weight source: its weights from external memory, one frame per image
+(per batch of images at ``batch > 1``), regrouped into the array's tiles.
 
 ::
 
     mem_cmd / mem_rsp <-> BurstReader -> tile assembler -> tiles (R * C weights per beat)
 
 The plan lays the weights out in consumption order (:mod:`accel.plan.weights`), so every image
-reads the same ``words_per_image`` words from ``base``: the frame request is a constant,
-offered continuously, and the reader prefetches the next image's weights while the stage
-works on the current one. ``words_per_tile`` words make one tile; the first word's low bits
+(or batch) reads the same ``words_per_image`` words from ``base``: the frame request is a
+constant, offered continuously, and the reader prefetches the next frame's weights while the
+stage works on the current one. A tile is offered until taken, so a batched stage holds it
+on ``o`` for its ``batch`` beats (:class:`~accel.hw.stage.ComputeStage`). ``words_per_tile`` words make one tile; the first word's low bits
 are PE ``(0, 0)``'s weight, row-major.
 """
 
