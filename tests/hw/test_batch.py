@@ -164,3 +164,41 @@ def test_a_batch_whose_buffers_do_not_fit_is_refused():
     from dataclasses import replace
     check_batch_fits(make_plan(qnet, 4, 4, weights=replace(placement, batch=1)),
                      replace(placement, batch=1))
+
+
+@pytest.mark.parametrize(("array", "batch"), [((1, 4), 4), ((2, 3), 3)])
+def test_batched_stage_takes_one_beat_per_cycle(array, batch):
+    # With a memory faster than the batch needs (a tile of ``words_per_tile`` words per
+    # ``batch`` beats), no input gaps and no output stalls, a batch's Kt * Ft * B array beats
+    # enter on consecutive cycles: the weight stream gathers the next tile while one is held.
+    qnet, plan = _stage(array, batch, 10)
+    stage_plan = plan.stages[0]
+    ws = stage_plan.streamed
+    assert ws.words_per_tile <= batch
+    dut = ComputeStage(plan=stage_plan)
+    x = np.random.default_rng(10).integers(-128, 128, (batch, 29))
+    words = [0] * (ws.end + 8)
+    words[ws.base:ws.end] = [int(w) for w in ws.words]
+    memory = BurstMemoryModel(words, np.random.default_rng(10), latency=(1, 1), cmd_stall=0,
+                              rsp_gap=0, refresh_period=0)
+    feed, _ = dut.feed
+    beats = stage_plan.k_tiles * stage_plan.f_tiles * batch
+    fired = []
+
+    async def watch(ctx):
+        cycle = 0
+        while len(fired) < beats:
+            _, _, valid, ready = await ctx.tick().sample(feed.valid, feed.ready)
+            cycle += 1
+            if valid and ready:
+                fired.append(cycle)
+        memory.done = True
+
+    got = []
+    run_simulation(dut, [producer(dut.i, to_words(x, dut.in_lanes, qnet.input.zero_point)),
+                         consumer(dut.o, batch * -(-7 // dut.out_lanes), got,
+                                  convert=lambda p: (list(p.data), p.last)), watch,
+                         memory.clock(), memory.commands(dut.weights.mem_cmd),
+                         memory.responses(dut.weights.mem_rsp)], max_cycles=20_000)
+    assert fired[-1] - fired[0] == beats - 1
+    assert np.array_equal(from_words(got, 7, dut.out_lanes), golden.run(qnet, x)["dense"])
