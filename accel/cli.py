@@ -168,7 +168,12 @@ def _model_options(f):
 
 
 def _stream_option(f):
-    """``--stream LAYER`` (repeatable): stream this Dense layer's weights in any case."""
+    """``--stream LAYER`` (repeatable): stream this Dense layer's weights in any case; and
+    ``--batch B``: use each streamed weight for B images."""
+    f = click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True,
+                     help="Use every streamed weight for this many images (B input vectors "
+                          "and B sum sets buffered in the streamed stage): the weight "
+                          "bandwidth per image drops by B. Images go in multiples of B.")(f)
     return click.option("--stream", "stream_layers", multiple=True, metavar="LAYER",
                         help="Stream this Dense layer's weights from the board's memory even "
                              "if they fit its block RAMs (repeatable; needs --board).")(f)
@@ -185,20 +190,29 @@ def _plan_board_option(f):
 
 
 def _make_plan(qnet, rows: int, cols: int, model: str, board_name: str | None = None,
-               stream: tuple[str, ...] = ()):
+               stream: tuple[str, ...] = (), batch: int = 1):
     """The hardware plan (for ``board_name``'s memories when given, streaming the layers in
-    ``stream`` in any case), its errors naming the MODEL file they are about."""
+    ``stream`` in any case, each streamed weight used for ``batch`` images), its errors
+    naming the MODEL file they are about."""
+    from dataclasses import replace
+
     from .plan.plan import make_plan
+    from .plan.weights import check_batch_fits
 
     placement = None
     if stream and board_name is None:
         raise AccelError(f"--stream {stream[0]}: needs --board (the memory to stream from)")
+    if batch != 1 and board_name is None:
+        raise AccelError(f"--batch {batch}: needs --board (it batches streamed weights)")
     if board_name is not None:
         from .synth.boards import get_board
 
-        placement = get_board(board_name).placement(tuple(stream))
+        placement = replace(get_board(board_name).placement(tuple(stream)), batch=batch)
     try:
-        return make_plan(qnet, rows, cols, weights=placement)
+        net_plan = make_plan(qnet, rows, cols, weights=placement)
+        if placement is not None:
+            check_batch_fits(net_plan, placement)
+        return net_plan
     except AccelError as e:
         message = str(e)
         raise AccelError(message if message.startswith(str(model)) else f"{model}: {message}"
@@ -265,7 +279,7 @@ def predict(model, inputs, seed, calibration, scheme, weight_bits, act_bits, out
 @_plan_board_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def plan(model, seed, calibration, scheme, weight_bits, act_bits, array, board_name,
-         stream_layers, as_json) -> None:
+         stream_layers, batch, as_json) -> None:
     """The hardware plan: per-stage array shape, folding, predicted cycles, PEs, memory,
     and (with --board) which layers stream their weights and what bounds the interval."""
     from rich.table import Table
@@ -274,7 +288,7 @@ def plan(model, seed, calibration, scheme, weight_bits, act_bits, array, board_n
 
     rows, cols = parse_array(array)
     qnet = _load_quantized(model, seed, calibration, scheme, weight_bits, act_bits)
-    data = plan_dict(_make_plan(qnet, rows, cols, model, board_name, stream_layers))
+    data = plan_dict(_make_plan(qnet, rows, cols, model, board_name, stream_layers, batch))
     if as_json:
         _print_json(data)
         return
@@ -306,8 +320,10 @@ def plan(model, seed, calibration, scheme, weight_bits, act_bits, array, board_n
         highlight=False)
     memory = data["weight_memory"]
     if memory is not None:
+        batch = (f" at batch {data['batch']} (each weight used for {data['batch']} images)"
+                 if data["batch"] > 1 else "")
         console.print(
-            f" streamed weights: {data['stream_cycles']:,} cycles per inference at "
+            f" streamed weights: {data['stream_cycles']:,} cycles per inference{batch} at "
             f"{memory['words_per_cycle']:g} {memory['word_bits']}-bit words per cycle from "
             f"the {memory['kind']} ({memory['source']})", highlight=False)
 
@@ -328,7 +344,7 @@ def _weights_from(stage: dict) -> str:
 @click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False), required=True,
               help="Directory for accel_top.v and its JSON sidecar accel_top.json.")
 def generate(model, seed, calibration, scheme, weight_bits, act_bits, array, board_name,
-             stream_layers, out_dir) -> None:
+             stream_layers, batch, out_dir) -> None:
     """Generate the accelerator's Verilog and JSON sidecar for MODEL."""
     from .hw.generate import generate as run_generate
     from .io.archive import check_output_dir
@@ -337,7 +353,7 @@ def generate(model, seed, calibration, scheme, weight_bits, act_bits, array, boa
     rows, cols = parse_array(array)
     check_output_dir(out_dir, "the Verilog")
     qnet = _load_quantized(model, seed, calibration, scheme, weight_bits, act_bits)
-    net_plan = _make_plan(qnet, rows, cols, model, board_name, stream_layers)
+    net_plan = _make_plan(qnet, rows, cols, model, board_name, stream_layers, batch)
     data = run_generate(net_plan, out_dir)
     if net_plan.streamed_stages:
         # The streamed weights' memory image, with the header the board's loader checks.
@@ -391,7 +407,7 @@ def generate(model, seed, calibration, scheme, weight_bits, act_bits, array, boa
                    "(default: when weights and golden values exceed 1 M words).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def sim(model, seed, calibration, scheme, weight_bits, act_bits, array, board_name,
-        stream_layers, simulator, input_path, n_images, labels, stall_seed, gaps, build_dir,
+        stream_layers, batch, simulator, input_path, n_images, labels, stall_seed, gaps, build_dir,
         output, waves, rom_files, as_json) -> None:
     """Generate, build and simulate the accelerator with cocotb, checking every layer of
     every image against the golden model, bit for bit. Exit status 1 on any mismatch."""
@@ -420,7 +436,12 @@ def sim(model, seed, calibration, scheme, weight_bits, act_bits, array, board_na
     else:
         rng = np.random.default_rng(stall_seed)
         images = rng.integers(qnet.input.qmin, qnet.input.qmax + 1,
-                              (n_images or 3, *qnet.input_shape))
+                              (n_images or (3 if batch == 1 else 2 * batch),
+                               *qnet.input_shape))
+    if len(images) % batch:
+        # The streamed stage computes whole batches: a partial one would wait for the rest.
+        raise AccelError(f"--batch {batch}: {len(images)} images are not a whole number of "
+                         f"batches (give --images a multiple of {batch})")
     check_network(qnet.network, str(input_path or model), images=len(images))
     y = None
     if labels is not None:  # checked before the simulation, not after it
@@ -429,7 +450,7 @@ def sim(model, seed, calibration, scheme, weight_bits, act_bits, array, board_na
             raise AccelError(f"{labels}: labels must be at least {len(images)} integers, got "
                              f"shape {y.shape} of {y.dtype}")
         y = y[:len(images)]
-    plan = _make_plan(qnet, rows, cols, model, board_name, stream_layers)
+    plan = _make_plan(qnet, rows, cols, model, board_name, stream_layers, batch)
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
                   transient=True, disable=as_json) as progress:
         task = progress.add_task(f"{qnet.name}: building the harness", total=None)
@@ -508,7 +529,7 @@ def sim(model, seed, calibration, scheme, weight_bits, act_bits, array, board_na
               help="Exit 0 even if the post-route Fmax is below --clock.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
 def build(model, seed, calibration, scheme, weight_bits, act_bits, board_name, array, clock_mhz,
-          pnr_seed, out_dir, top, baud, fit_only, stream_layers, allow_timing_failure,
+          pnr_seed, out_dir, top, baud, fit_only, stream_layers, batch, allow_timing_failure,
           as_json) -> None:
     """Fit-check MODEL on a board, then build its bitstream with the YoWASP tools and report
     utilisation, Fmax and inferences/s. Exit 2 if it cannot fit, 1 if timing is not met."""
@@ -524,7 +545,7 @@ def build(model, seed, calibration, scheme, weight_bits, act_bits, board_name, a
     rows, cols = parse_array(array)
     check_output_dir(out_dir, "the build")
     qnet = _load_quantized(model, seed, calibration, scheme, weight_bits, act_bits)
-    net_plan = _make_plan(qnet, rows, cols, model, board_name, stream_layers)
+    net_plan = _make_plan(qnet, rows, cols, model, board_name, stream_layers, batch)
     if fit_only:
         fit = check_fit(net_plan, board)
         if as_json:

@@ -22,16 +22,16 @@ MEMORY = ExternalMemory(kind="sdram", size_bytes=1 << 16, word_bits=16, clock_mh
                         words_per_cycle=0.969, max_burst=16, read_latency=8, source="test")
 
 
-def _case(seed: int, plan_edit=None):
+def _case(seed: int, plan_edit=None, batch: int = 1, images: int = 3):
     net = Network("n", (6, 6, 1), (Conv2D(4, 3, activation="relu"), MaxPooling2D(),
                                    Flatten(), Dense(12, activation="relu"), Dense(3)))
     qnet = random_quantized(net, seed)
     placement = WeightPlacement(family="ecp5", bram_blocks=None, memories=(MEMORY,),
-                                stream=("dense",))
+                                stream=("dense",), batch=batch)
     plan = make_plan(qnet, 2, 2, weights=placement)
     if plan_edit is not None:
         plan = plan_edit(plan)
-    images = np.random.default_rng(seed).integers(-128, 128, (3, 6, 6, 1))
+    images = np.random.default_rng(seed).integers(-128, 128, (images, 6, 6, 1))
     return plan, build_harness(qnet, plan, images, seed=seed, gap_percent=20,
                                stall_percent=20, memory_gap_percent=10)
 
@@ -46,6 +46,21 @@ def test_streamed_stage_in_the_harness_is_bit_exact(seed):
     # Every image read its frame (the reader may have prefetched part of a fourth).
     assert r.weight_words >= 3 * stage.streamed.words_per_image
     assert result.scalars["weight_errors"] == 0
+
+
+@pytest.mark.parametrize(("batch", "seed"), [(2, 4), (3, 5)])
+def test_batched_streamed_stage_in_the_harness_is_bit_exact(batch, seed):
+    plan, case = _case(seed, batch=batch, images=2 * batch)
+    (stage,) = plan.streamed_stages
+    assert stage.streamed.batch == plan.batch == batch
+    result = run_amaranth(case)
+    r = report(case, result)
+    assert r.bit_exact and r.mismatches == 0, f"seed {seed}: {r.first_mismatch}"
+    # One frame per batch of images, not one per image.
+    words = stage.streamed.words_per_image
+    assert 2 * words <= r.weight_words < 4 * words
+    assert result.scalars["weight_errors"] == 0
+    assert r.cycles_per_inference is not None and r.cycles_per_inference > 0
 
 
 def test_a_wrong_weight_in_memory_is_caught():
@@ -85,3 +100,54 @@ def test_accel_sim_board_streams_from_spram(tmp_path, build_dir):
     # slower than the SPRAM (refresh pauses and 2 % gaps besides a cycle per burst).
     assert r["predicted_interval_cycles"] == r["stream_cycles"]
     assert 0.99 <= r["cycles_per_inference"] / r["stream_cycles"] <= 1.10
+
+
+def test_accel_sim_refuses_a_partial_batch():
+    result = CliRunner().invoke(main, ["sim", "examples/specs/seed_mnist_cnn.yaml", "--seed",
+                                       "1", "--board", "ulx3s-85f", "--batch", "4",
+                                       "--images", "6"])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines()[-1] == (
+        "accel: error: --batch 4: 6 images are not a whole number of batches (give --images "
+        "a multiple of 4)")
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--batch", "0"], "Invalid value for '--batch': 0 is not in the range x>=1."),
+    (["--batch", "2.5"], "Invalid value for '--batch': '2.5' is not a valid integer range."),
+    (["--batch", "2"], ("accel: error: --batch 2: needs --board (it batches streamed "
+                       "weights)")),
+    (["--board", "ulx3s-85f", "--batch", "64"],
+     ("accel: error: examples/specs/seed_mnist_cnn.yaml: --batch 64: stage 2 (dense) buffers "
+     "64 images in 222 block RAMs; the plan needs 275, more than the 208 of --board "
+     "ulx3s-85f")),
+])
+def test_bad_batches_are_one_line(args, message):
+    result = CliRunner().invoke(main, ["plan", "examples/specs/seed_mnist_cnn.yaml", "--seed",
+                                       "1", "--array", "4x8", *args])
+    assert result.exit_code == 2, result.output
+    assert message in result.output.strip().splitlines()[-1], result.output
+
+
+@pytest.mark.slow
+def test_accel_sim_batch_4_in_verilator(tmp_path, build_dir):
+    # A streamed Dense stage at batch 4 in Verilator: 8 images (two batches), the memory
+    # model's random latency, gaps and refresh, random input gaps and output stalls.
+    spec = tmp_path / "batched.yaml"
+    spec.write_text("name: batched\ninput: [6, 6, 2]\nlayers:\n"
+                    "  - Conv2D: {filters: 4, kernel_size: 3, activation: relu}\n"
+                    "  - Flatten: {}\n  - Dense: {units: 16, activation: relu}\n"
+                    "  - Dense: {units: 5}\n")
+    args = [str(spec), "--seed", "2", "--array", "2x2", "--board", "ulx3s-85f", "--stream",
+            "dense", "--batch", "4"]
+    result = CliRunner().invoke(main, ["plan", *args, "--json"])
+    assert result.exit_code == 0, result.output
+    planned = json.loads(result.stdout)
+    assert planned["batch"] == 4 and planned["stages"][1]["streamed"]["batch"] == 4
+    result = CliRunner().invoke(main, ["sim", *args, "--images", "8", "--build-dir",
+                                       str(build_dir), "--json"])
+    assert result.exit_code == 0, result.output
+    r = json.loads(result.stdout)
+    assert r["bit_exact"] and r["mismatches"] == 0 and r["images"] == 8, r["first_mismatch"]
+    words = planned["stages"][1]["streamed"]["words_per_image"]
+    assert 2 * words <= r["weight_words"] < 4 * words

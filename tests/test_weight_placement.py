@@ -211,3 +211,38 @@ def test_cli_stream_option():
 
         assert re.match(message, result.stderr.strip()), result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_seed_network_at_batch_4_and_16(seed_net):
+    from dataclasses import replace
+
+    from accel.plan.weights import check_batch_fits
+
+    board = get_board("ulx3s-85f")
+    one = make_plan(seed_net, 4, 8, weights=board.placement())
+    for batch in (4, 16):
+        placement = replace(board.placement(), batch=batch)
+        plan = make_plan(seed_net, 4, 8, weights=placement)
+        (stage,) = plan.streamed_stages
+        ws = stage.streamed
+        # Each frame of 200,704 words serves B images: the bandwidth bound per image drops
+        # by B, and the convolutions bound the interval (conv2d_1 on the whole 4x8 array).
+        assert ws.batch == plan.batch == batch and ws.words_per_image == 3136 * 128 // 2
+        assert plan.stream_cycles == math.ceil(ws.words_per_image / (0.969 * batch))
+        assert ws.bandwidth_cycles == plan.stream_cycles
+        assert plan.interval_cycles == 112_896 < one.interval_cycles == 207_125
+        assert plan.interval_bound.endswith("compute")
+        # The buffers: B input vectors twice, B sum sets, the sums of two batches.
+        inputs = ws.buffers[0]
+        assert inputs.words == 2 * batch * stage.k_tiles
+        assert all(m in stage.memories for m in ws.buffers)
+        buffers = sum(m.blocks("ecp5") for m in ws.buffers)
+        assert buffers > 0 and check_fit(plan, board).fits
+        assert estimate(plan, board).resources["bram_blocks"].needed == plan.bram_blocks("ecp5")
+        check_batch_fits(plan, placement)
+        assert plan_dict(plan)["batch"] == batch
+    placement = replace(board.placement(), batch=64)
+    with pytest.raises(AccelError, match=r"^--batch 64: stage 2 \(dense\) buffers 64 images "
+                                         r"in \d+ block RAMs; the plan needs \d+, more than "
+                                         r"the 208 of --board ulx3s-85f$"):
+        check_batch_fits(make_plan(seed_net, 4, 8, weights=placement), placement)

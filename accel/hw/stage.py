@@ -25,18 +25,21 @@ When the plan streams the layer's weights (``plan.streamed``, a Dense layer), th
 ROMs: a :class:`~accel.hw.weight_stream.WeightStream` reads the tiles from external memory
 through the stage's ``weights`` port, in the order the replay sends the beats (address
 ``ft * Kt + kt`` ascending), and each replayed beat enters the array together with the next
-tile; a beat waits for its tile and a tile for its beat.
+tile; a beat waits for its tile and a tile for its beat. At ``batch > 1`` the replay and the
+accumulator are :mod:`~accel.hw.batch`'s: each tile enters the array once per image of the
+batch, and the sums leave image by image.
 """
 
 from __future__ import annotations
 
-from amaranth import Module
+from amaranth import Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..plan.lower import accumulator_bits, tile_weights
 from ..plan.plan import StagePlan
 from .accumulate import ColumnAccumulator
+from .batch import BatchAccumulator, BatchReplay
 from .layouts import pixel_layout
 from .mac_array import MacArrayStream
 from .maxpool import MaxPool
@@ -67,7 +70,8 @@ class ComputeStage(wiring.Component):
     weights : Out(weight_port_signature(...))
         Only when ``plan.streamed``: the weight memory's port (``mem_cmd`` out, ``mem_rsp``
         in; :class:`~accel.hw.burst_reader.BurstReader`'s memory side), reading the words at
-        ``plan.streamed.base`` onward, one frame of ``words_per_image`` per image.
+        ``plan.streamed.base`` onward, one frame of ``words_per_image`` per batch of
+        ``plan.streamed.batch`` images.
     """
 
     def __init__(self, *, plan: StagePlan):
@@ -76,12 +80,18 @@ class ComputeStage(wiring.Component):
         self.acc_bits = plan.accumulator.acc_bits
         # The blocks are built here (not in elaborate) so testbenches can watch them.
         self.window = None if plan.window is None else WindowGenerator.from_plan(plan.window)
-        self.replay = WindowReplay.from_plan(plan.replay)
+        ws = plan.streamed
+        if ws is not None and ws.batch > 1:
+            # Each weight tile serves the batch's images in turn (accel.hw.batch).
+            self.replay = BatchReplay(**plan.replay.component_args(), batch=ws.batch)
+            self.accumulator = BatchAccumulator(**plan.accumulator.component_args(),
+                                                batch=ws.batch, f_tiles=plan.f_tiles)
+        else:
+            self.replay = WindowReplay.from_plan(plan.replay)
+            self.accumulator = ColumnAccumulator.from_plan(plan.accumulator)
         self.array = MacArrayStream.from_plan(plan.array)
-        self.accumulator = ColumnAccumulator.from_plan(plan.accumulator)
         self.requantizer = Requantizer.from_plan(plan.requant)
         self.maxpool = None if plan.maxpool is None else MaxPool.from_plan(plan.maxpool)
-        ws = plan.streamed
         self.weight_stream = (None if ws is None
                               else WeightStream(plan=ws, lanes=plan.rows * plan.cols))
         members = {
@@ -96,7 +106,7 @@ class ComputeStage(wiring.Component):
     @property
     def feed(self) -> tuple:
         """``(stream, frame_end)``: the beats the array takes, and the beat that ends a frame
-        (for a testbench timing the stage's busy span)."""
+        (a batch, at ``batch > 1``), for a testbench timing the stage's busy span."""
         return self.array.i, self.array.i.payload.tag[2]
 
     def elaborate(self, platform):
@@ -131,10 +141,18 @@ class ComputeStage(wiring.Component):
         else:
             m.submodules.weight_stream = tiles = self.weight_stream
             wiring.connect(m, tiles.mem, wiring.flipped(self.weights))
+            # A tile serves the batch's images, one beat each, and is taken with the last.
+            batch = self.plan.streamed.batch
+            done = 1
+            if batch > 1:
+                uses = Signal(range(batch))
+                done = uses == batch - 1
+                with m.If(array.i.valid & array.i.ready):
+                    m.d.sync += uses.eq(Mux(done, 0, uses + 1))
             m.d.comb += [
                 array.i.valid.eq(replay.o.valid & tiles.o.valid),
                 replay.o.ready.eq(array.i.ready & tiles.o.valid),
-                tiles.o.ready.eq(array.i.ready & replay.o.valid),
+                tiles.o.ready.eq(array.i.ready & replay.o.valid & done),
                 array.i.payload.w.eq(tiles.o.payload),
             ]
         m.d.comb += [

@@ -119,7 +119,7 @@ from .join import AddStagePlan, add_lane_count, deepen_skip_buffers, skip_depths
 from .memory import FAMILIES, MemoryPlan
 from .requant import RequantPlan
 from .stage_base import LaneStage, StageMemories
-from .weights import ExternalMemory, StreamedWeights, WeightPlacement
+from .weights import ExternalMemory, StreamedWeights, WeightPlacement, check_batch
 
 __all__ = ["DepthwiseStagePlan", "Geometry", "NetworkPlan", "PoolStagePlan", "RequantMode",
            "StagePlan", "depthwise_stage_cycles", "make_plan", "parse_array", "plan_dict",
@@ -246,14 +246,17 @@ class StagePlan(StageMemories):
     @property
     def memories(self) -> tuple[MemoryPlan, ...]:
         """Every memory the stage's blocks instantiate."""
-        found = [*self.array.weight_roms, self.replay.memory, self.replay.fifo,
-                 self.array.fifo, self.requant.params, self.requant.fifo]
+        # A batched streamed stage buffers its inputs in its batch buffers instead of the
+        # replay's memory (:mod:`.weights`, "Batches").
+        batched = self.streamed is not None and self.streamed.batch > 1
+        found = [*self.array.weight_roms, *(() if batched else (self.replay.memory,)),
+                 self.replay.fifo, self.array.fifo, self.requant.params, self.requant.fifo]
         if self.window is not None:
             found.insert(len(self.array.weight_roms), self.window.memory)
         if self.maxpool is not None:
             found.append(self.maxpool.memory)
         if self.streamed is not None:
-            found.append(self.streamed.fifo)
+            found.extend(self.streamed.memories)
         return tuple(found)
 
     @property
@@ -511,14 +514,20 @@ class NetworkPlan:
         return tuple(s for s in self.stages if getattr(s, "streamed", None) is not None)
 
     @property
+    def batch(self) -> int:
+        """Images per weight frame of the streamed stages (1 if nothing streams)."""
+        return max((s.streamed.batch for s in self.streamed_stages), default=1)
+
+    @property
     def stream_cycles(self) -> int:
         """Cycles per inference the external memory needs for every streamed weight (they
-        share it): all streamed words over its words per cycle; 0 if nothing streams."""
+        share it): all streamed words over its words per cycle and the batch; 0 if nothing
+        streams."""
         streams = [s.streamed for s in self.streamed_stages]
         if not streams:
             return 0
         return math.ceil(sum(w.words_per_image for w in streams)
-                         / streams[0].memory.words_per_cycle)
+                         / (streams[0].memory.words_per_cycle * self.batch))
 
     @functools.cached_property
     def interval_cycles(self) -> int:
@@ -643,12 +652,13 @@ def _geometry(layer, info) -> Geometry:
 
 
 def streamed_stage_cycles(geometry: Geometry, rows: int, cols: int, memory: ExternalMemory,
-                          weight_bits: int) -> int:
+                          weight_bits: int, batch: int = 1) -> int:
     """Cycles per frame of a stage whose weights stream from ``memory``: the array's, or the
-    words of its tiles over the memory's words per cycle if that is more (:mod:`.weights`)."""
+    words of its tiles over the memory's words per cycle and the ``batch`` of images that
+    share them if that is more (:mod:`.weights`)."""
     cycles, k_tiles, f_tiles = stage_cycles(geometry, rows, cols)
     words = k_tiles * f_tiles * math.ceil(rows * cols / (memory.word_bits // weight_bits))
-    return max(cycles, math.ceil(words / memory.words_per_cycle))
+    return max(cycles, math.ceil(words / (batch * memory.words_per_cycle)))
 
 
 def _smallest_array(geometry: Geometry, max_rows: int, max_cols: int,
@@ -699,16 +709,18 @@ def _smallest_depthwise(geometry: Geometry, multiplier: int, max_rows: int, max_
 
 
 def _stage_size(layer, geometry: Geometry, max_rows: int, max_cols: int,
-                target: int, memory: ExternalMemory | None = None) -> tuple[int, int, int]:
+                target: int, memory: ExternalMemory | None = None,
+                batch: int = 1) -> tuple[int, int, int]:
     """``(rows, cols, cycles)`` of the stage the planner gives ``layer`` for ``target``;
-    ``memory``: its weights stream from there."""
+    ``memory``: its weights stream from there, shared by ``batch`` images."""
     if isinstance(layer, QDepthwiseConv2D):
         mult = layer.weights.shape[3]
         rows, cols = _smallest_depthwise(geometry, mult, max_rows, max_cols, target)
         return rows, cols, depthwise_stage_cycles(geometry, mult, rows, cols)
     if memory is not None:
         def cycles_of(rows, cols):
-            return streamed_stage_cycles(geometry, rows, cols, memory, layer.weight_bits)
+            return streamed_stage_cycles(geometry, rows, cols, memory, layer.weight_bits,
+                                         batch)
         rows, cols = _smallest_array(geometry, max_rows, max_cols, target, cycles_of)
         return rows, cols, cycles_of(rows, cols)
     rows, cols = _smallest_array(geometry, max_rows, max_cols, target)
@@ -870,6 +882,7 @@ def make_plan(qnet: QuantizedNetwork, max_rows: int, max_cols: int, *,
     """
     if weights is None:
         return _plan_once(qnet, max_rows, max_cols, allow_wide, frozenset(), None)
+    batch = check_batch(weights.batch)
     dense = {layer.name: layer for layer in qnet.layers if isinstance(layer, QDense)}
     where = f"--board {weights.board}" if weights.board else "the board"
     for name in weights.stream:
@@ -892,7 +905,7 @@ def make_plan(qnet: QuantizedNetwork, max_rows: int, max_cols: int, *,
         for memory in weights.memories:
             try:
                 return _plan_once(qnet, max_rows, max_cols, allow_wide, frozenset(streamed),
-                                  memory)
+                                  memory, batch)
             except _MemoryTooSmall as e:
                 need = e
         raise AccelError(f"{qnet.name}: the streamed weights ({', '.join(sorted(streamed))}) "
@@ -905,6 +918,9 @@ def make_plan(qnet: QuantizedNetwork, max_rows: int, max_cols: int, *,
            and plan.bram_blocks(weights.family) > weights.bram_blocks):
         streamed.add(order.pop(0))
         plan = attempt()
+    if batch > 1 and not plan.streamed_stages:
+        raise AccelError(f"--batch {batch}: no layer streams its weights on {where}, so there "
+                         f"is nothing to batch (--stream LAYER streams a Dense layer)")
     return plan
 
 
@@ -914,9 +930,10 @@ class _MemoryTooSmall(Exception):
 
 
 def _plan_once(qnet: QuantizedNetwork, max_rows: int, max_cols: int, allow_wide: bool,
-               streamed: frozenset, memory: ExternalMemory | None) -> NetworkPlan:
+               streamed: frozenset, memory: ExternalMemory | None,
+               batch: int = 1) -> NetworkPlan:
     """The plan with the layers named in ``streamed`` reading their weights from
-    ``memory``."""
+    ``memory``, each weight used for ``batch`` images."""
     from .lower import lower_depthwise_blocks, lower_stage_blocks
 
     if max_rows < 1 or max_cols < 1:
@@ -984,7 +1001,7 @@ def _plan_once(qnet: QuantizedNetwork, max_rows: int, max_cols: int, allow_wide:
     def memory_of(layer) -> ExternalMemory | None:
         return memory if layer.name in streamed else None
 
-    fastest = [_stage_size(layer, g, max_rows, max_cols, 0, memory_of(layer))[2]
+    fastest = [_stage_size(layer, g, max_rows, max_cols, 0, memory_of(layer), batch)[2]
                for layer, g, _ in compute if isinstance(layer, _PE_LAYERS)]
     next_base = 0  # the next streamed stage's first word address
     target = max(fastest)
@@ -1034,7 +1051,7 @@ def _plan_once(qnet: QuantizedNetwork, max_rows: int, max_cols: int, allow_wide:
                 inputs=(tensor,), output=layer.name, **common, **blocks)
         else:
             rows, cols, cycles = _stage_size(layer, geometry, max_rows, max_cols, target,
-                                             memory_of(layer))
+                                             memory_of(layer), batch)
             compute_cycles, k_tiles, f_tiles = stage_cycles(geometry, rows, cols)
             macs = (geometry.out_h * geometry.out_w * geometry.filters * kh * kw
                     * geometry.in_channels)
@@ -1053,7 +1070,9 @@ def _plan_once(qnet: QuantizedNetwork, max_rows: int, max_cols: int, allow_wide:
             if layer.name in streamed:
                 weight_stream = StreamedWeights.build(
                     memory=memory, base=next_base, tiles=blocks["array"].weights,
-                    weight_bits=layer.weight_bits, compute_cycles=compute_cycles)
+                    weight_bits=layer.weight_bits, compute_cycles=compute_cycles,
+                    batch=batch, k_tiles=k_tiles, in_bits=layer.input.bits,
+                    acc_bits=blocks["accumulator"].acc_bits)
                 # The next stage's words start at a burst boundary.
                 next_base = -(-weight_stream.end // memory.max_burst) * memory.max_burst
                 if weight_stream.end > memory.words:
@@ -1143,6 +1162,7 @@ def plan_dict(plan: NetworkPlan) -> dict:
         "interval_cycles": plan.interval_cycles,
         "interval_bound": plan.interval_bound,
         "stream_cycles": plan.stream_cycles,
+        "batch": plan.batch,
         "weight_memory": (plan.streamed_stages[0].streamed.memory.to_json()
                           if plan.streamed_stages else None),
         "latency_cycles": plan.latency_cycles,

@@ -331,10 +331,13 @@ def _stage_times(stage, times: list[int]) -> tuple[list[int], list[int]]:
     if ws is not None:
         # An estimate: the prefetch FIFO is full when the vector arrives, then the words come
         # at the memory's rate; f-tile f's last beat needs word (f + 1) * Kt * words_per_tile.
+        # A batch of B images shares each word, which this follows as the average image: a
+        # B-th of the words per image (the interval is right, a batch's first image is
+        # really out later, when its whole batch is: latency_exact is False).
         out = [max(feed + f * kt,
-                   feed + math.ceil(max((f + 1) * kt * ws.words_per_tile - ws.fifo_depth, 0)
-                                    / ws.memory.words_per_cycle) - (kt - 1)) + tail
-               for feed in feeds for f in range(ft)]
+                   feed + math.ceil(max((f + 1) * kt * ws.words_per_tile / ws.batch
+                                        - ws.fifo_depth, 0) / ws.memory.words_per_cycle)
+                   - (kt - 1)) + tail for feed in feeds for f in range(ft)]
     if stage.maxpool is None:
         return accepted, out
     return accepted, _pool_times(stage.maxpool, out)[1]

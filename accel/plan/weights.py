@@ -21,10 +21,22 @@ Bandwidth
 ---------
 The memory sustains ``words_per_cycle`` words per accelerator cycle (measured for the board's
 controller at ``max_burst``-word bursts, refresh included). A streamed stage takes at least
-``ceil(words_per_image / words_per_cycle)`` cycles per image, its bandwidth bound; its cycles
-are the larger of that and the array's compute cycles. Streamed stages share the one memory,
-so the network's interval is at least the sum of their words over ``words_per_cycle``
-(:attr:`~accel.plan.plan.NetworkPlan.stream_cycles`).
+``ceil(words_per_image / (batch * words_per_cycle))`` cycles per image, its bandwidth bound;
+its cycles are the larger of that and the array's compute cycles. Streamed stages share the
+one memory, so the network's interval is at least the sum of their words over
+``words_per_cycle`` and the batch (:attr:`~accel.plan.plan.NetworkPlan.stream_cycles`).
+
+Batches
+-------
+With ``batch = B > 1`` (``--batch``) a streamed stage reads its frame once per ``B`` images
+and uses every weight tile for all ``B`` of them (:mod:`accel.hw.batch`): it holds ``B``
+input vectors (two banks, so the next batch fills one while the other is computed), ``B``
+sets of column sums for the f-tile being computed, and the finished sums of two batches,
+which it hands on image by image. ``words_per_image`` is then the words of one frame, read
+once per batch (the name is batch 1's). These buffers are :class:`MemoryPlan` s of the
+stage (:attr:`StreamedWeights.memories`), so the block-RAM count and the fit check include
+them; :func:`check_batch_fits` refuses a batch whose buffers the board cannot hold. The
+hardware computes whole batches: the host sends images in multiples of ``B``.
 """
 
 from __future__ import annotations
@@ -37,8 +49,13 @@ import numpy as np
 from ..errors import AccelError
 from .memory import MemoryKind, MemoryPlan
 
-__all__ = ["ExternalMemory", "StreamedWeights", "WeightPlacement", "fifo_depth_for",
+__all__ = ["BATCH_FIFO_DEPTH", "ExternalMemory", "StreamedWeights", "WeightPlacement",
+           "batch_memories", "check_batch", "check_batch_fits", "fifo_depth_for",
            "image_payload", "pack_tiles"]
+
+#: Entries of the output FIFO behind a batched stage's sum buffer (a sync read in flight and
+#: the beat being taken, as the window replay's).
+BATCH_FIFO_DEPTH = 3
 
 
 @dataclass(frozen=True)
@@ -97,7 +114,8 @@ class WeightPlacement:
     ``bram_blocks=None`` means no limit (every weight stays in ROMs unless ``stream`` names
     it). ``stream`` forces these layer names to stream (for tests and experiments); the
     planner adds more, lowest reuse first, while the plan needs more block RAMs than the board
-    has. ``board`` names the board in messages.
+    has. ``board`` names the board in messages. ``batch``: every streamed weight is used for
+    this many images (see "Batches").
     """
 
     family: str
@@ -105,6 +123,32 @@ class WeightPlacement:
     memories: tuple[ExternalMemory, ...] = ()
     stream: tuple[str, ...] = ()
     board: str = ""
+    batch: int = 1
+
+
+def check_batch(batch: object) -> int:
+    """``batch`` as a positive integer, or an :class:`AccelError` naming it."""
+    if isinstance(batch, bool) or not isinstance(batch, int | np.integer) or batch < 1:
+        raise AccelError(f"--batch {batch!r}: must be an integer of at least 1")
+    return int(batch)
+
+
+def batch_memories(*, batch: int, rows: int, cols: int, k_tiles: int, f_tiles: int,
+                   in_bits: int, acc_bits: int) -> tuple[MemoryPlan, ...]:
+    """The buffers of a stage computing ``batch > 1`` images per weight frame
+    (:mod:`accel.hw.batch`): the input vectors (two banks of ``batch * k_tiles`` beats of
+    ``rows`` values), the column sums of the f-tile in progress (``batch`` words of ``cols``
+    sums, read asynchronously: LUT RAM), the finished sums (two banks of ``batch * f_tiles``
+    words) and the FIFO behind them. Empty at batch 1 (the stage's window replay and
+    accumulator register are used)."""
+    if batch == 1:
+        return ()
+    sums = cols * acc_bits
+    return (MemoryPlan("batch_inputs", MemoryKind.RAM, 2 * batch * k_tiles, rows * in_bits),
+            MemoryPlan("batch_sums", MemoryKind.RAM, batch, sums, sync_read=False),
+            MemoryPlan("batch_outputs", MemoryKind.RAM, 2 * batch * f_tiles, sums),
+            MemoryPlan("batch_fifo", MemoryKind.FIFO, BATCH_FIFO_DEPTH, sums + 1,
+                       sync_read=False))
 
 
 def fifo_depth_for(memory: ExternalMemory) -> int:
@@ -143,7 +187,7 @@ class StreamedWeights:
         Weight tiles per image (``Kt * Ft``).
     weight_bits, word_bits, weights_per_word, words_per_tile : int
     words_per_image : int
-        ``tiles * words_per_tile``: one frame per image.
+        ``tiles * words_per_tile``: one frame, read once per batch.
     max_burst, fifo_depth : int
         The reader's longest request and its prefetch FIFO (:func:`fifo_depth_for`).
     addr_bits, count_bits : int
@@ -151,12 +195,16 @@ class StreamedWeights:
     compute_cycles : int
         The array's cycles per image.
     bandwidth_cycles : int
-        ``ceil(words_per_image / memory.words_per_cycle)``.
+        ``ceil(words_per_image / (batch * memory.words_per_cycle))``: per image.
     words : numpy.ndarray
         The words, in address order from ``base`` (:func:`pack_tiles`).
     fifo : MemoryPlan
         The reader's FIFO (an amaranth ``SyncFIFOBuffered`` of ``fifo_depth`` words with the
         frame's ``last`` bit: ``fifo_depth - 1`` in its memory).
+    batch : int
+        Images per frame read (see "Batches").
+    buffers : tuple of MemoryPlan
+        The batch's buffers (:func:`batch_memories`; empty at batch 1).
     """
 
     memory: ExternalMemory
@@ -175,10 +223,18 @@ class StreamedWeights:
     bandwidth_cycles: int
     words: np.ndarray = field(repr=False)
     fifo: MemoryPlan
+    batch: int = 1
+    buffers: tuple[MemoryPlan, ...] = ()
 
     @classmethod
     def build(cls, *, memory: ExternalMemory, base: int, tiles: np.ndarray, weight_bits: int,
-              compute_cycles: int) -> StreamedWeights:
+              compute_cycles: int, batch: int = 1, k_tiles: int | None = None,
+              in_bits: int = 8, acc_bits: int = 32) -> StreamedWeights:
+        """The plan of a stage's weight stream; ``tiles`` ``(depth, R, C)`` in address order,
+        ``k_tiles`` of them per f-tile (default: all), ``in_bits`` and ``acc_bits`` the widths
+        of its input values and sums (they size the batch's buffers)."""
+        batch = check_batch(batch)
+        k_tiles = tiles.shape[0] if k_tiles is None else k_tiles
         words = pack_tiles(tiles, weight_bits, memory.word_bits)
         per_word = memory.word_bits // weight_bits
         per_tile = -(-tiles.shape[1] * tiles.shape[2] // per_word)
@@ -189,9 +245,21 @@ class StreamedWeights:
                    words_per_tile=per_tile, words_per_image=count,
                    max_burst=memory.max_burst, fifo_depth=depth, addr_bits=memory.addr_bits,
                    count_bits=count.bit_length(), compute_cycles=compute_cycles,
-                   bandwidth_cycles=math.ceil(count / memory.words_per_cycle), words=words,
+                   bandwidth_cycles=math.ceil(count / (batch * memory.words_per_cycle)),
+                   words=words,
                    fifo=MemoryPlan("weight_fifo", MemoryKind.FIFO, depth - 1,
-                                   memory.word_bits + 1))
+                                   memory.word_bits + 1),
+                   batch=batch,
+                   buffers=batch_memories(batch=batch, rows=tiles.shape[1],
+                                          cols=tiles.shape[2], k_tiles=k_tiles,
+                                          f_tiles=tiles.shape[0] // k_tiles, in_bits=in_bits,
+                                          acc_bits=acc_bits))
+
+    @property
+    def memories(self) -> tuple[MemoryPlan, ...]:
+        """The stage's memories for its weight stream: the prefetch FIFO and the batch's
+        buffers."""
+        return (self.fifo, *self.buffers)
 
     @property
     def cycles(self) -> int:
@@ -216,7 +284,30 @@ class StreamedWeights:
                 "burst": self.max_burst, "fifo_depth": self.fifo_depth,
                 "addr_bits": self.addr_bits, "compute_cycles": self.compute_cycles,
                 "bandwidth_cycles": self.bandwidth_cycles, "bound": self.bound,
-                "words_per_cycle": self.memory.words_per_cycle}
+                "words_per_cycle": self.memory.words_per_cycle, "batch": self.batch,
+                "buffers": [m.to_json() for m in self.buffers]}
+
+
+def check_batch_fits(plan, placement: WeightPlacement) -> None:
+    """Refuse a batch whose buffers take the board past its block RAMs: an
+    :class:`AccelError` naming the stage with the largest buffers, the blocks the plan needs
+    and the blocks the board has. Nothing to check at batch 1 or without a block budget."""
+    if placement.batch == 1 or placement.bram_blocks is None:
+        return
+    family = placement.family
+    need = plan.bram_blocks(family)
+    if need <= placement.bram_blocks:
+        return
+    stages = plan.streamed_stages
+    buffers = sum(m.blocks(family) for s in stages for m in s.streamed.buffers)
+    if not stages or need - buffers > placement.bram_blocks:
+        return  # it does not fit at batch 1 either: the fit check says what does not
+    stage = max(stages, key=lambda s: sum(m.blocks(family) for m in s.streamed.buffers))
+    own = sum(m.blocks(family) for m in stage.streamed.buffers)
+    where = f"--board {placement.board}" if placement.board else "the board"
+    raise AccelError(f"--batch {placement.batch}: stage {stage.index} ({stage.layer}) buffers "
+                     f"{placement.batch} images in {own} block RAMs; the plan needs {need}, "
+                     f"more than the {placement.bram_blocks} of {where}")
 
 
 def image_payload(streams: list[StreamedWeights]) -> bytes:

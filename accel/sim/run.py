@@ -239,9 +239,12 @@ class LayerTiming:
     predicted_cycles : int
         The plan's cycles per image for the stage.
     measured_cycles : int
-        The median over images of the cycles from the first to the last array beat.
+        The median over images of the cycles from the first to the last array beat (for a
+        batched streamed stage: over batches, divided by the batch).
     interval_at_stage : float or None
-        Mean cycles between the stage finishing consecutive images (None for one image).
+        Mean cycles between the stage finishing consecutive images (None for one image); at
+        batch ``B``, from the end of the first batch to the end of the last, per image (None
+        for one batch).
     mismatches : int
         Beats of the stage that differed from the golden model.
     """
@@ -300,7 +303,8 @@ class SimReport:
         The first stage with a mismatch.
     cycles_per_inference : float or None
         The measured steady-state interval (mean cycles between the last stage finishing
-        consecutive images); None for one image.
+        consecutive images; at batch ``B``, from the end of the first batch to the end of
+        the last, per image); None for one image (one batch).
     predicted_interval_cycles, predicted_latency_cycles : int
         The plan's interval and latency.
     input_limited_cycles : float
@@ -392,14 +396,24 @@ def report(case: HarnessCase, result: SimResult, run: SimRun | None = None) -> S
     :func:`accel.sim.cocotb_run.run_cocotb` leaves in ``result.run``."""
     plan = case.plan
     n = case.harness.n_images
+    # A batched streamed stage finishes its B images together: intervals are measured over
+    # whole batches (from the first batch's end), and its array span is a batch's.
+    batch = plan.batch
     finished = result.stage_done[-1]
-    interval = float(np.diff(finished).mean()) if n > 1 else None
+
+    def per_image(done) -> float | None:
+        return float(done[-1] - done[batch - 1]) / (n - batch) if n > batch else None
+
+    def span(s, stage) -> int:
+        if getattr(stage, "streamed", None) is None or batch == 1:
+            return int(np.median(result.feed_span[s]))
+        return int(np.median(result.feed_span[s][:n // batch]) / batch)
+
+    interval = per_image(finished)
     layers = tuple(
         LayerTiming(layer=stage.layer, pool=stage.pool, array=(stage.rows, stage.cols),
-                    predicted_cycles=stage.cycles,
-                    measured_cycles=int(np.median(result.feed_span[s])),
-                    interval_at_stage=float(np.diff(result.stage_done[s]).mean()) if n > 1
-                    else None,
+                    predicted_cycles=stage.cycles, measured_cycles=span(s, stage),
+                    interval_at_stage=per_image(result.stage_done[s]),
                     mismatches=result.mismatches[s].count)
         for s, stage in enumerate(plan.stages))
     return SimReport(
