@@ -314,11 +314,24 @@ class AccumulatorPlan:
 
 # --- max pool -------------------------------------------------------------------------------
 
+#: Cycles from the max pool taking an input beat to the write of its update's new maximum: the
+#: slot and column registered, the block RAM read, its data registered (the read-modify-write of
+#: :class:`~accel.hw.maxpool.MaxPool`, which forwards its last two writes to the reads that
+#: cannot see them yet).
+POOL_RMW_STAGES = 3
+#: Cycles from the max pool issuing a pooled beat's read to the beat offered on ``o``: the block
+#: RAM read, an output register, and the output FIFO's two.
+POOL_EMIT_LATENCY = 4
+#: Beats the max pool's output FIFO holds: the beats one row read can have in flight when the
+#: consumer is ready every cycle (``POOL_EMIT_LATENCY``) plus one, so the pool emits one beat
+#: per cycle; it issues a read only while it holds a credit for the beat.
+POOL_FIFO_DEPTH = POOL_EMIT_LATENCY + 1
 #: The max pool's ``latency``: cycles from the cycle it takes the input beat that ends the last
 #: input row of a pooled output row to the cycle that row's first beat is offered on ``o`` (the
-#: read-modify-write of the maxima, then the emit read and its output register); the row's
-#: other beats follow one per cycle while the consumer is ready.
-POOL_LATENCY = 4
+#: read-modify-write of the maxima, the row counted complete, then the emit read, its output
+#: register and the output FIFO); the row's other beats follow one per cycle while the
+#: consumer is ready.
+POOL_LATENCY = POOL_RMW_STAGES + 1 + POOL_EMIT_LATENCY
 
 
 def axis_table(axis: AxisWindow) -> list[tuple[int, int, int, int, int]]:
@@ -370,6 +383,8 @@ class PoolPlan:
     slots: int
     out_shape: tuple[int, int]
     memory: MemoryPlan
+    #: The output FIFO (:data:`POOL_FIFO_DEPTH`).
+    fifo: MemoryPlan
     #: :data:`POOL_LATENCY`.
     latency: int = POOL_LATENCY
 
@@ -385,7 +400,14 @@ class PoolPlan:
                    zero_point=zero_point, slots=slots, out_shape=tuple(window.out_shape),
                    # Two read ports: the output, and the read-modify-write of the maxima.
                    memory=MemoryPlan("pool", MemoryKind.RAM, slots * out_w * groups,
-                                     lanes * bits, read_ports=2))
+                                     lanes * bits, read_ports=2),
+                   # SyncFIFOBuffered(depth) stores depth - 1 words in its memory.
+                   fifo=MemoryPlan("pool_fifo", MemoryKind.FIFO, POOL_FIFO_DEPTH - 1,
+                                   lanes * bits + 1))
+
+    @property
+    def memories(self) -> tuple[MemoryPlan, ...]:
+        return (self.memory, self.fifo)
 
     def component_args(self) -> dict:
         return dict(height=self.height, width=self.width, channels=self.channels,
@@ -506,9 +528,11 @@ def pool_stage_cycles(height: int, width: int, channels: int, lanes: int, pool, 
     return ceil_div(channels, lanes) * per_pixel
 
 
-#: The average pool's ``latency``: that of the max pool plus one register (the magnitude and
-#: reciprocal lookup before the multiply, sign and clamp).
-AVG_POOL_LATENCY = POOL_LATENCY + 1
+#: The average pool's ``latency``: a read-modify-write of one register stage (the sums), the row
+#: counted complete, the emit read and its output register (4, the max pool's before it was
+#: pipelined further), plus one register (the magnitude and reciprocal lookup before the
+#: multiply, sign and clamp).
+AVG_POOL_LATENCY = 5
 #: Register stages of :class:`~accel.hw.avgpool.GlobalMean` from a beat taken to its result's
 #: FIFO write (sum, multiply, round and clamp).
 MEAN_STAGES = 3

@@ -251,7 +251,7 @@ class StagePlan(StageMemories):
         if self.window is not None:
             found.insert(len(self.array.weight_roms), self.window.memory)
         if self.maxpool is not None:
-            found.append(self.maxpool.memory)
+            found.extend(self.maxpool.memories)
         if self.streamed is not None:
             found.append(self.streamed.fifo)
         return tuple(found)
@@ -405,7 +405,7 @@ class PoolStagePlan(LaneStage):
 
     @property
     def memories(self) -> tuple[MemoryPlan, ...]:
-        return (self.unit.memory,) if isinstance(self.unit, PoolPlan) else self.unit.memories
+        return self.unit.memories
 
     @property
     def multipliers(self) -> dict:
