@@ -193,6 +193,9 @@ class MaxPool(wiring.Component):
         first_r = held(rows, 2, range(n_max_r + 1), row_facts, "first_r")
         opens = held(rows, 3, range(NS + 1), row_facts, "opens")
         completes = held(rows, 4, range(NS + 1), row_facts, "completes")
+        # The next row's ``opens``, so ``free`` below needs no table lookup.
+        opens_nx = held([(rows[(i + 1) % H][3],) for i in range(H)], 0, range(NS + 1),
+                        row_facts, "opens_nx")
         lo_c = held(cols, 0, range(OW), col_facts, "lo_c")
         n_c = held(cols, 1, range(n_max_c + 1), col_facts, "n_c")
         first_c = held(cols, 2, range(n_max_c + 1), col_facts, "first_c")
@@ -215,9 +218,8 @@ class MaxPool(wiring.Component):
         m.d.comb += self.i.ready.eq(may_go & last_update)
         last_beat_of_row = (c == W - 1) & (g == G - 1)
 
-        # Next values of the row facts and of opens (for ``free``).
-        opens_next = Signal.like(opens)
-        m.d.comb += opens_next.eq(opens)
+        # The value ``opens`` takes at the end of this cycle (for ``free``).
+        opens_next = Mux(take & last_beat_of_row, opens_nx, opens)
         with m.If(go & ~last_update):
             m.d.sync += row_start.eq(0)
             with m.If(p_last):
@@ -237,7 +239,6 @@ class MaxPool(wiring.Component):
                     m.d.sync += r.eq(r_next)
                     m.d.sync += [value.eq(lookup[r_next]) for value, lookup in row_facts]
                     m.d.sync += k_last.eq(table(rows, 1, range(n_max_r + 1))[r_next] <= 1)
-                    m.d.comb += opens_next.eq(table(rows, 3, range(NS + 1))[r_next])
                     with m.If(r == H - 1):
                         next_base = acc_base + OH % NS
                         m.d.sync += acc_base.eq(Mux(next_base >= NS, next_base - NS, next_base))
@@ -324,10 +325,13 @@ class MaxPool(wiring.Component):
             with m.If(row_emitted):
                 m.d.sync += e_row.eq(Mux(e_row == OH - 1, 0, e_row + 1))
 
-        inflight_next = inflight + Mux(go & row_start, opens, 0) - row_emitted
+        # free = (inflight + opens <= NS) for the values both take at the end of this cycle;
+        # the emit side's row_emitted, the latest of the terms, enters the last comparison only.
+        claimed = inflight + Mux(go & row_start, opens, 0)
+        wanted = claimed + opens_next
         m.d.sync += [
-            inflight.eq(inflight_next),
-            free.eq(inflight_next + opens_next <= NS),
+            inflight.eq(claimed - row_emitted),
+            free.eq((wanted <= NS) | (row_emitted & (wanted == NS + 1))),
             ready_rows.eq(ready_rows + Mux(done_c, completes_c, 0) - row_emitted),
         ]
 
