@@ -244,9 +244,12 @@ class MaxPool(wiring.Component):
                         m.d.sync += acc_base.eq(Mux(next_base >= NS, next_base - NS, next_base))
 
         # --- read-modify-write, POOL_RMW_STAGES deep: A (slot and column registered) -> B
-        # (read address; read data at the end of B, registered) -> C (maximum, write). The read
-        # in A+1 cannot see the writes of the two cycles before C, so C takes those from its own
-        # last two writes when the address matches (compared in B, used in C).
+        # (read address; read data at the end of B, registered) -> C (the new maximum,
+        # registered) -> D (write). The read in B cannot see the writes of the three cycles
+        # before D (the words in C+1, in D+1 and written the cycle before), so C takes those
+        # from the write pipeline when the address matches (compared in B, used in C), and
+        # compares the beat with all four candidates at once, so only a select follows the
+        # comparators.
         slot_sum = acc_base + lo_mod + k  # < 3 * NS
         slot_a = Signal(range(NS))
         col_a = Signal(range(OW))
@@ -254,9 +257,9 @@ class MaxPool(wiring.Component):
         x_a, x_b, x_c = (Signal(L * bits, name=f"x_{s}") for s in "abc")
         v_a, v_b, v_c = (Signal(name=f"v_{s}") for s in "abc")
         new_a, new_b, new_c = (Signal(name=f"new_{s}") for s in "abc")  # first in-image pixel
-        done_a, done_b, done_c = (Signal(name=f"done_{s}") for s in "abc")
-        completes_a, completes_b, completes_c = (
-            Signal.like(completes, name=f"completes_{s}") for s in "abc")
+        done_a, done_b, done_c, done_d = (Signal(name=f"done_{s}") for s in "abcd")
+        completes_a, completes_b, completes_c, completes_d = (
+            Signal.like(completes, name=f"completes_{s}") for s in "abcd")
         addr_b = Signal(range(depth))
         addr_c = Signal(range(depth))
         data_c = Signal(L * bits)
@@ -277,30 +280,39 @@ class MaxPool(wiring.Component):
             done_b.eq(done_a), completes_b.eq(completes_a),
             addr_c.eq(addr_b), x_c.eq(x_b), v_c.eq(v_b), new_c.eq(new_b),
             done_c.eq(done_b), completes_c.eq(completes_b), data_c.eq(rd_acc.data),
+            done_d.eq(done_c), completes_d.eq(completes_c),
         ]
-        # The last two writes (1: the previous cycle's, 2: the one before).
-        w1_en = Signal()
-        w1_addr = Signal(range(depth))
+        # The write pipeline: D (written this cycle), then 1 and 2 (written 1 and 2 cycles ago).
+        d_en, w1_en = Signal(), Signal()
+        d_addr, w1_addr = Signal(range(depth)), Signal(range(depth))
+        d_data = Signal(L * bits)
         w1_data = Signal(L * bits)
         w2_data = Signal(L * bits)
+        # Whether the word in C is the one in D, 1 or 2 next cycle (the newest wins).
+        hit_d = Signal()
         hit1 = Signal()
         hit2 = Signal()
         m.d.sync += [
-            w1_en.eq(wr.en), w1_addr.eq(wr.addr), w1_data.eq(wr.data), w2_data.eq(w1_data),
-            hit1.eq(wr.en & (wr.addr == addr_b)),
+            w1_en.eq(d_en), w1_addr.eq(d_addr), w1_data.eq(d_data), w2_data.eq(w1_data),
+            hit_d.eq(v_c & (addr_c == addr_b)),
+            hit1.eq(d_en & (d_addr == addr_b)),
             hit2.eq(w1_en & (w1_addr == addr_b)),
         ]
-        old_word = Mux(hit1, w1_data, Mux(hit2, w2_data, data_c))
         maxima = []
         for lane in range(L):
-            old = old_word[lane * bits : (lane + 1) * bits].as_signed()
-            new = x_c[lane * bits : (lane + 1) * bits].as_signed()
-            maxima.append(Mux(new_c | (new > old), new, old))
-        m.d.comb += [
-            wr.en.eq(v_c),
-            wr.addr.eq(addr_c),
-            wr.data.eq(Cat(*maxima)),
-        ]
+            def lane_of(word, lane=lane):
+                return word[lane * bits : (lane + 1) * bits].as_signed()
+
+            new = lane_of(x_c)
+            pick = lane_of(data_c)
+            for hit, word in ((hit2, w2_data), (hit1, w1_data), (hit_d, d_data)):
+                pick = Mux(hit, lane_of(word), pick)
+            wins = new_c | (new > lane_of(data_c))
+            for hit, word in ((hit2, w2_data), (hit1, w1_data), (hit_d, d_data)):
+                wins = Mux(hit, new_c | (new > lane_of(word)), wins)
+            maxima.append(Mux(wins, new, pick))
+        m.d.sync += [d_en.eq(v_c), d_addr.eq(addr_c), d_data.eq(Cat(*maxima))]
+        m.d.comb += [wr.en.eq(d_en), wr.addr.eq(d_addr), wr.data.eq(d_data)]
 
         # --- emit: complete rows are read out into a FIFO, as far as its credits allow -------
         m.submodules.fifo = out_fifo = fifo.SyncFIFOBuffered(width=L * bits + 1,
@@ -332,7 +344,7 @@ class MaxPool(wiring.Component):
         m.d.sync += [
             inflight.eq(claimed - row_emitted),
             free.eq((wanted <= NS) | (row_emitted & (wanted == NS + 1))),
-            ready_rows.eq(ready_rows + Mux(done_c, completes_c, 0) - row_emitted),
+            ready_rows.eq(ready_rows + Mux(done_d, completes_d, 0) - row_emitted),
         ]
 
         ev1, e_lastg1, e_last1 = Signal(), Signal(), Signal()

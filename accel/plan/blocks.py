@@ -315,10 +315,10 @@ class AccumulatorPlan:
 # --- max pool -------------------------------------------------------------------------------
 
 #: Cycles from the max pool taking an input beat to the write of its update's new maximum: the
-#: slot and column registered, the block RAM read, its data registered (the read-modify-write of
-#: :class:`~accel.hw.maxpool.MaxPool`, which forwards its last two writes to the reads that
-#: cannot see them yet).
-POOL_RMW_STAGES = 3
+#: slot and column registered, the block RAM read, its data registered, the new maximum
+#: registered (the read-modify-write of :class:`~accel.hw.maxpool.MaxPool`, which forwards the
+#: three writes that its reads cannot see yet).
+POOL_RMW_STAGES = 4
 #: Cycles from the max pool issuing a pooled beat's read to the beat offered on ``o``: the block
 #: RAM read, an output register, and the output FIFO's two.
 POOL_EMIT_LATENCY = 4

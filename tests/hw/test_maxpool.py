@@ -202,11 +202,11 @@ def test_attributes():
     assert MaxPool(height=8, width=8, channels=1, pool=2).slots == 2
 
 
-@pytest.mark.parametrize("channels", [1, 2, 3])
+@pytest.mark.parametrize("channels", [1, 2, 3, 4])
 def test_read_modify_write_forwarding(channels):
-    # One beat per cycle, one channel per beat: a word is updated again 1, 2 or 3 cycles after
-    # its last update, so the reads that cannot see the last two writes yet (1 and 2) take
-    # them from the forwarding registers. Each window's maximum is its first pixel, and the
+    # One beat per cycle, one channel per beat: a word is updated again 1, 2, 3 or 4 cycles
+    # after its last update, so the reads that cannot see the last three writes yet take them
+    # from the write pipeline. Each window's maximum is its first pixel, and the
     # word's older contents (nothing, or the previous frame's larger maximum) must lose.
     x = np.zeros((2, 4, 6, channels), dtype=np.int64)
     x[:, 0::2, 0::2] = 100 - np.arange(channels)
