@@ -137,7 +137,10 @@ class ReplayPlan:
     @classmethod
     def build(cls, *, lanes, k_tiles, f_tiles, bits) -> ReplayPlan:
         # The FIFO is an amaranth SyncFIFO (asynchronous read): logic, never a block RAM.
-        tag_bits = max(k_tiles - 1, 1).bit_length() + max(f_tiles - 1, 1).bit_length() + 3
+        # kt, ft and addr = ft * Kt + kt (each at least one bit), first, last and frame_last
+        # (accel.hw.replay.replay_layout).
+        tag_bits = (max(k_tiles - 1, 1).bit_length() + max(f_tiles - 1, 1).bit_length()
+                    + max(k_tiles * f_tiles - 1, 1).bit_length() + 3)
         return cls(lanes=lanes, k_tiles=k_tiles, f_tiles=f_tiles, bits=bits,
                    memory=MemoryPlan("replay", MemoryKind.RAM, 2 * k_tiles, lanes * bits),
                    fifo=MemoryPlan("replay_fifo", MemoryKind.FIFO, REPLAY_FIFO_DEPTH,
