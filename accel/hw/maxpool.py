@@ -244,12 +244,12 @@ class MaxPool(wiring.Component):
                         m.d.sync += acc_base.eq(Mux(next_base >= NS, next_base - NS, next_base))
 
         # --- read-modify-write, POOL_RMW_STAGES deep: A (slot and column registered) -> B
-        # (read address; read data at the end of B, registered) -> C (the new maximum,
-        # registered) -> D (write). The read in B cannot see the writes of the three cycles
-        # before D (the words in C+1, in D+1 and written the cycle before), so C takes those
-        # from the write pipeline when the address matches (compared in B, used in C), and
-        # compares the beat with all four candidates at once, so only a select follows the
-        # comparators.
+        # (read address; the read data registered at the end of B) -> C (the new maximum,
+        # registered) -> D (write). The read in A cannot see the writes of the three cycles
+        # before D: B takes the two older ones (in D, and written the cycle before) in place of
+        # the read data when the address matches, and C takes the newest (the previous beat's
+        # maximum, in D next cycle) by comparing the beat with both at once, so only two LUT
+        # levels follow the comparators (max is associative: the order of the merges is free).
         slot_sum = acc_base + lo_mod + k  # < 3 * NS
         slot_a = Signal(range(NS))
         col_a = Signal(range(OW))
@@ -279,24 +279,20 @@ class MaxPool(wiring.Component):
             addr_b.eq(rd_acc.addr), x_b.eq(x_a), v_b.eq(v_a), new_b.eq(new_a),
             done_b.eq(done_a), completes_b.eq(completes_a),
             addr_c.eq(addr_b), x_c.eq(x_b), v_c.eq(v_b), new_c.eq(new_b),
-            done_c.eq(done_b), completes_c.eq(completes_b), data_c.eq(rd_acc.data),
+            done_c.eq(done_b), completes_c.eq(completes_b),
             done_d.eq(done_c), completes_d.eq(completes_c),
         ]
-        # The write pipeline: D (written this cycle), then 1 and 2 (written 1 and 2 cycles ago).
+        # The write pipeline: D (written this cycle), then 1 (written the cycle before).
         d_en, w1_en = Signal(), Signal()
         d_addr, w1_addr = Signal(range(depth)), Signal(range(depth))
         d_data = Signal(L * bits)
         w1_data = Signal(L * bits)
-        w2_data = Signal(L * bits)
-        # Whether the word in C is the one in D, 1 or 2 next cycle (the newest wins).
-        hit_d = Signal()
-        hit1 = Signal()
-        hit2 = Signal()
+        hit_d = Signal()  # the word in C is the one in D next cycle
         m.d.sync += [
-            w1_en.eq(d_en), w1_addr.eq(d_addr), w1_data.eq(d_data), w2_data.eq(w1_data),
+            w1_en.eq(d_en), w1_addr.eq(d_addr), w1_data.eq(d_data),
             hit_d.eq(v_c & (addr_c == addr_b)),
-            hit1.eq(d_en & (d_addr == addr_b)),
-            hit2.eq(w1_en & (w1_addr == addr_b)),
+            data_c.eq(Mux(d_en & (d_addr == addr_b), d_data,
+                          Mux(w1_en & (w1_addr == addr_b), w1_data, rd_acc.data))),
         ]
         maxima = []
         for lane in range(L):
@@ -304,13 +300,8 @@ class MaxPool(wiring.Component):
                 return word[lane * bits : (lane + 1) * bits].as_signed()
 
             new = lane_of(x_c)
-            pick = lane_of(data_c)
-            for hit, word in ((hit2, w2_data), (hit1, w1_data), (hit_d, d_data)):
-                pick = Mux(hit, lane_of(word), pick)
-            wins = new_c | (new > lane_of(data_c))
-            for hit, word in ((hit2, w2_data), (hit1, w1_data), (hit_d, d_data)):
-                wins = Mux(hit, new_c | (new > lane_of(word)), wins)
-            maxima.append(Mux(wins, new, pick))
+            wins = new_c | Mux(hit_d, new > lane_of(d_data), new > lane_of(data_c))
+            maxima.append(Mux(wins, new, Mux(hit_d, lane_of(d_data), lane_of(data_c))))
         m.d.sync += [d_en.eq(v_c), d_addr.eq(addr_c), d_data.eq(Cat(*maxima))]
         m.d.comb += [wr.en.eq(d_en), wr.addr.eq(d_addr), wr.data.eq(d_data)]
 
