@@ -163,24 +163,20 @@ class ChannelRegroup(wiring.Component):
         ready_n = (count + n_in <= N) & ~(end_group & pend)
         m.d.comb += self.i.ready.eq(Mux(emit, ready_e, ready_n))
 
-        def update(count1, buf1, pend1):
-            with m.If(take):
-                m.d.sync += [
-                    buf.eq(buf1 | (incoming << (count1 * bits))),
-                    count.eq(count1 + n_in),
-                ]
-                with m.If(end_group):
-                    m.d.sync += [pend.eq(1), tail.eq(count1 + n_in),
-                                 pend_last.eq(self.i.payload.last)]
-                with m.Else():
-                    m.d.sync += pend.eq(pend1)
-            with m.Else():
-                m.d.sync += [buf.eq(buf1), count.eq(count1), pend.eq(pend1)]
+        # Each register's next value for both outcomes, taken or not, of both outcomes of
+        # the output beat; o.ready selects last.
+        def update(count1, buf1, pend1, tail1, ready):
+            taken = self.i.valid & ready
+            return [
+                Mux(taken, buf1 | (incoming << (count1 * bits)), buf1),
+                Mux(taken, count1 + n_in, count1),
+                Mux(taken & end_group, 1, pend1),
+                Mux(taken & end_group, count1 + n_in, tail1),
+                Mux(taken & end_group, self.i.payload.last, pend_last),
+            ]
 
-        with m.If(emit):
-            with m.If(pend & ~final):
-                m.d.sync += tail.eq(tail - Lo)
-            update(count_e, buf_e, pend_e)
-        with m.Else():
-            update(count, buf, pend)
+        if_emit = update(count_e, buf_e, pend_e, Mux(pend & ~final, tail - Lo, tail), ready_e)
+        if_not = update(count, buf, pend, tail, ready_n)
+        m.d.sync += [reg.eq(Mux(emit, e, n)) for reg, e, n in
+                     zip((buf, count, pend, tail, pend_last), if_emit, if_not, strict=True)]
         return m

@@ -106,8 +106,11 @@ class WindowReplay(wiring.Component):
         w_bank = Signal()
         w_kt = Signal(range(kt_n))
         take = self.i.valid & self.i.ready
+        # i.ready is ~full[w_bank], kept in a register (updated from the values both take
+        # next), so a stage's input handshake starts at a flip-flop.
+        i_ready = Signal(init=1)
         m.d.comb += [
-            self.i.ready.eq(~full.bit_select(w_bank, 1)),
+            self.i.ready.eq(i_ready),
             wr.addr.eq(Mux(w_bank, kt_n, 0) + w_kt),
             wr.data.eq(self.i.payload.data),
             wr.en.eq(take),
@@ -153,7 +156,9 @@ class WindowReplay(wiring.Component):
                     m.d.sync += r_ft.eq(r_ft + 1)
             with m.Else():
                 m.d.sync += r_kt.eq(r_kt + 1)
-        m.d.sync += full.eq((full | set_full) & ~clear_full)
+        full_next = (full | set_full) & ~clear_full
+        w_bank_next = Mux(take & (w_kt == kt_n - 1), ~w_bank, w_bank)
+        m.d.sync += [full.eq(full_next), i_ready.eq(~full_next.bit_select(w_bank_next, 1))]
 
         beat = Signal(layout)
         m.d.comb += [
