@@ -109,7 +109,7 @@ def test_plan_cli_json():
 _MEMORY_NAMES = {"window.lines": "line_buffer", "replay.mem": "replay",
                  "replay.out.storage": "replay_fifo", "array.fifo.storage": "array_fifo",
                  "requant.params": "requant", "requant.fifo.storage": "requant_fifo",
-                 "pool.partial": "pool"}
+                 "pool.partial": "pool", "pool.fifo.storage": "pool_fifo"}
 
 
 def _built_memories(component) -> Counter:

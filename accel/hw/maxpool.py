@@ -39,11 +39,17 @@ Lanes past ``channels`` in the last group are filled with ``zero_point``.
 from __future__ import annotations
 
 from amaranth import Array, Cat, Const, Module, Mux, Signal, unsigned
-from amaranth.lib import memory, stream, wiring
+from amaranth.lib import fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from accel.hw.layouts import check_int, check_padding, check_pair, pixel_layout
-from accel.plan.blocks import POOL_LATENCY, PoolPlan, axis_table, pool_slots
+from accel.plan.blocks import (
+    POOL_FIFO_DEPTH,
+    POOL_LATENCY,
+    PoolPlan,
+    axis_table,
+    pool_slots,
+)
 from accel.spec.shapes import ceil_div, window_2d
 
 __all__ = ["MaxPool"]
@@ -152,13 +158,14 @@ class MaxPool(wiring.Component):
             shape=unsigned(L * bits), depth=depth, init=[]
         )
         wr = partial.write_port()
-        rd_acc = partial.read_port(transparent_for=(wr,))
+        # Not transparent: the read-modify-write forwards the writes its reads cannot see.
+        rd_acc = partial.read_port()
         rd_out = partial.read_port()
 
         def table(entries, column, shape):
             return Array(Const(entry[column], shape) for entry in entries)
 
-        # --- accumulate --------------------------------------------------------------------------
+        # --- accumulate: the position of the input beat and its update ---------------------------
         r = Signal(range(H))
         c = Signal(range(W))
         g = Signal(range(G))
@@ -173,7 +180,7 @@ class MaxPool(wiring.Component):
         c_next = Mux(c == W - 1, 0, c + 1)
         # Per-row and per-column facts, looked up for the next row / column when r / c moves
         # and held in registers: looked up from r and c in the same cycle, the tables sat in
-        # series with the handshake logic (26 ns on iCE40).
+        # series with the handshake logic.
         row_facts, col_facts = [], []
 
         def held(entries, column, shape, facts, name):
@@ -186,79 +193,132 @@ class MaxPool(wiring.Component):
         first_r = held(rows, 2, range(n_max_r + 1), row_facts, "first_r")
         opens = held(rows, 3, range(NS + 1), row_facts, "opens")
         completes = held(rows, 4, range(NS + 1), row_facts, "completes")
+        # The next row's ``opens``, so ``free`` below needs no table lookup.
+        opens_nx = held([(rows[(i + 1) % H][3],) for i in range(H)], 0, range(NS + 1),
+                        row_facts, "opens_nx")
         lo_c = held(cols, 0, range(OW), col_facts, "lo_c")
         n_c = held(cols, 1, range(n_max_c + 1), col_facts, "n_c")
         first_c = held(cols, 2, range(n_max_c + 1), col_facts, "first_c")
 
-        slot = Signal(range(NS))
-        slot_sum = acc_base + lo_mod + k  # < 3 * NS
-        m.d.comb += slot.eq(
-            Mux(slot_sum >= 2 * NS, slot_sum - 2 * NS, Mux(slot_sum >= NS, slot_sum - NS, slot_sum))
-        )
+        # The handshake reads registered flags only, each updated with the state it
+        # summarises (so i.ready is two LUT levels from flip-flops, and nothing upstream waits
+        # on the counters' comparisons):
+        #   k_last  k == n_r - 1        p_last  p == n_c - 1
+        #   row_start  c == 0, g == 0, k == 0, p == 0 (the beat claims its rows' slots)
+        #   free    inflight + opens <= NS (those slots are free)
+        k_last = Signal(init=rows[0][1] <= 1)
+        p_last = Signal(init=cols[0][1] <= 1)
+        row_start = Signal(init=1)
+        free = Signal(init=1)
         updates = (n_r != 0) & (n_c != 0)
-        last_update = ~updates | ((k == n_r - 1) & (p == n_c - 1))
-        row_start = (c == 0) & (g == 0) & (k == 0) & (p == 0)
-        may_go = ~row_start | (inflight + opens <= NS)
+        last_update = ~updates | (k_last & p_last)
+        may_go = ~row_start | free
         go = self.i.valid & may_go  # one update (or a pass) happens this cycle
         take = go & last_update
-        m.d.comb += [
-            self.i.ready.eq(may_go & last_update),
-            rd_acc.addr.eq(slot * OWG + (lo_c + p) * G + g),
-        ]
+        m.d.comb += self.i.ready.eq(may_go & last_update)
         last_beat_of_row = (c == W - 1) & (g == G - 1)
 
+        # The value ``opens`` takes at the end of this cycle (for ``free``).
+        opens_next = Mux(take & last_beat_of_row, opens_nx, opens)
         with m.If(go & ~last_update):
-            with m.If(p == n_c - 1):
-                m.d.sync += [p.eq(0), k.eq(k + 1)]
+            m.d.sync += row_start.eq(0)
+            with m.If(p_last):
+                m.d.sync += [p.eq(0), k.eq(k + 1), p_last.eq(n_c == 1),
+                             k_last.eq(k + 2 == n_r)]
             with m.Else():
-                m.d.sync += p.eq(p + 1)
+                m.d.sync += [p.eq(p + 1), p_last.eq(p + 2 == n_c)]
         with m.If(take):
-            m.d.sync += [k.eq(0), p.eq(0), g.eq(Mux(g == G - 1, 0, g + 1))]
+            m.d.sync += [k.eq(0), p.eq(0), g.eq(Mux(g == G - 1, 0, g + 1)),
+                         k_last.eq(n_r <= 1), p_last.eq(n_c <= 1),
+                         row_start.eq(last_beat_of_row)]
             with m.If(g == G - 1):
                 m.d.sync += c.eq(c_next)
                 m.d.sync += [value.eq(lookup[c_next]) for value, lookup in col_facts]
+                m.d.sync += p_last.eq(table(cols, 1, range(n_max_c + 1))[c_next] <= 1)
                 with m.If(c == W - 1):
                     m.d.sync += r.eq(r_next)
                     m.d.sync += [value.eq(lookup[r_next]) for value, lookup in row_facts]
+                    m.d.sync += k_last.eq(table(rows, 1, range(n_max_r + 1))[r_next] <= 1)
                     with m.If(r == H - 1):
                         next_base = acc_base + OH % NS
                         m.d.sync += acc_base.eq(Mux(next_base >= NS, next_base - NS, next_base))
 
-        # Stage 1: the read data is there; write back the new partial maximum.
-        v1 = Signal()
-        first1 = Signal()
-        addr1 = Signal.like(rd_acc.addr)
-        x1 = Signal(L * bits)
-        row_done1 = Signal()
-        completes1 = Signal.like(completes)
+        # --- read-modify-write, POOL_RMW_STAGES deep: A (slot and column registered) -> B
+        # (read address; the read data registered at the end of B) -> C (the new maximum,
+        # registered) -> D (write). The read in A cannot see the writes of the three cycles
+        # before D: B takes the two older ones (in D, and written the cycle before) in place of
+        # the read data when the address matches, and C takes the newest (the previous beat's
+        # maximum, in D next cycle) by comparing the beat with both at once, so only two LUT
+        # levels follow the comparators (max is associative: the order of the merges is free).
+        slot_sum = acc_base + lo_mod + k  # < 3 * NS
+        slot_a = Signal(range(NS))
+        col_a = Signal(range(OW))
+        g_a = Signal(range(G))
+        x_a, x_b, x_c = (Signal(L * bits, name=f"x_{s}") for s in "abc")
+        v_a, v_b, v_c = (Signal(name=f"v_{s}") for s in "abc")
+        new_a, new_b, new_c = (Signal(name=f"new_{s}") for s in "abc")  # first in-image pixel
+        done_a, done_b, done_c, done_d = (Signal(name=f"done_{s}") for s in "abcd")
+        completes_a, completes_b, completes_c, completes_d = (
+            Signal.like(completes, name=f"completes_{s}") for s in "abcd")
+        addr_b = Signal(range(depth))
+        addr_c = Signal(range(depth))
+        data_c = Signal(L * bits)
         m.d.sync += [
-            v1.eq(go & updates),
-            first1.eq((k >= first_r) & (p >= first_c)),
-            addr1.eq(rd_acc.addr),
-            x1.eq(self.i.payload.data.as_value()),
-            row_done1.eq(take & last_beat_of_row),
-            completes1.eq(completes),
+            slot_a.eq(Mux(slot_sum >= 2 * NS, slot_sum - 2 * NS,
+                          Mux(slot_sum >= NS, slot_sum - NS, slot_sum))),
+            col_a.eq(lo_c + p),
+            g_a.eq(g),
+            x_a.eq(self.i.payload.data.as_value()),
+            v_a.eq(go & updates),
+            new_a.eq((k >= first_r) & (p >= first_c)),
+            done_a.eq(take & last_beat_of_row),
+            completes_a.eq(completes),
+        ]
+        m.d.comb += [rd_acc.addr.eq(slot_a * OWG + col_a * G + g_a), rd_acc.en.eq(1)]
+        m.d.sync += [
+            addr_b.eq(rd_acc.addr), x_b.eq(x_a), v_b.eq(v_a), new_b.eq(new_a),
+            done_b.eq(done_a), completes_b.eq(completes_a),
+            addr_c.eq(addr_b), x_c.eq(x_b), v_c.eq(v_b), new_c.eq(new_b),
+            done_c.eq(done_b), completes_c.eq(completes_b),
+            done_d.eq(done_c), completes_d.eq(completes_c),
+        ]
+        # The write pipeline: D (written this cycle), then 1 (written the cycle before).
+        d_en, w1_en = Signal(), Signal()
+        d_addr, w1_addr = Signal(range(depth)), Signal(range(depth))
+        d_data = Signal(L * bits)
+        w1_data = Signal(L * bits)
+        hit_d = Signal()  # the word in C is the one in D next cycle
+        m.d.sync += [
+            w1_en.eq(d_en), w1_addr.eq(d_addr), w1_data.eq(d_data),
+            hit_d.eq(v_c & (addr_c == addr_b)),
+            data_c.eq(Mux(d_en & (d_addr == addr_b), d_data,
+                          Mux(w1_en & (w1_addr == addr_b), w1_data, rd_acc.data))),
         ]
         maxima = []
         for lane in range(L):
-            old = rd_acc.data[lane * bits : (lane + 1) * bits].as_signed()
-            new = x1[lane * bits : (lane + 1) * bits].as_signed()
-            maxima.append(Mux(first1 | (new > old), new, old))
-        m.d.comb += [
-            wr.en.eq(v1),
-            wr.addr.eq(addr1),
-            wr.data.eq(Cat(*maxima)),
-        ]
+            def lane_of(word, lane=lane):
+                return word[lane * bits : (lane + 1) * bits].as_signed()
 
-        # --- emit --------------------------------------------------------------------------------
+            new = lane_of(x_c)
+            wins = new_c | Mux(hit_d, new > lane_of(d_data), new > lane_of(data_c))
+            maxima.append(Mux(wins, new, Mux(hit_d, lane_of(d_data), lane_of(data_c))))
+        m.d.sync += [d_en.eq(v_c), d_addr.eq(addr_c), d_data.eq(Cat(*maxima))]
+        m.d.comb += [wr.en.eq(d_en), wr.addr.eq(d_addr), wr.data.eq(d_data)]
+
+        # --- emit: complete rows are read out into a FIFO, as far as its credits allow -------
+        m.submodules.fifo = out_fifo = fifo.SyncFIFOBuffered(width=L * bits + 1,
+                                                              depth=POOL_FIFO_DEPTH)
+        # Beats issued and not yet delivered on o (in the read pipeline or the FIFO).
+        used = Signal(range(POOL_FIFO_DEPTH + 1))
         e_addr = Signal(range(depth))
         e_pos = Signal(range(OWG))  # column * G + group within the output row
         e_row = Signal(range(OH))
         e_grp = Signal(range(G))
-        advance = ~self.o.valid | self.o.ready
-        issue = advance & (ready_rows != 0)
+        issue = (ready_rows != 0) & (used < POOL_FIFO_DEPTH)
         row_emitted = issue & (e_pos == OWG - 1)
-        m.d.comb += [rd_out.en.eq(advance), rd_out.addr.eq(e_addr)]
+        deliver = self.o.valid & self.o.ready
+        m.d.sync += used.eq(used + issue - deliver)
+        m.d.comb += [rd_out.en.eq(1), rd_out.addr.eq(e_addr)]
         with m.If(issue):
             m.d.sync += [
                 e_addr.eq(Mux(e_addr == depth - 1, 0, e_addr + 1)),
@@ -268,29 +328,37 @@ class MaxPool(wiring.Component):
             with m.If(row_emitted):
                 m.d.sync += e_row.eq(Mux(e_row == OH - 1, 0, e_row + 1))
 
+        # free = (inflight + opens <= NS) for the values both take at the end of this cycle;
+        # the emit side's row_emitted, the latest of the terms, enters the last comparison only.
+        claimed = inflight + Mux(go & row_start, opens, 0)
+        wanted = claimed + opens_next
         m.d.sync += [
-            inflight.eq(inflight + Mux(go & row_start, opens, 0) - row_emitted),
-            ready_rows.eq(ready_rows + Mux(row_done1, completes1, 0) - row_emitted),
+            inflight.eq(claimed - row_emitted),
+            free.eq((wanted <= NS) | (row_emitted & (wanted == NS + 1))),
+            ready_rows.eq(ready_rows + Mux(done_d, completes_d, 0) - row_emitted),
         ]
 
-        ev1 = Signal()
-        e_lastg1 = Signal()
-        e_last1 = Signal()
-        with m.If(advance):
-            m.d.sync += [
-                ev1.eq(issue),
-                e_lastg1.eq(e_grp == G - 1),
-                e_last1.eq(row_emitted & (e_row == OH - 1)),
-            ]
-            lanes_out = []
-            for lane in range(L):
-                value = rd_out.data[lane * bits : (lane + 1) * bits]
-                if lane >= valid_lanes:
-                    value = Mux(e_lastg1, self.zero_point, value)[:bits]
-                lanes_out.append(value)
-            m.d.sync += [
-                self.o.valid.eq(ev1),
-                self.o.payload.data.eq(Cat(*lanes_out)),
-                self.o.payload.last.eq(e_last1),
-            ]
+        ev1, e_lastg1, e_last1 = Signal(), Signal(), Signal()
+        m.d.sync += [
+            ev1.eq(issue),
+            e_lastg1.eq(e_grp == G - 1),
+            e_last1.eq(row_emitted & (e_row == OH - 1)),
+        ]
+        lanes_out = []
+        for lane in range(L):
+            value = rd_out.data[lane * bits : (lane + 1) * bits]
+            if lane >= valid_lanes:
+                value = Mux(e_lastg1, self.zero_point, value)[:bits]
+            lanes_out.append(value)
+        ev2 = Signal()
+        word2 = Signal(L * bits + 1)
+        m.d.sync += [ev2.eq(ev1), word2.eq(Cat(*lanes_out, e_last1))]
+        m.d.comb += [
+            out_fifo.w_en.eq(ev2),
+            out_fifo.w_data.eq(word2),
+            self.o.valid.eq(out_fifo.r_rdy),
+            out_fifo.r_en.eq(self.o.ready),
+            self.o.payload.data.eq(out_fifo.r_data[: L * bits]),
+            self.o.payload.last.eq(out_fifo.r_data[L * bits]),
+        ]
         return m

@@ -14,7 +14,8 @@ last input group contributes only its ``C mod lanes_in`` real channels; the don'
 dropped). A pixel's last output beat may be short: its missing lanes are filled with
 ``zero_point``. The next pixel's channels may enter behind a pixel's tail, so a stream moves at
 one beat per cycle on the busier side (``max(groups_in, groups_out)`` cycles per pixel).
-``i.ready`` depends combinationally on ``o.ready`` (a beat can enter in the cycle one leaves).
+``i.ready`` depends combinationally on ``o.ready`` (a beat can enter in the cycle one leaves),
+through one multiplexer.
 With ``lanes_in == lanes_out`` the block is a wire (the last group's unused lanes still get the
 zero point).
 
@@ -140,33 +141,42 @@ class ChannelRegroup(wiring.Component):
         ]
 
         emit = self.o.valid & self.o.ready
-        removed = Mux(emit, Mux(final, tail, Lo), 0)
-        count1 = Signal.like(count)
-        pend1 = Signal()
-        buf1 = Signal.like(buf)
-        m.d.comb += [
-            count1.eq(count - removed),
-            pend1.eq(pend & ~(emit & final)),
-            buf1.eq(buf >> (removed * bits)),
-        ]
         n_in = Mux(end_group, last_in, Li)
-        m.d.comb += self.i.ready.eq((count1 + n_in <= N) & ~(end_group & pend1))
-
-        with m.If(emit & pend & ~final):
-            m.d.sync += tail.eq(tail - Lo)
         incoming = self.i.payload.data.as_value()
         if last_in < Li:  # drop the don't-care lanes of the last group
             keep = Mux(end_group, (1 << (last_in * bits)) - 1, (1 << (Li * bits)) - 1)
             incoming = incoming & keep
-        with m.If(take):
-            m.d.sync += [
-                buf.eq(buf1 | (incoming << (count1 * bits))),
-                count.eq(count1 + n_in),
+
+        # The buffer after this cycle's output beat leaves (``emit``) or stays: both are worked
+        # out from registers, and ``o.ready`` only selects between them, so the consumer's
+        # ready reaches ``i.ready`` and the buffer through one multiplexer, not through the
+        # count arithmetic and the shifters.
+        def after(removed):
+            count1 = Signal.like(count, name="count_e")
+            buf1 = Signal.like(buf, name="buf_e")
+            m.d.comb += [count1.eq(count - removed), buf1.eq(buf >> (removed * bits))]
+            return count1, buf1
+
+        count_e, buf_e = after(Mux(final, tail, Lo))
+        pend_e = pend & ~final
+        ready_e = (count_e + n_in <= N) & ~(end_group & pend_e)
+        ready_n = (count + n_in <= N) & ~(end_group & pend)
+        m.d.comb += self.i.ready.eq(Mux(emit, ready_e, ready_n))
+
+        # Each register's next value for both outcomes, taken or not, of both outcomes of
+        # the output beat; o.ready selects last.
+        def update(count1, buf1, pend1, tail1, ready):
+            taken = self.i.valid & ready
+            return [
+                Mux(taken, buf1 | (incoming << (count1 * bits)), buf1),
+                Mux(taken, count1 + n_in, count1),
+                Mux(taken & end_group, 1, pend1),
+                Mux(taken & end_group, count1 + n_in, tail1),
+                Mux(taken & end_group, self.i.payload.last, pend_last),
             ]
-            with m.If(end_group):
-                m.d.sync += [pend.eq(1), tail.eq(count1 + n_in), pend_last.eq(self.i.payload.last)]
-            with m.Else():
-                m.d.sync += pend.eq(pend1)
-        with m.Else():
-            m.d.sync += [buf.eq(buf1), count.eq(count1), pend.eq(pend1)]
+
+        if_emit = update(count_e, buf_e, pend_e, Mux(pend & ~final, tail - Lo, tail), ready_e)
+        if_not = update(count, buf, pend, tail, ready_n)
+        m.d.sync += [reg.eq(Mux(emit, e, n)) for reg, e, n in
+                     zip((buf, count, pend, tail, pend_last), if_emit, if_not, strict=True)]
         return m

@@ -28,12 +28,14 @@ from .layouts import check_int, pixel_layout
 
 def replay_layout(*, lanes: int, k_tiles: int, f_tiles: int, bits: int = 8
                   ) -> data.StructLayout:
-    """One replayed beat: ``data`` (``lanes`` values), its k-tile ``kt`` and f-tile ``ft``,
-    ``first`` (kt == 0), ``last`` (kt == Kt - 1) and ``frame_last`` (the frame's last beat)."""
+    """One replayed beat: ``data`` (``lanes`` values), its k-tile ``kt`` and f-tile ``ft``, the
+    array's weight address ``addr = ft * Kt + kt``, ``first`` (kt == 0), ``last``
+    (kt == Kt - 1) and ``frame_last`` (the frame's last beat)."""
     return data.StructLayout({
         "data": data.ArrayLayout(signed(bits), lanes),
         "kt": range(max(k_tiles, 2)),
         "ft": range(max(f_tiles, 2)),
+        "addr": range(max(k_tiles * f_tiles, 2)),
         "first": 1,
         "last": 1,
         "frame_last": 1,
@@ -104,8 +106,11 @@ class WindowReplay(wiring.Component):
         w_bank = Signal()
         w_kt = Signal(range(kt_n))
         take = self.i.valid & self.i.ready
+        # i.ready is ~full[w_bank], kept in a register (updated from the values both take
+        # next), so a stage's input handshake starts at a flip-flop.
+        i_ready = Signal(init=1)
         m.d.comb += [
-            self.i.ready.eq(~full.bit_select(w_bank, 1)),
+            self.i.ready.eq(i_ready),
             wr.addr.eq(Mux(w_bank, kt_n, 0) + w_kt),
             wr.data.eq(self.i.payload.data),
             wr.en.eq(take),
@@ -123,6 +128,9 @@ class WindowReplay(wiring.Component):
         r_bank = Signal()
         r_kt = Signal(range(kt_n))
         r_ft = Signal(range(ft_n))
+        # ft * Kt + kt, counted: computed from the FIFO's output, the multiply-add sat between
+        # the FIFO's read pointer and the array's input register.
+        r_addr = Signal(range(max(kt_n * ft_n, 2)))
         inflight = Signal()
         meta = Signal(layout)  # the beat whose data arrives from the memory next cycle
         # Room for the beat being read and the one arriving now: level + inflight < depth.
@@ -134,10 +142,11 @@ class WindowReplay(wiring.Component):
         m.d.sync += inflight.eq(issue)
         with m.If(issue):
             m.d.sync += [
-                meta.kt.eq(r_kt), meta.ft.eq(r_ft), meta.first.eq(r_kt == 0),
+                meta.kt.eq(r_kt), meta.ft.eq(r_ft), meta.addr.eq(r_addr), meta.first.eq(r_kt == 0),
                 meta.last.eq(last_kt),
                 meta.frame_last.eq(last_kt & last_ft & frame_end.bit_select(r_bank, 1)),
             ]
+            m.d.sync += r_addr.eq(Mux(last_kt & last_ft, 0, r_addr + 1))
             with m.If(last_kt):
                 m.d.sync += r_kt.eq(0)
                 with m.If(last_ft):
@@ -147,7 +156,9 @@ class WindowReplay(wiring.Component):
                     m.d.sync += r_ft.eq(r_ft + 1)
             with m.Else():
                 m.d.sync += r_kt.eq(r_kt + 1)
-        m.d.sync += full.eq((full | set_full) & ~clear_full)
+        full_next = (full | set_full) & ~clear_full
+        w_bank_next = Mux(take & (w_kt == kt_n - 1), ~w_bank, w_bank)
+        m.d.sync += [full.eq(full_next), i_ready.eq(~full_next.bit_select(w_bank_next, 1))]
 
         beat = Signal(layout)
         m.d.comb += [

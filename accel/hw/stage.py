@@ -111,7 +111,6 @@ class ComputeStage(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        kt_n = self.plan.k_tiles
         zp = self.plan.in_zero_point
 
         # 1. windows (a Dense layer's window is its whole input vector)
@@ -156,7 +155,7 @@ class ComputeStage(wiring.Component):
                 array.i.payload.w.eq(tiles.o.payload),
             ]
         m.d.comb += [
-            array.i.payload.addr.eq(r.ft * kt_n + r.kt),
+            array.i.payload.addr.eq(r.addr),
             array.i.payload.tag.eq(r.first | (r.last << 1) | (r.frame_last << 2)),
         ]
         for lane in range(self.plan.rows):

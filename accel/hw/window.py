@@ -241,6 +241,11 @@ class WindowGenerator(wiring.Component):
         rows_released = Mux(last_row, H - max(r0_last, 0), row_step)
         r0_next = Mux(last_row, -pt, r0 + SH)
 
+        # The values c0g, r0 and orow take at the end of this cycle, for the registered
+        # handshake flags below.
+        c0g_n = Signal.like(c0g)
+        releases_n = Signal()
+        m.d.comb += c0g_n.eq(c0g)
         with m.If(issue):
             m.d.sync += [tg.eq(Mux(last_g, 0, tg + 1)), cg.eq(cg + 1)]
             with m.If(last_g):
@@ -252,10 +257,12 @@ class WindowGenerator(wiring.Component):
                         with m.If(r >= 0):
                             m.d.sync += base_i.eq(wrap(base_i + WG))
                     with m.Elif(~last_col):
+                        m.d.comb += c0g_n.eq(c0g + SW * G)
                         m.d.sync += [ocol.eq(ocol + 1), c0.eq(c0 + SW), base_i.eq(base_lo),
                                      c.eq(c0 + SW), c0g.eq(c0g + SW * G), cg.eq(c0g + SW * G),
                                      r.eq(r0), rel.eq(Mux(r0 < 0, r0, 0))]
                     with m.Else():
+                        m.d.comb += c0g_n.eq(cg_lo)
                         m.d.sync += [
                             ocol.eq(0),
                             c0.eq(-pl),
@@ -272,10 +279,18 @@ class WindowGenerator(wiring.Component):
                         with m.Else():
                             m.d.sync += [orow.eq(orow + 1), r0.eq(r0 + SH)]
 
-        # The current output row is the last one that reads row Rlow.
-        releases = last_row | (r0 + SH > 0)
+        # The current output row is the last one that reads row Rlow, and the writer is left of
+        # the current window: both kept in registers (updated from the values the counters take
+        # next), so pixels.ready is one LUT level from flip-flops and the stage before does not
+        # wait on the comparisons' carry chains.
+        releases = Signal(init=(OH == 1) | (-pt + SH > 0))
+        behind = Signal(init=0 < cg_lo)
+        m.d.comb += releases_n.eq(Mux(row_released,
+                                      Mux(last_row, (OH == 1) | (-pt + SH > 0),
+                                          (orow + 1 == OH - 1) | (r0 + 2 * SH > 0)),
+                                      releases))
         m.d.comb += self.pixels.ready.eq(
-            (ahead < NR) | ((ahead == NR) & releases & (w_pos < c0g))
+            (ahead < NR) | ((ahead == NR) & releases & behind)
         )
         write = self.pixels.valid & self.pixels.ready
         m.d.comb += [
@@ -284,11 +299,10 @@ class WindowGenerator(wiring.Component):
             wr.data.eq(self.pixels.payload.data.as_value()),
         ]
         row_written = write & (w_pos == WG - 1)
+        w_pos_n = Mux(write, Mux(row_written, 0, w_pos + 1), w_pos)
+        m.d.sync += [w_pos.eq(w_pos_n), releases.eq(releases_n), behind.eq(w_pos_n < c0g_n)]
         with m.If(write):
-            m.d.sync += [
-                w_addr.eq(Mux(w_addr == depth - 1, 0, w_addr + 1)),
-                w_pos.eq(Mux(row_written, 0, w_pos + 1)),
-            ]
+            m.d.sync += w_addr.eq(Mux(w_addr == depth - 1, 0, w_addr + 1))
         m.d.sync += ahead.eq(ahead + row_written - Mux(row_released, rows_released, 0))
 
         # --- stage 1 (block RAM output) and stage 2 (output register) ------------------------

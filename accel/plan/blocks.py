@@ -137,7 +137,10 @@ class ReplayPlan:
     @classmethod
     def build(cls, *, lanes, k_tiles, f_tiles, bits) -> ReplayPlan:
         # The FIFO is an amaranth SyncFIFO (asynchronous read): logic, never a block RAM.
-        tag_bits = max(k_tiles - 1, 1).bit_length() + max(f_tiles - 1, 1).bit_length() + 3
+        # kt, ft and addr = ft * Kt + kt (each at least one bit), first, last and frame_last
+        # (accel.hw.replay.replay_layout).
+        tag_bits = (max(k_tiles - 1, 1).bit_length() + max(f_tiles - 1, 1).bit_length()
+                    + max(k_tiles * f_tiles - 1, 1).bit_length() + 3)
         return cls(lanes=lanes, k_tiles=k_tiles, f_tiles=f_tiles, bits=bits,
                    memory=MemoryPlan("replay", MemoryKind.RAM, 2 * k_tiles, lanes * bits),
                    fifo=MemoryPlan("replay_fifo", MemoryKind.FIFO, REPLAY_FIFO_DEPTH,
@@ -314,11 +317,24 @@ class AccumulatorPlan:
 
 # --- max pool -------------------------------------------------------------------------------
 
+#: Cycles from the max pool taking an input beat to the write of its update's new maximum: the
+#: slot and column registered, the block RAM read, its data registered, the new maximum
+#: registered (the read-modify-write of :class:`~accel.hw.maxpool.MaxPool`, which forwards the
+#: three writes that its reads cannot see yet).
+POOL_RMW_STAGES = 4
+#: Cycles from the max pool issuing a pooled beat's read to the beat offered on ``o``: the block
+#: RAM read, an output register, and the output FIFO's two.
+POOL_EMIT_LATENCY = 4
+#: Beats the max pool's output FIFO holds: the beats one row read can have in flight when the
+#: consumer is ready every cycle (``POOL_EMIT_LATENCY``) plus one, so the pool emits one beat
+#: per cycle; it issues a read only while it holds a credit for the beat.
+POOL_FIFO_DEPTH = POOL_EMIT_LATENCY + 1
 #: The max pool's ``latency``: cycles from the cycle it takes the input beat that ends the last
 #: input row of a pooled output row to the cycle that row's first beat is offered on ``o`` (the
-#: read-modify-write of the maxima, then the emit read and its output register); the row's
-#: other beats follow one per cycle while the consumer is ready.
-POOL_LATENCY = 4
+#: read-modify-write of the maxima, the row counted complete, then the emit read, its output
+#: register and the output FIFO); the row's other beats follow one per cycle while the
+#: consumer is ready.
+POOL_LATENCY = POOL_RMW_STAGES + 1 + POOL_EMIT_LATENCY
 
 
 def axis_table(axis: AxisWindow) -> list[tuple[int, int, int, int, int]]:
@@ -370,6 +386,8 @@ class PoolPlan:
     slots: int
     out_shape: tuple[int, int]
     memory: MemoryPlan
+    #: The output FIFO (:data:`POOL_FIFO_DEPTH`).
+    fifo: MemoryPlan
     #: :data:`POOL_LATENCY`.
     latency: int = POOL_LATENCY
 
@@ -385,7 +403,14 @@ class PoolPlan:
                    zero_point=zero_point, slots=slots, out_shape=tuple(window.out_shape),
                    # Two read ports: the output, and the read-modify-write of the maxima.
                    memory=MemoryPlan("pool", MemoryKind.RAM, slots * out_w * groups,
-                                     lanes * bits, read_ports=2))
+                                     lanes * bits, read_ports=2),
+                   # SyncFIFOBuffered(depth) stores depth - 1 words in its memory.
+                   fifo=MemoryPlan("pool_fifo", MemoryKind.FIFO, POOL_FIFO_DEPTH - 1,
+                                   lanes * bits + 1))
+
+    @property
+    def memories(self) -> tuple[MemoryPlan, ...]:
+        return (self.memory, self.fifo)
 
     def component_args(self) -> dict:
         return dict(height=self.height, width=self.width, channels=self.channels,
@@ -506,9 +531,11 @@ def pool_stage_cycles(height: int, width: int, channels: int, lanes: int, pool, 
     return ceil_div(channels, lanes) * per_pixel
 
 
-#: The average pool's ``latency``: that of the max pool plus one register (the magnitude and
-#: reciprocal lookup before the multiply, sign and clamp).
-AVG_POOL_LATENCY = POOL_LATENCY + 1
+#: The average pool's ``latency``: a read-modify-write of one register stage (the sums), the row
+#: counted complete, the emit read and its output register (4, the max pool's before it was
+#: pipelined further), plus one register (the magnitude and reciprocal lookup before the
+#: multiply, sign and clamp).
+AVG_POOL_LATENCY = 5
 #: Register stages of :class:`~accel.hw.avgpool.GlobalMean` from a beat taken to its result's
 #: FIFO write (sum, multiply, round and clamp).
 MEAN_STAGES = 3

@@ -254,7 +254,7 @@ class StagePlan(StageMemories):
         if self.window is not None:
             found.insert(len(self.array.weight_roms), self.window.memory)
         if self.maxpool is not None:
-            found.append(self.maxpool.memory)
+            found.extend(self.maxpool.memories)
         if self.streamed is not None:
             found.extend(self.streamed.memories)
         return tuple(found)
@@ -408,7 +408,7 @@ class PoolStagePlan(LaneStage):
 
     @property
     def memories(self) -> tuple[MemoryPlan, ...]:
-        return (self.unit.memory,) if isinstance(self.unit, PoolPlan) else self.unit.memories
+        return self.unit.memories
 
     @property
     def multipliers(self) -> dict:

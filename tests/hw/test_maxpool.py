@@ -200,3 +200,53 @@ def test_attributes():
     dut = MaxPool(height=9, width=9, channels=5, pool=3, strides=2, lanes=2)
     assert dut.out_shape == (4, 4) and dut.groups == 3 and dut.slots == 3
     assert MaxPool(height=8, width=8, channels=1, pool=2).slots == 2
+
+
+@pytest.mark.parametrize("channels", [1, 2, 3, 4])
+def test_read_modify_write_forwarding(channels):
+    # One beat per cycle, one channel per beat: a word is updated again 1, 2, 3 or 4 cycles
+    # after its last update, so the reads that cannot see the last three writes yet take them
+    # from the write pipeline. Each window's maximum is its first pixel, and the
+    # word's older contents (nothing, or the previous frame's larger maximum) must lose.
+    x = np.zeros((2, 4, 6, channels), dtype=np.int64)
+    x[:, 0::2, 0::2] = 100 - np.arange(channels)
+    x[:, 0::2, 1::2] = -50
+    x[:, 1::2, 0::2] = -60
+    x[:, 1::2, 1::2] = -70
+    x[1] -= 10
+    dut = MaxPool(height=4, width=6, channels=channels, pool=2, lanes=1)
+    got = run_pool(dut, x, seed=0, gap=0.0, stall=0.0)
+    want = expected_words(numpy_maxpool(x, (2, 2), (2, 2), "valid"), 1, 0)
+    assert np.array_equal(got, want), channels
+
+
+def test_input_side_does_not_wait_for_the_consumer():
+    # The pooled rows go to an output FIFO that the pool fills only as far as its credits
+    # allow, so with o never ready the pool still takes every input beat while it has free
+    # slots (two pooled rows here: the whole 4x4 frame), and offers the first pooled beat.
+    dut = MaxPool(height=4, width=4, channels=1, pool=2)
+    beats = pixel_beats(np.arange(16).reshape(1, 4, 4, 1), 1, np.random.default_rng(0))
+    seen: dict = {}
+
+    async def testbench(ctx):
+        ctx.set(dut.o.ready, 0)
+        ctx.set(dut.i.valid, 1)
+        for n, beat in enumerate(beats):
+            ctx.set(dut.i.payload, beat)
+            for _ in range(3):
+                _, _, ready = await ctx.tick().sample(dut.i.ready)
+                if ready:
+                    break
+            else:
+                raise AssertionError(f"beat {n} not taken with o not ready")
+        ctx.set(dut.i.valid, 0)
+        for _ in range(dut.latency + 2):
+            await ctx.tick()
+        seen["valid"] = ctx.get(dut.o.valid)
+        seen["first"] = int(ctx.get(dut.o.payload.data[0]))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(testbench)
+    sim.run()
+    assert seen == {"valid": 1, "first": 5}

@@ -27,14 +27,14 @@ def test_replay_matches_model(seed):
         frame_end = (w + 1) % windows_per_frame == 0
         for f in range(ft):
             for k in range(kt):
-                expected.append((values[w * kt + k].tolist(), k, f, int(k == 0),
+                expected.append((values[w * kt + k].tolist(), k, f, f * kt + k, int(k == 0),
                                  int(k == kt - 1), int(frame_end and f == ft - 1 and
                                                        k == kt - 1)))
     dut = WindowReplay(lanes=lanes, k_tiles=kt, f_tiles=ft)
     got = []
     run(dut, [producer(dut.i, beats, rng=rng, gap=0.3)],
         [consumer(dut.o, len(expected), got, rng=rng, stall=0.3,
-                  convert=lambda p: (list(p.data), p.kt, p.ft, p.first, p.last,
+                  convert=lambda p: (list(p.data), p.kt, p.ft, p.addr, p.first, p.last,
                                      p.frame_last))])
     assert got == expected, f"seed {seed}"
 
