@@ -125,8 +125,8 @@ def main(argv=None) -> int:
     if args.json:
         print(json.dumps(rows, indent=1))
         return 0
-    print(f"| model | array | PEs | cycles (latency / interval) | est. DSP / BRAM / LUT | "
-          f"built LUT / DSP / BRAM | Fmax MHz | latency ms @ Fmax (@ 25 MHz) | reference ms |")
+    print("| model | array | PEs | cycles (latency / interval) | est. DSP / BRAM / LUT | "
+          "built LUT / DSP / BRAM | Fmax MHz | latency ms @ Fmax (@ 25 MHz) | reference ms |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         if not r["fits"]:

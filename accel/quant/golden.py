@@ -186,7 +186,7 @@ class _Prepared:
         self.fused = self.requantizer = None
         fused = _Gemm(weights, layer.bias, u_range, bias_row=True)
         if len(fused.chunks) == 1 and fused.dtype == self.gemm.dtype and \
-                r.mode == "multiplier" and \
+                r.mode is RequantMode.TFLITE and \
                 numerics.float64_requantize_exact(fused.acc_abs_max, r.multiplier, r.shift,
                                                   r.zero_point):
             self.fused = fused
