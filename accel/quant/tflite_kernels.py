@@ -394,13 +394,27 @@ def add(
     zp1 = _zero_point("input1_zero_point", input1_zero_point)
     zp2 = _zero_point("input2_zero_point", input2_zero_point)
     zp_out = _zero_point("output_zero_point", output_zero_point)
-    scaled1 = numerics.multiply_by_quantized_multiplier(
-        (a - zp1) << p.left_shift, p.input1_multiplier, p.input1_shift)
-    scaled2 = numerics.multiply_by_quantized_multiplier(
-        (b - zp2) << p.left_shift, p.input2_multiplier, p.input2_shift)
-    raw = numerics.multiply_by_quantized_multiplier(
-        scaled1 + scaled2, p.output_multiplier, p.output_shift)
-    return np.clip(raw + zp_out, lo, hi)
+
+    def direct(a, b):
+        scaled1 = numerics.multiply_by_quantized_multiplier(
+            (a - zp1) << p.left_shift, p.input1_multiplier, p.input1_shift)
+        scaled2 = numerics.multiply_by_quantized_multiplier(
+            (b - zp2) << p.left_shift, p.input2_multiplier, p.input2_shift)
+        raw = numerics.multiply_by_quantized_multiplier(
+            scaled1 + scaled2, p.output_multiplier, p.output_shift)
+        return np.clip(raw + zp_out, lo, hi)
+
+    if a.size + b.size < 2 * 256 * 256:
+        return direct(a, b)
+    # The output is a function of the two int8 codes alone: evaluate it once on all 256 x 256
+    # pairs and look the data up (the same arithmetic, so the same bits). A pair the data does
+    # not hold may overflow where the data would not: then compute directly.
+    codes = np.arange(INT8_MIN, INT8_MAX + 1, dtype=np.int64)
+    try:
+        table = direct(codes[:, None], codes[None, :])
+    except (OverflowError, ValueError):
+        return direct(a, b)
+    return table[a - INT8_MIN, b - INT8_MIN]
 
 
 # --- MEAN ---------------------------------------------------------------------------------------
