@@ -238,13 +238,14 @@ def depthwise_conv2d_acc(
     # (it always does for int8 weights), which is several times faster than int64.
     wide = kh * kw * 255 * int(np.abs(w).max(initial=0)) >= 2**31
     dtype = np.int64 if wide else np.int32
-    u = (xs - zp).astype(dtype)
     if depth_multiplier > 1:
-        u = u[..., np.repeat(np.arange(cin), depth_multiplier)]  # input channel of c * m + j
+        xs = xs[..., np.repeat(np.arange(cin), depth_multiplier)]  # input channel of c*m + j
     # Padding contributes x = zp, i.e. 0 after the subtraction: TFLite skips those taps.
     p = window.padding_amounts
-    if any(p.values()):
-        u = np.pad(u, ((0, 0), (p["top"], p["bottom"]), (p["left"], p["right"]), (0, 0)))
+    n, h, w_in = xs.shape[:3]
+    u = np.zeros((n, h + p["top"] + p["bottom"], w_in + p["left"] + p["right"], cout), dtype)
+    np.subtract(xs, zp, out=u[:, p["top"]:p["top"] + h, p["left"]:p["left"] + w_in],
+                casting="unsafe")  # |x - zp| <= 255: no wrap in int32
     oh, ow = window.out_shape
     sh, sw = window.rows.stride, window.cols.stride
     taps = w.astype(dtype)
