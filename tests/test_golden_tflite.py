@@ -95,3 +95,13 @@ def test_live_reference_interpreter(name):
         want = interp.get_tensor(out_index)[0]
         got = list(ours.values())[-1][i]
         assert np.array_equal(got, want), (name, i, got, want)
+
+
+def test_tflite_convolutions_take_the_fused_float_path():
+    """The seed network's convolutions (Q31 multipliers, int8) are proven exact for the fused
+    float32 GEMM + float64 requantizer; losing that path (as a renamed requant mode once did)
+    makes the golden model ~2x slower without changing a bit."""
+    qnet = load_tflite(EXAMPLES / "digits" / "digits_cnn.tflite")
+    convs = [layer for layer in qnet.layers if type(layer).__name__ == "QConv2D"]
+    assert len(convs) == 2
+    assert all(golden._prepared(layer).fused is not None for layer in convs)

@@ -654,3 +654,24 @@ def test_quantize_multiplier_smaller_than_one_exp(real, want):
 def test_quantize_multiplier_smaller_than_one_exp_refuses_what_tflite_aborts_on(real, message):
     with pytest.raises(ValueError, match=message):
         numerics.quantize_multiplier_smaller_than_one_exp(real)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_add_table_lookup_equals_the_direct_arithmetic(seed):
+    """Large ADDs are looked up in a 256 x 256 table of the kernel's own arithmetic: equal to
+    the direct computation (small slices, below the table's size), clamps and all, including
+    broadcasting."""
+    rng = np.random.default_rng(seed)
+    s1, s2 = (float(2.0 ** rng.uniform(-8, -2)) for _ in range(2))
+    params = tk.add_params(s1, s2, float(max(s1, s2) * rng.uniform(0.6, 3)))
+    zps = [int(z) for z in rng.integers(-128, 128, 3)]
+    kw = dict(input1_zero_point=zps[0], input2_zero_point=zps[1], output_zero_point=zps[2],
+              params=params, act_min=int(rng.integers(-128, 0)), act_max=127)
+    a = rng.integers(-128, 128, (400, 400))
+    b = rng.integers(-128, 128, (400, 400))
+    big = tk.add(a, b, **kw)
+    small = np.concatenate([tk.add(a[i:i + 1], b[i:i + 1], **kw) for i in range(len(a))])
+    assert big.dtype == small.dtype and np.array_equal(big, small), seed
+    row = b[:1]
+    assert np.array_equal(tk.add(a, row, **kw),
+                          np.concatenate([tk.add(a[i:i + 1], row, **kw) for i in range(len(a))]))

@@ -34,3 +34,30 @@ def test_impossible_precision_is_reported():
     with pytest.raises(ValueError, match=r"^no multiplier of at most 16 bits reproduces"):
         numerics.wide_multiplier_for_scale(1.234567891234e-7, 0, -128, 127, (-(2**30), 2**30),
                                            max_bits=16)
+
+
+def _python_wide(acc, m, n, zp, act_min, act_max):
+    half = 1 << (n - 1) if n > 0 else 0
+    out = []
+    for a in acc:
+        p = int(a) * m
+        q = (p + half) >> n if p >= 0 else -((-p + half) >> n)
+        out.append(min(max(q + zp, act_min), act_max))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_int64_paths_equal_python_integers(seed):
+    """The split 80-bit products (and the all-zero shifts beyond them) against Python ints."""
+    rng = np.random.default_rng(seed)
+    for _ in range(300):
+        m = int(rng.integers(1, 2 ** int(rng.integers(1, 54))))
+        n = int(rng.integers(0, 100))
+        amax = 2 ** int(rng.integers(1, 32))
+        acc = rng.integers(-amax, amax, size=40)
+        acc[:4] = [amax - 1, -amax, 1 << max(n - 1, 0) if n < 31 else 0, -1]
+        act_min, act_max = (-128, 127) if rng.integers(2) else (-(2**40), 2**40)
+        zp = int(rng.integers(-128, 128))
+        got = numerics.requantize_wide(acc, m, n, zp, act_min, act_max)
+        want = _python_wide(acc, m, n, zp, act_min, act_max)
+        assert list(got) == want, (seed, m, n, amax)

@@ -186,13 +186,22 @@ class _Prepared:
         self.fused = self.requantizer = None
         fused = _Gemm(weights, layer.bias, u_range, bias_row=True)
         if len(fused.chunks) == 1 and fused.dtype == self.gemm.dtype and \
-                r.mode == "multiplier" and \
+                r.mode is RequantMode.TFLITE and \
                 numerics.float64_requantize_exact(fused.acc_abs_max, r.multiplier, r.shift,
                                                   r.zero_point):
             self.fused = fused
             self.requantizer = numerics.Float64Requantizer(
                 r.multiplier, r.shift, r.zero_point, r.act_min, r.act_max,
                 acc_abs_max=fused.acc_abs_max, dtype=self.dtype)
+        elif r.mode is RequantMode.TFLITE and \
+                numerics.float64_requantize_exact(self.gemm.acc_abs_max, r.multiplier,
+                                                  r.shift, r.zero_point):
+            # A reduction too long for one exact float32 chunk (e.g. 3x3x64 taps): the chunks
+            # are summed in float64 by the GEMM, the bias is the requantizer's offset.
+            self.fused = self.gemm
+            self.requantizer = numerics.Float64Requantizer(
+                r.multiplier, r.shift, r.zero_point, r.act_min, r.act_max,
+                acc_abs_max=self.gemm.acc_abs_max, offset=layer.bias, dtype=self.dtype)
 
     def operand(self, x: np.ndarray) -> np.ndarray | None:
         """``x - zp`` in the GEMM's float type, or None if ``x`` leaves the input format (the
@@ -293,7 +302,9 @@ def conv2d(x: np.ndarray, layer: QConv2D, window: Window2D) -> np.ndarray:
             for j in range(kw):
                 taps[:, :, :, i, j] = padded[images, i:i + (oh - 1) * sh + 1:sh,
                                              j:j + (ow - 1) * sw + 1:sw]
-        acc = prepared.fused(cols[:rows])
+        # (the bias column is read only by a GEMM whose weights end with the bias row)
+        acc = prepared.fused(cols[:rows] if prepared.fused is not prepared.gemm
+                             else cols[:rows, :k])
         prepared.requantizer(acc, out=out[images].reshape(rows, filters))
     return out
 

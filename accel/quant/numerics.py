@@ -136,6 +136,7 @@ interpreter with ``OpResolverType.BUILTIN_REF``:
   reference kernels without default delegates.
 """
 
+import functools
 import math
 from typing import Any, Final, TypeAlias
 
@@ -1087,6 +1088,34 @@ class Float64Requantizer:
 # --- the pow2 scheme ------------------------------------------------------------------------
 
 
+def _round_mul_shift(values: NDArray[np.int64], m: int, n: int) -> NDArray[np.int64] | None:
+    """``sign(p) * ((|p| + half) >> n)`` for ``p = values * m`` (``half = 2**(n-1)``, 0 if
+    ``n == 0``), exactly in int64, or None where an intermediate could leave 63 bits.
+
+    The products reach 80 bits (31-bit accumulators, 48-bit multipliers), so ``m`` is split
+    into a high and a low 24-bit part and the shift is applied to the sum of the two partial
+    products in two steps, which is exact because ``floor(floor(x / a) / b) == floor(x / (a
+    * b))``."""
+    u = np.abs(values)
+    amax = int(u.max(initial=0))
+    half = 1 << (n - 1) if n > 0 else 0
+    if amax * m < 2**62:
+        if n > 62:  # |p| < 2**62 <= 2**(n-1): every quotient rounds to 0
+            r = np.zeros_like(u)
+        else:
+            r = (u * m + half) >> n
+    elif amax < 2**32 and m < 2**54 and n >= 24:
+        if n > 86:  # |p| < 2**86 <= 2**(n-1)
+            r = np.zeros_like(u)
+        else:
+            mh, ml = m >> 24, m & 0xFFFFFF
+            low = u * ml + (half & 0xFFFFFF)          # < 2**57
+            r = (u * mh + (half >> 24) + (low >> 24)) >> (n - 24)   # < 2**63 before the shift
+    else:
+        return None
+    return np.where(values < 0, -r, r)
+
+
 def requantize_wide(
     acc: ArrayLike,
     multiplier: int,
@@ -1096,14 +1125,21 @@ def requantize_wide(
     act_max: int,
 ) -> IntArray:
     """``clamp(round(acc * multiplier / 2**shift) + zero_point)``, one rounding, ties away
-    from zero, computed exactly (Python integers for products beyond int64).
+    from zero, computed exactly (split int64 products, or Python integers where even those
+    could overflow).
 
     The hardware form of TFLite's float FULLY_CONNECTED requantization: see
     :func:`wide_multiplier_for_scale`, which finds ``multiplier`` and ``shift`` and proves the
     two equal over a layer's accumulator range.
     """
-    values = np.asarray(acc, dtype=object)
     m, n = int(multiplier), int(shift)
+    values = np.asarray(acc)
+    if values.dtype.kind in "iu" and m >= 0 and n >= 0 and values.dtype.itemsize <= 8 \
+            and (values.dtype.kind == "i" or int(values.max(initial=0)) < 2**63):
+        r = _round_mul_shift(values.astype(np.int64), m, n)
+        if r is not None:
+            return _result(np.clip(r + zero_point, act_min, act_max))
+    values = np.asarray(acc, dtype=object)
     half = 1 << (n - 1) if n > 0 else 0
 
     def one(a: int) -> int:
@@ -1135,28 +1171,64 @@ def wide_multiplier_for_scale(
     both at every integer within 1 of each ``t`` and ``t'`` (for every ``v`` the clamp lets
     through) and at the ends of the range covers every place they could differ. The
     multiplier is widened from 16 bits until that check passes.
-    """
-    from fractions import Fraction
 
-    lo, hi = int(acc_range[0]), int(acc_range[1])
-    exact_scale = Fraction(float(scale))
-    if exact_scale <= 0:
+    A pure function of its arguments, so it is cached: a plan asks it once per output channel
+    for every array size it tries.
+    """
+    return _wide_multiplier(float(scale), int(zero_point), int(act_min), int(act_max),
+                            int(acc_range[0]), int(acc_range[1]), int(max_bits))
+
+
+def _floor_times(c: NDArray[np.int64], p: int, d: int) -> NDArray[np.int64] | None:
+    """``floor(c * p / d)`` elementwise for small ``c`` and positive ``p``, ``d``, exactly in
+    int64 (``p = q * d + r``, so the quotient is ``c * q + floor(c * r / d)``), or None if
+    ``c * q`` or ``c * r`` could leave 63 bits."""
+    q, r = divmod(p, d)
+    cmax = int(np.abs(c).max(initial=0)) + 1
+    if cmax * q >= 2**62 or cmax * r >= 2**62:
+        return None
+    return c * q + (c * r) // d
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _wide_multiplier(scale: float, zero_point: int, act_min: int, act_max: int, lo: int,
+                     hi: int, max_bits: int) -> tuple[int, int]:
+    num, den = scale.as_integer_ratio() if math.isfinite(scale) else (0, 1)
+    if num <= 0:
         raise ValueError(f"scale must be positive, not {scale!r}")
-    e = math.floor(math.log2(float(scale)))
-    levels = range(act_min - zero_point - 1, act_max - zero_point + 1)
+    e = math.floor(math.log2(scale))
+    # 2v + 1 for the levels v the clamp lets through: each step sits next to (v + 1/2) / s.
+    c = 2 * np.arange(act_min - zero_point - 1, act_max - zero_point + 1, dtype=np.int64) + 1
+    taps = np.arange(-1, 3, dtype=np.int64)
+    # Bases beyond the range by more than the taps reach add no point: clip them there so
+    # that every value stays far inside int64.
+    lim = (lo - 4, hi + 4)
+
+    def near(t: NDArray[np.int64]) -> NDArray[np.int64]:
+        return (np.clip(t, *lim)[:, None] + taps).ravel()
+
+    def floors(p: int, d: int) -> NDArray[np.int64]:
+        t = _floor_times(c, p, d)
+        if t is None:
+            t = np.array([min(max(int(ci) * p // d, lim[0]), lim[1]) for ci in c],
+                         dtype=np.int64)
+        return t
+
+    float_points = near(floors(den, 2 * num))         # t = (2v + 1) * den / (2 * num)
+    ends = np.array([lo, hi], dtype=np.int64)
     for bits in range(16, max_bits + 1):
         n = bits - 1 - e
         if n < 0:
             continue
-        m = round(exact_scale * (1 << n))
-        points = {lo, hi}
-        for v in levels:
-            half = Fraction(2 * v + 1, 2)
-            for t in (half / exact_scale, half * (1 << n) / m):
-                base = math.floor(t)
-                points.update(a for a in range(base - 1, base + 3) if lo <= a <= hi)
-        candidates = np.array(sorted(points), dtype=np.int64)
-        want = requantize_float(candidates, float(scale), zero_point, act_min, act_max)
+        # round(scale * 2**n), half to even (what Fraction's round does)
+        m, rem = divmod(num << n, den)
+        if 2 * rem > den or (2 * rem == den and m % 2):
+            m += 1
+        wide_points = near(floors(1 << n, 2 * m))     # t' = (2v + 1) * 2**n / (2 * m)
+        # (duplicates and order do not matter to an elementwise comparison)
+        candidates = np.concatenate((ends, float_points, wide_points))
+        candidates = candidates[(candidates >= lo) & (candidates <= hi)]
+        want = requantize_float(candidates, scale, zero_point, act_min, act_max)
         got = requantize_wide(candidates, m, n, zero_point, act_min, act_max)
         if np.array_equal(np.asarray(want), np.asarray(got)):
             return m, n

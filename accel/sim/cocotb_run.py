@@ -17,9 +17,18 @@ from ..errors import AccelError
 from .bench import check_simulator, run_cocotb_tests
 from .run import HarnessCase, SimResult, SimRun, decode, readout
 
+#: Verilator arguments of the harness build. The testbench touches only the harness's own
+#: ports (``clk``, ``rst``, ``done``, ``rd_*``), so only the top level needs VPI access: the
+#: runner's ``--public-flat-rw`` (every signal of every module public, which keeps Verilator
+#: from optimising any of them away and makes the model much bigger) is turned off again and
+#: ``--public-depth 1`` keeps the top's signals reachable.
+HARNESS_VERILATOR_ARGS = ("--no-public-flat-rw", "--public-depth", "1")
+
 #: Above this many ROM words (weights plus golden values) the harness's ROMs are loaded from
-#: ``$readmemh`` files: Verilog initialisers for millions of words take minutes and gigabytes.
-ROM_FILE_WORDS = 1 << 20
+#: ``$readmemh`` files: Verilog initialisers become one C++ statement per word, which the
+#: compiler takes minutes over (the MLPerf Tiny models hold 10**5..10**6 words) and millions
+#: of words take gigabytes.
+ROM_FILE_WORDS = 1 << 14
 
 
 def rom_words(case: HarnessCase) -> int:
@@ -48,10 +57,12 @@ def write_verilog(case: HarnessCase, path: Path, *, rom_files: bool = False,
 
 def run_cocotb(case: HarnessCase, build_dir: str | Path, *, simulator: str = "verilator",
                max_cycles: int = 50_000_000, waves: str | None = None,
-               rom_files: bool | None = None, rom_min_words: int = 4096) -> SimResult:
+               rom_files: bool | None = None, rom_min_words: int = 4096,
+               build_args: tuple[str, ...] | None = None) -> SimResult:
     """Build and simulate ``case``; the result carries the run's wall times in ``run``.
     ``rom_files`` (default: when the case holds more than :data:`ROM_FILE_WORDS` ROM words)
-    loads the large ROMs from hex files instead of Verilog initialisers."""
+    loads the large ROMs from hex files instead of Verilog initialisers. ``build_args``
+    (default: :data:`HARNESS_VERILATOR_ARGS` for Verilator) go to the simulator's build."""
     build_dir = Path(build_dir).resolve()
     build_dir.mkdir(parents=True, exist_ok=True)
     source = build_dir / "accel_harness.v"
@@ -66,6 +77,9 @@ def run_cocotb(case: HarnessCase, build_dir: str | Path, *, simulator: str = "ve
     run = run_cocotb_tests(sources=[*extra_sources, source], toplevel="accel_harness",
                            test_module="accel.sim.cocotb_tb", build_dir=build_dir,
                            simulator=simulator, waves=bool(waves),
+                           build_args=(build_args if build_args is not None else
+                                       HARNESS_VERILATOR_ARGS if simulator == "verilator"
+                                       else ()),
                            extra_env={"ACCEL_SIM_SPEC": str(spec_path),
                                       "ACCEL_SIM_RESULT": str(result_path)})
     if not result_path.exists():
