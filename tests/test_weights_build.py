@@ -18,7 +18,8 @@ from accel.quant.random_model import random_quantized
 from accel.spec import Dense, Flatten, Network
 from accel.synth import fit
 from accel.synth.boards import get_board
-from accel.synth.build import prepare, weight_clock, weights_section, write_weights
+from accel.synth.build import (image_identity, prepare, weight_clock, weights_section,
+                                write_weights)
 from accel.synth.weight_image import flash_offset, read_weight_image
 
 from .synth.litedram_marks import needs_litedram
@@ -87,6 +88,8 @@ def test_weight_image_and_report_section(tmp_path):
     assert section["flash_offset"] == 0x20000 and section["layers"] == ["dense", "dense_1"]
     assert section["payload_bytes"] == len(decoded.payload) == weight_memory_plan(plan).words * 2
     assert section["crc32"] == decoded.crc and section["memory"] == "spram"
+    # The board top is built to take exactly this image (length and CRC in its header check).
+    assert image_identity(plan) == (len(decoded.payload), decoded.crc)
 
 
 def test_program_flash_writes_the_image_at_its_offset(tmp_path, monkeypatch):

@@ -12,7 +12,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..synth.weight_image import HEADER_BYTES
 from .burst_reader import BurstReader, burst_request_layout
-from .image_receiver import ImageReceiver
+from .image_receiver import ImageReceiver, check_expect
 from .weight_loader import write_layout
 
 __all__ = ["FlashImageLoader"]
@@ -25,7 +25,9 @@ class FlashImageLoader(wiring.Component):
 
     The header must carry the magic and version, ``word_width``, a payload length of 1 to
     ``max_length`` bytes and ``flash_offset`` itself (an image written for another offset or
-    board is refused); otherwise nothing is written, ``done`` rises with ``header_ok`` low.
+    board is refused) and, with ``expect``, the payload length and CRC-32 of the image the
+    design was built for (:class:`~accel.hw.image_receiver.ImageReceiver`); otherwise nothing
+    is written, ``done`` rises with ``header_ok`` low.
 
     Parameters
     ----------
@@ -39,6 +41,8 @@ class FlashImageLoader(wiring.Component):
         The largest payload in bytes that the memory holds.
     max_burst : int
         The longest flash request, in bytes.
+    expect : tuple of (int, int) or None
+        ``(payload length, CRC-32)`` the image must have, or ``None``.
 
     Members
     -------
@@ -59,7 +63,8 @@ class FlashImageLoader(wiring.Component):
     """
 
     def __init__(self, *, flash_offset: int, word_width: int, dst_addr_width: int,
-                 max_length: int, max_burst: int = 64):
+                 max_length: int, max_burst: int = 64,
+                 expect: tuple[int, int] | None = None):
         for name, value in (("word_width", word_width), ("dst_addr_width", dst_addr_width),
                             ("max_length", max_length), ("max_burst", max_burst)):
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
@@ -75,6 +80,7 @@ class FlashImageLoader(wiring.Component):
                              f"bits, not {max_length!r}")
         self.flash_offset, self.word_width = flash_offset, word_width
         self.dst_addr_width, self.max_length, self.max_burst = dst_addr_width, max_length, max_burst
+        self.expect = check_expect(expect, max_length=max_length, word_width=word_width)
         super().__init__({
             "mem_cmd": Out(stream.Signature(burst_request_layout(FLASH_ADDR_WIDTH, max_burst))),
             "mem_rsp": In(stream.Signature(8)),
@@ -89,7 +95,7 @@ class FlashImageLoader(wiring.Component):
             max_burst=self.max_burst, fifo_depth=2 * self.max_burst)
         m.submodules.image = image = ImageReceiver(
             flash_offset=self.flash_offset, word_width=self.word_width,
-            dst_addr_width=self.dst_addr_width, max_length=self.max_length)
+            dst_addr_width=self.dst_addr_width, max_length=self.max_length, expect=self.expect)
         wiring.connect(m, reader.mem_cmd, wiring.flipped(self.mem_cmd))
         wiring.connect(m, wiring.flipped(self.mem_rsp), reader.mem_rsp)
         wiring.connect(m, image.writes, wiring.flipped(self.writes))

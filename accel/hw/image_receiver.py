@@ -15,7 +15,25 @@ from ..synth.weight_image import HEADER_BYTES, MAGIC, VERSION
 from .crc32 import CRC32
 from .weight_loader import WeightLoader, write_layout
 
-__all__ = ["ImageReceiver"]
+__all__ = ["ImageReceiver", "check_expect"]
+
+
+def check_expect(expect, *, max_length: int, word_width: int) -> tuple[int, int] | None:
+    """``expect`` (``None``, or the payload length and CRC-32 of the one image a design takes)
+    if it is one a receiver of ``max_length`` bytes and ``word_width``-bit words can take;
+    else ``ValueError``."""
+    if expect is None:
+        return None
+    ok = isinstance(expect, tuple) and len(expect) == 2
+    if ok:
+        length, crc = expect
+        ok = (isinstance(length, int) and 0 < length <= max_length
+              and length % (word_width // 8) == 0
+              and isinstance(crc, int) and 0 <= crc < 1 << 32)
+    if not ok:
+        raise ValueError(f"expect must be (whole-word length up to max_length, 32-bit CRC), "
+                         f"not {expect!r}")
+    return expect
 
 
 class ImageReceiver(wiring.Component):
@@ -23,8 +41,11 @@ class ImageReceiver(wiring.Component):
 
     The header must carry the magic and version, ``word_width``, a payload length of 1 to
     ``max_length`` whole words and ``flash_offset`` (an image made for another board is
-    refused). A refused header ends the image at once (``done`` with ``header_ok`` low) and
-    no payload byte is taken; otherwise exactly ``length`` payload bytes are.
+    refused); with ``expect``, also exactly that payload length and CRC-32 (an image made for
+    another network, or another build of it, is refused: the bitstream's requantizer constants
+    and weight layout belong to one image). A refused header ends the image at once (``done``
+    with ``header_ok`` low) and no payload byte is taken; otherwise exactly ``length`` payload
+    bytes are.
 
     Parameters
     ----------
@@ -36,6 +57,9 @@ class ImageReceiver(wiring.Component):
         Memory word address bits.
     max_length : int
         The largest payload in bytes that the memory holds.
+    expect : tuple of (int, int) or None
+        ``(payload length, CRC-32)`` of the one image this design was built for, or ``None``
+        to take any image that fits (the UART development loader).
 
     Members
     -------
@@ -59,7 +83,7 @@ class ImageReceiver(wiring.Component):
     """
 
     def __init__(self, *, flash_offset: int, word_width: int, dst_addr_width: int,
-                 max_length: int):
+                 max_length: int, expect: tuple[int, int] | None = None):
         for name, value in (("word_width", word_width), ("dst_addr_width", dst_addr_width),
                             ("max_length", max_length)):
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
@@ -74,6 +98,7 @@ class ImageReceiver(wiring.Component):
                              f"bits, not {max_length!r}")
         self.flash_offset, self.word_width = flash_offset, word_width
         self.dst_addr_width, self.max_length = dst_addr_width, max_length
+        self.expect = check_expect(expect, max_length=max_length, word_width=word_width)
         super().__init__({
             "i": In(stream.Signature(8)),
             "writes": Out(stream.Signature(write_layout(dst_addr_width, word_width))),
@@ -100,6 +125,8 @@ class ImageReceiver(wiring.Component):
         valid = ((magic == struct.unpack("<I", MAGIC)[0]) & (version == VERSION)
                  & (width == self.word_width) & (length != 0) & (length <= self.max_length)
                  & (length % word_bytes == 0) & (offset == self.flash_offset))
+        if self.expect is not None:
+            valid &= (length == self.expect[0]) & (want_crc == self.expect[1])
         count = Signal(32)
 
         with m.FSM():

@@ -319,8 +319,22 @@ def weight_clock(board: Board, plan: NetworkPlan, clock_mhz: float | None
     return pll.output_mhz, pll
 
 
-def _weight_memory(memory_plan, board: Board, clock_mhz: float, top: str):
-    """The board's weight memory component for ``memory_plan`` at ``clock_mhz``."""
+def image_identity(plan: NetworkPlan) -> tuple[int, int]:
+    """``(payload length, CRC-32)`` of the weight image :func:`write_weights` writes for
+    ``plan``: the board top refuses any other image, so weights made for another network (or
+    another quantization of this one) are never used with this bitstream's constants."""
+    import zlib
+
+    from ..plan.weights import image_payload
+
+    payload = image_payload([s.streamed for s in plan.streamed_stages])
+    return len(payload), zlib.crc32(payload)
+
+
+def _weight_memory(memory_plan, board: Board, clock_mhz: float, top: str,
+                   expect: tuple[int, int]):
+    """The board's weight memory component for ``memory_plan`` at ``clock_mhz``, taking only
+    the image ``expect`` names (:func:`image_identity`)."""
     from .weight_image import FLASH_LAYOUTS, HEADER_BYTES, flash_offset
 
     if memory_plan.memory.kind == "sdram":
@@ -331,10 +345,11 @@ def _weight_memory(memory_plan, board: Board, clock_mhz: float, top: str):
         core = litedram.generate_core(config)
         capacity = FLASH_LAYOUTS[board.name].capacity - HEADER_BYTES
         return ULX3SWeightMemory(core=core, config=config, max_length=capacity,
-                                 max_burst=memory_plan.max_burst, board=board.name)
+                                 max_burst=memory_plan.max_burst, board=board.name,
+                                 expect=expect)
     # The iCEBreaker: the UART top uses both LEDs; the self-test top only the first.
     return ICEBreakerWeightMemory(plan=memory_plan, flash_offset=flash_offset(board.name),
-                                  leds=(1,) if top == "selftest" else ())
+                                  leds=(1,) if top == "selftest" else (), expect=expect)
 
 
 def weights_section(plan: NetworkPlan, board: Board, image: Path) -> dict:
@@ -395,7 +410,8 @@ def prepare(qnet: QuantizedNetwork, plan: NetworkPlan, board: Board, *, clock_mh
     memory = None
     if memory_kind is not None:
         accelerator = StreamedAccelerator(accelerator=accelerator)
-        memory = _weight_memory(accelerator.memory_plan, board, clock_mhz, top)
+        memory = _weight_memory(accelerator.memory_plan, board, clock_mhz, top,
+                                image_identity(plan))
     status = memory.status if memory is not None else None
     if top == "uart":
         top_module = UartTop(accelerator=accelerator, image_values=plan.input_cycles,

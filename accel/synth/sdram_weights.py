@@ -108,6 +108,9 @@ class SDRAMWeights(wiring.Component):
         the ULX3S wires one data lane: ``0x0B`` or ``0x03``).
     power_up_us : float
         The SDRAM power-up wait (:class:`~accel.hw.litedram_port.SDRAMInit`).
+    expect : tuple of (int, int) or None
+        ``(payload length, CRC-32)`` of the image built with the design: any other image is
+        refused (:class:`~accel.hw.image_receiver.ImageReceiver`); ``None`` takes any.
 
     Members
     -------
@@ -139,14 +142,14 @@ class SDRAMWeights(wiring.Component):
     def __init__(self, *, steps, csr: dict, clk_freq: float, flash_offset: int,
                  max_length: int, addr_width: int = 25, max_burst: int = 64,
                  flash_burst: int = 64, flash_command: int = 0x0B, flash_divisor: int = 1,
-                 power_up_us: float = 200.0):
+                 power_up_us: float = 200.0, expect: tuple[int, int] | None = None):
         self._init = SDRAMInit(steps=steps, csr=csr, clk_freq=clk_freq,
                                power_up_us=power_up_us)
         self._flash = SPIFlashReader(command=flash_command, divisor=flash_divisor,
                                      max_burst=flash_burst)
         self._loader = FlashImageLoader(flash_offset=flash_offset, word_width=WORD_WIDTH,
                                         dst_addr_width=addr_width, max_length=max_length,
-                                        max_burst=flash_burst)
+                                        max_burst=flash_burst, expect=expect)
         self._writer = LiteDRAMWriter(addr_width=addr_width, data_width=WORD_WIDTH)
         self._reader = LiteDRAMReader(addr_width=addr_width, data_width=WORD_WIDTH,
                                       max_burst=max_burst)
@@ -288,6 +291,9 @@ class ULX3SWeightMemory(wiring.Component):
     leds : tuple of two int, or None
         The board LEDs that show ``ready`` and ``error`` (the UART top uses LEDs 0 and 1);
         None leaves the LEDs to the top.
+    expect : tuple of (int, int) or None
+        ``(payload length, CRC-32)`` of the image built with the design: any other image is
+        refused (:class:`~accel.hw.image_receiver.ImageReceiver`); ``None`` takes any.
 
     Members
     -------
@@ -297,7 +303,7 @@ class ULX3SWeightMemory(wiring.Component):
 
     def __init__(self, *, core, config, max_length: int, max_burst: int = 64,
                  sdram_clock_domain: str = "sdram", board: str = "ulx3s-85f",
-                 leds: tuple | None = (2, 3)):
+                 leds: tuple | None = (2, 3), expect: tuple[int, int] | None = None):
         if leds is not None and (len(leds) != 2 or not all(isinstance(k, int) for k in leds)):
             raise ValueError(f"leds must be two LED indices or None, not {leds!r}")
         self.leds = leds
@@ -310,7 +316,7 @@ class ULX3SWeightMemory(wiring.Component):
                                     clk_freq=config.sys_clk_freq,
                                     flash_offset=board_flash_offset(board),
                                     max_length=max_length, addr_width=addr_width,
-                                    max_burst=max_burst)
+                                    max_burst=max_burst, expect=expect)
         super().__init__({
             "mem_cmd": In(stream.Signature(burst_request_layout(addr_width, max_burst))),
             "mem_rsp": Out(stream.Signature(WORD_WIDTH)),

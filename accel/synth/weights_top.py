@@ -159,6 +159,9 @@ class SPRAMWeights(wiring.Component):
         The flash clock divisor (SCK = clock / (2 * divisor)).
     primitive : bool or None
         As for :class:`~accel.hw.spram.SPRAM` (None: ``SB_SPRAM256KA`` on iCE40 UltraPlus).
+    expect : tuple of (int, int) or None
+        ``(payload length, CRC-32)`` of the image built with the design: any other image is
+        refused (:class:`~accel.hw.image_receiver.ImageReceiver`); ``None`` takes any.
 
     Members
     -------
@@ -172,7 +175,7 @@ class SPRAMWeights(wiring.Component):
     """
 
     def __init__(self, *, plan: WeightMemoryPlan, flash_offset: int, flash_divisor: int = 1,
-                 primitive: bool | None = None):
+                 primitive: bool | None = None, expect: tuple[int, int] | None = None):
         if not isinstance(plan, WeightMemoryPlan) or plan.memory.kind != "spram":
             raise ValueError(f"plan must be an SPRAM WeightMemoryPlan, not {plan!r}")
         self.plan = plan
@@ -183,7 +186,8 @@ class SPRAMWeights(wiring.Component):
         self._flash = SPIFlashReader(command=0x0B, divisor=flash_divisor, max_burst=64)
         self._loader = FlashImageLoader(flash_offset=flash_offset, word_width=plan.word_bits,
                                         dst_addr_width=self.addr_width,
-                                        max_length=depth * plan.word_bits // 8, max_burst=64)
+                                        max_length=depth * plan.word_bits // 8, max_burst=64,
+                                        expect=expect)
         super().__init__({
             "mem_cmd": In(stream.Signature(burst_request_layout(self.addr_width,
                                                                 plan.max_burst))),
@@ -220,7 +224,7 @@ class ICEBreakerWeightMemory(wiring.Component):
 
     Parameters
     ----------
-    plan, flash_offset
+    plan, flash_offset, expect
         As :class:`SPRAMWeights`.
     leds : tuple of int
         Board LEDs showing ``ready`` and then ``error`` (as many as given; the iCEBreaker has
@@ -232,12 +236,13 @@ class ICEBreakerWeightMemory(wiring.Component):
         As :class:`SPRAMWeights`.
     """
 
-    def __init__(self, *, plan: WeightMemoryPlan, flash_offset: int, leds: tuple = ()):
+    def __init__(self, *, plan: WeightMemoryPlan, flash_offset: int, leds: tuple = (),
+                 expect: tuple[int, int] | None = None):
         if not isinstance(leds, tuple) or len(leds) > 2 or \
                 not all(isinstance(k, int) for k in leds):
             raise ValueError(f"leds must be a tuple of at most two LED indices, not {leds!r}")
         self.leds = leds
-        self.weights = SPRAMWeights(plan=plan, flash_offset=flash_offset)
+        self.weights = SPRAMWeights(plan=plan, flash_offset=flash_offset, expect=expect)
         w = self.weights
         super().__init__({
             "mem_cmd": In(stream.Signature(burst_request_layout(w.addr_width, plan.max_burst))),

@@ -5,6 +5,8 @@ byte is caught (crc_ok low); bad headers are refused without writing."""
 
 from __future__ import annotations
 
+import zlib
+
 import numpy as np
 import pytest
 from amaranth import Module
@@ -25,10 +27,10 @@ OFFSET = 0x1000
 class _Board(wiring.Component):
     """Flash pins -> SPIFlashReader -> FlashImageLoader -> SPRAMBurstMemory."""
 
-    def __init__(self):
+    def __init__(self, expect=None):
         self.flash = SPIFlashReader(command=0x6B, max_burst=32, usrmclk=False)
         self.loader = FlashImageLoader(flash_offset=OFFSET, word_width=16, dst_addr_width=14,
-                                       max_length=1024, max_burst=32)
+                                       max_length=1024, max_burst=32, expect=expect)
         self.spram = SPRAMBurstMemory(width=16, depth=16384, max_burst=16, primitive=False)
         super().__init__({"cmd": wiring.In(self.spram.cmd.signature.flip()),
                           "rsp": Out(self.spram.rsp.signature), "writes": Out(16)})
@@ -54,8 +56,8 @@ def _flash_with(image: bytes, seed: int) -> bytes:
     return bytes(flash)
 
 
-def _load(image: bytes, seed: int, *, read_words: int = 0):
-    dut = _Board()
+def _load(image: bytes, seed: int, *, read_words: int = 0, expect=None):
+    dut = _Board(expect)
     model = SPIFlashModel(_flash_with(image, seed), command=0x6B)
     result = {}
 
@@ -100,6 +102,24 @@ def test_corrupted_byte_is_caught():
     assert (got["header_ok"], got["crc_ok"]) == (1, 0), f"seed {seed}"
 
 
+def test_only_the_image_built_for_is_taken():
+    """A loader built for one image (its length and CRC, as the board tops are) loads that
+    image and refuses a well-formed image of the same size made for other weights, and one of
+    another length: a bitstream never runs with another network's weights."""
+    seed = 14
+    payload = _payload(seed)
+    own = (len(payload), zlib.crc32(payload))
+    image = pack_weight_image(payload, word_width=16, flash_offset=OFFSET)
+    got = _load(image, seed, read_words=4, expect=own)
+    assert (got["header_ok"], got["crc_ok"], got["writes"]) == (1, 1, len(payload) // 2)
+    other = bytes(reversed(payload))
+    assert zlib.crc32(other) != own[1]
+    for name, wrong in (("other weights", other), ("other length", payload[:-2])):
+        got = _load(pack_weight_image(wrong, word_width=16, flash_offset=OFFSET), seed,
+                    expect=own)
+        assert (got["header_ok"], got["crc_ok"], got["writes"]) == (0, 0, 0), name
+
+
 def _edit(image, at, value):
     image = bytearray(image)
     image[at] = value
@@ -127,6 +147,8 @@ def test_bad_header_is_caught(name, change):
     ({"flash_offset": 1 << 24}, (r"^flash_offset must leave room for the image below 16 MB, "
                                  r"not 16777216$")),
     ({"max_burst": 0}, r"^max_burst must be a positive integer, not 0$"),
+    ({"expect": (3, 0)}, r"^expect must be \(whole-word length up to max_length, 32-bit CRC\)"),
+    ({"expect": (2048, 0)}, r"^expect must be"),
 ])
 def test_bad_parameters(kwargs, message):
     args = {"flash_offset": 0, "word_width": 16, "dst_addr_width": 14, "max_length": 1024,
