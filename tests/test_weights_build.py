@@ -18,8 +18,7 @@ from accel.quant.random_model import random_quantized
 from accel.spec import Dense, Flatten, Network
 from accel.synth import fit
 from accel.synth.boards import get_board
-from accel.synth.build import (image_identity, prepare, weight_clock, weights_section,
-                                write_weights)
+from accel.synth.build import image_identity, prepare, weight_clock, weights_section, write_weights
 from accel.synth.weight_image import flash_offset, read_weight_image
 
 from .synth.litedram_marks import needs_litedram
