@@ -68,6 +68,7 @@ from accel.plan.requant import (
     lane_fields,
     lane_values,
     mult_field_bits,
+    narrow_for,
     pow2_widths,
     requant_timing,
 )
@@ -246,9 +247,16 @@ class Requantizer(wiring.Component):
                 f"act_min must not exceed act_max, not {self.act_min} > {self.act_max}"
             )
         self.groups = ceil_div(C, self.lanes)
-        self.mult_bits = mult_field_bits(self.mode, getattr(self, "multiplier", None))
+        self.narrow = narrow_for(
+            self.mode, acc_bits=self.acc_bits, bias=self.bias, zero_point=self.zero_point,
+            act_min=self.act_min, act_max=self.act_max,
+            multiplier=getattr(self, "multiplier", None), shift=getattr(self, "shift", None),
+            scale=getattr(self, "scale", None), single_rounding=self.single_rounding)
+        self.mult_bits = (self.narrow.mult_bits if self.narrow else
+                          mult_field_bits(self.mode, getattr(self, "multiplier", None)))
         self._pipe, self.latency, self._fifo_depth = requant_timing(
-            self.mode, mult_bits=self.mult_bits, single_rounding=self.single_rounding)
+            self.mode, mult_bits=self.mult_bits, single_rounding=self.single_rounding,
+            narrow=self.narrow)
         super().__init__({
             "i": In(stream.Signature(pixel_layout(self.lanes, self.acc_bits))),
             "o": Out(stream.Signature(pixel_layout(self.lanes, self.out_bits))),
@@ -264,14 +272,15 @@ class Requantizer(wiring.Component):
     def _lane_fields(self) -> dict[str, object]:
         """Shapes of the per-lane ROM fields (:func:`accel.plan.requant.lane_fields`)."""
         fields = lane_fields(self.mode, acc_bits=self.acc_bits, out_bits=self.out_bits,
-                             bias=self.bias, mult_bits=self.mult_bits)
+                             bias=self.bias, mult_bits=self.mult_bits, narrow=self.narrow)
         return {name: signed(bits) if is_signed else unsigned(bits)
                 for name, (is_signed, bits) in fields.items()}
 
     def _lane_values(self, ch: int) -> dict[str, int]:
         return lane_values(self.mode, ch, acc_bits=self.acc_bits, out_bits=self.out_bits,
                            bias=self.bias, multiplier=getattr(self, "multiplier", None),
-                           shift=getattr(self, "shift", None), scale=getattr(self, "scale", None))
+                           shift=getattr(self, "shift", None), scale=getattr(self, "scale", None),
+                           narrow=self.narrow)
 
     def _pow2_widths(self) -> tuple[int, int]:
         return pow2_widths(self.acc_bits, self.bias)
@@ -327,7 +336,7 @@ class Requantizer(wiring.Component):
             build = {
                 "tflite": self._tflite, "float": self._float, "wide": self._float,
                 "pow2": self._pow2,
-            }[self.mode]
+            }[self.mode] if self.narrow is None else self._narrow_lane
             value, stages = build(m, reg, acc, p, f"l{lane}")
             assert stages == self._pipe - 1, (stages, self._pipe)
             results.append(value)
@@ -395,6 +404,44 @@ class Requantizer(wiring.Component):
             stages += 1
         product, shift = terms[0]
         return product << shift, stages
+
+    def _narrow_lane(self, m, reg, acc, p, name):
+        """The narrow form (:class:`~accel.plan.requant.NarrowForm`): the product in logic, as
+        rows of ``x'`` gated by the multiplier's bits, summed in pairs, a register per level."""
+        nf = self.narrow
+        x = reg(acc + p.bias, f"{name}_x")
+        params = reg(p.as_value(), f"{name}_p1")
+        p1 = data.View(p.shape(), params)
+        # The clamp of x; its sign picks the rounding constant (constant folded when the
+        # clamp range has one sign).
+        clamped = Mux(x < nf.x_lo, nf.x_lo, Mux(x > nf.x_hi, nf.x_hi, x))
+        xc = reg(clamped[:nf.x_bits].as_signed(), f"{name}_xc", signed(nf.x_bits))
+        negative = (x < 0) if nf.x_lo < 0 <= nf.x_hi else (nf.x_hi < 0)
+        rc = reg(Mux(negative, p1.rneg, p1.rpos), f"{name}_rc", signed(nf.round_bits))
+        mult = reg(p1.mult, f"{name}_m", unsigned(nf.mult_bits))
+        stages = 2
+        terms = [(Mux(mult[j], xc, 0), j) for j in range(nf.mult_bits)] + [(rc, 0)]
+        level = 0
+        while len(terms) > 1 or level == 0:
+            paired = []
+            for n in range(0, len(terms) - 1, 2):
+                (a, sa), (b, sb) = terms[n], terms[n + 1]
+                base = min(sa, sb)
+                paired.append((reg((a << (sa - base)) + (b << (sb - base)),
+                                   f"{name}_t{level}_{n}"), base))
+            if len(terms) % 2:
+                a, sa = terms[-1]
+                paired.append((reg(a, f"{name}_t{level}_{len(terms) - 1}"), sa))
+            terms = paired
+            level += 1
+        assert level == nf.tree_levels, (level, nf.tree_levels)
+        stages += level
+        total, at = terms[0]
+        # floor((x' m + r) / 2**shift): the division is wiring; the zero point is in r.
+        value = (total << at) >> nf.shift
+        out = reg(self._clamp(value), f"{name}_out", signed(self.out_bits))
+        stages += 1
+        return out, stages
 
     def _tflite(self, m, reg, acc, p, name):
         # 1: x = acc + bias (33 bits; int32 within the contract).
