@@ -71,6 +71,7 @@ from accel.plan.requant import (
     narrow_for,
     pow2_widths,
     requant_timing,
+    serial_digits,
 )
 from accel.quant.requant_mode import RequantMode
 from accel.spec.shapes import ceil_div
@@ -164,6 +165,11 @@ class Requantizer(wiring.Component):
         Output clamp within the ``out_bits`` range (fused ReLU/ReLU6); default the whole range.
     single_rounding : bool
         ``"tflite"`` only: TFLite built with ``TFLITE_SINGLE_ROUNDING``.
+    beat_cycles : int
+        The producer's fewest cycles between two beats (default 1). With room, a narrow lane
+        multiplies serially in ``cycles <= beat_cycles`` cycles
+        (:func:`accel.plan.requant.serial_digits`) and ``i`` then takes at most one beat per
+        ``cycles`` cycles; a producer that keeps its promise is never stalled.
 
     Members
     -------
@@ -196,6 +202,7 @@ class Requantizer(wiring.Component):
         act_min: int | None = None,
         act_max: int | None = None,
         single_rounding: bool = False,
+        beat_cycles: int = 1,
     ) -> None:
         self.channels = check_int("channels", channels, 1)
         self.lanes = check_int("lanes", lanes, 1)
@@ -209,6 +216,7 @@ class Requantizer(wiring.Component):
         if not isinstance(single_rounding, bool | np.bool_):
             raise TypeError(f"single_rounding must be True or False, not {single_rounding!r}")
         self.single_rounding = bool(single_rounding)
+        self.beat_cycles = check_int("beat_cycles", beat_cycles, 1)
         for name, value, modes in (
             ("multiplier", multiplier, ("tflite", "wide")),
             ("scale", scale, ("float",)),
@@ -254,9 +262,10 @@ class Requantizer(wiring.Component):
             scale=getattr(self, "scale", None), single_rounding=self.single_rounding)
         self.mult_bits = (self.narrow.mult_bits if self.narrow else
                           mult_field_bits(self.mode, getattr(self, "multiplier", None)))
+        self.serial = serial_digits(self.narrow, self.beat_cycles)
         self._pipe, self.latency, self._fifo_depth = requant_timing(
             self.mode, mult_bits=self.mult_bits, single_rounding=self.single_rounding,
-            narrow=self.narrow)
+            narrow=self.narrow, beat_cycles=self.beat_cycles)
         super().__init__({
             "i": In(stream.Signature(pixel_layout(self.lanes, self.acc_bits))),
             "o": Out(stream.Signature(pixel_layout(self.lanes, self.out_bits))),
@@ -311,8 +320,14 @@ class Requantizer(wiring.Component):
         credits = Signal(range(self._fifo_depth + 1))
         take = self.i.valid & self.i.ready
         deliver = self.o.valid & self.o.ready
-        m.d.comb += self.i.ready.eq(credits < self._fifo_depth)
         m.d.sync += credits.eq(credits + take - deliver)
+        if self.serial is None:
+            m.d.comb += self.i.ready.eq(credits < self._fifo_depth)
+        else:
+            # A serial lane is busy for `cycles` cycles per beat.
+            hold = Signal(range(self.serial[1]), name="hold")
+            m.d.comb += self.i.ready.eq((credits < self._fifo_depth) & (hold == 0))
+            m.d.sync += hold.eq(Mux(take, self.serial[1] - 1, Mux(hold == 0, 0, hold - 1)))
 
         group = Signal(range(G))
         with m.If(take):
@@ -327,6 +342,7 @@ class Requantizer(wiring.Component):
         # Stage 0 -> 1: the beat and its group's parameters.
         acc1 = reg(self.i.payload.data.as_value(), "acc1")
         valid1 = reg(take, "valid1")
+        self._valid1 = valid1
         side1 = reg(Cat(self.i.payload.last, group == G - 1), "side1")
 
         results = []
@@ -336,7 +352,8 @@ class Requantizer(wiring.Component):
             build = {
                 "tflite": self._tflite, "float": self._float, "wide": self._float,
                 "pow2": self._pow2,
-            }[self.mode] if self.narrow is None else self._narrow_lane
+            }[self.mode] if self.narrow is None else (
+                self._narrow_lane if self.serial is None else self._serial_lane)
             value, stages = build(m, reg, acc, p, f"l{lane}")
             assert stages == self._pipe - 1, (stages, self._pipe)
             results.append(value)
@@ -442,6 +459,45 @@ class Requantizer(wiring.Component):
         out = reg(self._clamp(value), f"{name}_out", signed(self.out_bits))
         stages += 1
         return out, stages
+
+    def _serial_lane(self, m, reg, acc, p, name):
+        """The narrow form, multiplied serially: ``digit`` bits of the multiplier per cycle,
+        most significant first (``S = S * 2**digit + x' * digit_value``), the rounding constant
+        added with the last digit. One beat per ``cycles`` cycles (``i.ready`` holds off the
+        rest), so the registers loaded for a beat are free again when the next arrives."""
+        nf = self.narrow
+        digit, cycles = self.serial
+        x = reg(acc + p.bias, f"{name}_x")
+        params = reg(p.as_value(), f"{name}_p1")
+        p1 = data.View(p.shape(), params)
+        valid2 = Signal(name=f"{name}_v2")
+        m.d.sync += valid2.eq(self._valid1)
+        clamped = Mux(x < nf.x_lo, nf.x_lo, Mux(x > nf.x_hi, nf.x_hi, x))
+        negative = (x < 0) if nf.x_lo < 0 <= nf.x_hi else (nf.x_hi < 0)
+        xs = Signal(signed(nf.x_bits), name=f"{name}_xs")
+        rs = Signal(signed(nf.round_bits), name=f"{name}_rs")
+        ms = Signal(digit * cycles, name=f"{name}_ms")  # the digits left, msb first
+        count = Signal(range(cycles + 1), name=f"{name}_count")
+        with m.If(valid2):  # load (the previous beat's last digit goes out in this cycle)
+            m.d.sync += [xs.eq(clamped[:nf.x_bits].as_signed()),
+                         rs.eq(Mux(negative, p1.rneg, p1.rpos)),
+                         ms.eq(p1.mult), count.eq(cycles)]
+        with m.Elif(count != 0):
+            m.d.sync += [ms.eq(ms << digit), count.eq(count - 1)]
+        top = ms[digit * cycles - digit:]
+        rows = [(Mux(top[i], xs, 0), i) for i in range(digit)]
+        total = rows[0][0] if digit == 1 else sum((r << s for r, s in rows), start=Const(0))
+        part = Signal(signed(max(nf.x_bits + digit + 1, nf.round_bits + 1)), name=f"{name}_P")
+        first = Signal(name=f"{name}_first")
+        busy = Signal(name=f"{name}_busy")
+        m.d.sync += [part.eq(total + Mux(count == 1, rs, 0)), first.eq(count == cycles),
+                     busy.eq(count != 0)]
+        width = max(nf.x_bits + digit * cycles, nf.round_bits) + 2
+        s = Signal(signed(width), name=f"{name}_S")
+        with m.If(busy):
+            m.d.sync += s.eq(Mux(first, part, (s << digit) + part))
+        out = reg(self._clamp(s >> nf.shift), f"{name}_out", signed(self.out_bits))
+        return out, 2 + cycles + 2
 
     def _tflite(self, m, reg, acc, p, name):
         # 1: x = acc + bias (33 bits; int32 within the contract).

@@ -37,6 +37,7 @@ __all__ = [
     "mult_field_bits",
     "multipliers_per_lane",
     "narrow_for",
+    "serial_digits",
     "narrow_form",
     "partial_products",
     "pipeline_stages",
@@ -150,9 +151,33 @@ def multipliers_per_lane(mult_bits: int, family: str) -> int:
     return len(pieces) + math.ceil(full / 2)
 
 
+#: Most multiplier bits a serial narrow lane takes per cycle.
+SERIAL_MAX_DIGIT = 4
+
+
+def serial_digits(narrow: NarrowForm | None, beat_cycles: int) -> tuple[int, int] | None:
+    """``(digit, cycles)`` of a serial narrow lane, or None (the lane is a parallel tree).
+
+    A stage's requantizer sees a beat at most every ``beat_cycles`` cycles (a compute stage's
+    accumulators: one beat per ``Kt`` k-tiles). When that leaves room, the product takes
+    ``cycles <= beat_cycles`` cycles, ``digit`` multiplier bits each (at most
+    :data:`SERIAL_MAX_DIGIT`): a few rows of adders instead of ``mult_bits`` rows."""
+    if narrow is None or beat_cycles < 2:
+        return None
+    digit = -(-narrow.mult_bits // beat_cycles)
+    if digit > SERIAL_MAX_DIGIT:
+        return None
+    return digit, -(-narrow.mult_bits // digit)
+
+
 def pipeline_stages(mode: RequantMode, *, mult_bits: int, single_rounding: bool,
-                    narrow: NarrowForm | None = None) -> int:
+                    narrow: NarrowForm | None = None, beat_cycles: int = 1) -> int:
     """Register stages from the input to the output FIFO (checked against the datapath)."""
+    serial = serial_digits(narrow, beat_cycles)
+    if serial is not None:
+        # acc/ROM, bias, load (clamp of x), a digit's rows per cycle, the last
+        # accumulation, the output clamp.
+        return 3 + serial[1] + 2
     if narrow is not None:
         # acc/ROM, bias, clamp of x, the product's adder levels, the output clamp.
         return 3 + narrow.tree_levels + 1
@@ -166,12 +191,13 @@ def pipeline_stages(mode: RequantMode, *, mult_bits: int, single_rounding: bool,
 
 
 def requant_timing(mode: RequantMode, *, mult_bits: int, single_rounding: bool,
-                   narrow: NarrowForm | None = None) -> tuple[int, int, int]:
+                   narrow: NarrowForm | None = None,
+                   beat_cycles: int = 1) -> tuple[int, int, int]:
     """``(pipeline stages, latency, FIFO depth)``. A SyncFIFOBuffered delivers a word written
     in cycle t in cycle t + 2 at the earliest, so ``latency = stages + 2``; the FIFO holds
     every beat in flight plus two, so that one beat per cycle goes through."""
     stages = pipeline_stages(mode, mult_bits=mult_bits, single_rounding=single_rounding,
-                             narrow=narrow)
+                             narrow=narrow, beat_cycles=beat_cycles)
     return stages, stages + 2, stages + 4
 
 
@@ -201,6 +227,9 @@ class RequantPlan:
     narrow : NarrowForm or None
         The proven-exact narrow form the lanes compute in logic (:func:`narrow_form`), or
         None: the DSP datapath of ``mode``.
+    beat_cycles : int
+        The fewest cycles between two beats the stage delivers; a narrow lane with that much
+        room multiplies serially (:func:`serial_digits`).
     """
 
     mode: RequantMode
@@ -225,12 +254,13 @@ class RequantPlan:
     fifo: MemoryPlan
     multipliers: dict
     narrow: NarrowForm | None = field(default=None, repr=False)
+    beat_cycles: int = 1
 
     @classmethod
     def build(cls, *, mode: RequantMode, channels: int, lanes: int, acc_bits: int,
               out_bits: int, bias, multiplier=None, shift=None, scale=None,
               zero_point: int = 0, act_min: int, act_max: int,
-              single_rounding: bool = False) -> RequantPlan:
+              single_rounding: bool = False, beat_cycles: int = 1) -> RequantPlan:
         mode = RequantMode.parse(mode)
         narrow = narrow_for(mode, acc_bits=acc_bits, bias=bias, zero_point=zero_point,
                             act_min=act_min, act_max=act_max, multiplier=multiplier,
@@ -239,7 +269,8 @@ class RequantPlan:
         fields = lane_fields(mode, acc_bits=acc_bits, out_bits=out_bits, bias=bias,
                              mult_bits=mult_bits, narrow=narrow)
         stages, latency, depth = requant_timing(mode, mult_bits=mult_bits,
-                                                single_rounding=single_rounding, narrow=narrow)
+                                                single_rounding=single_rounding, narrow=narrow,
+                                                beat_cycles=beat_cycles)
         groups = -(-channels // lanes)
         lane_bits = sum(bits for _, bits in fields.values())
         return cls(
@@ -253,7 +284,7 @@ class RequantPlan:
             fifo=MemoryPlan("requant_fifo", MemoryKind.FIFO, depth - 1, lanes * out_bits + 1),
             multipliers={f: lanes * multipliers_per_lane(mult_bits, f)
                          if mult_bits and narrow is None else 0 for f in FAMILIES},
-            narrow=narrow,
+            narrow=narrow, beat_cycles=beat_cycles,
         )
 
     def component_args(self) -> dict:
@@ -261,7 +292,7 @@ class RequantPlan:
         args = dict(channels=self.channels, lanes=self.lanes, acc_bits=self.acc_bits,
                     out_bits=self.out_bits, mode=self.mode, bias=self.bias,
                     zero_point=self.zero_point, act_min=self.act_min, act_max=self.act_max,
-                    single_rounding=self.single_rounding)
+                    single_rounding=self.single_rounding, beat_cycles=self.beat_cycles)
         if self.mode in (RequantMode.TFLITE, RequantMode.WIDE):
             args.update(multiplier=self.multiplier, shift=self.shift)
         elif self.mode is RequantMode.FLOAT:
@@ -273,7 +304,9 @@ class RequantPlan:
     def to_json(self) -> dict:
         return {"mode": str(self.mode), "lanes": self.lanes, "acc_bits": self.acc_bits,
                 "out_bits": self.out_bits, "mult_bits": self.mult_bits,
-                "datapath": "narrow" if self.narrow else "dsp",
+                "datapath": ("dsp" if not self.narrow else
+                             "serial" if serial_digits(self.narrow, self.beat_cycles)
+                             else "narrow"),
                 "x_bits": self.narrow.x_bits if self.narrow else None,
                 "lane_bits": sum(b for _, b in self.fields.values()),
                 "stages": self.stages, "latency": self.latency, "fifo_depth": self.fifo_depth,
