@@ -111,9 +111,9 @@ def test_serial_lane_is_bit_exact_under_stalls(seed):
 
     rng = np.random.default_rng(seed)
     channels, lanes = int(rng.integers(1, 9)), int(rng.integers(1, 4))
-    acc_bits = int(rng.integers(10, 25))
+    acc_bits = int(rng.integers(16, 25))
     mult = rng.integers(1 << 30, 1 << 31, channels)
-    shift = rng.integers(-14, -4, channels)
+    shift = rng.integers(-10, -4, channels)
     bias = rng.integers(-5000, 5000, channels)
     zp = int(rng.integers(-128, 128))
     act_min, act_max = (zp, 127) if seed % 2 else (-128, 127)

@@ -426,17 +426,11 @@ class Requantizer(wiring.Component):
         """The narrow form (:class:`~accel.plan.requant.NarrowForm`): the product in logic, as
         rows of ``x'`` gated by the multiplier's bits, summed in pairs, a register per level."""
         nf = self.narrow
-        x = reg(acc + p.bias, f"{name}_x")
-        params = reg(p.as_value(), f"{name}_p1")
-        p1 = data.View(p.shape(), params)
-        # The clamp of x; its sign picks the rounding constant (constant folded when the
-        # clamp range has one sign).
-        clamped = Mux(x < nf.x_lo, nf.x_lo, Mux(x > nf.x_hi, nf.x_hi, x))
+        clamped, p1 = self._clamp_x(reg, acc, p, name)
         xc = reg(clamped[:nf.x_bits].as_signed(), f"{name}_xc", signed(nf.x_bits))
-        negative = (x < 0) if nf.x_lo < 0 <= nf.x_hi else (nf.x_hi < 0)
-        rc = reg(Mux(negative, p1.rneg, p1.rpos), f"{name}_rc", signed(nf.round_bits))
+        rc = reg(Mux(clamped < 0, p1.rneg, p1.rpos), f"{name}_rc", signed(nf.round_bits))
         mult = reg(p1.mult, f"{name}_m", unsigned(nf.mult_bits))
-        stages = 2
+        stages = 3
         terms = [(Mux(mult[j], xc, 0), j) for j in range(nf.mult_bits)] + [(rc, 0)]
         level = 0
         while len(terms) > 1 or level == 0:
@@ -460,6 +454,19 @@ class Requantizer(wiring.Component):
         stages += 1
         return out, stages
 
+    def _clamp_x(self, reg, acc, p, name):
+        """``x = acc + bias`` and ``x' = clamp(x, x_lo, x_hi)`` (a Value after two register
+        stages: the comparisons are registered, the clamp is their two multiplexers), and the
+        parameters two stages on."""
+        nf = self.narrow
+        x = reg(acc + p.bias, f"{name}_x")
+        params = reg(p.as_value(), f"{name}_p1")
+        low, high = reg(x < nf.x_lo, f"{name}_low"), reg(x > nf.x_hi, f"{name}_high")
+        x2 = reg(x, f"{name}_x2")
+        params = reg(params, f"{name}_p2")
+        clamped = Mux(low, nf.x_lo, Mux(high, nf.x_hi, x2))
+        return clamped, data.View(p.shape(), params)
+
     def _serial_lane(self, m, reg, acc, p, name):
         """The narrow form, multiplied serially: ``digit`` bits of the multiplier per cycle,
         most significant first (``S = S * 2**digit + x' * digit_value``), the rounding constant
@@ -467,13 +474,9 @@ class Requantizer(wiring.Component):
         rest), so the registers loaded for a beat are free again when the next arrives."""
         nf = self.narrow
         digit, cycles = self.serial
-        x = reg(acc + p.bias, f"{name}_x")
-        params = reg(p.as_value(), f"{name}_p1")
-        p1 = data.View(p.shape(), params)
-        valid2 = Signal(name=f"{name}_v2")
-        m.d.sync += valid2.eq(self._valid1)
-        clamped = Mux(x < nf.x_lo, nf.x_lo, Mux(x > nf.x_hi, nf.x_hi, x))
-        negative = (x < 0) if nf.x_lo < 0 <= nf.x_hi else (nf.x_hi < 0)
+        clamped, p1 = self._clamp_x(reg, acc, p, name)
+        valid2 = reg(reg(self._valid1, f"{name}_v2a"), f"{name}_v2")
+        negative = clamped < 0
         xs = Signal(signed(nf.x_bits), name=f"{name}_xs")
         rs = Signal(signed(nf.round_bits), name=f"{name}_rs")
         ms = Signal(digit * cycles, name=f"{name}_ms")  # the digits left, msb first
@@ -487,17 +490,21 @@ class Requantizer(wiring.Component):
         top = ms[digit * cycles - digit:]
         rows = [(Mux(top[i], xs, 0), i) for i in range(digit)]
         total = rows[0][0] if digit == 1 else sum((r << s for r, s in rows), start=Const(0))
-        part = Signal(signed(max(nf.x_bits + digit + 1, nf.round_bits + 1)), name=f"{name}_P")
+        part = Signal(signed(nf.x_bits + digit + 1), name=f"{name}_P")
         first = Signal(name=f"{name}_first")
         busy = Signal(name=f"{name}_busy")
-        m.d.sync += [part.eq(total + Mux(count == 1, rs, 0)), first.eq(count == cycles),
-                     busy.eq(count != 0)]
-        width = max(nf.x_bits + digit * cycles, nf.round_bits) + 2
-        s = Signal(signed(width), name=f"{name}_S")
+        m.d.sync += [part.eq(total), first.eq(count == cycles), busy.eq(count != 0)]
+        # The rounding constant, kept for the add after the last digit (a load in the same
+        # cycle replaces rs; a beat's last digit is two or more cycles after its load).
+        rs2 = Signal(signed(nf.round_bits), name=f"{name}_rs2")
+        with m.If(count == 1):
+            m.d.sync += rs2.eq(rs)
+        s = Signal(signed(nf.x_bits + digit * cycles + 1), name=f"{name}_S")
         with m.If(busy):
             m.d.sync += s.eq(Mux(first, part, (s << digit) + part))
-        out = reg(self._clamp(s >> nf.shift), f"{name}_out", signed(self.out_bits))
-        return out, 2 + cycles + 2
+        rounded = reg(s + rs2, f"{name}_sum")
+        out = reg(self._clamp(rounded >> nf.shift), f"{name}_out", signed(self.out_bits))
+        return out, 3 + cycles + 3
 
     def _tflite(self, m, reg, acc, p, name):
         # 1: x = acc + bias (33 bits; int32 within the contract).

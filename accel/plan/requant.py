@@ -165,9 +165,10 @@ def serial_digits(narrow: NarrowForm | None, beat_cycles: int) -> tuple[int, int
     if narrow is None or beat_cycles < 2:
         return None
     digit = -(-narrow.mult_bits // beat_cycles)
-    if digit > SERIAL_MAX_DIGIT:
+    cycles = -(-narrow.mult_bits // digit)
+    if digit > SERIAL_MAX_DIGIT or cycles < 2:
         return None
-    return digit, -(-narrow.mult_bits // digit)
+    return digit, cycles
 
 
 def pipeline_stages(mode: RequantMode, *, mult_bits: int, single_rounding: bool,
@@ -175,12 +176,13 @@ def pipeline_stages(mode: RequantMode, *, mult_bits: int, single_rounding: bool,
     """Register stages from the input to the output FIFO (checked against the datapath)."""
     serial = serial_digits(narrow, beat_cycles)
     if serial is not None:
-        # acc/ROM, bias, load (clamp of x), a digit's rows per cycle, the last
-        # accumulation, the output clamp.
-        return 3 + serial[1] + 2
+        # acc/ROM, bias, the clamp's comparisons, load (clamp of x), a digit's rows per
+        # cycle, the last accumulation, the rounding constant's add, the output clamp.
+        return 4 + serial[1] + 3
     if narrow is not None:
-        # acc/ROM, bias, clamp of x, the product's adder levels, the output clamp.
-        return 3 + narrow.tree_levels + 1
+        # acc/ROM, bias, the clamp's comparisons, clamp of x, the product's adder levels,
+        # the output clamp.
+        return 4 + narrow.tree_levels + 1
     products = len(partial_products(mult_bits)) if mult_bits else 0
     multiply = 1 + math.ceil(math.log2(products)) if products else 0
     # acc/ROM, then bias, input saturation/shift, the multiply, rounding(s), clamp.
