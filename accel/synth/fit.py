@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from ..errors import AccelError
 from ..plan.memory import LUT_MEMORY_BITS, bram_blocks
 from ..plan.plan import NetworkPlan, StagePlan
+from ..plan.requant import serial_digits
 from ..quant.requant_mode import RequantMode
 from .boards import BOARDS, Board
 
@@ -73,6 +74,7 @@ _LUTS["gowin"] = {**_LUTS["ecp5"], "pe": 60, "stage": 290,
 #: LUT4s of a narrow requantizer lane besides its product (bias add, clamp of x, output clamp,
 #: pipeline registers' muxes).
 _NARROW_LANE_BASE = 150
+_SERIAL_LANE_BASE = 250
 
 #: LUT4s of a streamed stage's weight reader (BurstReader and tile assembler): 394 on ECP5
 #: (synth_ecp5 of the seed network's first dense layer's reader, 16-bit words, 144-word FIFO);
@@ -159,12 +161,20 @@ class FitEstimate:
 
 def _requant_lane_luts(requant, family: str) -> int:
     """LUT4s of one requantizer lane: the mode's measured cost, or for a narrow lane its
-    product's adder bits (``mult_bits + 1`` rows of about ``x_bits + 3`` bits summed in a
-    tree) plus the bias add and the two clamps."""
+    adder bits (parallel: ``mult_bits + 1`` rows of about ``x_bits + 3`` bits summed in a
+    tree; serial: a digit's rows, the accumulator and the rounding add), 1.5 LUT4 each (the
+    rows' AND gates do not all pack into the carry cells), plus the bias add and the clamps.
+    Fitted on ECP5 builds of digits_valid_s2's second convolution's requantizer (4 lanes,
+    x 18 bits, multiplier 23 bits): 3,616 LUT4 parallel, 1,690 serial (2 bits a cycle)."""
     nf = getattr(requant, "narrow", None)
     if nf is None:
         return _LUTS[family]["requant"][requant.mode]
-    return _NARROW_LANE_BASE + (nf.mult_bits + 1) * (nf.x_bits + 3)
+    serial = serial_digits(nf, requant.beat_cycles)
+    if serial is None:
+        return _NARROW_LANE_BASE + 3 * (nf.mult_bits + 1) * (nf.x_bits + 3) // 2
+    digit, cycles = serial
+    bits = digit * (nf.x_bits + 2) + nf.x_bits + digit * cycles + nf.round_bits
+    return _SERIAL_LANE_BASE + 3 * bits // 2
 
 
 def stage_estimate(stage: StagePlan, family: str) -> StageEstimate:
