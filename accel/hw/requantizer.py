@@ -32,6 +32,24 @@ Where the numerics module raises ``OverflowError`` (TFLite's int32 arithmetic wo
 undefined behaviour in its C++) the hardware saturates instead; such layers are rejected before
 they get here (the accumulator widths make them impossible).
 
+Narrow lanes (what the int8 layers get)
+---------------------------------------
+For ``"tflite"``, ``"float"`` and ``"wide"`` the constructor first asks
+:func:`accel.plan.requant.narrow_form` for an integer form proven equal to the mode's
+arithmetic on every accumulator of ``acc_bits`` bits: ``x`` clamped to the layer's range of
+steps, ``floor((x' * m + r) / 2**n)`` with one ``n`` for the whole layer (the division is
+wiring, no barrel shifter), the multiplier ``m`` only as wide as the layer's steps need
+(18-26 bits on the digits models, against 31 or 53) and the zero point folded into ``r``.
+The product is built in logic, never with ``*``, so it takes no DSP block: DSPs go to the
+PEs (the reason for the design; a DSP lane cost 4 to 8 MULT18X18D, more than the PEs at
+small arrays, and the iCE40UP5K has 8). With ``beat_cycles`` room (a compute stage gets a
+beat per ``Kt`` cycles) the lane multiplies serially, ``digit`` bits a cycle, most
+significant first, so its logic is a few adder rows, not ``mult_bits`` of them
+(:func:`accel.plan.requant.serial_digits`); otherwise it is a tree of registered pairwise
+adds. Each step is one add per cycle (the clamp's comparisons are registered) for a fast
+clock. When no narrow form exists (e.g. ``acc + bias`` beyond int32 with a huge left shift),
+the mode's DSP datapath below is built.
+
 Pipeline and backpressure
 -------------------------
 Stage 0 takes a beat and reads the per-channel parameters of its channel group from a ROM

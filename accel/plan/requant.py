@@ -10,7 +10,11 @@ Sizes derived here
 - the partial products (:func:`partial_products`): the ``int32 x mult`` product is split into
   16 x 17-bit pieces, one hardware multiplier each (ECP5 MULT18X18D);
 - the register stages, latency and output FIFO depth (:func:`pipeline_stages`,
-  :func:`requant_timing`).
+  :func:`requant_timing`);
+- the narrow form (:func:`narrow_form`): a proven-exact integer requantization with a
+  multiplier sized from the layer's steps, one shift per layer and a clamp of ``x`` that
+  bounds the product's width, built in logic (no multiplier counted); and whether a lane
+  multiplies it serially (:func:`serial_digits`: the stage's beat spacing leaves room).
 """
 
 from __future__ import annotations
