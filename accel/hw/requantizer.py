@@ -32,6 +32,24 @@ Where the numerics module raises ``OverflowError`` (TFLite's int32 arithmetic wo
 undefined behaviour in its C++) the hardware saturates instead; such layers are rejected before
 they get here (the accumulator widths make them impossible).
 
+Narrow lanes (what the int8 layers get)
+---------------------------------------
+For ``"tflite"``, ``"float"`` and ``"wide"`` the constructor first asks
+:func:`accel.plan.requant.narrow_form` for an integer form proven equal to the mode's
+arithmetic on every accumulator of ``acc_bits`` bits: ``x`` clamped to the layer's range of
+steps, ``floor((x' * m + r) / 2**n)`` with one ``n`` for the whole layer (the division is
+wiring, no barrel shifter), the multiplier ``m`` only as wide as the layer's steps need
+(18-26 bits on the digits models, against 31 or 53) and the zero point folded into ``r``.
+The product is built in logic, never with ``*``, so it takes no DSP block: DSPs go to the
+PEs (the reason for the design; a DSP lane cost 4 to 8 MULT18X18D, more than the PEs at
+small arrays, and the iCE40UP5K has 8). With ``beat_cycles`` room (a compute stage gets a
+beat per ``Kt`` cycles) the lane multiplies serially, ``digit`` bits a cycle, most
+significant first, so its logic is a few adder rows, not ``mult_bits`` of them
+(:func:`accel.plan.requant.serial_digits`); otherwise it is a tree of registered pairwise
+adds. Each step is one add per cycle (the clamp's comparisons are registered) for a fast
+clock. When no narrow form exists (e.g. ``acc + bias`` beyond int32 with a huge left shift),
+the mode's DSP datapath below is built.
+
 Pipeline and backpressure
 -------------------------
 Stage 0 takes a beat and reads the per-channel parameters of its channel group from a ROM
@@ -68,8 +86,10 @@ from accel.plan.requant import (
     lane_fields,
     lane_values,
     mult_field_bits,
+    narrow_for,
     pow2_widths,
     requant_timing,
+    serial_digits,
 )
 from accel.quant.requant_mode import RequantMode
 from accel.spec.shapes import ceil_div
@@ -163,6 +183,11 @@ class Requantizer(wiring.Component):
         Output clamp within the ``out_bits`` range (fused ReLU/ReLU6); default the whole range.
     single_rounding : bool
         ``"tflite"`` only: TFLite built with ``TFLITE_SINGLE_ROUNDING``.
+    beat_cycles : int
+        The producer's fewest cycles between two beats (default 1). With room, a narrow lane
+        multiplies serially in ``cycles <= beat_cycles`` cycles
+        (:func:`accel.plan.requant.serial_digits`) and ``i`` then takes at most one beat per
+        ``cycles`` cycles; a producer that keeps its promise is never stalled.
 
     Members
     -------
@@ -195,6 +220,7 @@ class Requantizer(wiring.Component):
         act_min: int | None = None,
         act_max: int | None = None,
         single_rounding: bool = False,
+        beat_cycles: int = 1,
     ) -> None:
         self.channels = check_int("channels", channels, 1)
         self.lanes = check_int("lanes", lanes, 1)
@@ -208,6 +234,7 @@ class Requantizer(wiring.Component):
         if not isinstance(single_rounding, bool | np.bool_):
             raise TypeError(f"single_rounding must be True or False, not {single_rounding!r}")
         self.single_rounding = bool(single_rounding)
+        self.beat_cycles = check_int("beat_cycles", beat_cycles, 1)
         for name, value, modes in (
             ("multiplier", multiplier, ("tflite", "wide")),
             ("scale", scale, ("float",)),
@@ -246,9 +273,17 @@ class Requantizer(wiring.Component):
                 f"act_min must not exceed act_max, not {self.act_min} > {self.act_max}"
             )
         self.groups = ceil_div(C, self.lanes)
-        self.mult_bits = mult_field_bits(self.mode, getattr(self, "multiplier", None))
+        self.narrow = narrow_for(
+            self.mode, acc_bits=self.acc_bits, bias=self.bias, zero_point=self.zero_point,
+            act_min=self.act_min, act_max=self.act_max,
+            multiplier=getattr(self, "multiplier", None), shift=getattr(self, "shift", None),
+            scale=getattr(self, "scale", None), single_rounding=self.single_rounding)
+        self.mult_bits = (self.narrow.mult_bits if self.narrow else
+                          mult_field_bits(self.mode, getattr(self, "multiplier", None)))
+        self.serial = serial_digits(self.narrow, self.beat_cycles)
         self._pipe, self.latency, self._fifo_depth = requant_timing(
-            self.mode, mult_bits=self.mult_bits, single_rounding=self.single_rounding)
+            self.mode, mult_bits=self.mult_bits, single_rounding=self.single_rounding,
+            narrow=self.narrow, beat_cycles=self.beat_cycles)
         super().__init__({
             "i": In(stream.Signature(pixel_layout(self.lanes, self.acc_bits))),
             "o": Out(stream.Signature(pixel_layout(self.lanes, self.out_bits))),
@@ -264,14 +299,15 @@ class Requantizer(wiring.Component):
     def _lane_fields(self) -> dict[str, object]:
         """Shapes of the per-lane ROM fields (:func:`accel.plan.requant.lane_fields`)."""
         fields = lane_fields(self.mode, acc_bits=self.acc_bits, out_bits=self.out_bits,
-                             bias=self.bias, mult_bits=self.mult_bits)
+                             bias=self.bias, mult_bits=self.mult_bits, narrow=self.narrow)
         return {name: signed(bits) if is_signed else unsigned(bits)
                 for name, (is_signed, bits) in fields.items()}
 
     def _lane_values(self, ch: int) -> dict[str, int]:
         return lane_values(self.mode, ch, acc_bits=self.acc_bits, out_bits=self.out_bits,
                            bias=self.bias, multiplier=getattr(self, "multiplier", None),
-                           shift=getattr(self, "shift", None), scale=getattr(self, "scale", None))
+                           shift=getattr(self, "shift", None), scale=getattr(self, "scale", None),
+                           narrow=self.narrow)
 
     def _pow2_widths(self) -> tuple[int, int]:
         return pow2_widths(self.acc_bits, self.bias)
@@ -302,8 +338,14 @@ class Requantizer(wiring.Component):
         credits = Signal(range(self._fifo_depth + 1))
         take = self.i.valid & self.i.ready
         deliver = self.o.valid & self.o.ready
-        m.d.comb += self.i.ready.eq(credits < self._fifo_depth)
         m.d.sync += credits.eq(credits + take - deliver)
+        if self.serial is None:
+            m.d.comb += self.i.ready.eq(credits < self._fifo_depth)
+        else:
+            # A serial lane is busy for `cycles` cycles per beat.
+            hold = Signal(range(self.serial[1]), name="hold")
+            m.d.comb += self.i.ready.eq((credits < self._fifo_depth) & (hold == 0))
+            m.d.sync += hold.eq(Mux(take, self.serial[1] - 1, Mux(hold == 0, 0, hold - 1)))
 
         group = Signal(range(G))
         with m.If(take):
@@ -318,6 +360,7 @@ class Requantizer(wiring.Component):
         # Stage 0 -> 1: the beat and its group's parameters.
         acc1 = reg(self.i.payload.data.as_value(), "acc1")
         valid1 = reg(take, "valid1")
+        self._valid1 = valid1
         side1 = reg(Cat(self.i.payload.last, group == G - 1), "side1")
 
         results = []
@@ -327,7 +370,8 @@ class Requantizer(wiring.Component):
             build = {
                 "tflite": self._tflite, "float": self._float, "wide": self._float,
                 "pow2": self._pow2,
-            }[self.mode]
+            }[self.mode] if self.narrow is None else (
+                self._narrow_lane if self.serial is None else self._serial_lane)
             value, stages = build(m, reg, acc, p, f"l{lane}")
             assert stages == self._pipe - 1, (stages, self._pipe)
             results.append(value)
@@ -395,6 +439,90 @@ class Requantizer(wiring.Component):
             stages += 1
         product, shift = terms[0]
         return product << shift, stages
+
+    def _narrow_lane(self, m, reg, acc, p, name):
+        """The narrow form (:class:`~accel.plan.requant.NarrowForm`): the product in logic, as
+        rows of ``x'`` gated by the multiplier's bits, summed in pairs, a register per level."""
+        nf = self.narrow
+        clamped, p1 = self._clamp_x(reg, acc, p, name)
+        xc = reg(clamped[:nf.x_bits].as_signed(), f"{name}_xc", signed(nf.x_bits))
+        rc = reg(Mux(clamped < 0, p1.rneg, p1.rpos), f"{name}_rc", signed(nf.round_bits))
+        mult = reg(p1.mult, f"{name}_m", unsigned(nf.mult_bits))
+        stages = 3
+        terms = [(Mux(mult[j], xc, 0), j) for j in range(nf.mult_bits)] + [(rc, 0)]
+        level = 0
+        while len(terms) > 1 or level == 0:
+            paired = []
+            for n in range(0, len(terms) - 1, 2):
+                (a, sa), (b, sb) = terms[n], terms[n + 1]
+                base = min(sa, sb)
+                paired.append((reg((a << (sa - base)) + (b << (sb - base)),
+                                   f"{name}_t{level}_{n}"), base))
+            if len(terms) % 2:
+                a, sa = terms[-1]
+                paired.append((reg(a, f"{name}_t{level}_{len(terms) - 1}"), sa))
+            terms = paired
+            level += 1
+        assert level == nf.tree_levels, (level, nf.tree_levels)
+        stages += level
+        total, at = terms[0]
+        # floor((x' m + r) / 2**shift): the division is wiring; the zero point is in r.
+        value = (total << at) >> nf.shift
+        out = reg(self._clamp(value), f"{name}_out", signed(self.out_bits))
+        stages += 1
+        return out, stages
+
+    def _clamp_x(self, reg, acc, p, name):
+        """``x = acc + bias`` and ``x' = clamp(x, x_lo, x_hi)`` (a Value after two register
+        stages: the comparisons are registered, the clamp is their two multiplexers), and the
+        parameters two stages on."""
+        nf = self.narrow
+        x = reg(acc + p.bias, f"{name}_x")
+        params = reg(p.as_value(), f"{name}_p1")
+        low, high = reg(x < nf.x_lo, f"{name}_low"), reg(x > nf.x_hi, f"{name}_high")
+        x2 = reg(x, f"{name}_x2")
+        params = reg(params, f"{name}_p2")
+        clamped = Mux(low, nf.x_lo, Mux(high, nf.x_hi, x2))
+        return clamped, data.View(p.shape(), params)
+
+    def _serial_lane(self, m, reg, acc, p, name):
+        """The narrow form, multiplied serially: ``digit`` bits of the multiplier per cycle,
+        most significant first (``S = S * 2**digit + x' * digit_value``), the rounding constant
+        added with the last digit. One beat per ``cycles`` cycles (``i.ready`` holds off the
+        rest), so the registers loaded for a beat are free again when the next arrives."""
+        nf = self.narrow
+        digit, cycles = self.serial
+        clamped, p1 = self._clamp_x(reg, acc, p, name)
+        valid2 = reg(reg(self._valid1, f"{name}_v2a"), f"{name}_v2")
+        negative = clamped < 0
+        xs = Signal(signed(nf.x_bits), name=f"{name}_xs")
+        rs = Signal(signed(nf.round_bits), name=f"{name}_rs")
+        ms = Signal(digit * cycles, name=f"{name}_ms")  # the digits left, msb first
+        count = Signal(range(cycles + 1), name=f"{name}_count")
+        with m.If(valid2):  # load (the previous beat's last digit goes out in this cycle)
+            m.d.sync += [xs.eq(clamped[:nf.x_bits].as_signed()),
+                         rs.eq(Mux(negative, p1.rneg, p1.rpos)),
+                         ms.eq(p1.mult), count.eq(cycles)]
+        with m.Elif(count != 0):
+            m.d.sync += [ms.eq(ms << digit), count.eq(count - 1)]
+        top = ms[digit * cycles - digit:]
+        rows = [(Mux(top[i], xs, 0), i) for i in range(digit)]
+        total = rows[0][0] if digit == 1 else sum((r << s for r, s in rows), start=Const(0))
+        part = Signal(signed(nf.x_bits + digit + 1), name=f"{name}_P")
+        first = Signal(name=f"{name}_first")
+        busy = Signal(name=f"{name}_busy")
+        m.d.sync += [part.eq(total), first.eq(count == cycles), busy.eq(count != 0)]
+        # The rounding constant, kept for the add after the last digit (a load in the same
+        # cycle replaces rs; a beat's last digit is two or more cycles after its load).
+        rs2 = Signal(signed(nf.round_bits), name=f"{name}_rs2")
+        with m.If(count == 1):
+            m.d.sync += rs2.eq(rs)
+        s = Signal(signed(nf.x_bits + digit * cycles + 1), name=f"{name}_S")
+        with m.If(busy):
+            m.d.sync += s.eq(Mux(first, part, (s << digit) + part))
+        rounded = reg(s + rs2, f"{name}_sum")
+        out = reg(self._clamp(rounded >> nf.shift), f"{name}_out", signed(self.out_bits))
+        return out, 3 + cycles + 3
 
     def _tflite(self, m, reg, acc, p, name):
         # 1: x = acc + bias (33 bits; int32 within the contract).

@@ -117,15 +117,17 @@ def _out_channels(layer) -> int:
 
 
 def requant_plan(layer: QConv2D | QDense, lanes: int, acc_bits: int, *,
-                 allow_wide: bool = True) -> RequantPlan:
+                 allow_wide: bool = True, beat_cycles: int = 1) -> RequantPlan:
     """The layer's requantizer. A float requantization becomes ``wide`` when an integer
     multiplier is proven exact and takes fewer hardware multipliers than the 53-bit
-    significand (it always takes fewer LUTs: no rounding to 53 bits)."""
+    significand (it always takes fewer LUTs: no rounding to 53 bits). ``beat_cycles``: the
+    fewest cycles between the stage's accumulator beats (room for a serial lane)."""
     rq = layer.requant
     mode = RequantMode.parse(rq.mode)
     channels = _out_channels(layer)
     args = dict(channels=channels, lanes=lanes, acc_bits=acc_bits, out_bits=layer.output.bits,
-                bias=layer.bias.astype(np.int64), act_min=rq.act_min, act_max=rq.act_max)
+                bias=layer.bias.astype(np.int64), act_min=rq.act_min, act_max=rq.act_max,
+                beat_cycles=beat_cycles)
     if mode is RequantMode.TFLITE:
         return RequantPlan.build(mode=mode, multiplier=rq.multiplier.astype(np.int64),
                                  shift=rq.shift.astype(np.int64), zero_point=rq.zero_point,
@@ -175,7 +177,9 @@ def lower_stage_blocks(layer: QConv2D | QDense, pool: QMaxPool2D | None, geometr
                               weights=tile_weights(layer, rows, cols), act_bits=in_bits,
                               streamed=streamed),
         accumulator=AccumulatorPlan(cols=cols, acc_bits=acc_bits),
-        requant=requant_plan(layer, cols, acc_bits, allow_wide=allow_wide),
+        # One accumulator beat per Kt array beats, and the array takes one beat per cycle.
+        requant=requant_plan(layer, cols, acc_bits, allow_wide=allow_wide,
+                             beat_cycles=k_tiles),
         maxpool=maxpool,
         # A streamed array ignores the weight address, so yosys removes its product.
         extra_multipliers=({f: 0 for f in FAMILIES} if streamed

@@ -10,13 +10,18 @@ Sizes derived here
 - the partial products (:func:`partial_products`): the ``int32 x mult`` product is split into
   16 x 17-bit pieces, one hardware multiplier each (ECP5 MULT18X18D);
 - the register stages, latency and output FIFO depth (:func:`pipeline_stages`,
-  :func:`requant_timing`).
+  :func:`requant_timing`);
+- the narrow form (:func:`narrow_form`): a proven-exact integer requantization with a
+  multiplier sized from the layer's steps, one shift per layer and a clamp of ``x`` that
+  bounds the product's width, built in logic (no multiplier counted); and whether a lane
+  multiplies it serially (:func:`serial_digits`: the stage's beat spacing leaves room).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from fractions import Fraction
 
 import numpy as np
 
@@ -27,12 +32,17 @@ __all__ = [
     "A_CHUNK",
     "B_CHUNK",
     "K_MAX",
+    "NARROW_MAX_BITS",
     "WIDE_MAX_BITS",
+    "NarrowForm",
     "RequantPlan",
     "lane_fields",
     "lane_values",
     "mult_field_bits",
     "multipliers_per_lane",
+    "narrow_for",
+    "serial_digits",
+    "narrow_form",
     "partial_products",
     "pipeline_stages",
     "pow2_widths",
@@ -74,8 +84,13 @@ def mult_field_bits(mode: RequantMode, multiplier=None) -> int:
 
 
 def lane_fields(mode: RequantMode, *, acc_bits: int, out_bits: int, bias,
-                mult_bits: int) -> dict[str, tuple[bool, int]]:
+                mult_bits: int, narrow: NarrowForm | None = None) -> dict[str, tuple[bool, int]]:
     """The per-lane ROM fields: name -> ``(signed, bits)``."""
+    if narrow is not None:
+        return {"bias": (True, _signed_bits(min(int(v) for v in bias),
+                                            max(int(v) for v in bias))),
+                "mult": (False, narrow.mult_bits),
+                "rpos": (True, narrow.round_bits), "rneg": (True, narrow.round_bits)}
     if mode is RequantMode.TFLITE:
         return {"bias": (True, 32), "mult": (False, 31), "left": (False, 5),
                 "right": (False, 5),  # double rounding: RoundingDivideByPOT exponent
@@ -91,9 +106,13 @@ def lane_fields(mode: RequantMode, *, acc_bits: int, out_bits: int, bias,
 
 
 def lane_values(mode: RequantMode, ch: int, *, acc_bits: int, out_bits: int, bias,
-                multiplier=None, shift=None, scale=None) -> dict[str, int]:
+                multiplier=None, shift=None, scale=None,
+                narrow: NarrowForm | None = None) -> dict[str, int]:
     """Channel ``ch``'s ROM field values."""
     b = int(bias[ch])
+    if narrow is not None:
+        return {"bias": b, "mult": narrow.mult[ch], "rpos": narrow.round_pos[ch],
+                "rneg": narrow.round_neg[ch]}
     if mode is RequantMode.TFLITE:
         s = int(shift[ch])
         return {"bias": b, "mult": int(multiplier[ch]), "left": max(s, 0),
@@ -136,8 +155,38 @@ def multipliers_per_lane(mult_bits: int, family: str) -> int:
     return len(pieces) + math.ceil(full / 2)
 
 
-def pipeline_stages(mode: RequantMode, *, mult_bits: int, single_rounding: bool) -> int:
+#: Most multiplier bits a serial narrow lane takes per cycle.
+SERIAL_MAX_DIGIT = 4
+
+
+def serial_digits(narrow: NarrowForm | None, beat_cycles: int) -> tuple[int, int] | None:
+    """``(digit, cycles)`` of a serial narrow lane, or None (the lane is a parallel tree).
+
+    A stage's requantizer sees a beat at most every ``beat_cycles`` cycles (a compute stage's
+    accumulators: one beat per ``Kt`` k-tiles). When that leaves room, the product takes
+    ``cycles <= beat_cycles`` cycles, ``digit`` multiplier bits each (at most
+    :data:`SERIAL_MAX_DIGIT`): a few rows of adders instead of ``mult_bits`` rows."""
+    if narrow is None or beat_cycles < 2:
+        return None
+    digit = -(-narrow.mult_bits // beat_cycles)
+    cycles = -(-narrow.mult_bits // digit)
+    if digit > SERIAL_MAX_DIGIT or cycles < 2:
+        return None
+    return digit, cycles
+
+
+def pipeline_stages(mode: RequantMode, *, mult_bits: int, single_rounding: bool,
+                    narrow: NarrowForm | None = None, beat_cycles: int = 1) -> int:
     """Register stages from the input to the output FIFO (checked against the datapath)."""
+    serial = serial_digits(narrow, beat_cycles)
+    if serial is not None:
+        # acc/ROM, bias, the clamp's comparisons, load (clamp of x), a digit's rows per
+        # cycle, the last accumulation, the rounding constant's add, the output clamp.
+        return 4 + serial[1] + 3
+    if narrow is not None:
+        # acc/ROM, bias, the clamp's comparisons, clamp of x, the product's adder levels,
+        # the output clamp.
+        return 4 + narrow.tree_levels + 1
     products = len(partial_products(mult_bits)) if mult_bits else 0
     multiply = 1 + math.ceil(math.log2(products)) if products else 0
     # acc/ROM, then bias, input saturation/shift, the multiply, rounding(s), clamp.
@@ -147,12 +196,14 @@ def pipeline_stages(mode: RequantMode, *, mult_bits: int, single_rounding: bool)
             RequantMode.POW2: 4}[mode]
 
 
-def requant_timing(mode: RequantMode, *, mult_bits: int,
-                   single_rounding: bool) -> tuple[int, int, int]:
+def requant_timing(mode: RequantMode, *, mult_bits: int, single_rounding: bool,
+                   narrow: NarrowForm | None = None,
+                   beat_cycles: int = 1) -> tuple[int, int, int]:
     """``(pipeline stages, latency, FIFO depth)``. A SyncFIFOBuffered delivers a word written
     in cycle t in cycle t + 2 at the earliest, so ``latency = stages + 2``; the FIFO holds
     every beat in flight plus two, so that one beat per cycle goes through."""
-    stages = pipeline_stages(mode, mult_bits=mult_bits, single_rounding=single_rounding)
+    stages = pipeline_stages(mode, mult_bits=mult_bits, single_rounding=single_rounding,
+                             narrow=narrow, beat_cycles=beat_cycles)
     return stages, stages + 2, stages + 4
 
 
@@ -178,7 +229,13 @@ class RequantPlan:
     params, fifo : MemoryPlan
         The parameter ROM (one word per channel group) and the output FIFO's storage.
     multipliers : dict
-        Hardware multipliers per family, all lanes.
+        Hardware multipliers per family, all lanes (none for a narrow lane).
+    narrow : NarrowForm or None
+        The proven-exact narrow form the lanes compute in logic (:func:`narrow_form`), or
+        None: the DSP datapath of ``mode``.
+    beat_cycles : int
+        The fewest cycles between two beats the stage delivers; a narrow lane with that much
+        room multiplies serially (:func:`serial_digits`).
     """
 
     mode: RequantMode
@@ -202,18 +259,24 @@ class RequantPlan:
     params: MemoryPlan
     fifo: MemoryPlan
     multipliers: dict
+    narrow: NarrowForm | None = field(default=None, repr=False)
+    beat_cycles: int = 1
 
     @classmethod
     def build(cls, *, mode: RequantMode, channels: int, lanes: int, acc_bits: int,
               out_bits: int, bias, multiplier=None, shift=None, scale=None,
               zero_point: int = 0, act_min: int, act_max: int,
-              single_rounding: bool = False) -> RequantPlan:
+              single_rounding: bool = False, beat_cycles: int = 1) -> RequantPlan:
         mode = RequantMode.parse(mode)
-        mult_bits = mult_field_bits(mode, multiplier)
+        narrow = narrow_for(mode, acc_bits=acc_bits, bias=bias, zero_point=zero_point,
+                            act_min=act_min, act_max=act_max, multiplier=multiplier,
+                            shift=shift, scale=scale, single_rounding=single_rounding)
+        mult_bits = narrow.mult_bits if narrow else mult_field_bits(mode, multiplier)
         fields = lane_fields(mode, acc_bits=acc_bits, out_bits=out_bits, bias=bias,
-                             mult_bits=mult_bits)
+                             mult_bits=mult_bits, narrow=narrow)
         stages, latency, depth = requant_timing(mode, mult_bits=mult_bits,
-                                                single_rounding=single_rounding)
+                                                single_rounding=single_rounding, narrow=narrow,
+                                                beat_cycles=beat_cycles)
         groups = -(-channels // lanes)
         lane_bits = sum(bits for _, bits in fields.values())
         return cls(
@@ -225,8 +288,9 @@ class RequantPlan:
             params=MemoryPlan("requant", MemoryKind.ROM, groups, lanes * lane_bits),
             # SyncFIFOBuffered(depth) stores depth - 1 words in its memory.
             fifo=MemoryPlan("requant_fifo", MemoryKind.FIFO, depth - 1, lanes * out_bits + 1),
-            multipliers={f: lanes * multipliers_per_lane(mult_bits, f) if mult_bits else 0
-                         for f in FAMILIES},
+            multipliers={f: lanes * multipliers_per_lane(mult_bits, f)
+                         if mult_bits and narrow is None else 0 for f in FAMILIES},
+            narrow=narrow, beat_cycles=beat_cycles,
         )
 
     def component_args(self) -> dict:
@@ -234,7 +298,7 @@ class RequantPlan:
         args = dict(channels=self.channels, lanes=self.lanes, acc_bits=self.acc_bits,
                     out_bits=self.out_bits, mode=self.mode, bias=self.bias,
                     zero_point=self.zero_point, act_min=self.act_min, act_max=self.act_max,
-                    single_rounding=self.single_rounding)
+                    single_rounding=self.single_rounding, beat_cycles=self.beat_cycles)
         if self.mode in (RequantMode.TFLITE, RequantMode.WIDE):
             args.update(multiplier=self.multiplier, shift=self.shift)
         elif self.mode is RequantMode.FLOAT:
@@ -246,6 +310,277 @@ class RequantPlan:
     def to_json(self) -> dict:
         return {"mode": str(self.mode), "lanes": self.lanes, "acc_bits": self.acc_bits,
                 "out_bits": self.out_bits, "mult_bits": self.mult_bits,
+                "datapath": ("dsp" if not self.narrow else
+                             "serial" if serial_digits(self.narrow, self.beat_cycles)
+                             else "narrow"),
+                "x_bits": self.narrow.x_bits if self.narrow else None,
                 "lane_bits": sum(b for _, b in self.fields.values()),
                 "stages": self.stages, "latency": self.latency, "fifo_depth": self.fifo_depth,
                 "multipliers": dict(self.multipliers)}
+
+
+# --- the narrow lane: a multiplier sized from the layer's values, built in logic -------------
+
+#: Widest multiplier a narrow lane may take; beyond it the lane keeps the DSP datapath.
+NARROW_MAX_BITS = 40
+_INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
+
+
+@dataclass(frozen=True)
+class NarrowForm:
+    """The integer form a narrow requantizer lane computes, proven equal to the layer's
+    reference requantization (:func:`narrow_form`) for every accumulator the lane can see.
+
+    For channel ``c`` and ``x = acc + bias[c]``::
+
+        x' = clamp(x, x_lo, x_hi)
+        y  = clamp(floor((x' * mult[c] + round[c]) / 2**shift), act_min, act_max)
+
+    with ``round[c] = round_pos[c]`` for ``x' >= 0`` and ``round_neg[c]`` for ``x' < 0`` (the
+    output zero point is folded into both). ``shift`` is common to every channel, so the
+    division is wiring; ``x_lo..x_hi`` is the layer's range of ``x`` outside which no channel's
+    output changes, so the product is only ``x_bits`` by ``mult_bits`` wide.
+    """
+
+    shift: int
+    x_lo: int
+    x_hi: int
+    mult: tuple
+    round_pos: tuple
+    round_neg: tuple
+
+    @property
+    def x_bits(self) -> int:
+        return _signed_bits(self.x_lo, self.x_hi)
+
+    @property
+    def mult_bits(self) -> int:
+        return max(1, max(m.bit_length() for m in self.mult))
+
+    @property
+    def round_bits(self) -> int:
+        values = (*self.round_pos, *self.round_neg)
+        return _signed_bits(min(values), max(values))
+
+    @property
+    def tree_levels(self) -> int:
+        """Registered adder levels of the product: ``mult_bits`` rows plus the rounding row,
+        summed in pairs."""
+        return max(1, math.ceil(math.log2(self.mult_bits + 1)))
+
+    def evaluate(self, ch: int, x, act_min: int, act_max: int) -> list[int]:
+        """The lane's output for the values ``x`` (exact, Python integers)."""
+        out = []
+        for v in (int(a) for a in np.ravel(x)):
+            xc = min(max(v, self.x_lo), self.x_hi)
+            r = self.round_pos[ch] if xc >= 0 else self.round_neg[ch]
+            out.append(min(max((xc * self.mult[ch] + r) >> self.shift, act_min), act_max))
+        return out
+
+
+def _signed_bits(lo: int, hi: int) -> int:
+    bits = 1
+    while not (-(1 << (bits - 1)) <= lo and hi <= (1 << (bits - 1)) - 1):
+        bits += 1
+    return bits
+
+
+def _reference(mode: RequantMode, ch: int, *, zero_point, act_min, act_max, multiplier, shift,
+               scale, single_rounding):
+    """Channel ``ch``'s requantization of ``x = acc + bias`` (the numerics module's), and its
+    exact scale as a Fraction."""
+    from ..quant import numerics
+
+    if mode is RequantMode.TFLITE:
+        m, s = int(multiplier[ch]), int(shift[ch])
+        return (lambda x: numerics.requantize(x, m, s, zero_point, act_min, act_max,
+                                              single_rounding=single_rounding),
+                Fraction(m << max(s, 0), 1 << (31 + max(-s, 0))))
+    if mode is RequantMode.FLOAT:
+        f = float(scale[ch])
+        return (lambda x: numerics.requantize_float(x, f, zero_point, act_min, act_max),
+                Fraction(f))
+    m, n = int(multiplier[ch]), int(shift[ch])
+    return (lambda x: numerics.requantize_wide(x, m, n, zero_point, act_min, act_max),
+            Fraction(m, 1 << n))
+
+
+def _defined_range(f, lo: int, hi: int, anchor: int) -> tuple[int, int]:
+    """The interval around ``anchor`` on which ``f`` is defined (TFLite's int32 arithmetic
+    does not overflow; it overflows only for large ``|x|``)."""
+    def ok(v: int) -> bool:
+        try:
+            f(np.array([v], np.int64))
+        except OverflowError:
+            return False
+        return True
+
+    if not ok(anchor):
+        raise OverflowError(anchor)
+    a, b = lo, anchor  # smallest defined x in [lo, anchor]
+    while a < b:
+        mid = (a + b) // 2
+        a, b = (a, mid) if ok(mid) else (mid + 1, b)
+    first = a
+    a, b = anchor, hi  # largest defined x in [anchor, hi]
+    while a < b:
+        mid = (a + b + 1) // 2
+        a, b = (mid, b) if ok(mid) else (a, mid - 1)
+    return first, a
+
+
+def _thresholds(f, lo: int, hi: int) -> tuple[int, list[tuple[int, int]]]:
+    """``(f(lo), [(T, v), ...])``: the least ``T`` in ``(lo, hi]`` with ``f(T) >= v`` for every
+    level ``v`` in ``(f(lo), f(hi)]`` (``f`` is non-decreasing)."""
+    y_lo, y_hi = (int(v) for v in f(np.array([lo, hi], np.int64)))
+    levels = np.arange(y_lo + 1, y_hi + 1, dtype=np.int64)
+    a = np.full(levels.shape, lo, np.int64)
+    b = np.full(levels.shape, hi, np.int64)
+    while levels.size and (a < b).any():
+        mid = (a + b) // 2
+        ok = np.asarray(f(mid), np.int64) >= levels
+        b = np.where(ok, mid, b)
+        a = np.where(ok, a, mid + 1)
+    return y_lo, [(int(t), int(v)) for t, v in zip(a, levels, strict=True)]
+
+
+def _rounding(points, thresholds, m: int, n: int, act_min: int, act_max: int):
+    """The interval of rounding constants ``r`` for which ``floor((x m + r) / 2**n)``, clamped,
+    takes the value ``v`` at each ``(x, v)`` of ``points`` and steps to ``v`` exactly at each
+    ``(T, v)`` of ``thresholds``; (lower, upper), empty when lower > upper."""
+    lower, upper = -(1 << 80), 1 << 80
+    for x, v in points:
+        if v > act_min:
+            lower = max(lower, (v << n) - x * m)
+        if v < act_max:
+            upper = min(upper, ((v + 1) << n) - 1 - x * m)
+    for t, v in thresholds:
+        lower = max(lower, (v << n) - t * m)
+        upper = min(upper, (v << n) - 1 - (t - 1) * m)
+    return lower, upper
+
+
+def narrow_form(mode: RequantMode, *, acc_bits: int, bias, zero_point: int, act_min: int,
+                act_max: int, multiplier=None, shift=None, scale=None,
+                single_rounding: bool = False) -> NarrowForm | None:
+    """The narrowest :class:`NarrowForm` equal to the reference requantization (``tflite``,
+    ``float`` or ``wide``, as :mod:`accel.quant.numerics` computes it) for every accumulator
+    of ``acc_bits`` bits and every channel, or None (``pow2``; or a multiplier wider than
+    :data:`NARROW_MAX_BITS`).
+
+    Why it is exact: each reference is a non-decreasing step function of ``x = acc + bias``
+    (rounding, the shifts and the clamp are monotone). Its steps are found exactly by binary
+    search, and ``x`` is clamped to the layer's range of steps, which changes no output.
+    Every candidate is non-decreasing on each sign of ``x'``; on each such side it equals the
+    reference if it does at the side's two ends and steps to level ``v`` exactly at the
+    reference's step to ``v`` (a differing point would lie between a step of one and not the
+    other). Those conditions bound the rounding constant from both sides; the shift grows
+    from 0 until, with ``mult = round(scale * 2**shift)`` (or a neighbour), every channel's
+    bounds meet. Where TFLite's arithmetic overflows (undefined), the clamp saturates.
+    """
+    if mode is RequantMode.POW2:
+        return None
+    channels = len(bias)
+    acc_lo, acc_hi = -(1 << (acc_bits - 1)), (1 << (acc_bits - 1)) - 1
+    chans = []
+    try:
+        for ch in range(channels):
+            f, exact = _reference(mode, ch, zero_point=zero_point, act_min=act_min,
+                                  act_max=act_max, multiplier=multiplier, shift=shift,
+                                  scale=scale, single_rounding=single_rounding)
+            b = int(bias[ch])
+            lo, hi = max(acc_lo + b, _INT32_MIN), min(acc_hi + b, _INT32_MAX)
+            lo, hi = _defined_range(f, lo, hi, min(max(b, lo), hi))
+            y_lo, steps = _thresholds(f, lo, hi)
+            chans.append((f, exact, lo, hi, y_lo, steps))
+    except OverflowError:
+        return None
+    stepping = [c for c in chans if c[5]]
+    if stepping:
+        x_lo = min(c[5][0][0] - 1 for c in stepping)
+        x_hi = max(c[5][-1][0] for c in stepping)
+    else:
+        x_lo = x_hi = 0
+    sides = []
+    for f, exact, lo, hi, _, steps in chans:
+        a, b = min(max(lo, x_lo), x_hi), max(min(hi, x_hi), x_lo)
+        a, b = min(a, b), max(a, b)
+        ends = sorted({a, b} | {e for e in (-1, 0) if a <= e <= b})
+        at = dict(zip(ends, (int(v) for v in f(np.clip(np.array(ends, np.int64), lo, hi))),
+                      strict=True))
+        neg = ([(e, at[e]) for e in (a, min(b, -1)) if a < 0],
+               [(t, v) for t, v in steps if a < t <= min(b, -1)])
+        pos = ([(e, at[e]) for e in (max(a, 0), b) if b >= 0],
+               [(t, v) for t, v in steps if max(a, 0) < t <= b])
+        sides.append((exact, neg, pos))
+    top = max((c[1] for c in chans), default=Fraction(0))
+    for n in range(0, 200):
+        if top * (1 << n) >= 1 << NARROW_MAX_BITS:
+            return None
+        found = []
+        for exact, neg, pos in sides:
+            m0 = round(exact * (1 << n))
+            for m in (m0, m0 - 1, m0 + 1, m0 - 2, m0 + 2):
+                if m < 0 or m >= 1 << NARROW_MAX_BITS:
+                    continue
+                rounds = []
+                for points, steps in (neg, pos):
+                    pts = [(x, v - zero_point) for x, v in points]
+                    sts = [(t, v - zero_point) for t, v in steps]
+                    lower, upper = _rounding(pts, sts, m, n, act_min - zero_point,
+                                             act_max - zero_point)
+                    if lower > upper:
+                        break
+                    half = 1 << n >> 1
+                    rounds.append(min(max(half, lower), upper) + (zero_point << n))
+                else:
+                    found.append((m, rounds[0], rounds[1]))
+                    break
+            else:
+                break
+        else:
+            form = NarrowForm(shift=n, x_lo=x_lo, x_hi=x_hi, mult=tuple(m for m, _, _ in found),
+                              round_neg=tuple(r for _, r, _ in found),
+                              round_pos=tuple(r for _, _, r in found))
+            _check(form, chans, act_min, act_max)
+            return form
+    return None
+
+
+def _check(form: NarrowForm, chans, act_min: int, act_max: int) -> None:
+    """Evaluate the form against the reference at every point where either steps."""
+    for ch, (f, _, lo, hi, _, steps) in enumerate(chans):
+        pts = {lo, hi, -1, 0, form.x_lo, form.x_hi}
+        for t, _ in steps:
+            pts.update((t - 1, t))
+        m = form.mult[ch]
+        for r in (form.round_pos[ch], form.round_neg[ch]):
+            if m:
+                for k in range(act_min, act_max + 1):
+                    t = -((r - (k << form.shift)) // m)  # ceil((k 2**n - r) / m)
+                    pts.update((t - 1, t))
+        xs = np.array(sorted(p for p in pts if lo <= p <= hi), np.int64)
+        want = [int(v) for v in f(xs)]
+        got = form.evaluate(ch, xs, act_min, act_max)
+        if want != got:
+            raise AssertionError(f"narrow form of channel {ch} differs from the reference")
+
+
+_NARROW_CACHE: dict = {}
+
+
+def narrow_for(mode: RequantMode, *, acc_bits: int, bias, zero_point: int, act_min: int,
+               act_max: int, multiplier=None, shift=None, scale=None,
+               single_rounding: bool = False) -> NarrowForm | None:
+    """:func:`narrow_form`, remembered (the plan and the component ask for the same one)."""
+    def key(values):
+        return None if values is None else tuple(float(v) if isinstance(v, float | np.floating)
+                                                 else int(v) for v in np.ravel(values))
+    k = (str(mode), acc_bits, zero_point, act_min, act_max, bool(single_rounding), key(bias),
+         key(multiplier), key(shift), key(scale))
+    if k not in _NARROW_CACHE:
+        _NARROW_CACHE[k] = narrow_form(
+            mode, acc_bits=acc_bits, bias=bias, zero_point=zero_point, act_min=act_min,
+            act_max=act_max, multiplier=multiplier, shift=shift, scale=scale,
+            single_rounding=single_rounding)
+    return _NARROW_CACHE[k]

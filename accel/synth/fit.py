@@ -10,7 +10,9 @@ maps to a hardware multiplier: ECP5 and Gowin do it automatically, iCE40 with
 ``synth_ice40 -dsp``; Gowin counts 9x9 halves, :attr:`.Board.dsps`, two for operands past
 9 x 9 bits); the requantizer's ``int32 x multiplier`` product in 16 x 17-bit pieces
 (:func:`accel.plan.requant.multipliers_per_lane`: 4 per Q31 lane, 8 per float lane, fewer for
-a wide lane sized from the layer's multipliers, none for ``pow2``); the weight address
+a wide lane sized from the layer's multipliers, none for ``pow2``) -- but only where the lane
+keeps the DSP datapath: a narrow lane (:class:`accel.plan.requant.NarrowForm`, what every
+int8 layer of the example models gets) multiplies in logic and takes none; the weight address
 product ``ft * Kt`` where yosys gives it a multiplier
 (:func:`accel.plan.lower.address_multipliers`); and a channel regroup's two shift amounts,
 a value count times a value width that is not a power of two
@@ -42,6 +44,7 @@ from dataclasses import dataclass
 from ..errors import AccelError
 from ..plan.memory import LUT_MEMORY_BITS, bram_blocks
 from ..plan.plan import NetworkPlan, StagePlan
+from ..plan.requant import serial_digits
 from ..quant.requant_mode import RequantMode
 from .boards import BOARDS, Board
 
@@ -67,6 +70,11 @@ _LUTS = {
 _LUTS["gowin"] = {**_LUTS["ecp5"], "pe": 60, "stage": 290,
                   "requant": {**_LUTS["ecp5"]["requant"], "float": 3330, "wide": 2750,
                               "pow2": 322}}
+
+#: LUT4s of a narrow requantizer lane besides its product (bias add, clamp of x, output clamp,
+#: pipeline registers' muxes).
+_NARROW_LANE_BASE = 150
+_SERIAL_LANE_BASE = 250
 
 #: LUT4s of a streamed stage's weight reader (BurstReader and tile assembler): 394 on ECP5
 #: (synth_ecp5 of the seed network's first dense layer's reader, 16-bit words, 144-word FIFO);
@@ -163,6 +171,24 @@ class FitEstimate:
                 "fits": self.fits}
 
 
+def _requant_lane_luts(requant, family: str) -> int:
+    """LUT4s of one requantizer lane: the mode's measured cost, or for a narrow lane its
+    adder bits (parallel: ``mult_bits + 1`` rows of about ``x_bits + 3`` bits summed in a
+    tree; serial: a digit's rows, the accumulator and the rounding add), 1.5 LUT4 each (the
+    rows' AND gates do not all pack into the carry cells), plus the bias add and the clamps.
+    Fitted on ECP5 builds of digits_valid_s2's second convolution's requantizer (4 lanes,
+    x 18 bits, multiplier 23 bits): 3,616 LUT4 parallel, 1,690 serial (2 bits a cycle)."""
+    nf = getattr(requant, "narrow", None)
+    if nf is None:
+        return _LUTS[family]["requant"][requant.mode]
+    serial = serial_digits(nf, requant.beat_cycles)
+    if serial is None:
+        return _NARROW_LANE_BASE + 3 * (nf.mult_bits + 1) * (nf.x_bits + 3) // 2
+    digit, cycles = serial
+    bits = digit * (nf.x_bits + 2) + nf.x_bits + digit * cycles + nf.round_bits
+    return _SERIAL_LANE_BASE + 3 * bits // 2
+
+
 def stage_estimate(stage: StagePlan, family: str) -> StageEstimate:
     """One stage's multipliers, block RAMs, memory bits (all read from the plan) and LUTs."""
     lut_memory_bits = sum(m.lut_bits(family) for m in stage.memories
@@ -170,8 +196,9 @@ def stage_estimate(stage: StagePlan, family: str) -> StageEstimate:
     # A pooling stage has no requantizer: its lanes cost about an accumulator lane each.
     mode = stage.requant.mode if stage.requant is not None else None
     costs = _LUTS[family]
+    lane = _requant_lane_luts(stage.requant, family) if mode else 0
     luts = (stage.pes * costs["pe"]
-            + stage.out_lanes * ((costs["requant"][mode] if mode else 0) + costs["acc_lane"])
+            + stage.out_lanes * (lane + costs["acc_lane"])
             + costs["stage"] + lut_memory_bits // 8
             + (_WEIGHT_STREAM_LUTS if getattr(stage, "streamed", None) is not None else 0))
     return StageEstimate(

@@ -113,7 +113,8 @@ def run(dut: Requantizer, acc: np.ndarray, *, seed: int, frame: int | None = Non
     results: list = []
     sim = Simulator(dut)
     sim.add_clock(1e-6)
-    sim.add_testbench(_watchdog(5 * len(beats) + 100, f"seed {seed}"), background=True)
+    per_beat = 5 + (dut.serial[1] if dut.serial else 0)  # a serial lane: one per `cycles`
+    sim.add_testbench(_watchdog(per_beat * len(beats) + 100, f"seed {seed}"), background=True)
     sim.add_testbench(producer(dut.i, beats, rng=rng, gap=gap))
     sim.add_testbench(consumer(
         dut.o, len(beats), results, rng=rng, stall=stall,
