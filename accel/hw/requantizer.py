@@ -335,17 +335,25 @@ class Requantizer(wiring.Component):
         )
 
         # Credits: beats accepted and not yet delivered on o (in the pipeline or the FIFO).
+        # ``i.ready`` is a register loaded with what the comparison will be next cycle (from
+        # the next credit count and hold), so it has the same value every cycle as the
+        # comparison itself, but the upstream handshake starts at a flip-flop instead of at
+        # the credit counter's comparator.
         credits = Signal(range(self._fifo_depth + 1))
-        take = self.i.valid & self.i.ready
+        ready = Signal(init=1, name="ready")
+        take = self.i.valid & ready
         deliver = self.o.valid & self.o.ready
-        m.d.sync += credits.eq(credits + take - deliver)
+        credits_next = Signal.like(credits, name="credits_next")
+        m.d.comb += [credits_next.eq(credits + take - deliver), self.i.ready.eq(ready)]
+        m.d.sync += credits.eq(credits_next)
         if self.serial is None:
-            m.d.comb += self.i.ready.eq(credits < self._fifo_depth)
+            m.d.sync += ready.eq(credits_next < self._fifo_depth)
         else:
             # A serial lane is busy for `cycles` cycles per beat.
             hold = Signal(range(self.serial[1]), name="hold")
-            m.d.comb += self.i.ready.eq((credits < self._fifo_depth) & (hold == 0))
-            m.d.sync += hold.eq(Mux(take, self.serial[1] - 1, Mux(hold == 0, 0, hold - 1)))
+            hold_next = Mux(take, self.serial[1] - 1, Mux(hold == 0, 0, hold - 1))
+            m.d.sync += [hold.eq(hold_next),
+                         ready.eq((credits_next < self._fifo_depth) & (hold_next == 0))]
 
         group = Signal(range(G))
         with m.If(take):
