@@ -112,7 +112,7 @@ def test_text_output_and_rerun_reuses_points(tmp_path, cache):
     first = invoke(*args)
     assert first.exit_code == 0, first.stderr
     assert "2 points (2 no-fit; 0 reused)" in first.stdout
-    assert "1x1 no-fit        needs 221 block RAMs (DP16KD, 16 kbit each), 208 available" \
+    assert "1x1 no-fit        needs 222 block RAMs (DP16KD, 16 kbit each), 208 available" \
         in first.stdout
     second = invoke(*args)
     assert "2 points (2 no-fit; 2 reused)" in second.stdout

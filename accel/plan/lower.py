@@ -20,27 +20,13 @@ from .blocks import (
     PoolPlan,
     ReplayPlan,
     WindowPlan,
-    constant_product_multipliers,
 )
 from .memory import FAMILIES
 from .requant import RequantPlan, multipliers_per_lane
 
-__all__ = ["accumulator_bits", "address_multipliers", "input_bits", "lower_depthwise_blocks",
+__all__ = ["accumulator_bits", "input_bits", "lower_depthwise_blocks",
            "lower_stage_blocks",
            "requant_plan", "tile_weights", "wide_constants"]
-
-def address_multipliers(k_tiles: int, f_tiles: int) -> dict:
-    """Hardware multipliers of the stage's weight address ``ft * Kt + kt`` per family.
-
-    ``ft`` is the replay's f-tile field (``max(Ft - 1, 1).bit_length()`` bits) and ``Kt`` a
-    constant, whose factors of two are a free shift. yosys maps the product to a hardware
-    multiplier when both operands are wide enough: ECP5 at 2 bits each (synth_ecp5's
-    DSP_A/B_MINWIDTH), iCE40 only for products of 11 bits or more (DSP_Y_MINWIDTH), Gowin
-    at 4 bits each (fitted: digits_small's 4-bit x 9 is a MULT9X9, 3-bit x 9 is not).
-    Measured exactly on ECP5 (digits_small int8 1x1..8x8 and the seed network pow2 2x2).
-    """
-    return constant_product_multipliers(max(f_tiles - 1, 1).bit_length(), k_tiles)
-
 
 def tile_weights(layer: QConv2D | QDense, rows: int, cols: int) -> np.ndarray:
     """The layer's weights as array tiles ``(Ft * Kt, rows, cols)``, tile ``ft * Kt + kt``.
@@ -181,9 +167,6 @@ def lower_stage_blocks(layer: QConv2D | QDense, pool: QMaxPool2D | None, geometr
         requant=requant_plan(layer, cols, acc_bits, allow_wide=allow_wide,
                              beat_cycles=k_tiles),
         maxpool=maxpool,
-        # A streamed array ignores the weight address, so yosys removes its product.
-        extra_multipliers=({f: 0 for f in FAMILIES} if streamed
-                           else address_multipliers(k_tiles, f_tiles)),
     )
 
 

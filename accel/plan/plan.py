@@ -83,7 +83,7 @@ from __future__ import annotations
 import functools
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ..errors import AccelError
 from ..quant.qnet import (
@@ -177,8 +177,6 @@ class StagePlan(StageMemories):
     accumulator : AccumulatorPlan
     requant : RequantPlan
     maxpool : PoolPlan or None
-    extra_multipliers : dict
-        Multipliers per family outside the array and the requantizer.
     streamed : StreamedWeights or None
         Set when the weights come from external memory instead of ROMs (a Dense layer
         only, :mod:`.weights`); ``cycles`` is then the larger of the array's and the
@@ -209,7 +207,6 @@ class StagePlan(StageMemories):
     accumulator: AccumulatorPlan
     requant: RequantPlan
     maxpool: PoolPlan | None
-    extra_multipliers: dict = field(default_factory=dict)
     streamed: StreamedWeights | None = None
 
     @property
@@ -261,10 +258,9 @@ class StagePlan(StageMemories):
 
     @property
     def multipliers(self) -> dict:
-        """Hardware multipliers per FPGA family (Gowin in 9x9 halves): the PEs', the
-        requantizer's and the stage's address arithmetic."""
-        return {f: self.array.multipliers[f] + self.requant.multipliers[f]
-                + self.extra_multipliers.get(f, 0) for f in FAMILIES}
+        """Hardware multipliers per FPGA family (Gowin in 9x9 halves): the PEs' and the
+        requantizer's (the weight address is a counter of the replay, no product)."""
+        return {f: self.array.multipliers[f] + self.requant.multipliers[f] for f in FAMILIES}
 
     @property
     def latencies(self) -> dict:
