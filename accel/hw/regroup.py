@@ -25,7 +25,7 @@ the same pixel: the final beat of a frame stays the final beat.
 
 from __future__ import annotations
 
-from amaranth import Cat, Module, Mux, Signal
+from amaranth import Cat, Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -129,8 +129,16 @@ class ChannelRegroup(wiring.Component):
         tail = Signal(range(N + 1))  # ... at this many values from the head
         pend_last = Signal()  # ... and it ends a frame
 
-        final = pend & (tail <= Lo)  # the head beat is a pixel's last output beat
-        m.d.comb += self.o.valid.eq((count >= Lo) | pend)
+        n_in0 = last_in if Gi == 1 else Li
+        # Flags of the state, kept in registers (each computed one cycle ahead from the state's
+        # next value for every outcome of this cycle's two handshakes, which then only select),
+        # so the neighbours' handshakes reach ``i.ready``, ``o.valid`` and the buffer through a
+        # multiplexer or two, not through the count comparisons.
+        valid = Signal()  # (count >= Lo) | pend: an output beat is ready
+        final = Signal()  # pend & (tail <= Lo): the head beat is a pixel's last output beat
+        ready_e = Signal()  # i.ready if the head beat leaves this cycle ...
+        ready_n = Signal(init=n_in0 <= N)  # ... and if it does not
+        m.d.comb += self.o.valid.eq(valid)
         lanes = []
         for k in range(Lo):
             value = buf[k * bits : (k + 1) * bits]
@@ -159,24 +167,67 @@ class ChannelRegroup(wiring.Component):
 
         count_e, buf_e = after(Mux(final, tail, Lo))
         pend_e = pend & ~final
-        ready_e = (count_e + n_in <= N) & ~(end_group & pend_e)
-        ready_n = (count + n_in <= N) & ~(end_group & pend)
         m.d.comb += self.i.ready.eq(Mux(emit, ready_e, ready_n))
+
+        # The input group after a beat is taken is the last of its pixel.
+        end_taken = Mux(end_group | self.i.payload.last, Gi == 1, group == Gi - 2)
+
+        # Values behind a pixel's end in the buffer, count - tail (meaningful while pend).
+        rest = Signal(range(N + 1))
+        m.d.sync += rest.eq(Mux(take, Mux(end_group, 0, rest + n_in), rest))
+
+        # The flags compare each register's next value with constants: a value is represented
+        # by its test ``value <= K`` for a constant K, so an offset or an added n_in moves the
+        # constant instead of costing an adder in front of the comparator.
+        def reg(signal, offset):
+            return lambda k: signal <= k - offset
+
+        def plus_n(value):
+            return lambda k: Mux(end_group, value(k - last_in), value(k - Li))
+
+        def select(cond, a, b):
+            return lambda k: Mux(cond, a(k), b(k))
+
+        def zero(k):
+            return Const(int(0 <= k), 1)
+
+        def flags(count1, pend1, tail1, rest1, end1):
+            # The flags of a state (valid, final, ready_e, ready_n); ready_e is only used
+            # while valid, so its value from an empty buffer does not matter.
+            def fits(value, k):  # value + n1 <= k
+                return Mux(end1, value(k - last_in), value(k - Li))
+
+            final1 = pend1 & tail1(Lo)
+            return [~count1(Lo - 1) | pend1, final1,
+                    Mux(final1, fits(rest1, N), fits(count1, N + Lo))
+                    & ~(end1 & pend1 & ~final1),
+                    fits(count1, N) & ~(end1 & pend1)]
 
         # Each register's next value for both outcomes, taken or not, of both outcomes of
         # the output beat; o.ready selects last.
-        def update(count1, buf1, pend1, tail1, ready):
+        def update(emitted, count1, buf1, pend1, tail1, ready):
             taken = self.i.valid & ready
-            return [
-                Mux(taken, buf1 | (incoming << (count1 * bits)), buf1),
-                Mux(taken, count1 + n_in, count1),
-                Mux(taken & end_group, 1, pend1),
-                Mux(taken & end_group, count1 + n_in, tail1),
-                Mux(taken & end_group, self.i.payload.last, pend_last),
-            ]
+            if_taken = [buf1 | (incoming << (count1 * bits)), count1 + n_in,
+                        Mux(end_group, 1, pend1), Mux(end_group, count1 + n_in, tail1),
+                        Mux(end_group, self.i.payload.last, pend_last)]
+            if_held = [buf1, count1, pend1, tail1, pend_last]
+            state = [Mux(taken, t, h) for t, h in zip(if_taken, if_held, strict=True)]
+            if emitted:
+                count_f = select(final, reg(rest, 0), reg(count, -Lo))
+                tail_f = select(pend & ~final, reg(tail, -Lo), reg(tail, 0))
+            else:
+                count_f, tail_f = reg(count, 0), reg(tail, 0)
+            rest_f = reg(rest, 0)
+            held = flags(count_f, pend1, tail_f, rest_f, end_group)
+            ends = flags(plus_n(count_f), Const(1, 1), plus_n(count_f), zero, end_taken)
+            grows = flags(plus_n(count_f), pend1, tail_f, plus_n(rest_f), end_taken)
+            flag_values = [Mux(taken, Mux(end_group, e, g), h)
+                           for e, g, h in zip(ends, grows, held, strict=True)]
+            return state + flag_values
 
-        if_emit = update(count_e, buf_e, pend_e, Mux(pend & ~final, tail - Lo, tail), ready_e)
-        if_not = update(count, buf, pend, tail, ready_n)
+        if_emit = update(True, count_e, buf_e, pend_e, Mux(pend & ~final, tail - Lo, tail), ready_e)
+        if_not = update(False, count, buf, pend, tail, ready_n)
         m.d.sync += [reg.eq(Mux(emit, e, n)) for reg, e, n in
-                     zip((buf, count, pend, tail, pend_last), if_emit, if_not, strict=True)]
+                     zip((buf, count, pend, tail, pend_last, valid, final, ready_e, ready_n),
+                         if_emit, if_not, strict=True)]
         return m

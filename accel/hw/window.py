@@ -203,18 +203,29 @@ class WindowGenerator(wiring.Component):
         cg = Signal(range(cg_lo, max(cg_hi, 1)), init=cg_lo)  # c * G + tg
         c0g = Signal(range(cg_lo, max(c0_last * G + 1, 1)), init=cg_lo)  # c0 * G
         rel = Signal(range(-pt, KH), init=-pt)  # r - Rlow: r0 + ti - max(r0, 0)
-        pad = (r < 0) | (r >= H) | (c < 0) | (c >= W)
 
-        last_g = tg == G - 1
-        last_j = tj == KW - 1
-        last_i = ti == KH - 1
+        # Tap and writer flags kept in registers: ``pad``, ``last_*`` and ``available`` are
+        # each computed one cycle ahead from the counters' next values (a comparator per
+        # outcome of this cycle's handshakes, which then only select), so no comparator chain
+        # runs from a counter through ``issue`` into ``ahead`` or a neighbour's handshake.
+        def is_pad(r_, c_):
+            return (r_ < 0) | (r_ >= H) | (c_ < 0) | (c_ >= W)
+
+        pad0 = -pt < 0 or -pt >= H or -pl < 0 or -pl >= W  # the first tap's
+        pad = Signal(init=pad0)
+        last_g = Signal(init=G == 1)
+        last_j = Signal(init=KW == 1)
+        last_i = Signal(init=KH == 1)
+        last_col = Signal(init=OW == 1)
+        last_row = Signal(init=OH == 1)
+        first = Signal(init=1)
         last_win = last_i & last_j & last_g
-        last_col = ocol == OW - 1
-        last_row = orow == OH - 1
 
         # Writer position in its current row (column * G + group) and address.
         w_pos = Signal(range(WG))
+        w_last = Signal(init=WG == 1)  # w_pos == WG - 1
         w_addr = Signal(range(depth))
+        # The beat at the reader's counters can go (see the module documentation).
         available = pad | (rel < ahead) | ((rel == ahead) & (cg < w_pos))
 
         advance = ~self.windows.valid | self.windows.ready
@@ -237,47 +248,60 @@ class WindowGenerator(wiring.Component):
         m.d.comb += base_lo_next.eq(
             Mux(last_row, wrap(base_lo + frame_step * WG), wrap(base_lo + row_step * WG))
         )
-        row_released = issue & last_win & last_col
-        rows_released = Mux(last_row, H - max(r0_last, 0), row_step)
+        row_end = last_win & last_col
+        row_released = issue & row_end
+        rows_released = Signal(range(max(SH, H) + 1))
+        m.d.comb += rows_released.eq(Mux(last_row, H - max(r0_last, 0), row_step))
         r0_next = Mux(last_row, -pt, r0 + SH)
 
-        # The values c0g, r0 and orow take at the end of this cycle, for the registered
-        # handshake flags below.
-        c0g_n = Signal.like(c0g)
-        releases_n = Signal()
-        m.d.comb += c0g_n.eq(c0g)
-        with m.If(issue):
-            m.d.sync += [tg.eq(Mux(last_g, 0, tg + 1)), cg.eq(cg + 1)]
-            with m.If(last_g):
-                m.d.sync += [tj.eq(Mux(last_j, 0, tj + 1)), c.eq(c + 1)]
-                with m.If(last_j):
-                    m.d.sync += [ti.eq(Mux(last_i, 0, ti + 1)), r.eq(r + 1), rel.eq(rel + 1),
-                                 c.eq(c0), cg.eq(c0g)]
-                    with m.If(~last_i):
-                        with m.If(r >= 0):
-                            m.d.sync += base_i.eq(wrap(base_i + WG))
-                    with m.Elif(~last_col):
-                        m.d.comb += c0g_n.eq(c0g + SW * G)
-                        m.d.sync += [ocol.eq(ocol + 1), c0.eq(c0 + SW), base_i.eq(base_lo),
-                                     c.eq(c0 + SW), c0g.eq(c0g + SW * G), cg.eq(c0g + SW * G),
-                                     r.eq(r0), rel.eq(Mux(r0 < 0, r0, 0))]
+        # The reader's registers after a beat issues (``_i``); issue selects them.
+        counters = (tg, tj, ti, ocol, orow, r0, c0, base_lo, base_i, r, c, cg, c0g, rel)
+        nxt = [Signal.like(reg, name=f"{reg.name}_i") for reg in counters]
+        m.d.comb += [n.eq(reg) for reg, n in zip(counters, nxt, strict=True)]
+        (tg_i, tj_i, ti_i, ocol_i, orow_i, r0_i, c0_i, base_lo_i, base_i_i,
+         r_i, c_i, cg_i, c0g_i, rel_i) = nxt
+        m.d.comb += [tg_i.eq(Mux(last_g, 0, tg + 1)), cg_i.eq(cg + 1)]
+        with m.If(last_g):
+            m.d.comb += [tj_i.eq(Mux(last_j, 0, tj + 1)), c_i.eq(c + 1)]
+            with m.If(last_j):
+                m.d.comb += [ti_i.eq(Mux(last_i, 0, ti + 1)), r_i.eq(r + 1), rel_i.eq(rel + 1),
+                             c_i.eq(c0), cg_i.eq(c0g)]
+                with m.If(~last_i):
+                    with m.If(r >= 0):
+                        m.d.comb += base_i_i.eq(wrap(base_i + WG))
+                with m.Elif(~last_col):
+                    m.d.comb += [ocol_i.eq(ocol + 1), c0_i.eq(c0 + SW), base_i_i.eq(base_lo),
+                                 c_i.eq(c0 + SW), c0g_i.eq(c0g + SW * G), cg_i.eq(c0g + SW * G),
+                                 r_i.eq(r0), rel_i.eq(Mux(r0 < 0, r0, 0))]
+                with m.Else():
+                    m.d.comb += [
+                        ocol_i.eq(0),
+                        c0_i.eq(-pl),
+                        c_i.eq(-pl),
+                        c0g_i.eq(cg_lo),
+                        cg_i.eq(cg_lo),
+                        base_lo_i.eq(base_lo_next),
+                        base_i_i.eq(base_lo_next),
+                        r_i.eq(r0_next),
+                        rel_i.eq(Mux(r0_next < 0, r0_next, 0)),
+                    ]
+                    with m.If(last_row):
+                        m.d.comb += [orow_i.eq(0), r0_i.eq(-pt)]
                     with m.Else():
-                        m.d.comb += c0g_n.eq(cg_lo)
-                        m.d.sync += [
-                            ocol.eq(0),
-                            c0.eq(-pl),
-                            c.eq(-pl),
-                            c0g.eq(cg_lo),
-                            cg.eq(cg_lo),
-                            base_lo.eq(base_lo_next),
-                            base_i.eq(base_lo_next),
-                            r.eq(r0_next),
-                            rel.eq(Mux(r0_next < 0, r0_next, 0)),
-                        ]
-                        with m.If(last_row):
-                            m.d.sync += [orow.eq(0), r0.eq(-pt)]
-                        with m.Else():
-                            m.d.sync += [orow.eq(orow + 1), r0.eq(r0 + SH)]
+                        m.d.comb += [orow_i.eq(orow + 1), r0_i.eq(r0 + SH)]
+        pad_i = is_pad(r_i, c_i)
+        with m.If(issue):
+            m.d.sync += [reg.eq(n) for reg, n in zip(counters, nxt, strict=True)]
+            m.d.sync += [
+                pad.eq(pad_i),
+                last_g.eq(tg_i == G - 1),
+                last_j.eq(tj_i == KW - 1),
+                last_i.eq(ti_i == KH - 1),
+                last_col.eq(ocol_i == OW - 1),
+                last_row.eq(orow_i == OH - 1),
+                first.eq((ti_i == 0) & (tj_i == 0) & (tg_i == 0)),
+            ]
+        c0g_n = Mux(issue, c0g_i, c0g)
 
         # The current output row is the last one that reads row Rlow, and the writer is left of
         # the current window: both kept in registers (updated from the values the counters take
@@ -285,10 +309,10 @@ class WindowGenerator(wiring.Component):
         # wait on the comparisons' carry chains.
         releases = Signal(init=(OH == 1) | (-pt + SH > 0))
         behind = Signal(init=0 < cg_lo)
-        m.d.comb += releases_n.eq(Mux(row_released,
-                                      Mux(last_row, (OH == 1) | (-pt + SH > 0),
-                                          (orow + 1 == OH - 1) | (r0 + 2 * SH > 0)),
-                                      releases))
+        releases_n = Mux(row_released,
+                         Mux(last_row, (OH == 1) | (-pt + SH > 0),
+                             (orow + 1 == OH - 1) | (r0 + 2 * SH > 0)),
+                         releases)
         m.d.comb += self.pixels.ready.eq(
             (ahead < NR) | ((ahead == NR) & releases & behind)
         )
@@ -298,12 +322,24 @@ class WindowGenerator(wiring.Component):
             wr.addr.eq(w_addr),
             wr.data.eq(self.pixels.payload.data.as_value()),
         ]
-        row_written = write & (w_pos == WG - 1)
-        w_pos_n = Mux(write, Mux(row_written, 0, w_pos + 1), w_pos)
+        row_written = write & w_last
+        w_pos_w = Signal.like(w_pos)  # w_pos after a write
+        m.d.comb += w_pos_w.eq(Mux(w_last, 0, w_pos + 1))
+        w_pos_n = Mux(write, w_pos_w, w_pos)
         m.d.sync += [w_pos.eq(w_pos_n), releases.eq(releases_n), behind.eq(w_pos_n < c0g_n)]
         with m.If(write):
-            m.d.sync += w_addr.eq(Mux(w_addr == depth - 1, 0, w_addr + 1))
-        m.d.sync += ahead.eq(ahead + row_written - Mux(row_released, rows_released, 0))
+            m.d.sync += [w_addr.eq(Mux(w_addr == depth - 1, 0, w_addr + 1)),
+                         w_last.eq(Mux(w_last, WG == 1, w_pos == WG - 2))]
+
+        # ``ahead`` after this cycle for each outcome of the handshakes, from registers: issue
+        # and the write only select.
+        ahead_rel = Signal(range(-SH - H - 1, NR + 1))  # ahead after a row release
+        m.d.comb += ahead_rel.eq(ahead - rows_released)
+        ahead_w = Mux(row_end, Mux(w_last, ahead_rel + 1, ahead_rel), Mux(w_last, ahead + 1, ahead))
+        ahead_h = Mux(row_end, ahead_rel, ahead)
+        ahead_i = Mux(write, ahead_w, ahead_h)
+        ahead_n = Mux(row_written, ahead + 1, ahead)
+        m.d.sync += ahead.eq(Mux(issue, ahead_i, ahead_n))
 
         # --- stage 1 (block RAM output) and stage 2 (output register) ------------------------
         v1 = Signal()
@@ -317,7 +353,7 @@ class WindowGenerator(wiring.Component):
                 v1.eq(issue),
                 pad1.eq(pad),
                 last_g1.eq(last_g),
-                first1.eq((ti == 0) & (tj == 0) & (tg == 0)),
+                first1.eq(first),
                 last1.eq(last_win),
                 frame_last1.eq(last_win & last_col & last_row),
             ]
