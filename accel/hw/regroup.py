@@ -180,7 +180,16 @@ class ChannelRegroup(wiring.Component):
         # by its test ``value <= K`` for a constant K, so an offset or an added n_in moves the
         # constant instead of costing an adder in front of the comparator.
         def reg(signal, offset):
-            return lambda k: signal <= k - offset
+            # A bound outside the register's range is a constant (and Verilator's lint
+            # rejects a comparison that is).
+            top = (1 << len(signal)) - 1
+
+            def test(k):
+                bound = k - offset
+                if bound < 0 or bound >= top:
+                    return Const(int(bound >= top), 1)
+                return signal <= bound
+            return test
 
         def plus_n(value):
             return lambda k: Mux(end_group, value(k - last_in), value(k - Li))

@@ -12,9 +12,8 @@ maps to a hardware multiplier: ECP5 and Gowin do it automatically, iCE40 with
 (:func:`accel.plan.requant.multipliers_per_lane`: 4 per Q31 lane, 8 per float lane, fewer for
 a wide lane sized from the layer's multipliers, none for ``pow2``) -- but only where the lane
 keeps the DSP datapath: a narrow lane (:class:`accel.plan.requant.NarrowForm`, what every
-int8 layer of the example models gets) multiplies in logic and takes none; the weight address
-product ``ft * Kt`` where yosys gives it a multiplier
-(:func:`accel.plan.lower.address_multipliers`); and a channel regroup's two shift amounts,
+int8 layer of the example models gets) multiplies in logic and takes none (the weight
+address is a counter of the replay, no product); and a channel regroup's two shift amounts,
 a value count times a value width that is not a power of two
 (:attr:`accel.plan.blocks.RegroupPlan.multipliers`).
 
