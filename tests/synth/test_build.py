@@ -94,7 +94,10 @@ def test_pll_clock(tmp_path, cache, board, clock, cell, bitstream):
     assert constraint == pytest.approx(clock, rel=1e-3)
     assert set(report["tool_stage_seconds"]) == {"yosys", "nextpnr", "pack"}
     assert all(t > 0 for t in report["tool_stage_seconds"].values())
-    assert sum(report["tool_stage_seconds"].values()) <= report["tool_seconds"]
+    # Each figure is rounded to 0.01 s, so the stages' sum may pass the total by half a
+    # hundredth per rounded figure (seen: 7.71 + 7.38 + 0.22 = 15.31 > 15.30).
+    stages = report["tool_stage_seconds"]
+    assert sum(stages.values()) <= report["tool_seconds"] + 0.005 * (len(stages) + 1)
 
 
 def test_timing_failure_still_reports(tmp_path, cache):
