@@ -11,24 +11,12 @@ from amaranth.sim import Simulator
 from accel.plan.plan import make_plan
 from accel.quant.random_model import random_quantized
 from accel.sim.run import build_harness, readout
-from accel.spec import (
-    Add,
-    AveragePooling2D,
-    Conv2D,
-    Dense,
-    DepthwiseConv2D,
-    Flatten,
-    Network,
-)
+from accel.spec import AveragePooling2D, Conv2D, Dense, DepthwiseConv2D, Flatten, Network
+
+from .test_graph_accelerator import NETWORKS as RESIDUAL_NETWORKS
 
 NETWORKS = {
-    "projection_shortcut": ((4, 4, 2), (
-        Conv2D(3, 3, padding="same", activation="relu", name="stem"),
-        Conv2D(4, 3, strides=2, padding="same", activation="relu", name="c1"),
-        Conv2D(4, 3, padding="same", name="c2"),
-        Conv2D(4, 1, strides=2, padding="same", name="proj", inputs=("stem",)),
-        Add(activation="relu", name="add", inputs=("proj", "c2")),
-        Flatten(name="f"), Dense(3, name="d"))),
+    "projection_shortcut": RESIDUAL_NETWORKS["projection_shortcut"],
     "depthwise_separable": ((8, 7, 3), (
         DepthwiseConv2D(3, strides=2, padding="same"), Conv2D(3, 1, activation="relu"),
         AveragePooling2D(2), Flatten(), Dense(3))),

@@ -22,6 +22,7 @@ from accel.spec import Dense, Network
 from .burst_memory import BurstMemoryModel
 from .streams import consumer, producer, run_simulation
 from .test_stage import from_words, to_words
+from .test_weight_stream import run_streamed_stage
 
 MEMORY = ExternalMemory(kind="sdram", size_bytes=1 << 16, word_bits=16, clock_mhz=100.0,
                         words_per_cycle=0.9, max_burst=8, read_latency=4, source="test")
@@ -92,22 +93,8 @@ def test_batched_streamed_stage_matches_golden(array, batch, scheme, seed):
     images = 2 * batch
     x = rng.integers(qnet.input.qmin, qnet.input.qmax + 1, (images, 29))
     want = golden.run(qnet, x)["dense"]
-    words = [0] * (ws.end + 8)
-    words[ws.base:ws.end] = [int(w) for w in ws.words]
-    memory = BurstMemoryModel(words, np.random.default_rng(seed), latency=(1, 12),
-                              refresh_period=60, refresh_cycles=6)
-    got = []
-    take = consumer(dut.o, images * -(-7 // dut.out_lanes), got, rng=rng, stall=0.3,
-                    convert=lambda p: (list(p.data), p.last))
-
-    async def consume(ctx):
-        await take(ctx)
-        memory.done = True
-
-    run_simulation(dut, [producer(dut.i, to_words(x, dut.in_lanes, qnet.input.zero_point),
-                                  rng=rng, gap=0.3),
-                         consume, memory.clock(), memory.commands(dut.weights.mem_cmd),
-                         memory.responses(dut.weights.mem_rsp)], max_cycles=50_000)
+    got, memory = run_streamed_stage(dut, ws, x, qnet.input.zero_point, seed=seed, rng=rng,
+                                     outputs=images * -(-7 // dut.out_lanes))
     values = from_words(got, 7, dut.out_lanes).reshape(want.shape)
     assert np.array_equal(values, want), f"seed {seed}"
     assert [g[1] for g in got].count(1) == images

@@ -44,6 +44,27 @@ def _memory_words(plans, fill_to: int) -> list[int]:
     return words
 
 
+def run_streamed_stage(dut, ws, x, zero_point, *, seed, rng, outputs):
+    """Run the streamed ComputeStage ``dut`` on images ``x`` with its weights (``ws``) in a
+    burst memory model (random latency, refresh pauses), 30 % input gaps and output stalls;
+    returns the ``outputs`` output beats as ``(data, last)`` and the memory model."""
+    memory = BurstMemoryModel(_memory_words([ws], ws.end + 8), np.random.default_rng(seed),
+                              latency=(1, 12), refresh_period=60, refresh_cycles=6)
+    got = []
+    take = consumer(dut.o, outputs, got, rng=rng, stall=0.3,
+                    convert=lambda p: (list(p.data), p.last))
+
+    async def consume(ctx):
+        await take(ctx)
+        memory.done = True
+
+    run_simulation(dut, [producer(dut.i, to_words(x, dut.in_lanes, zero_point), rng=rng,
+                                  gap=0.3),
+                         consume, memory.clock(), memory.commands(dut.weights.mem_cmd),
+                         memory.responses(dut.weights.mem_rsp)], max_cycles=50_000)
+    return got, memory
+
+
 @pytest.mark.parametrize(("shape", "bits", "seed"), [((1, 2), 8, 1), ((3, 2), 8, 2),
                                                     ((1, 3), 8, 3), ((2, 3), 4, 4)])
 def test_tiles_in_order_under_stalls(shape, bits, seed):
@@ -92,21 +113,8 @@ def test_streamed_dense_stage_matches_golden(array, scheme, seed):
     x = rng.integers(qnet.input.qmin, qnet.input.qmax + 1, (3, 29))
     want = golden.run(qnet, x)["dense"]
     assert ws.weights_per_word == 16 // qnet.layers[0].weight_bits
-    memory = BurstMemoryModel(_memory_words([ws], ws.end + 8), np.random.default_rng(seed),
-                              latency=(1, 12), refresh_period=60, refresh_cycles=6)
-    got = []
-    n_out = 3 * -(-7 // dut.out_lanes)
-    take = consumer(dut.o, n_out, got, rng=rng, stall=0.3,
-                    convert=lambda p: (list(p.data), p.last))
-
-    async def consume(ctx):
-        await take(ctx)
-        memory.done = True
-
-    run_simulation(dut, [producer(dut.i, to_words(x, dut.in_lanes, qnet.input.zero_point),
-                                  rng=rng, gap=0.3),
-                         consume, memory.clock(), memory.commands(dut.weights.mem_cmd),
-                         memory.responses(dut.weights.mem_rsp)], max_cycles=50_000)
+    got, _ = run_streamed_stage(dut, ws, x, qnet.input.zero_point, seed=seed, rng=rng,
+                                outputs=3 * -(-7 // dut.out_lanes))
     values = from_words(got, 7, dut.out_lanes).reshape(want.shape)
     assert np.array_equal(values, want), f"seed {seed}"
     assert [g[1] for g in got].count(1) == 3
