@@ -1,7 +1,8 @@
 """The whole accelerator: one :class:`~accel.hw.stage.ComputeStage` per Conv2D/Dense layer,
 one :class:`~accel.hw.depthwise.DepthwiseStage` per DepthwiseConv2D layer, one
 :class:`~accel.hw.pool_stage.PoolStage` per pooling layer not fused into a convolution, one
-:class:`~accel.hw.add_stage.AddStage` per residual ``Add``.
+:class:`~accel.hw.add_stage.AddStage` per residual ``Add``, one
+:class:`~accel.hw.concat_merge.ConcatStage` per channel ``Concatenate``.
 
 ::
 
@@ -26,8 +27,8 @@ memory (the weight image of :func:`accel.plan.weights.image_payload`). A board t
 them to its memory controller; the simulation harness to a memory model.
 
 A tensor that two nodes read goes through a :class:`~accel.hw.fork.Fork`, which hands each
-beat to both and advances once both have it; the branches meet again at an ``AddStage``,
-whose skip buffer (on the short branch) the plan sized.
+beat to both and advances once both have it; the branches meet again at an ``AddStage``
+(or a ``ConcatStage``), whose skip buffers the plan sized.
 
 :attr:`Accelerator.stage_outputs` exposes each stage's output stream so that a testbench can
 watch them (reading signals across the hierarchy) and locate a mismatch at its first layer.
@@ -40,9 +41,11 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..plan.blocks import RegroupPlan
+from ..plan.concat import ConcatStagePlan
 from ..plan.join import AddStagePlan
 from ..plan.plan import DepthwiseStagePlan, NetworkPlan, PoolStagePlan, StagePlan
 from .add_stage import AddStage
+from .concat_merge import ConcatStage
 from .depthwise import DepthwiseStage
 from .fork import Fork
 from .layouts import pixel_layout
@@ -56,6 +59,7 @@ _STAGE_BUILDERS = {
     DepthwiseStagePlan: DepthwiseStage.from_plan,
     PoolStagePlan: lambda plan: PoolStage(plan=plan),
     AddStagePlan: lambda plan: AddStage(plan=plan),
+    ConcatStagePlan: lambda plan: ConcatStage(plan=plan),
 }
 
 
@@ -68,7 +72,8 @@ class Accelerator(wiring.Component):
         Its nodes (stages and regroups) are connected by the tensors they name: the input
         port feeds ``plan.input_tensor``, the output port carries ``plan.output_tensor``.
         A tensor read by several nodes goes through a :class:`~accel.hw.fork.Fork`; an
-        :class:`~accel.plan.join.AddStagePlan` reads two tensors.
+        :class:`~accel.plan.join.AddStagePlan` or a
+        :class:`~accel.plan.concat.ConcatStagePlan` reads two tensors.
 
     Members
     -------
@@ -139,7 +144,8 @@ class Accelerator(wiring.Component):
         produce(self.plan.input_tensor, wiring.flipped(self.i))
         for name, node, component in self.nodes:
             m.submodules[name] = component
-            ports = component.inputs if isinstance(component, AddStage) else (component.i,)
+            ports = (component.inputs if isinstance(component, (AddStage, ConcatStage))
+                     else (component.i,))
             for tensor, port in zip(_inputs(node), ports, strict=True):
                 wiring.connect(m, streams[tensor].pop(0), port)
             produce(node.output, component.o)

@@ -73,9 +73,12 @@ read is a fork; a residual ``Add`` is an :class:`~accel.plan.join.AddStagePlan` 
 tensors, with the fewest lanes that keep it within the interval, regroups to those lanes on
 both inputs, and a skip buffer on the input that needs one (the short branch), its depth
 computed from the two branches' geometry so that no image sequence can deadlock
-(:mod:`.join`). Supported: two-branch forks that one ``Add`` joins, each branch a chain of
-one-input layers (ResNet-8's blocks). Nested branches, a tensor read by three layers and
-``Concatenate`` are refused in one line naming the layer.
+(:mod:`.join`). A channel ``Concatenate`` of two tensors is a
+:class:`~accel.plan.concat.ConcatStagePlan`, joined the same way, with lanes that divide its
+first input's channels and a skip buffer on both inputs (:mod:`.concat`). Supported: two-branch
+forks that one ``Add`` or ``Concatenate`` joins, each branch a chain of one-input layers
+(ResNet-8's blocks). Nested branches, a tensor read by three layers and a ``Concatenate`` of
+more than two inputs are refused in one line naming the layer.
 """
 
 from __future__ import annotations
@@ -89,6 +92,7 @@ from ..errors import AccelError
 from ..quant.qnet import (
     QAdd,
     QAvgPool2D,
+    QConcatenate,
     QConv2D,
     QDense,
     QDepthwiseConv2D,
@@ -114,6 +118,12 @@ from .blocks import (
     depthwise_frame_cycles,
     depthwise_lane_count,
     pool_stage_cycles,
+)
+from .concat import (
+    ConcatStagePlan,
+    concat_lane_count,
+    concat_skip_depths,
+    deepen_concat_buffers,
 )
 from .join import AddStagePlan, add_lane_count, deepen_skip_buffers, skip_depths
 from .memory import FAMILIES, MemoryPlan
@@ -838,6 +848,26 @@ def _add_stage(layer, g: Geometry, target: int, common: dict, sources, regroup, 
     return stage, (where, fork, [*chain0, *chain1])
 
 
+def _concat_stage(layer, g: Geometry, target: int, common: dict, sources, regroup, nodes,
+                  beats: dict, where: str) -> tuple[ConcatStagePlan, tuple]:
+    """The :class:`~accel.plan.concat.ConcatStagePlan` of ``layer`` (arguments as
+    :func:`_add_stage`'s), with the regroups to its lanes; and ``(where, fork tensor, branch
+    nodes)``."""
+    channels = tuple(source[1] for source in sources)
+    lanes = concat_lane_count(g.out_h * g.out_w, channels, target)
+    # One quantization for inputs and output (the network checks it), so the fill is one.
+    inputs = [regroup(tensor, c, lanes_in, lanes, bits, layer.output.zero_point)
+              for tensor, c, lanes_in, bits in sources]
+    fork, chain0, chain1 = _branches(inputs, nodes(), where)
+    groups = (channels[0] // lanes, ceil_div(channels[1], lanes))
+    depths, leads = concat_skip_depths((chain0, chain1), beats[fork], groups)
+    stage = ConcatStagePlan(
+        pool=None, rows=0, cols=0, cycles=g.out_h * g.out_w * sum(groups), macs=0,
+        inputs=tuple(inputs), output=layer.name, lanes=lanes, in_channels=channels,
+        skip_depths=depths, leads=leads, **common)
+    return stage, (where, fork, [*chain0, *chain1])
+
+
 def _check_joins(joins, nodes, output_tensor: str) -> None:
     """One-line error unless every forked tensor is the fork of one join and nothing else
     reads a tensor inside a join's branches (the skip depths assume both)."""
@@ -859,7 +889,8 @@ def _check_joins(joins, nodes, output_tensor: str) -> None:
     for name, count in readers.items():
         if count > 1 and name not in forks:
             raise AccelError(f"tensor {name}: read by {count} nodes but not joined again by an "
-                             f"Add; only forks that an Add joins have a hardware lowering")
+                             f"Add or a Concatenate; only forks that one joins have a hardware "
+                             f"lowering")
 
 
 def make_plan(qnet: QuantizedNetwork, max_rows: int, max_cols: int, *,
@@ -973,11 +1004,14 @@ def _plan_once(qnet: QuantizedNetwork, max_rows: int, max_cols: int, allow_wide:
                                  f"[{layer.act_min}, {layer.act_max}]; put the activation "
                                  f"before the pool")
             compute.append([layer, _pool_geometry(layer, infos[layer.name]), None])
-        elif isinstance(layer, QAdd):
+        elif isinstance(layer, QConcatenate) and len(layer.inputs) != 2:
+            raise AccelError(f"{where}: a Concatenate of {len(layer.inputs)} inputs has no "
+                             f"hardware lowering; only of two")
+        elif isinstance(layer, (QAdd, QConcatenate)):
             compute.append([layer, _add_geometry(infos[layer.name]), None])
         elif isinstance(layer, QFlatten):
             continue
-        else:  # PAD, Concatenate, a softmax inside the network, ...: not planned yet
+        else:  # PAD, a softmax inside the network, ...: not planned yet
             raise AccelError(f"{where}: {layer.kind} has no hardware lowering")
         if layer.name != qnet.logits_layer.name and not readers.get(layer.name):
             raise AccelError(f"{where}: its output is not read by any layer; the hardware has "
@@ -1033,6 +1067,12 @@ def _plan_once(qnet: QuantizedNetwork, max_rows: int, max_cols: int, allow_wide:
                                      [streams[alias[name]] for name in layer.inputs], regroup,
                                      lambda: [*regroups, *stages], beats,
                                      f"layer {positions[layer.name]} ({layer.name})")
+            joins.append(join)
+        elif isinstance(layer, QConcatenate):
+            stage, join = _concat_stage(layer, geometry, target, common,
+                                        [streams[alias[name]] for name in layer.inputs],
+                                        regroup, lambda: [*regroups, *stages], beats,
+                                        f"layer {positions[layer.name]} ({layer.name})")
             joins.append(join)
         elif isinstance(layer, (QMaxPool2D, QAvgPool2D, QMean)):
             stage = _pool_stage(layer, geometry, lanes, common, tensor)
@@ -1097,7 +1137,7 @@ def _plan_once(qnet: QuantizedNetwork, max_rows: int, max_cols: int, allow_wide:
                        input_scale=float(qnet.input.scale), scheme=qnet.scheme,
                        source=qnet.source,
                        softmax_in_software=qnet.layers[-1].kind == "softmax")
-    return deepen_skip_buffers(plan) if joins else plan
+    return deepen_concat_buffers(deepen_skip_buffers(plan)) if joins else plan
 
 
 def _memories_json(stage: StagePlan) -> list[dict]:
@@ -1126,6 +1166,8 @@ def _stage_json(s: StagePlan | DepthwiseStagePlan | PoolStagePlan) -> dict:
         return common
     if isinstance(s, AddStagePlan):
         return {**common, "add": s.to_json()}
+    if isinstance(s, ConcatStagePlan):
+        return {**common, "concat": s.to_json()}
     if isinstance(s, DepthwiseStagePlan):
         d = s.depthwise
         return {**common, "depth_multiplier": d.depth_multiplier, "groups": d.groups,

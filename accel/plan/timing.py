@@ -41,6 +41,7 @@ import math
 
 from ..spec.shapes import ceil_div, window_2d
 from .blocks import REPLAY_READ_AHEAD, WINDOW_READ_LATENCY, MeanPlan, RegroupPlan, axis_table
+from .concat import ConcatStagePlan
 
 __all__ = ["EXACT_KINDS", "first_image_times", "frame_times", "interval", "join_timing_fault",
            "joins_exact",
@@ -49,7 +50,7 @@ __all__ = ["EXACT_KINDS", "first_image_times", "frame_times", "interval", "join_
 
 #: The stage kinds this model follows beat by beat (exact latency and period).
 EXACT_KINDS = frozenset({"conv2d", "dense", "depthwise_conv2d", "avg_pool2d", "mean",
-                         "max_pool2d", "add"})
+                         "max_pool2d", "add", "concatenate"})
 
 
 def regroup_times(times: list[int], *, channels: int, lanes_in: int, lanes_out: int,
@@ -382,6 +383,37 @@ def _merge_takes(stage, first: list[int], second: list[int]) -> list[int]:
     return takes
 
 
+def _concat_takes(stage, first: list[int], second: list[int]) -> tuple[list[int], list[int]]:
+    """When a Concatenate's merge takes each beat of its first and second input, their beats
+    offered at ``first`` and ``second``: each input's beat reaches the merge
+    :data:`~accel.plan.join.SKIP_LATENCY` after it is offered (through its skip buffer), and
+    the merge takes, one beat per cycle, a pixel's beats of the first input, then of the
+    second. Assumes the skip buffers never fill and the reader never holds the merge's output
+    register (:func:`join_timing_fault` checks both)."""
+    from .join import SKIP_LATENCY
+
+    ga, gb = stage.groups
+    delay = [SKIP_LATENCY if depth else 0 for depth in stage.skip_depths]
+    takes: tuple[list[int], list[int]] = ([], [])
+    last = -1
+    for p in range(len(first) // ga):
+        for n, (offered, g) in enumerate(((first, ga), (second, gb))):
+            for t in offered[p * g:(p + 1) * g]:
+                last = max(t + delay[n], last + 1)
+                takes[n].append(last)
+    return takes
+
+
+def _concat_times(stage, first: list[int], second: list[int]) -> list[int]:
+    """When a Concatenate offers each output beat (:func:`_concat_takes`), in output order."""
+    ga, gb = stage.groups
+    takes_a, takes_b = _concat_takes(stage, first, second)
+    out = []
+    for p in range(len(takes_a) // ga):
+        out += takes_a[p * ga:(p + 1) * ga] + takes_b[p * gb:(p + 1) * gb]
+    return [t + stage.latencies["concat"] for t in out]
+
+
 def join_timing_fault(plan) -> str | None:
     """None if the timing model's assumptions about forks and joins hold for ``plan`` over
     :data:`_PERIOD_FRAMES` images back to back (True for a plan without joins): where two
@@ -393,25 +425,30 @@ def join_timing_fault(plan) -> str | None:
     fills (pair ``k`` is taken only after its reader has taken sum ``k - latency``). Where one
     fails, which (a one-line reason): the model's times are then estimates, and
     :attr:`NetworkPlan.latency_exact` says so (:func:`joins_exact`)."""
-    adds = [s for s in plan.stages if len(s.inputs) == 2]
-    if not adds:
+    joins = [s for s in plan.stages if len(s.inputs) == 2]
+    if not joins:
         return None
     record: dict = {}
     offered = frame_times(plan, _PERIOD_FRAMES, record=record)
     readers: dict[str, dict[int, list[int]]] = {}
     for (tensor, reader), accepted in record["accepted"].items():
         readers.setdefault(tensor, {})[reader] = accepted
-    add_ids = {id(s) for s in adds}
+    add_ids = {id(s) for s in joins}
     for tensor, by_reader in readers.items():
         if len(by_reader) < 2 or add_ids & by_reader.keys():
-            continue  # not a fork, or one the model follows (an Add reads it directly)
+            continue  # not a fork, or one the model follows (a join reads it directly)
         # Two stages read the fork: each must be done with a beat before the next is offered
         # (else the fork would hold the next beat back from the other).
         off = offered[tensor]
         for acc in by_reader.values():
             if any(acc[k - 1] >= off[k] for k in range(1, len(off))):
                 return f"the fork of {tensor} waits for a reader"
-    for stage in adds:
+    for stage in joins:
+        if isinstance(stage, ConcatStagePlan):
+            fault = _concat_fault(stage, record, readers)
+            if fault:
+                return fault
+            continue
         takes = record["takes"][stage.output]
         for depth, tensor in zip(stage.skip_depths, stage.inputs, strict=True):
             entered = record["accepted"][(tensor, id(stage))]
@@ -421,6 +458,22 @@ def join_timing_fault(plan) -> str | None:
         for acc in readers.get(stage.output, {}).values():
             if any(takes[k] <= acc[k - latency] for k in range(latency, len(takes))):
                 return f"{stage.layer}: its reader holds the merge pipeline full"
+    return None
+
+
+def _concat_fault(stage, record: dict, readers: dict) -> str | None:
+    """:func:`join_timing_fault`'s checks of one Concatenate: no skip buffer holds more than
+    its depth, and its reader takes output beat ``k - 1`` no later than the merge takes beat
+    ``k`` (else the output register would hold the merge)."""
+    per_input = record["takes"][stage.output]
+    for depth, tensor, takes in zip(stage.skip_depths, stage.inputs, per_input, strict=True):
+        entered = record["accepted"][(tensor, id(stage))]
+        if depth and any(entered[k] <= takes[k - depth] for k in range(depth, len(takes))):
+            return f"{stage.layer}: the skip buffer on {tensor} fills"
+    takes = sorted(per_input[0] + per_input[1])
+    for acc in readers.get(stage.output, {}).values():
+        if any(acc[k - 1] > takes[k] for k in range(1, len(takes))):
+            return f"{stage.layer}: its reader holds the merge"
     return None
 
 
@@ -487,7 +540,7 @@ def frame_times(plan, frames: int = 1, *, record: dict | None = None) -> dict[st
             offered[node.output] = times[node.output] = out
             producers[node.output] = node
             continue
-        if len(node.inputs) == 2:  # an Add: its inputs are taken as they are offered
+        if len(node.inputs) == 2:  # a join: its inputs are taken as they are offered
             sources = []
             for name in node.inputs:
                 other = [acc for (tensor, reader), acc in accepted_by.items()
@@ -496,8 +549,12 @@ def frame_times(plan, frames: int = 1, *, record: dict | None = None) -> dict[st
                 # the other reader has taken the one before.
                 sources.append(_fork_side(offered[name], other[0]) if other else offered[name])
                 accepted_by[(name, id(node))] = sources[-1]
-            takes_of[node.output] = _merge_takes(node, *sources)
-            offered[node.output] = times[node.output] = _add_times(node, *sources)
+            if isinstance(node, ConcatStagePlan):
+                takes_of[node.output] = _concat_takes(node, *sources)
+                offered[node.output] = times[node.output] = _concat_times(node, *sources)
+            else:
+                takes_of[node.output] = _merge_takes(node, *sources)
+                offered[node.output] = times[node.output] = _add_times(node, *sources)
             continue
         tensor = node.inputs[0]
         accepted, out = _stage_times(node, offered[tensor])
