@@ -1,8 +1,9 @@
 # amaranth: UnusedElaboratable=no
-"""Graph networks (forks and residual joins) in the accelerator (amaranth.sim, self-checking
-harness): every layer of every image bit-exact with the golden model under random input gaps
-and output stalls, the measured interval equal to the plan's; random small graph networks;
-one-line refusals of the graphs the planner does not build; the skip-buffer depth rule."""
+"""Graph networks (forks, residual and concatenating joins) in the accelerator (amaranth.sim,
+self-checking harness): every layer of every image bit-exact with the golden model under random
+input gaps and output stalls, the measured interval equal to the plan's; random small graph
+networks; one-line refusals of the graphs the planner does not build; the skip-buffer depth
+rule."""
 
 import numpy as np
 import pytest
@@ -136,10 +137,11 @@ def test_branch_bounds_follow_the_window():
 
 
 def _deadlocks_with(plan, depths, qnet):
-    """Rebuild the plan's add stage with ``depths`` and run one image with no stalls."""
+    """Rebuild the plan's join (Add or Concatenate) with ``depths`` and run one image with no
+    stalls."""
     import dataclasses
 
-    stages = tuple(dataclasses.replace(s, skip_depths=depths) if isinstance(s, AddStagePlan)
+    stages = tuple(dataclasses.replace(s, skip_depths=depths) if hasattr(s, "skip_depths")
                    else s for s in plan.stages)
     smaller = dataclasses.replace(plan, stages=stages)
     x = np.zeros((2, *qnet.input_shape), np.int64)
@@ -165,6 +167,125 @@ def test_the_lead_is_needed():
     assert lead > 2 * 4 * 3  # two rows of the stem's output at least
     assert _deadlocks_with(plan, (lead // 2, add.skip_depths[1]), qnet) == "deadlock"
     assert _deadlocks_with(plan, add.skip_depths, qnet) is True
+
+
+# --- channel concatenation ---------------------------------------------------------------------
+
+CONCAT_NETWORKS = {
+    # stem -> conv -> Concatenate(stem, conv) -> conv: the short branch first.
+    "stem_then_branch": ((4, 4, 2), (
+        Conv2D(4, 3, padding="same", activation="relu", name="stem"),
+        Conv2D(3, 3, padding="same", activation="relu", name="c1"),
+        Concatenate(name="cat", inputs=("stem", "c1")),
+        Conv2D(3, 3, padding="same", name="after"),
+        Flatten(name="f"), Dense(3, name="d"))),
+    # The long branch first, a strided block on both sides, and a Dense reading the concat.
+    "branch_then_projection": ((5, 5, 2), (
+        Conv2D(3, 3, padding="same", activation="relu", name="stem"),
+        Conv2D(2, 3, strides=2, padding="same", activation="relu", name="c1"),
+        Conv2D(2, 3, padding="same", name="c2"),
+        Conv2D(3, 1, strides=2, padding="same", name="proj", inputs=("stem",)),
+        Concatenate(name="cat", inputs=("c2", "proj")),
+        Flatten(name="f"), Dense(3, name="d"))),
+    # The model input itself is one side (a fork of the input port).
+    "input_and_conv": ((4, 3, 1), (
+        Conv2D(2, 3, padding="same", activation="relu", name="c1"),
+        Concatenate(name="cat", inputs=("input", "c1")),
+        Conv2D(2, 3, padding="same", name="after"),
+        Flatten(name="f"), Dense(2, name="d"))),
+}
+
+
+def _concat_stage(plan):
+    from accel.plan.concat import ConcatStagePlan
+
+    (stage,) = [s for s in plan.stages if isinstance(s, ConcatStagePlan)]
+    return stage
+
+
+@pytest.mark.parametrize("array", [(2, 2), pytest.param((3, 2), marks=pytest.mark.slow)],
+                         ids=lambda a: f"{a[0]}x{a[1]}")
+@pytest.mark.parametrize("name", sorted(CONCAT_NETWORKS))
+def test_concat_network_bit_exact_under_stalls(name, array):
+    shape, layers = CONCAT_NETWORKS[name]
+    qnet = random_quantized(Network(name, shape, layers), 0)
+    plan = make_plan(qnet, *array)
+    stage = _concat_stage(plan)
+    assert stage.in_channels[0] % stage.lanes == 0
+    r = _run(qnet, plan, images=2, seed=3, gaps=25)
+    assert r.bit_exact and r.mismatches == 0, (name, array, r.first_mismatch)
+
+
+@pytest.mark.parametrize("name", sorted(CONCAT_NETWORKS))
+def test_concat_interval_is_the_plan(name):
+    """No gaps or stalls, three images back to back: the measured interval and the first
+    image's latency are the plan's, cycle for cycle, and the plan says they are exact."""
+    shape, layers = CONCAT_NETWORKS[name]
+    qnet = random_quantized(Network(name, shape, layers), 1)
+    plan = make_plan(qnet, 2, 2)
+    assert plan.latency_exact, name
+    r = _run(qnet, plan, images=3, seed=0, gaps=0)
+    assert r.bit_exact, r.first_mismatch
+    assert r.cycles_per_inference == plan.interval_cycles, name
+    assert r.latency_cycles == plan.latency_cycles, name
+
+
+def test_the_concat_stage_and_the_plan_json():
+    from accel.hw.concat_merge import ConcatStage
+    from accel.plan.concat import CONCAT_LATENCY
+    from accel.plan.timing import EXACT_KINDS
+
+    shape, layers = CONCAT_NETWORKS["stem_then_branch"]
+    plan = make_plan(random_quantized(Network("c", shape, layers), 0), 2, 2)
+    cat = _concat_stage(plan)
+    assert cat.kind in EXACT_KINDS
+    assert cat.in_channels == (4, 3) and cat.channels == 7
+    assert cat.groups == (4 // cat.lanes, -(-3 // cat.lanes))
+    assert cat.cycles == 16 * sum(cat.groups)
+    # The stem's output waits for the whole 3x3 conv's look-ahead: its buffer is the deep one.
+    assert cat.leads[0] > cat.leads[1] and cat.skip_depths[0] > cat.skip_depths[1] >= 3
+    stage = ConcatStage(plan=cat)
+    assert stage.merge.latency == CONCAT_LATENCY == cat.latencies["concat"]
+    Fragment.get(stage, None)
+    data = plan_dict(plan)
+    (entry,) = [s for s in data["stages"] if s["kind"] == "concatenate"]
+    assert entry["concat"]["skip_depths"] == list(cat.skip_depths)
+    assert entry["multipliers"] == cat.multipliers == dict.fromkeys(cat.multipliers, 0)
+    assert sum(m["words"] for m in entry["memories"]) == sum(d - 1 for d in cat.skip_depths)
+    assert entry["output"] == [4, 4, 7]
+    Fragment.get(Accelerator(plan), None)
+
+
+def test_the_concat_lead_is_needed():
+    """With the stem's skip buffer far below its lead the fork/join deadlocks; at the plan's
+    depth it runs."""
+    shape, layers = CONCAT_NETWORKS["stem_then_branch"]
+    qnet = random_quantized(Network("l", shape, layers), 0)
+    plan = make_plan(qnet, 1, 1)
+    cat = _concat_stage(plan)
+    lead = cat.leads[0]
+    assert lead > 4 * 4  # a row of the stem's output at least
+    assert _deadlocks_with(plan, (lead // 2, cat.skip_depths[1]), qnet) == "deadlock"
+    assert _deadlocks_with(plan, cat.skip_depths, qnet) is True
+
+
+def test_three_input_concatenate_is_refused_in_one_line():
+    message = _plan_error([
+        Conv2D(2, 1, name="a"), Conv2D(2, 1, name="b", inputs=("a",)),
+        Conv2D(2, 1, name="c", inputs=("a",)),
+        Concatenate(name="cat", inputs=("a", "b", "c")), Flatten(name="f"), Dense(2, name="d")])
+    assert message == ("layer 3 (cat): a Concatenate of 3 inputs has no hardware lowering; "
+                       "only of two")
+
+
+def test_nested_concatenate_is_refused_in_one_line():
+    message = _plan_error([
+        Conv2D(2, 1, name="a"), Conv2D(2, 1, name="b"), Conv2D(2, 1, name="c"),
+        Concatenate(name="inner", inputs=("b", "c")),
+        Concatenate(name="outer", inputs=("a", "inner")), Flatten(name="f"),
+        Dense(2, name="d")])
+    assert message == ("layer 4 (outer): its inputs do not branch from one tensor through "
+                       "layers with one input each; nested branches have no hardware lowering")
 
 
 # --- random graphs ----------------------------------------------------------------------------
@@ -237,13 +358,6 @@ def _plan_error(layers, shape=(4, 4, 2)):
     return str(info.value)
 
 
-def test_concatenate_is_refused_in_one_line():
-    message = _plan_error([
-        Conv2D(2, 1, name="a"), Conv2D(2, 1, name="b", inputs=("a",)),
-        Concatenate(name="cat", inputs=("a", "b")), Flatten(name="f"), Dense(2, name="d")])
-    assert message == "layer 2 (cat): concatenate has no hardware lowering"
-
-
 def test_nested_branches_are_refused_in_one_line():
     message = _plan_error([
         Conv2D(2, 1, name="a"), Conv2D(2, 1, name="b"), Conv2D(2, 1, name="c"),
@@ -267,12 +381,13 @@ def test_cli_plan_refuses_a_graph_with_exit_2(tmp_path):
     spec.write_text("name: cat\ninput: [4, 4, 2]\nlayers:\n"
                     "  - Conv2D: {filters: 2, kernel_size: 1, name: a}\n"
                     "  - Conv2D: {filters: 2, kernel_size: 1, name: b}\n"
-                    "  - Concatenate: {inputs: [a, b], name: cat}\n"
+                    "  - Concatenate: {inputs: [a, b, a], name: cat}\n"
                     "  - Flatten: {}\n  - Dense: {units: 2}\n")
     result = CliRunner().invoke(main, ["plan", str(spec), "--seed", "1"])
     assert result.exit_code == 2, result.output
     assert result.stderr.startswith("accel: error: ")
-    assert result.stderr.endswith(": layer 2 (cat): concatenate has no hardware lowering\n")
+    assert result.stderr.endswith(": layer 2 (cat): a Concatenate of 3 inputs has no hardware "
+                                  "lowering; only of two\n")
     assert len(result.stderr.splitlines()) == 1
 
 
