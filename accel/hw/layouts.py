@@ -73,8 +73,15 @@ def check_pair(name: str, value: object) -> tuple[int, int]:
     return int(value[0]), int(value[1])
 
 
-def check_padding(value: object) -> str:
-    """Return ``value`` if it is ``"valid"`` or ``"same"``."""
+def check_padding(value: object):
+    """Return ``value`` if it is ``"valid"``, ``"same"``, or explicit padding ``((top,
+    bottom), (left, right))`` of non-negative integers (a folded zero padding,
+    :func:`accel.spec.shapes.fold_padding`)."""
+    if isinstance(value, tuple) and len(value) == 2 and all(
+            isinstance(p, tuple) and len(p) == 2 and all(
+                isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in p)
+            for p in value):
+        return value
     if not isinstance(value, str):
         raise TypeError(f"padding must be 'valid' or 'same', not {value!r}")
     if value not in PADDINGS:

@@ -83,6 +83,7 @@ more than two inputs are refused in one line naming the layer.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import re
@@ -99,12 +100,13 @@ from ..quant.qnet import (
     QFlatten,
     QMaxPool2D,
     QMean,
+    QPad,
     QSoftmax,
     QuantizedNetwork,
 )
 from ..quant.requant_mode import RequantMode
 from ..spec import INPUT
-from ..spec.shapes import ceil_div
+from ..spec.shapes import ceil_div, fold_padding, window_2d
 from .blocks import (
     AccumulatorPlan,
     ArrayPlan,
@@ -146,7 +148,9 @@ class Geometry:
     in_channels: int
     kernel: tuple[int, int]
     strides: tuple[int, int]
-    padding: str
+    #: ``"valid"``, ``"same"``, or explicit ``((top, bottom), (left, right))`` where a PAD is
+    #: folded into the window (:func:`~accel.spec.shapes.window_2d`).
+    padding: str | tuple
     out_h: int
     out_w: int
     filters: int
@@ -868,6 +872,36 @@ def _concat_stage(layer, g: Geometry, target: int, common: dict, sources, regrou
     return stage, (where, fork, [*chain0, *chain1])
 
 
+def _check_pad(pad, users, where: str, positions: dict) -> None:
+    """One-line error unless one Conv2D or DepthwiseConv2D reads ``pad`` (which the planner
+    folds into its window); a pool's padding is not the PAD's (a max pool's padded taps never
+    win, an average pool does not count them)."""
+    if len(users) == 1 and isinstance(users[0], (QConv2D, QDepthwiseConv2D)):
+        return
+    if not users:
+        what = "no layer"
+    elif len(users) > 1:
+        what = f"{len(users)} layers"
+    else:
+        what = f"layer {positions[users[0].name]} ({users[0].name}, {users[0].kind})"
+    raise AccelError(f"{where}: a PAD has a hardware lowering only when one Conv2D or "
+                     f"DepthwiseConv2D reads it (it is folded into that window), not {what}")
+
+
+def _padded_geometry(g: Geometry, pad, pad_info, where: str) -> Geometry:
+    """``g`` (a convolution reading ``pad``) on the PAD's input, with the PAD folded into its
+    window as explicit padding (:func:`~accel.spec.shapes.fold_padding`)."""
+    h, w, _ = pad_info.input_shape
+    padding = fold_padding((h, w), pad.padding, g.kernel, g.strides, g.padding)
+    win = window_2d((h, w), g.kernel, g.strides, padding)
+    for axis, size in ((win.rows, h), (win.cols, w)):
+        if axis.pad_before >= axis.kernel or axis.start(axis.out - 1) >= size:
+            # The window generator expects an image row or column in every window.
+            raise AccelError(f"{where}: the padding {pad.padding} of {pad.name} puts whole "
+                             f"windows outside the image; that has no hardware lowering")
+    return dataclasses.replace(g, in_h=h, in_w=w, padding=padding)
+
+
 def _check_joins(joins, nodes, output_tensor: str) -> None:
     """One-line error unless every forked tensor is the fork of one join and nothing else
     reads a tensor inside a join's branches (the skip depths assume both)."""
@@ -967,16 +1001,20 @@ def _plan_once(qnet: QuantizedNetwork, max_rows: int, max_cols: int, allow_wide:
         raise AccelError(f"array must be at least 1x1, not {max_rows}x{max_cols}")
     infos = {info.name: info for info in qnet.network.infos}
     hw_layers = [layer for layer in qnet.layers if not isinstance(layer, QSoftmax)]
-    # A Flatten is no hardware: its readers read the tensor it flattens.
+    # A Flatten is no hardware: its readers read the tensor it flattens. Nor is a PAD: it is
+    # folded into the window of the convolution that reads it (its padding becomes explicit
+    # per-side padding of that window, whose padding taps are the input zero point, which is
+    # what TFLite's PAD pads with).
     alias = {INPUT: INPUT}
+    pads = {layer.name: layer for layer in hw_layers if isinstance(layer, QPad)}
     for layer in hw_layers:
-        if isinstance(layer, QFlatten):
+        if isinstance(layer, (QFlatten, QPad)):
             alias[layer.name] = alias[layer.inputs[0]]
         else:
             alias[layer.name] = layer.name
     readers: dict[str, list] = {}
     for layer in hw_layers:
-        if not isinstance(layer, QFlatten):
+        if not isinstance(layer, (QFlatten, QPad)):
             for name in layer.inputs:
                 readers.setdefault(alias[name], []).append(layer)
     positions = {layer.name: position for position, layer in enumerate(hw_layers)}
@@ -990,8 +1028,16 @@ def _plan_once(qnet: QuantizedNetwork, max_rows: int, max_cols: int, allow_wide:
                              f"{layer.weights.shape[3]} needs an array of at least that many "
                              f"PEs, not {max_rows}x{max_cols}")
         source = alias.get(layer.inputs[0]) if layer.inputs else None
+        if isinstance(layer, QPad):
+            _check_pad(layer, [other for other in hw_layers if layer.name in other.inputs],
+                       where, positions)
+            continue
         if isinstance(layer, (QConv2D, QDense, QDepthwiseConv2D)):
-            compute.append([layer, _geometry(layer, infos[layer.name]), None])
+            geometry = _geometry(layer, infos[layer.name])
+            if layer.inputs[0] in pads:
+                geometry = _padded_geometry(geometry, pads[layer.inputs[0]],
+                                            infos[layer.inputs[0]], where)
+            compute.append([layer, geometry, None])
             if isinstance(layer, QConv2D):
                 fused[layer.name] = compute[-1]
         elif isinstance(layer, QMaxPool2D) and source in fused and \

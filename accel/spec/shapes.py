@@ -10,6 +10,10 @@ TensorFlow's rules, per spatial axis with input length ``n``, window ``k`` and s
   split with the smaller half before (top/left) and the odd pixel after (bottom/right).
 
 The same rules hold for convolution and pooling (dilation is not supported).
+
+A window may also have explicit padding ``(before, after)`` per axis (a ZeroPadding2D / TFLite
+PAD folded into the window of the layer that reads it, :func:`fold_padding`):
+``out = (n + before + after - k) // s + 1``, which needs ``n + before + after >= k``.
 """
 
 from __future__ import annotations
@@ -29,8 +33,8 @@ class AxisWindow:
         Input length along this axis.
     kernel, stride : int
         Window size and step.
-    padding : str
-        ``"valid"`` or ``"same"``.
+    padding : str or (int, int)
+        ``"valid"``, ``"same"`` or explicit ``(before, after)``.
     out : int
         Number of window positions (the output length).
     pad_before, pad_after : int
@@ -40,7 +44,7 @@ class AxisWindow:
     size: int
     kernel: int
     stride: int
-    padding: str
+    padding: str | tuple[int, int]
     out: int
     pad_before: int
     pad_after: int
@@ -55,17 +59,31 @@ def ceil_div(a: int, b: int) -> int:
     return -(-a // b)
 
 
-def axis_window(size: int, kernel: int, stride: int, padding: str) -> AxisWindow:
+def _is_pads(value) -> bool:
+    return (isinstance(value, tuple) and len(value) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value))
+
+
+def axis_window(size: int, kernel: int, stride: int,
+                padding: str | tuple[int, int]) -> AxisWindow:
     """Output length and padding of a sliding window along one axis.
 
     Raises ``ValueError`` when the arguments are not positive integers, the padding is unknown,
-    or (``valid`` only) the window is larger than the input. With ``same`` padding every window
-    overlaps the input (the padding is always smaller than the window), so any sizes work.
+    or (``valid`` and explicit) the window is larger than the (padded) input. With ``same``
+    padding every window overlaps the input (the padding is always smaller than the window), so
+    any sizes work.
     """
     for field, value in (("size", size), ("kernel", kernel), ("stride", stride)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{field} must be a positive integer, not {value!r}")
-    if padding not in PADDINGS:
+    if _is_pads(padding):
+        before, after = padding
+        if kernel > size + before + after:
+            raise ValueError(f"window {kernel} is larger than the input {size} with padding "
+                             f"{padding!r}")
+        out = (size + before + after - kernel) // stride + 1
+        return AxisWindow(size, kernel, stride, padding, out, before, after)
+    if not isinstance(padding, str) or padding not in PADDINGS:
         raise ValueError(f"padding must be 'valid' or 'same', not {padding!r}")
     if padding == "valid":
         if kernel > size:
@@ -102,10 +120,24 @@ class Window2D:
 
 
 def window_2d(
-    size: tuple[int, int], kernel: tuple[int, int], strides: tuple[int, int], padding: str
+    size: tuple[int, int], kernel: tuple[int, int], strides: tuple[int, int], padding
 ) -> Window2D:
-    """The 2-D window of a Conv2D or MaxPooling2D layer on an input of spatial ``size``."""
+    """The 2-D window of a Conv2D or MaxPooling2D layer on an input of spatial ``size``;
+    ``padding`` is ``"valid"``, ``"same"`` or explicit ``((top, bottom), (left, right))``."""
+    rows, cols = (padding, padding) if isinstance(padding, str) else padding
     return Window2D(
-        axis_window(size[0], kernel[0], strides[0], padding),
-        axis_window(size[1], kernel[1], strides[1], padding),
+        axis_window(size[0], kernel[0], strides[0], rows),
+        axis_window(size[1], kernel[1], strides[1], cols),
     )
+
+
+def fold_padding(size: tuple[int, int], pads, kernel: tuple[int, int],
+                 strides: tuple[int, int], padding: str) -> tuple[tuple[int, int], ...]:
+    """The explicit padding ``((top, bottom), (left, right))`` of a window with ``padding``
+    on an input of spatial ``size`` that a zero padding ``pads`` (``((top, bottom), (left,
+    right))``) enlarged first: the zero padding's plus the window's own on the padded size.
+    Same windows, same output size."""
+    (t, b), (left, right) = pads
+    own = window_2d((size[0] + t + b, size[1] + left + right), kernel, strides, padding)
+    return ((t + own.rows.pad_before, b + own.rows.pad_after),
+            (left + own.cols.pad_before, right + own.cols.pad_after))
