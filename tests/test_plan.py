@@ -83,9 +83,12 @@ def test_a_pool_that_follows_no_conv_is_a_stage_of_its_own():
 def test_a_layer_without_hardware_is_named_in_one_line():
     from accel.spec import ZeroPadding2D
 
-    net = Network("n", (8, 8, 1), (ZeroPadding2D(1), Conv2D(2, 3), Flatten(), Dense(2)))
-    with pytest.raises(AccelError, match=r"^layer 0 \(zero_padding2d\): pad has no hardware "
-                       r"lowering$"):
+    # A PAD has hardware only folded into a convolution's window (tests/test_pad_fold.py).
+    net = Network("n", (8, 8, 1), (ZeroPadding2D(1), MaxPooling2D(), Conv2D(2, 3), Flatten(),
+                                   Dense(2)))
+    with pytest.raises(AccelError, match=r"^layer 0 \(zero_padding2d\): a PAD has a hardware "
+                       r"lowering only when one Conv2D or DepthwiseConv2D reads it \(it is "
+                       r"folded into that window\), not layer 1 \(max_pooling2d, max_pool2d\)$"):
         make_plan(random_quantized(net, 0), 2, 2)
 
 
