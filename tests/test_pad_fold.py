@@ -71,6 +71,13 @@ NETWORKS = {
         Conv2D(3, 3, padding="same", activation="relu", name="stem"),
         ZeroPadding2D(padding=((0, 1), (0, 1)), name="pad"), Conv2D(4, 3, strides=2, name="c"),
         Flatten(name="f"), Dense(2, name="d"))),
+    # MobileNetV1's downsampling block as Keras writes it: the PAD, then a 3x3 stride-2 VALID
+    # depthwise convolution, then the pointwise one.
+    "mobilenet_depthwise_strided": ((7, 6, 2), (
+        Conv2D(3, 3, padding="same", activation="relu", name="stem"),
+        ZeroPadding2D(padding=((0, 1), (0, 1)), name="pad"),
+        DepthwiseConv2D(3, strides=2, activation="relu", name="dw"),
+        Conv2D(4, 1, activation="relu", name="pw"), Flatten(name="f"), Dense(2, name="d"))),
     # Asymmetric padding before a depthwise SAME window (both paddings add up).
     "pad_then_depthwise_same": ((5, 4, 3), (
         ZeroPadding2D(padding=((1, 0), (0, 1)), name="pad"),

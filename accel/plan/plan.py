@@ -34,6 +34,15 @@ fewest PEs within the heaviest layer's cycles). An average pool, a global mean, 
 that no Conv2D directly precedes becomes a :class:`PoolStagePlan`: no PEs, the lanes of the
 stream it reads, one cycle per input beat and window containing it.
 
+Zero padding
+------------
+A ZeroPadding2D (TFLite ``PAD``, which pads with the zero point) is no stage: when one Conv2D
+or DepthwiseConv2D reads it, its amounts are folded into that layer's window as explicit
+per-side padding (``Geometry.padding`` ``((top, bottom), (left, right))``,
+:func:`~accel.spec.shapes.fold_padding`), and the window generator's padding taps are the input
+zero point, as for SAME. A PAD read by anything else (a pool's padding means something else),
+by several layers, or one that puts whole windows outside the image is refused in one line.
+
 The cycle model
 ---------------
 A stage's cycles per frame are ``out_h * out_w * Kt * Ft`` (the array busy every cycle); the
