@@ -30,6 +30,7 @@ from accel.spec import (
     Flatten,
     MaxPooling2D,
     Network,
+    ZeroPadding2D,
 )
 
 
@@ -290,7 +291,14 @@ def test_nested_concatenate_is_refused_in_one_line():
 
 # --- random graphs ----------------------------------------------------------------------------
 
-_BRANCH_LAYERS = ("conv3", "conv1", "depthwise", "avg", "max")
+_BRANCH_LAYERS = ("conv3", "conv1", "depthwise", "avg", "max", "padconv")
+
+
+def _branch_layers(kind, channels, name, source):
+    if kind == "padconv":  # a PAD folded into the VALID 3x3 convolution that reads it
+        return [ZeroPadding2D(padding=1, name=f"{name}pad", inputs=(source,)),
+                Conv2D(channels, 3, activation="relu", name=name)]
+    return [_branch_layer(kind, channels, name, source)]
 
 
 def _branch_layer(kind, channels, name, source):
@@ -327,7 +335,7 @@ def graph_networks(draw):
     for b in range(len(counts)):
         long, short = tensor, tensor
         for n, kind in enumerate(used[sum(counts[:b]):sum(counts[:b + 1])]):
-            layers.append(_branch_layer(kind, channels, f"b{b}l{n}", long))
+            layers += _branch_layers(kind, channels, f"b{b}l{n}", long)
             long = layers[-1].name
         if draw(st.booleans()):  # a projection on the skip path
             layers.append(Conv2D(channels, 1, name=f"b{b}p", inputs=(short,)))
