@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from accel.cli import main
 from accel.plan.plan import make_plan
+from accel.plan.timing import frame_times
 from accel.plan.weights import ExternalMemory, WeightPlacement
 from accel.quant.random_model import random_quantized
 from accel.sim.run import build_harness, report, run_amaranth
@@ -61,6 +62,46 @@ def test_batched_streamed_stage_in_the_harness_is_bit_exact(batch, seed):
     assert 2 * words <= r.weight_words < 4 * words
     assert result.scalars["weight_errors"] == 0
     assert r.cycles_per_inference is not None and r.cycles_per_inference > 0
+
+
+# A memory with refresh pauses (10 busy cycles in 97) that fall inside the weight stream.
+REFRESHED = replace(MEMORY, refresh_period=97, refresh_cycles=10, read_latency=11)
+
+
+@pytest.mark.parametrize(("seed", "array", "memory", "units", "weight_bits"), [
+    (4, (2, 2), REFRESHED, 12, 8), (5, (3, 2), REFRESHED, 20, 8), (7, (2, 4), REFRESHED, 9, 4)])
+def test_streamed_timing_is_exact_with_the_deterministic_memory(seed, array, memory, units,
+                                                                 weight_bits):
+    """Without gaps and stalls (the memory model deterministic), the plan's timing of a
+    streamed Dense stage at batch 1 is the simulation's, cycle for cycle: every stage's end of
+    every image, the latency and the per-image interval of the run; the memory's latency,
+    burst and refresh come from the plan's ExternalMemory."""
+    net = Network("n", (6, 6, 1), (Conv2D(4, 3, activation="relu"), MaxPooling2D(),
+                                   Flatten(), Dense(units, activation="relu"), Dense(3)))
+    qnet = random_quantized(net, seed, scheme="pow2" if weight_bits == 4 else "tflite-int8",
+                            **({"weight_bits": 4} if weight_bits == 4 else {}))
+    placement = WeightPlacement(family="ecp5", bram_blocks=None, memories=(memory,),
+                                stream=("dense",))
+    plan = make_plan(qnet, *array, weights=placement)
+    assert plan.latency_exact and len(plan.streamed_stages) == 1
+    n = 4
+    images = np.random.default_rng(seed).integers(-128, 128, (n, 6, 6, 1))
+    case = build_harness(qnet, plan, images, seed=seed, gap_percent=0, stall_percent=0,
+                         memory_gap_percent=0)
+    result = run_amaranth(case)
+    r = report(case, result)
+    assert r.bit_exact, r.first_mismatch
+    assert result.scalars["first_input"] == 0  # the memory starts with the input (MEMORY_START)
+    times = frame_times(plan, n)
+    for s, stage in enumerate(plan.stages):
+        out = times[stage.output]
+        per = len(out) // n
+        assert [out[(i + 1) * per - 1] for i in range(n)] == list(result.stage_done[s]), s
+    assert r.latency_cycles == r.predicted_latency_cycles == plan.latency_cycles
+    assert r.cycles_per_inference == r.predicted_cycles_per_inference
+    # the plan's interval is the third image's (frame_times over three images)
+    three = frame_times(plan, 3)[plan.output_stage.output]
+    assert plan.interval_cycles == three[-1] - three[len(three) * 2 // 3 - 1]
 
 
 def test_a_wrong_weight_in_memory_is_caught():

@@ -534,9 +534,16 @@ class NetworkPlan:
         three images through the plan (:func:`.timing.interval`), or the weight stream's
         bandwidth (:attr:`stream_cycles`) if that is slower. Equal to the measured interval
         cycle for cycle without streamed weights (``tests/test_accelerator.py``,
-        ``test_timing_exact.py``). Computed once per plan."""
+        ``test_timing_exact.py``); with one streamed Dense stage at batch 1 the model follows
+        the weight stream itself (:mod:`.stream_timing`: exact against the deterministic
+        memory model, where the refresh pauses make each image's interval depend on where
+        it falls in the refresh period; this is the third image's). Computed once per
+        plan."""
+        from .stream_timing import streams_exact
         from .timing import interval
 
+        if streams_exact(self):  # the weight stream is in the cycle model: no bound needed
+            return interval(self)
         return max(interval(self), self.stream_cycles)
 
     @property
@@ -575,12 +582,16 @@ class NetworkPlan:
     def latency_exact(self) -> bool:
         """Whether :attr:`latency_cycles` and :attr:`interval_cycles` are exact: every stage
         is of a kind the timing model follows beat by beat (:data:`.timing.EXACT_KINDS`) and
-        reads its weights from ROMs (streamed stages are estimated), and the model's
-        assumptions about forks and joins hold (:func:`.timing.joins_exact`)."""
+        reads its weights from ROMs, or is the one streamed stage, a Dense stage at batch 1
+        (:func:`.stream_timing.streams_exact`: exact against the harness's deterministic
+        memory model, ``accel sim --gaps 0``; batches and shared memories are estimated),
+        and the model's assumptions about forks and joins hold (:func:`.timing.joins_exact`)."""
+        from .stream_timing import streamed_exact, streams_exact
         from .timing import EXACT_KINDS, joins_exact
 
-        return all(s.kind in EXACT_KINDS and getattr(s, "streamed", None) is None
-                   for s in self.stages) and joins_exact(self)
+        return all(s.kind in EXACT_KINDS and (getattr(s, "streamed", None) is None
+                                              or streamed_exact(s))
+                   for s in self.stages) and streams_exact(self) and joins_exact(self)
 
     @property
     def ideal_cycles(self) -> float:

@@ -317,6 +317,10 @@ def _stage_times(stage, times: list[int]) -> tuple[list[int], list[int]]:
         if isinstance(stage.unit, MeanPlan):
             return _mean_times(stage.unit, times)
         return _pool_times(stage.unit, times)
+    from .stream_timing import streamed_dense_times, streamed_exact
+
+    if streamed_exact(stage):  # a Dense stage's beats wait for their tiles, cycle by cycle
+        return streamed_dense_times(stage, times)
     kt, ft = stage.k_tiles, stage.f_tiles
     if stage.window is None:  # Dense: the window is the whole input vector
         accepted, feeds = _dense_feeds(stage, times)
