@@ -192,3 +192,28 @@ def test_accel_sim_batch_4_in_verilator(tmp_path, build_dir):
     assert r["bit_exact"] and r["mismatches"] == 0 and r["images"] == 8, r["first_mismatch"]
     words = planned["stages"][1]["streamed"]["words_per_image"]
     assert 2 * words <= r["weight_words"] < 4 * words
+
+
+@pytest.mark.slow
+def test_accel_sim_gaps_0_measures_the_plan(tmp_path, build_dir):
+    # `accel sim --gaps 0` runs the deterministic memory model (the ULX3S SDRAM's latency,
+    # bursts and refresh): Verilator measures the plan's latency and interval exactly.
+    spec = tmp_path / "streamed.yaml"
+    spec.write_text("name: streamed\ninput: [6, 6, 2]\nlayers:\n"
+                    "  - Conv2D: {filters: 4, kernel_size: 3, activation: relu}\n"
+                    "  - Flatten: {}\n  - Dense: {units: 24, activation: relu}\n"
+                    "  - Dense: {units: 5}\n")
+    args = [str(spec), "--seed", "2", "--array", "2x2", "--board", "ulx3s-85f", "--stream",
+            "dense"]
+    result = CliRunner().invoke(main, ["plan", *args, "--json"])
+    assert result.exit_code == 0, result.output
+    planned = json.loads(result.stdout)
+    assert planned["latency_exact"]
+    result = CliRunner().invoke(main, ["sim", *args, "--images", "4", "--gaps", "0",
+                                       "--build-dir", str(build_dir), "--json"])
+    assert result.exit_code == 0, result.output
+    r = json.loads(result.stdout)
+    assert r["bit_exact"], r["first_mismatch"]
+    assert r["latency_cycles"] == r["predicted_latency_cycles"] == planned["latency_cycles"]
+    assert r["cycles_per_inference"] == r["predicted_cycles_per_inference"]
+    assert r["predicted_interval_cycles"] == planned["interval_cycles"]
