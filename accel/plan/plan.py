@@ -574,9 +574,11 @@ class NetworkPlan:
         conv/pool/dense chains and digits_small 2x4 (1,107) (``tests/test_accelerator.py``).
         Computed once per plan.
         """
-        from .timing import first_image_times
+        from .timing import frame_times
 
-        return first_image_times(self)[self.output_stage.output][-1]
+        # At batch B the first image is out with its batch: B images in.
+        out = frame_times(self, self.batch)[self.output_stage.output]
+        return out[len(out) // self.batch - 1]
 
     @property
     def latency_exact(self) -> bool:
@@ -1072,7 +1074,8 @@ def _plan_once(qnet: QuantizedNetwork, max_rows: int, max_cols: int, allow_wide:
                 tensor = regroup(tensor, channels, lanes, rows, bits, fill)
             output = pool.name if pool is not None else layer.name
             blocks = lower_stage_blocks(layer, pool, geometry, rows, cols, k_tiles, f_tiles,
-                                        allow_wide=allow_wide, streamed=layer.name in streamed)
+                                        allow_wide=allow_wide, streamed=layer.name in streamed,
+                                        batch=batch if layer.name in streamed else 1)
             weight_stream = None
             if layer.name in streamed:
                 weight_stream = StreamedWeights.build(

@@ -20,8 +20,9 @@ input port takes the first value (plan cycle 0).
 
 from __future__ import annotations
 
-from .blocks import REPLAY_READ_AHEAD
+from .blocks import REPLAY_FIFO_DEPTH, REPLAY_READ_AHEAD
 from .weight_memory import MODEL_QUEUE
+from .weights import BATCH_ACCUMULATOR_LATENCY
 
 __all__ = ["MEMORY_START", "WeightPath", "streamed_dense_times", "streamed_exact",
            "streams_exact"]
@@ -32,10 +33,9 @@ MEMORY_START = 0
 
 def streamed_exact(stage) -> bool:
     """Whether :func:`streamed_dense_times` follows ``stage`` exactly: a streamed Dense stage
-    at batch 1 (batches and pooled stages keep the bandwidth estimate)."""
+    (any batch)."""
     ws = getattr(stage, "streamed", None)
-    return (ws is not None and ws.batch == 1 and stage.window is None
-            and stage.maxpool is None)
+    return ws is not None and stage.window is None and stage.maxpool is None
 
 
 def streams_exact(plan) -> bool:
@@ -67,7 +67,7 @@ class WeightPath:
         # tile assembler
         self.count = 0
 
-    def step(self, wants: bool) -> bool:
+    def step(self, wants: bool) -> bool:  # noqa: C901 - one cycle of three blocks
         """One cycle; ``wants``: the array offers the beat that takes the next tile. Returns
         whether it took it."""
         refresh = self.period > 0 and self.phase < self.busy
@@ -133,6 +133,13 @@ class WeightPath:
 
 
 def streamed_dense_times(stage, offered: list[int]) -> tuple[list[int], list[int]]:
+    """:func:`_batch1_times` or :func:`_batched_times`, by the stage's batch."""
+    if stage.streamed.batch > 1:
+        return _batched_times(stage, offered)
+    return _batch1_times(stage, offered)
+
+
+def _batch1_times(stage, offered: list[int]) -> tuple[list[int], list[int]]:
     """``(accepted, out)`` of a streamed Dense stage at batch 1 (:func:`streamed_exact`):
     the replay of :func:`accel.plan.timing._dense_feeds`, each beat also waiting for its tile
     from :class:`WeightPath`; an output beat the array, accumulator and requantizer latencies
@@ -157,4 +164,68 @@ def streamed_dense_times(stage, offered: list[int]) -> tuple[list[int], list[int
             if b % kt == kt - 1:
                 out.append(last + tail)
         ends.append(last)
+    return accepted, out
+
+
+def _batched_times(stage, offered: list[int]) -> tuple[list[int], list[int]]:
+    """``(accepted, out)`` of a streamed Dense stage at batch ``B > 1``, cycle by cycle
+    (:mod:`accel.hw.batch`): the :class:`~accel.hw.batch.BatchReplay` takes a batch's
+    ``B * Kt`` input beats into the bank batch ``g - 2`` left (free the cycle after its last
+    beat was issued), issues a beat a cycle while its bank is full and its
+    ``REPLAY_FIFO_DEPTH`` FIFO has room (offered two cycles after issue); the array takes a
+    beat when the replay offers it and the weight stream's output register holds its tile,
+    which it releases with the batch's last image's beat. The
+    :class:`~accel.hw.batch.BatchAccumulator` files the sums and offers a batch's
+    ``B * Ft`` of them image by image, one a cycle, its ``latency`` after the batch's last
+    beat reached it; an output beat is its sum's offer plus the requantizer's latency."""
+    ws = stage.streamed
+    b_n, kt, ft = ws.batch, stage.k_tiles, stage.f_tiles
+    per_batch = b_n * kt
+    batches = len(offered) // per_batch
+    beats = per_batch * ft
+    path = WeightPath(ws)
+    accepted: list[int] = []
+    full_at: list[int] = []  # the cycle each batch's bank is full (readable)
+
+    def accept(g: int, free: int) -> None:
+        for t in offered[g * per_batch:(g + 1) * per_batch]:
+            accepted.append(max(t, free, accepted[-1] + 1 if accepted else 0))
+        full_at.append(accepted[-1] + 1)
+
+    for g in range(min(2, batches)):
+        accept(g, 0)
+    level, inflight, oreg, uses = 0, False, False, 0
+    issued = fired = 0  # beats issued and taken by the array, over all batches
+    fires: list[int] = []
+    while fired < batches * beats:
+        t = path.t
+        g = issued // beats
+        issue = g < batches and t >= full_at[g] and level + inflight < REPLAY_FIFO_DEPTH
+        replay_valid = level > 0
+        fire = replay_valid and oreg
+        o_ready = replay_valid and uses == b_n - 1
+        loaded = path.step((not oreg) or o_ready)
+        if loaded:
+            oreg = True
+        elif o_ready:
+            oreg = False
+        if fire:
+            fires.append(t)
+            fired += 1
+            uses = 0 if uses == b_n - 1 else uses + 1
+        level += inflight - fire
+        inflight = issue
+        if issue:
+            issued += 1
+            if issued % beats == 0 and g + 2 < batches:  # bank g is free from t + 1
+                accept(g + 2, t + 1)
+    acc_latency = BATCH_ACCUMULATOR_LATENCY
+    out: list[int] = []
+    previous = -1  # the cycle the accumulator issued the previous batch's last sum
+    for g in range(batches):
+        reached = fires[(g + 1) * beats - 1] + stage.array.latency
+        first = max(reached + 1, previous + 1)  # its first read issued
+        for j in range(b_n * ft):
+            out.append(first + j + acc_latency - 1 + stage.requant.latency)
+        previous = first + b_n * ft - 1
     return accepted, out

@@ -536,7 +536,10 @@ def first_image_times(plan) -> dict[str, list[int]]:
 def interval(plan) -> int:
     """The steady-state cycles per inference of ``plan``, images back to back with no input
     gaps or output stalls: the cycles between the last output beats of the second and third
-    images (:func:`frame_times`)."""
-    out = frame_times(plan, _PERIOD_FRAMES)[plan.output_stage.output]
-    per_frame = len(out) // _PERIOD_FRAMES
-    return out[-1] - out[-1 - per_frame]
+    images (:func:`frame_times`). At batch ``B`` (a batched streamed stage): over three
+    batches, the third's cycles per image (rounded up)."""
+    batch = plan.batch
+    frames = _PERIOD_FRAMES * batch
+    out = frame_times(plan, frames)[plan.output_stage.output]
+    per_frame = len(out) // frames
+    return math.ceil((out[-1] - out[-1 - per_frame * batch]) / batch)

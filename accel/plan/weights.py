@@ -49,12 +49,15 @@ import numpy as np
 from ..errors import AccelError
 from .memory import MemoryKind, MemoryPlan
 
-__all__ = ["BATCH_FIFO_DEPTH", "ExternalMemory", "StreamedWeights", "WeightPlacement",
+__all__ = ["BATCH_ACCUMULATOR_LATENCY", "BATCH_FIFO_DEPTH", "ExternalMemory", "StreamedWeights", "WeightPlacement",
            "batch_memories", "check_batch", "check_batch_fits", "fifo_depth_for",
            "image_payload", "pack_tiles"]
 
 #: Entries of the output FIFO behind a batched stage's sum buffer (a sync read in flight and
 #: the beat being taken, as the window replay's).
+#: :class:`~accel.hw.batch.BatchAccumulator`'s cycles from taking a batch's last beat to
+#: offering its first sum: the bank's full flag, the read, the FIFO.
+BATCH_ACCUMULATOR_LATENCY = 3
 BATCH_FIFO_DEPTH = 3
 
 
