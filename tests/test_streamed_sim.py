@@ -68,23 +68,28 @@ def test_batched_streamed_stage_in_the_harness_is_bit_exact(batch, seed):
 REFRESHED = replace(MEMORY, refresh_period=97, refresh_cycles=10, read_latency=11)
 
 
-@pytest.mark.parametrize(("seed", "array", "memory", "units", "weight_bits"), [
-    (4, (2, 2), REFRESHED, 12, 8), (5, (3, 2), REFRESHED, 20, 8), (7, (2, 4), REFRESHED, 9, 4)])
+@pytest.mark.parametrize(("seed", "array", "memory", "units", "weight_bits", "batch"), [
+    (4, (2, 2), REFRESHED, 12, 8, 1), (8, (2, 2), REFRESHED, 12, 8, 2),
+    # about 10-20 s each
+    pytest.param(5, (3, 2), REFRESHED, 20, 8, 1, marks=pytest.mark.slow),
+    pytest.param(7, (2, 4), REFRESHED, 9, 4, 1, marks=pytest.mark.slow),
+    pytest.param(9, (3, 2), MEMORY, 10, 8, 3, marks=pytest.mark.slow),
+    pytest.param(10, (2, 3), REFRESHED, 8, 4, 4, marks=pytest.mark.slow)])
 def test_streamed_timing_is_exact_with_the_deterministic_memory(seed, array, memory, units,
-                                                                 weight_bits):
+                                                                 weight_bits, batch):
     """Without gaps and stalls (the memory model deterministic), the plan's timing of a
-    streamed Dense stage at batch 1 is the simulation's, cycle for cycle: every stage's end of
-    every image, the latency and the per-image interval of the run; the memory's latency,
-    burst and refresh come from the plan's ExternalMemory."""
+    streamed Dense stage is the simulation's, cycle for cycle, at batch 1 to 4: every stage's
+    end of every image, the latency and the per-image interval of the run; the memory's
+    latency, burst and refresh come from the plan's ExternalMemory."""
     net = Network("n", (6, 6, 1), (Conv2D(4, 3, activation="relu"), MaxPooling2D(),
                                    Flatten(), Dense(units, activation="relu"), Dense(3)))
     qnet = random_quantized(net, seed, scheme="pow2" if weight_bits == 4 else "tflite-int8",
                             **({"weight_bits": 4} if weight_bits == 4 else {}))
     placement = WeightPlacement(family="ecp5", bram_blocks=None, memories=(memory,),
-                                stream=("dense",))
+                                stream=("dense",), batch=batch)
     plan = make_plan(qnet, *array, weights=placement)
-    assert plan.latency_exact and len(plan.streamed_stages) == 1
-    n = 4
+    assert plan.latency_exact and len(plan.streamed_stages) == 1 and plan.batch == batch
+    n = 4 if batch == 1 else 2 * batch
     images = np.random.default_rng(seed).integers(-128, 128, (n, 6, 6, 1))
     case = build_harness(qnet, plan, images, seed=seed, gap_percent=0, stall_percent=0,
                          memory_gap_percent=0)
@@ -99,9 +104,9 @@ def test_streamed_timing_is_exact_with_the_deterministic_memory(seed, array, mem
         assert [out[(i + 1) * per - 1] for i in range(n)] == list(result.stage_done[s]), s
     assert r.latency_cycles == r.predicted_latency_cycles == plan.latency_cycles
     assert r.cycles_per_inference == r.predicted_cycles_per_inference
-    # the plan's interval is the third image's (frame_times over three images)
-    three = frame_times(plan, 3)[plan.output_stage.output]
-    assert plan.interval_cycles == three[-1] - three[len(three) * 2 // 3 - 1]
+    # the plan's interval is the third batch's per image (frame_times over three batches)
+    three = frame_times(plan, 3 * batch)[plan.output_stage.output]
+    assert plan.interval_cycles == -(-(three[-1] - three[len(three) * 2 // 3 - 1]) // batch)
 
 
 def test_a_wrong_weight_in_memory_is_caught():

@@ -49,7 +49,8 @@ import numpy as np
 from ..errors import AccelError
 from .memory import MemoryKind, MemoryPlan
 
-__all__ = ["BATCH_ACCUMULATOR_LATENCY", "BATCH_FIFO_DEPTH", "ExternalMemory", "StreamedWeights", "WeightPlacement",
+__all__ = ["BATCH_ACCUMULATOR_LATENCY", "BATCH_FIFO_DEPTH", "ExternalMemory", "StreamedWeights",
+           "WeightPlacement",
            "batch_memories", "check_batch", "check_batch_fits", "fifo_depth_for",
            "image_payload", "pack_tiles"]
 
