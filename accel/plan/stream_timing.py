@@ -10,11 +10,15 @@ frame once the last one's words are all in) and the :class:`~accel.hw.weight_str
 tile assembler (``words_per_tile - 1`` words held, the last passed through as the array takes
 the tile).
 
+Where the plan's ExternalMemory differs from the board's real memory (the ULX3S's LiteDRAM,
+whose rate is the measured ``words_per_cycle``), this is exact against the model only.
+
 :func:`streamed_dense_times` replaces the Dense stage's one-beat-per-cycle replay with beats
 that also wait for their tiles (a beat is taken when both the replay offers it and its tile is
-there), which makes :attr:`~accel.plan.plan.NetworkPlan.latency_cycles` and
-:attr:`~accel.plan.plan.NetworkPlan.interval_cycles` exact for one streamed stage at batch 1
-against that memory. The memory starts with the harness, ``MEMORY_START`` cycles before the
+there; at batch ``B`` the :mod:`accel.hw.batch` replay and accumulator), which makes
+:attr:`~accel.plan.plan.NetworkPlan.latency_cycles` and
+:attr:`~accel.plan.plan.NetworkPlan.interval_cycles` exact for one streamed stage at any
+batch against that memory. The memory starts with the harness, ``MEMORY_START`` cycles before the
 input port takes the first value (plan cycle 0).
 """
 
