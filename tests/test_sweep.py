@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+from dataclasses import replace
 
 import pytest
 from click.testing import CliRunner
@@ -107,15 +108,18 @@ def test_estimate_sweep_cli(tmp_path, cache):
 
 
 def test_text_output_and_rerun_reuses_points(tmp_path, cache):
+    """seed_mnist_cnn's weights do not fit the ULX3S-85F's block RAMs at 4x4 or 8x8: the points
+    are planned as `accel plan --board` plans them (the first Dense layer streams from the
+    SDRAM), so they fit; a rerun reuses both."""
     args = [SPECS / "seed_mnist_cnn.yaml", "--seed", "1", "--board", "ulx3s-85f", "--estimate",
-            "--arrays", "1x1,2x2", "-o", tmp_path / "o"]
+            "--arrays", "4x4,8x8", "-o", tmp_path / "o"]
     first = invoke(*args)
     assert first.exit_code == 0, first.stderr
-    assert "2 points (2 no-fit; 0 reused)" in first.stdout
-    assert "1x1 no-fit        needs 222 block RAMs (DP16KD, 16 kbit each), 208 available" \
-        in first.stdout
+    assert "2 points (2 ok; 0 reused)" in first.stdout
+    assert re.search(r"4x4 ok +LUT [\d,]+ DSP \d+ BRAM \d+, 225,803 cycles", first.stdout), \
+        first.stdout
     second = invoke(*args)
-    assert "2 points (2 no-fit; 2 reused)" in second.stdout
+    assert "2 points (2 ok; 2 reused)" in second.stdout
 
 
 class Interrupted(KeyboardInterrupt):
@@ -446,3 +450,36 @@ def test_seed_sweep_synthesizes_once(tmp_path, cache):
                             .read_text())["tool_stage_seconds"]
         assert stages["nextpnr"] > 0 and stages["pack"] > 0
         assert (stages["yosys"] > 0) == (point is first)
+
+
+def test_streamed_point_is_planned_for_the_board_and_keyed_at_its_sdram_clock(tmp_path, cache,
+                                                                            monkeypatch):
+    """seed_mnist_cnn at 4x8 does not fit the ULX3S-85F's block RAMs: a sweep point plans it
+    as `accel plan --board` does (its dense layer streams from the SDRAM), and its key
+    elaborates the design at the clock the build runs at, with the SDRAM's PLL (not the
+    requested clock without one, which prepare refuses)."""
+    from accel.sweep.clock_search import fastest_clock_below
+    from accel.sweep.sweep import make_jobs
+    from accel.synth import build as build_module
+    from accel.synth.boards import get_board
+
+    seen = []
+
+    def fake_prepare(qnet, plan, board, *, clock_mhz, seed, pll=None, **kwargs):
+        seen.append((plan, clock_mhz, pll))
+        return None, {}
+
+    monkeypatch.setattr(build_module, "prepare", fake_prepare)
+    monkeypatch.setattr(build_module, "cache_key", lambda *args, **kwargs: "k")
+    board = get_board("ulx3s-85f")
+    source = ModelSource(str(SPECS / "seed_mnist_cnn.yaml"), seed=1)
+    jobs, _ = make_jobs(source, board.name, [(4, 8)], tmp_path / "sweep", clock_mhz=50.0)
+    ((plan, clock, pll),) = seen
+    assert [s.layer for s in plan.streamed_stages] == ["dense"]
+    assert (clock, pll) == build_module.weight_clock(board, plan, 50.0)
+    assert pll is not None and pll.phase_deg is not None  # the SDRAM clock output
+    # the clock search steps through the clocks that PLL makes
+    below = fastest_clock_below(board, 60.0, plan)
+    assert below <= 60.0 and build_module.weight_clock(board, plan, below)[0] == below
+    point = run_point(replace(jobs[0], estimate_only=True))
+    assert point.status == "ok" and point.interval_cycles == plan.interval_cycles
