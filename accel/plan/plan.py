@@ -557,9 +557,16 @@ class NetworkPlan:
         three images through the plan (:func:`.timing.interval`), or the weight stream's
         bandwidth (:attr:`stream_cycles`) if that is slower. Equal to the measured interval
         cycle for cycle without streamed weights (``tests/test_accelerator.py``,
-        ``test_timing_exact.py``). Computed once per plan."""
+        ``test_timing_exact.py``); with one streamed Dense stage (any batch) the model follows
+        the weight stream itself (:mod:`.stream_timing`: exact against the deterministic
+        memory model, where the refresh pauses make each image's interval depend on where
+        it falls in the refresh period; this is the third image's, at batch B the third
+        batch's per image, rounded up). Computed once per plan."""
+        from .stream_timing import streams_exact
         from .timing import interval
 
+        if streams_exact(self):  # the weight stream is in the cycle model: no bound needed
+            return interval(self)
         return max(interval(self), self.stream_cycles)
 
     @property
@@ -590,20 +597,27 @@ class NetworkPlan:
         conv/pool/dense chains and digits_small 2x4 (1,107) (``tests/test_accelerator.py``).
         Computed once per plan.
         """
-        from .timing import first_image_times
+        from .timing import frame_times
 
-        return first_image_times(self)[self.output_stage.output][-1]
+        # At batch B the first image is out with its batch: B images in.
+        out = frame_times(self, self.batch)[self.output_stage.output]
+        return out[len(out) // self.batch - 1]
 
     @property
     def latency_exact(self) -> bool:
         """Whether :attr:`latency_cycles` and :attr:`interval_cycles` are exact: every stage
         is of a kind the timing model follows beat by beat (:data:`.timing.EXACT_KINDS`) and
-        reads its weights from ROMs (streamed stages are estimated), and the model's
-        assumptions about forks and joins hold (:func:`.timing.joins_exact`)."""
+        reads its weights from ROMs, or is the one streamed stage, a Dense stage at any
+        batch (:func:`.stream_timing.streams_exact`: exact against the harness's
+        deterministic memory model, ``accel sim --gaps 0``; two streams sharing the memory
+        through the arbiter are estimated),
+        and the model's assumptions about forks and joins hold (:func:`.timing.joins_exact`)."""
+        from .stream_timing import streamed_exact, streams_exact
         from .timing import EXACT_KINDS, joins_exact
 
-        return all(s.kind in EXACT_KINDS and getattr(s, "streamed", None) is None
-                   for s in self.stages) and joins_exact(self)
+        return all(s.kind in EXACT_KINDS and (getattr(s, "streamed", None) is None
+                                              or streamed_exact(s))
+                   for s in self.stages) and streams_exact(self) and joins_exact(self)
 
     @property
     def ideal_cycles(self) -> float:
@@ -1156,7 +1170,8 @@ def _plan_once(qnet: QuantizedNetwork, max_rows: int, max_cols: int, allow_wide:
                 tensor = regroup(tensor, channels, lanes, rows, bits, fill)
             output = pool.name if pool is not None else layer.name
             blocks = lower_stage_blocks(layer, pool, geometry, rows, cols, k_tiles, f_tiles,
-                                        allow_wide=allow_wide, streamed=layer.name in streamed)
+                                        allow_wide=allow_wide, streamed=layer.name in streamed,
+                                        batch=batch if layer.name in streamed else 1)
             weight_stream = None
             if layer.name in streamed:
                 weight_stream = StreamedWeights.build(

@@ -318,6 +318,10 @@ def _stage_times(stage, times: list[int]) -> tuple[list[int], list[int]]:
         if isinstance(stage.unit, MeanPlan):
             return _mean_times(stage.unit, times)
         return _pool_times(stage.unit, times)
+    from .stream_timing import streamed_dense_times, streamed_exact
+
+    if streamed_exact(stage):  # a Dense stage's beats wait for their tiles, cycle by cycle
+        return streamed_dense_times(stage, times)
     kt, ft = stage.k_tiles, stage.f_tiles
     if stage.window is None:  # Dense: the window is the whole input vector
         accepted, feeds = _dense_feeds(stage, times)
@@ -589,7 +593,10 @@ def first_image_times(plan) -> dict[str, list[int]]:
 def interval(plan) -> int:
     """The steady-state cycles per inference of ``plan``, images back to back with no input
     gaps or output stalls: the cycles between the last output beats of the second and third
-    images (:func:`frame_times`)."""
-    out = frame_times(plan, _PERIOD_FRAMES)[plan.output_stage.output]
-    per_frame = len(out) // _PERIOD_FRAMES
-    return out[-1] - out[-1 - per_frame]
+    images (:func:`frame_times`). At batch ``B`` (a batched streamed stage): over three
+    batches, the third's cycles per image (rounded up)."""
+    batch = plan.batch
+    frames = _PERIOD_FRAMES * batch
+    out = frame_times(plan, frames)[plan.output_stage.output]
+    per_frame = len(out) // frames
+    return math.ceil((out[-1] - out[-1 - per_frame * batch]) / batch)

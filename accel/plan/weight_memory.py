@@ -23,7 +23,16 @@ from dataclasses import dataclass
 from ..errors import AccelError
 from .weights import ExternalMemory, image_payload
 
-__all__ = ["SPRAM_BLOCK_WORDS", "WeightMemoryPlan", "weight_memory_plan"]
+__all__ = ["MODEL_QUEUE", "MODEL_REFRESH_CYCLES", "MODEL_REFRESH_PERIOD", "SPRAM_BLOCK_WORDS",
+           "WeightMemoryPlan", "weight_memory_plan"]
+
+#: The simulation harness's memory model (:class:`accel.sim.memory_model.MemoryModel`): the
+#: requests it queues, and its refresh pause (``MODEL_REFRESH_CYCLES`` busy cycles at the
+#: start of every ``MODEL_REFRESH_PERIOD``, counted from reset). Here, so that the plan's cycle
+#: model of it (:mod:`.stream_timing`) and the model read the same numbers.
+MODEL_QUEUE = 4
+MODEL_REFRESH_PERIOD = 780
+MODEL_REFRESH_CYCLES = 10
 
 #: 16-bit words of one iCE40 ``SB_SPRAM256KA``.
 SPRAM_BLOCK_WORDS = 16384

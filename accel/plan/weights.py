@@ -49,12 +49,16 @@ import numpy as np
 from ..errors import AccelError
 from .memory import MemoryKind, MemoryPlan
 
-__all__ = ["BATCH_FIFO_DEPTH", "ExternalMemory", "StreamedWeights", "WeightPlacement",
+__all__ = ["BATCH_ACCUMULATOR_LATENCY", "BATCH_FIFO_DEPTH", "ExternalMemory", "StreamedWeights",
+           "WeightPlacement",
            "batch_memories", "check_batch", "check_batch_fits", "fifo_depth_for",
            "image_payload", "pack_tiles"]
 
 #: Entries of the output FIFO behind a batched stage's sum buffer (a sync read in flight and
 #: the beat being taken, as the window replay's).
+#: :class:`~accel.hw.batch.BatchAccumulator`'s cycles from taking a batch's last beat to
+#: offering its first sum: the bank's full flag, the read, the FIFO.
+BATCH_ACCUMULATOR_LATENCY = 3
 BATCH_FIFO_DEPTH = 3
 
 
@@ -79,6 +83,11 @@ class ExternalMemory:
         Cycles from a request to its first word, allowed for when sizing the prefetch FIFO.
     source : str
         Where ``words_per_cycle`` and ``read_latency`` come from (measured or derived).
+    refresh_period, refresh_cycles : int
+        The refresh pause of the simulation harness's deterministic memory model of it
+        (``refresh_cycles`` busy cycles at the start of every ``refresh_period`` from reset;
+        0: none), which the plan's cycle model of a weight stream follows
+        (:mod:`accel.plan.stream_timing`).
     """
 
     kind: str
@@ -89,6 +98,8 @@ class ExternalMemory:
     max_burst: int
     read_latency: int
     source: str
+    refresh_period: int = 0
+    refresh_cycles: int = 0
 
     @property
     def words(self) -> int:
@@ -103,7 +114,8 @@ class ExternalMemory:
         return {"kind": self.kind, "size_bytes": self.size_bytes, "word_bits": self.word_bits,
                 "clock_mhz": self.clock_mhz, "words_per_cycle": self.words_per_cycle,
                 "max_burst": self.max_burst, "read_latency": self.read_latency,
-                "source": self.source}
+                "source": self.source, "refresh_period": self.refresh_period,
+                "refresh_cycles": self.refresh_cycles}
 
 
 @dataclass(frozen=True)

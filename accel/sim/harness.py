@@ -67,7 +67,8 @@ class SimHarness(wiring.Component):
     gap_percent, stall_percent : int
         Probability (0..99) of holding valid / ready low in a cycle.
     memory_gap_percent : int
-        Probability (0..99) of a gap in a weight memory's data in a cycle.
+        Probability (0..99) of a gap in a weight memory's data in a cycle; 0: the deterministic
+        memory model (latency exactly the memory's ``read_latency``, its refresh pauses).
     seed : int
         LFSR seed (non-zero after masking to 16 bits).
 
@@ -237,7 +238,13 @@ class SimHarness(wiring.Component):
             model = MemoryModel(words=ws.words, base=ws.base, addr_width=ws.addr_bits,
                                 max_burst=ws.max_burst, word_width=ws.word_bits,
                                 seed=self.seed ^ (0x1357 * (s + 1)),
-                                gap_percent=self.memory_gap)
+                                gap_percent=self.memory_gap,
+                                # No gaps: the deterministic memory the plan's timing follows
+                                # (accel.plan.stream_timing), at the board memory's latency.
+                                **({"jitter": False, "min_latency": ws.memory.read_latency,
+                                    "refresh_period": ws.memory.refresh_period,
+                                    "refresh_cycles": ws.memory.refresh_cycles}
+                                   if self.memory_gap == 0 else {}))
             m.submodules[f"memory{index}"] = model
             wiring.connect(m, getattr(acc, name), model.port)
             sent, errors = sent + model.words_sent, errors + model.errors

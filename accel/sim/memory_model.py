@@ -9,6 +9,10 @@ controller does, without Python in the loop.
   request and sends no word (SDRAM refresh).
 - Words come out in request order, with random single-cycle gaps (``gap_percent``) and one
   idle cycle between bursts.
+- Deterministic (``jitter=False``, ``gap_percent=0``): every request's data may start exactly
+  ``min_latency`` cycles after it was taken and nothing else is random, the mode in which the
+  plan's timing of streamed stages is exact (:mod:`accel.plan.stream_timing` follows this
+  model cycle by cycle).
 - The contents are a ROM of the words from ``base``; a request outside them is answered with
   zeros, and counted in ``errors`` (the reader asked for a word the plan did not lay out).
 """
@@ -21,11 +25,12 @@ from amaranth.lib import data, fifo, memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..hw.weight_stream import weight_port_signature
+from ..plan.weight_memory import MODEL_QUEUE, MODEL_REFRESH_CYCLES, MODEL_REFRESH_PERIOD
 
 __all__ = ["QUEUE", "MemoryModel"]
 
 #: Requests the model holds before it stops taking more.
-QUEUE = 4
+QUEUE = MODEL_QUEUE
 
 
 def _lfsr_step(state):
@@ -48,6 +53,9 @@ class MemoryModel(wiring.Component):
         Probability (0..99) of a gap in the data in any cycle.
     min_latency : int
         The shortest request-to-data latency.
+    jitter : bool
+        Add a random 0..15 cycles to each request's latency (``False``: exactly
+        ``min_latency``).
     refresh_period, refresh_cycles : int
         The refresh pause (``refresh_period`` 0: none).
 
@@ -63,12 +71,13 @@ class MemoryModel(wiring.Component):
 
     def __init__(self, *, words: np.ndarray, base: int, addr_width: int, max_burst: int,
                  word_width: int, seed: int = 1, gap_percent: int = 2, min_latency: int = 8,
-                 refresh_period: int = 780, refresh_cycles: int = 10):
+                 jitter: bool = True, refresh_period: int = MODEL_REFRESH_PERIOD,
+                 refresh_cycles: int = MODEL_REFRESH_CYCLES):
         self.words = [int(w) for w in words]
         self.base, self.addr_width, self.max_burst = base, addr_width, max_burst
         self.word_width = word_width
         self.seed = (seed & 0xFFFF) or 1
-        self.gap, self.min_latency = gap_percent, min_latency
+        self.gap, self.min_latency, self.jitter = gap_percent, min_latency, jitter
         self.refresh_period, self.refresh_cycles = refresh_period, refresh_cycles
         super().__init__({
             "port": In(weight_port_signature(addr_width=addr_width, max_burst=max_burst,
@@ -100,7 +109,7 @@ class MemoryModel(wiring.Component):
             cmd.ready.eq(queue.w_rdy & ~refresh),
             taken.addr.eq(cmd.payload.addr),
             taken.length.eq(cmd.payload.length),
-            taken.start.eq(now + self.min_latency + lfsr[:4]),
+            taken.start.eq(now + self.min_latency + (lfsr[:4] if self.jitter else 0)),
             queue.w_data.eq(taken),
             queue.w_en.eq(cmd.valid & cmd.ready),
         ]

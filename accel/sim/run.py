@@ -327,6 +327,12 @@ class SimReport:
         Words the weight memory models delivered (0 when nothing streams).
     stream_cycles : int
         The plan's bandwidth bound per inference (:attr:`NetworkPlan.stream_cycles`).
+    predicted_cycles_per_inference : float or None
+        ``cycles_per_inference`` as the plan's timing model has this run (its images, the
+        same statistic): for a run without input gaps, output stalls or memory gaps, of a
+        plan whose timing is exact (:attr:`NetworkPlan.latency_exact`), where it must equal
+        the measured one (with streamed weights each image's interval depends on where it
+        falls in the memory model's refresh period); else None.
     """
 
     model: str
@@ -351,6 +357,7 @@ class SimReport:
     run: SimRun | None = None
     weight_words: int = 0
     stream_cycles: int = 0
+    predicted_cycles_per_inference: float | None = None
 
     @property
     def utilization(self) -> float | None:
@@ -383,6 +390,7 @@ class SimReport:
             "layers": [layer.to_json() for layer in self.layers],
             "predictions": list(self.predictions),
             "weight_words": self.weight_words, "stream_cycles": self.stream_cycles,
+            "predicted_cycles_per_inference": self.predicted_cycles_per_inference,
         }
         if self.accuracy is not None:
             data["accuracy"] = self.accuracy
@@ -410,6 +418,13 @@ def report(case: HarnessCase, result: SimResult, run: SimRun | None = None) -> S
         return int(np.median(result.feed_span[s][:n // batch]) / batch)
 
     interval = per_image(finished)
+    h = case.harness
+    predicted = None
+    if n > batch and plan.latency_exact and h.gap == 0 and h.stall == 0 and h.memory_gap == 0:
+        from ..plan.timing import frame_times
+
+        out = frame_times(plan, n)[plan.output_stage.output]
+        predicted = per_image([out[(i + 1) * (len(out) // n) - 1] for i in range(n)])
     layers = tuple(
         LayerTiming(layer=stage.layer, pool=stage.pool, array=(stage.rows, stage.cols),
                     predicted_cycles=stage.cycles, measured_cycles=span(s, stage),
@@ -430,4 +445,5 @@ def report(case: HarnessCase, result: SimResult, run: SimRun | None = None) -> S
         input_gaps=result.scalars["input_gaps"], output_stalls=result.scalars["output_stalls"],
         layers=layers, predictions=tuple(int(p) for p in result.outputs.argmax(axis=1)),
         run=run if run is not None else result.run,
-        weight_words=result.scalars["weight_words"], stream_cycles=plan.stream_cycles)
+        weight_words=result.scalars["weight_words"], stream_cycles=plan.stream_cycles,
+        predicted_cycles_per_inference=predicted)

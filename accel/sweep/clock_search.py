@@ -14,19 +14,22 @@ from collections.abc import Callable
 
 from ..errors import AccelError
 from ..synth.boards import Board
-from ..synth.build import board_clock
+from ..synth.build import board_clock, weight_clock
 
 __all__ = ["fastest_clock_below", "search_clock"]
 
 
-def fastest_clock_below(board: Board, limit_mhz: float) -> float:
+def fastest_clock_below(board: Board, limit_mhz: float, plan=None) -> float:
     """The fastest clock ``board`` makes (its PLL's outputs, or the oscillator) that is at
-    most ``limit_mhz``; the oscillator when nothing slower is possible."""
+    most ``limit_mhz``; the oscillator when nothing slower is possible. With ``plan``, the
+    clocks its build can run at (:func:`~accel.synth.build.weight_clock`: a plan streaming
+    from the SDRAM has the memory's PLL, whose outputs differ)."""
     if not limit_mhz > 0:
         raise AccelError(f"a clock limit must be positive, not {limit_mhz!r}")
     request = limit_mhz
     for _ in range(200):
-        clock, _ = board_clock(board, request)
+        clock, _ = (board_clock(board, request) if plan is None
+                    else weight_clock(board, plan, request))
         if clock <= limit_mhz + 1e-9:
             return clock
         # the nearest setting lies above: ask again just below the limit, by what it missed
@@ -37,11 +40,12 @@ def fastest_clock_below(board: Board, limit_mhz: float) -> float:
 
 
 def search_clock(build_at: Callable[[float], dict], board: Board, *,
-                 start_mhz: float | None = None, max_builds: int = 4) -> dict:
+                 start_mhz: float | None = None, max_builds: int = 4, plan=None) -> dict:
     """Search (see module doc) with ``build_at(clock_mhz) -> report`` (a build report as
     JSON data: ``clock_mhz``, ``fmax_mhz``, ``timing_met``). Returns the report of the fastest
     build that met timing (or of the last one, if none did) with ``clock_search``: every
-    build's requested clock, real clock, Fmax and verdict, in order."""
+    build's requested clock, real clock, Fmax and verdict, in order. ``plan``: the clocks
+    are those its builds can run at (:func:`fastest_clock_below`)."""
     if max_builds < 1:
         raise AccelError(f"max_builds must be a positive integer, not {max_builds!r}")
     clock = board.clock_mhz if start_mhz is None else start_mhz
@@ -56,7 +60,7 @@ def search_clock(build_at: Callable[[float], dict], board: Board, *,
             best = report
         if not report["fmax_mhz"]:
             break
-        nxt = fastest_clock_below(board, report["fmax_mhz"])
+        nxt = fastest_clock_below(board, report["fmax_mhz"], plan)
         if any(abs(nxt - t["clock_mhz"]) < 1e-9 for t in tried) or (
                 best is not None and nxt <= best["clock_mhz"]):
             break

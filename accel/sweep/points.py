@@ -147,6 +147,8 @@ class SweepPoint:
     fmax_mhz, timing_met, inferences_per_s_at_clock, tool_seconds, build_seconds, cached,
     cache_key, bitstream
         A build's figures and where its bitstream is.
+    synthesis_reused : bool or None
+        The build ran nextpnr on an earlier build's yosys output (another seed of the point).
     err_luts, err_dsps, err_brams, err_inferences_per_s : float or None
         ``(estimate - real) / real`` of a build.
     clock_search : list of dict or None
@@ -199,6 +201,7 @@ class SweepPoint:
     cached: bool | None = None
     cache_key: str | None = None
     bitstream: str | None = None
+    synthesis_reused: bool | None = None
     err_luts: float | None = None
     err_dsps: float | None = None
     err_brams: float | None = None
@@ -240,6 +243,14 @@ def qnet_digest(qnet) -> str:
     return h.hexdigest()
 
 
+def point_plan(qnet, rows: int, cols: int, board):
+    """The plan of a point on ``board``: for the board's memories, as ``accel plan --board``
+    makes it (weights its block RAMs cannot hold stream from its external memory)."""
+    from ..plan.plan import make_plan
+
+    return make_plan(qnet, rows, cols, weights=board.placement())
+
+
 def point_key(job: PointJob, qnet, plan) -> str:
     """The content key of ``job``, correct by construction: it hashes what the point's record
     is computed from rather than a list of source files. That is the record's planning and
@@ -261,11 +272,14 @@ def point_key(job: PointJob, qnet, plan) -> str:
                # only when set, so that the keys of plain points stay as they were
                **({"clock_search": True} if job.clock_search else {})}
     if not job.estimate_only and est.fits and board.buildable:
-        from ..synth.build import cache_key, prepare
+        from ..synth.build import cache_key, prepare, weight_clock
 
         try:
-            build_plan, options = prepare(qnet, plan, board, clock_mhz=base["clock_mhz"],
-                                          seed=job.pnr_seed)
+            # The clock the build runs at and its PLL (a streamed plan's SDRAM clock is the
+            # PLL's second output at that clock), as accel.synth.build.build elaborates it.
+            clock, pll = weight_clock(board, plan, base["clock_mhz"])
+            build_plan, options = prepare(qnet, plan, board, clock_mhz=clock,
+                                          seed=job.pnr_seed, pll=pll)
             content["build"] = cache_key(build_plan, board, options)
         except Exception as e:  # the point runs and records the failure (failed: not final)
             content["build"] = f"elaboration failed: {type(e).__name__}: {e}"
@@ -350,7 +364,6 @@ def _build(*args, **kwargs) -> dict:
 
 def run_point(job: PointJob, progress: Callable[[str], None] | None = None) -> SweepPoint:
     """Evaluate one point (see module doc). ``progress`` receives build stage names."""
-    from ..plan.plan import make_plan
     from ..synth.boards import get_board
 
     started = time.perf_counter()
@@ -364,7 +377,7 @@ def run_point(job: PointJob, progress: Callable[[str], None] | None = None) -> S
     try:
         qnet = job.model.load()
         board = get_board(job.board)
-        plan = make_plan(qnet, job.rows, job.cols)
+        plan = point_plan(qnet, job.rows, job.cols, board)
         planned, est = _planned(job, qnet, plan, board)
         record.update(planned)
         if not est.fits:
@@ -381,7 +394,7 @@ def run_point(job: PointJob, progress: Callable[[str], None] | None = None) -> S
         if job.clock_search:
             from .clock_search import search_clock
 
-            report = search_clock(build_at, board, start_mhz=job.clock_mhz)
+            report = search_clock(build_at, board, start_mhz=job.clock_mhz, plan=plan)
         else:
             report = build_at(job.clock_mhz)
     except AccelError as e:
@@ -403,6 +416,7 @@ def run_point(job: PointJob, progress: Callable[[str], None] | None = None) -> S
         clock_mhz=report.get("clock_mhz", record["clock_mhz"]),
         **({"clock_search": report["clock_search"]} if "clock_search" in report else {}),
         cached=report["cached"], cache_key=report["cache_key"], bitstream=report["bitstream"],
+        synthesis_reused=report.get("synthesis_reused"),
         # nextpnr may report the die's capacity rather than the data sheet's (ULX3S 12F)
         luts_available=util["luts"]["available"], dsps_available=util["dsps"]["available"],
         brams_available=util["brams"]["available"], ffs_available=util["ffs"]["available"])

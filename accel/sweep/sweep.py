@@ -45,9 +45,9 @@ def make_jobs(source: ModelSource, board_name: str, arrays: list[tuple[int, int]
               clock_search: bool = False) -> tuple[list[PointJob], dict]:
     """The sweep's points with their content keys, and the sweep's description. Loads the
     model and plans every array here, so bad input fails before anything runs."""
-    from ..plan.plan import make_plan
     from ..synth.boards import get_board
     from ..synth.build import default_cache_dir
+    from .points import point_plan
 
     board = get_board(board_name)
     if not estimate_only and not board.buildable:
@@ -61,7 +61,7 @@ def make_jobs(source: ModelSource, board_name: str, arrays: list[tuple[int, int]
     out = str(Path(out_dir).resolve())
     jobs = []
     for rows, cols in arrays:
-        plan = make_plan(qnet, rows, cols)
+        plan = point_plan(qnet, rows, cols, board)
         for seed in ([1] if estimate_only else range(1, seeds + 1)):
             job = PointJob(model=source, board=board.name, rows=rows, cols=cols, pnr_seed=seed,
                            clock_mhz=clock_mhz, estimate_only=estimate_only, out_dir=out,

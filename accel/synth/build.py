@@ -23,7 +23,9 @@ SPRAM; both loaded from the flash at power-up. The weight image goes beside the 
 
 Builds are cached by content: the key hashes the build plan's files (the RTLIL of the whole
 design, the constraints and the script with every option), the toolchain versions and the
-``accel`` version. A repeat build copies the cached products and report.
+``accel`` version. A repeat build copies the cached products and report. Yosys's products
+are also kept apart under a key without nextpnr's options (:func:`synth_key`), so a build that
+differs only in its nextpnr seed or clock target runs nextpnr on the earlier synthesis.
 """
 
 from __future__ import annotations
@@ -440,6 +442,64 @@ def cache_key(build_plan, board: Board, options: dict, *, top: str = "selftest",
         sort_keys=True).encode()).hexdigest()[:24]
 
 
+#: What yosys writes that the later stages (and the report) read: kept per synthesis key.
+_SYNTH_PRODUCTS = ("top.json", "stat.json", "top.rpt")
+
+
+def _yosys_line(script: str) -> str | None:
+    """The line of ``build_top.sh`` that runs yosys (``"$YOSYS" ...``), if there is one."""
+    return next((line for line in script.splitlines() if line.startswith('"$YOSYS"')), None)
+
+
+def synth_key(build_plan, board: Board) -> str:
+    """The content key of a build's synthesis: the digest of what yosys reads (the design's
+    RTLIL, the yosys script), its command line and the toolchain versions. nextpnr's options
+    (its seed, its clock target) are not in it, so builds that differ only there (a seed
+    sweep) share one synthesis."""
+    files = build_plan.files
+    inputs = {name: files[name] for name in sorted(files) if name.endswith((".il", ".ys"))}
+    h = hashlib.sha256()
+    for name, content in inputs.items():
+        data = content.encode() if isinstance(content, str) else bytes(content)
+        h.update(name.encode() + b"\0" + hashlib.sha256(data).digest())
+    script = files["build_top.sh"]
+    h.update(json.dumps({"yosys": _yosys_line(script if isinstance(script, str)
+                                              else script.decode()),
+                         "versions": toolchain_versions(board.family), "board": board.name},
+                        sort_keys=True).encode())
+    return h.hexdigest()[:24]
+
+
+def _reuse_synthesis(work: Path, synth_dir: Path) -> bool:
+    """Copy a cached synthesis into the extracted build ``work`` and drop the yosys line from
+    its script; False (nothing changed) when ``synth_dir`` does not hold one."""
+    if not all((synth_dir / name).exists() for name in _SYNTH_PRODUCTS):
+        return False
+    script_path = work / "build_top.sh"
+    script = script_path.read_text()
+    line = _yosys_line(script)
+    if line is None:
+        return False
+    for name in _SYNTH_PRODUCTS:
+        shutil.copyfile(synth_dir / name, work / name)
+    script_path.write_text(script.replace(line + "\n", "", 1))
+    return True
+
+
+def _store_synthesis(work: Path, synth_dir: Path) -> None:
+    """Keep ``work``'s yosys products under ``synth_dir`` (written whole, then renamed, so a
+    killed build never leaves a partial synthesis for the next one to take)."""
+    if not all((work / name).exists() for name in _SYNTH_PRODUCTS):
+        return
+    tmp = synth_dir.with_name(synth_dir.name + f".tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for name in _SYNTH_PRODUCTS:
+        shutil.copyfile(work / name, tmp / name)
+    shutil.rmtree(synth_dir, ignore_errors=True)
+    tmp.rename(synth_dir)
+
+
 def build(qnet: QuantizedNetwork, plan: NetworkPlan, board: Board, out_dir: str | Path, *,
           clock_mhz: float | None = None, seed: int = 1, cache_dir: str | Path | None = None,
           top: str = "selftest", baud: int = 115200,
@@ -469,9 +529,14 @@ def build(qnet: QuantizedNetwork, plan: NetworkPlan, board: Board, out_dir: str 
         shutil.rmtree(work, ignore_errors=True)
         build_plan.extract(work)
         env = {**os.environ, "AMARANTH_USE_YOSYS": "builtin", **tool_environment(board)}
+        synth_dir = cache / "synth" / synth_key(build_plan, board)
+        synth_reused = _reuse_synthesis(work, synth_dir)
         tool_started = time.perf_counter()
         stage_seconds = _run_script(work, env, progress)
+        if not synth_reused:
+            _store_synthesis(work, synth_dir)
         products = parse_products(work, board)
+        products["synthesis_reused"] = synth_reused
         products["tool_seconds"] = round(time.perf_counter() - tool_started, 2)
         products["tool_stage_seconds"] = stage_seconds
         (work / "build.json").write_text(json.dumps(products, indent=1) + "\n")
@@ -517,6 +582,7 @@ def build(qnet: QuantizedNetwork, plan: NetworkPlan, board: Board, out_dir: str 
         seconds=round(time.perf_counter() - started, 2),
         toolchain=versions,
         weights=weights,
+        synthesis_reused=products.get("synthesis_reused"),
     )
     atomic_write(out / "build_report.json", json.dumps(report.to_json(), indent=1) + "\n")
     return report

@@ -53,6 +53,10 @@ class BuildReport:
         The tools' wall time (of the build that made the products, when ``cached``);
         ``tool_stage_seconds`` splits it: ``yosys``, ``nextpnr``, ``pack`` (``None`` for
         products cached before the split existed).
+    synthesis_reused : bool or None
+        The build that made the products took yosys's output from an earlier build of the
+        same design (another nextpnr seed or clock target) and ran nextpnr only; ``None``
+        for products cached before synthesis was kept apart.
     seconds : float
         This command's wall time.
     toolchain : dict
@@ -99,6 +103,7 @@ class BuildReport:
     seconds: float
     toolchain: dict
     weights: dict | None = None
+    synthesis_reused: bool | None = None
 
     def to_json(self) -> dict:
         """The report as JSON data (``format``, ``version``, then every field in order)."""
