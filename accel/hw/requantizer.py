@@ -495,41 +495,63 @@ class Requantizer(wiring.Component):
 
     def _serial_lane(self, m, reg, acc, p, name):
         """The narrow form, multiplied serially: ``digit`` bits of the multiplier per cycle,
-        most significant first (``S = S * 2**digit + x' * digit_value``), the rounding constant
-        added with the last digit. One beat per ``cycles`` cycles (``i.ready`` holds off the
-        rest), so the registers loaded for a beat are free again when the next arrives."""
+        least significant first. With ``m = sum_j m_j 2**(d j)`` and the rounding constant
+        split as ``r = r_top 2**(d c) + r_low`` (``0 <= r_low < 2**(d c)``), the partial sum
+        starts at ``r_low``; each cycle ``T = H + x' m_j``, its low ``d`` bits retire (no later
+        term reaches them) and ``H = T >> d``. After ``c`` cycles
+        ``x' m + r = (H + r_top) 2**(d c) + retired``, so the adder is only as wide as ``x'``
+        plus a digit (or ``r_low``), not as the whole product, and the rounding add is as
+        narrow. One beat per ``cycles`` cycles (``i.ready`` holds off the rest), so the
+        registers loaded for a beat are free again when the next arrives."""
         nf = self.narrow
         digit, cycles = self.serial
+        span = digit * cycles  # the retired bits
         clamped, p1 = self._clamp_x(reg, acc, p, name)
         valid2 = reg(reg(self._valid1, f"{name}_v2a"), f"{name}_v2")
         negative = clamped < 0
         xs = Signal(signed(nf.x_bits), name=f"{name}_xs")
         rs = Signal(signed(nf.round_bits), name=f"{name}_rs")
-        ms = Signal(digit * cycles, name=f"{name}_ms")  # the digits left, msb first
+        ms = Signal(span, name=f"{name}_ms")  # the digits left, lsb first
         count = Signal(range(cycles + 1), name=f"{name}_count")
         with m.If(valid2):  # load (the previous beat's last digit goes out in this cycle)
             m.d.sync += [xs.eq(clamped[:nf.x_bits].as_signed()),
                          rs.eq(Mux(negative, p1.rneg, p1.rpos)),
                          ms.eq(p1.mult), count.eq(cycles)]
         with m.Elif(count != 0):
-            m.d.sync += [ms.eq(ms << digit), count.eq(count - 1)]
-        top = ms[digit * cycles - digit:]
-        rows = [(Mux(top[i], xs, 0), i) for i in range(digit)]
+            m.d.sync += [ms.eq(ms >> digit), count.eq(count - 1)]
+        low = ms[:digit]
+        rows = [(Mux(low[i], xs, 0), i) for i in range(digit)]
         total = rows[0][0] if digit == 1 else sum((r << s for r, s in rows), start=Const(0))
         part = Signal(signed(nf.x_bits + digit + 1), name=f"{name}_P")
         first = Signal(name=f"{name}_first")
         busy = Signal(name=f"{name}_busy")
         m.d.sync += [part.eq(total), first.eq(count == cycles), busy.eq(count != 0)]
-        # The rounding constant, kept for the add after the last digit (a load in the same
-        # cycle replaces rs; a beat's last digit is two or more cycles after its load).
-        rs2 = Signal(signed(nf.round_bits), name=f"{name}_rs2")
-        with m.If(count == 1):
-            m.d.sync += rs2.eq(rs)
-        s = Signal(signed(nf.x_bits + digit * cycles + 1), name=f"{name}_S")
+        # The rounding constant's top, kept for the add after the last digit (a load in the
+        # same cycle replaces rs; a beat's last digit is two or more cycles after its load);
+        # its low part enters with the first digit, when rs is still the beat's own.
+        split = span < nf.round_bits  # else r_low is all of r (sign-extended), r_top 0
+        if split:
+            rs2 = Signal(signed(nf.round_bits - span), name=f"{name}_rs2")
+            with m.If(count == 1):
+                m.d.sync += rs2.eq(rs >> span)
+        r_low = rs.as_unsigned()[:span] if split else rs
+        # |H| < 2**(x_bits - 1) + 2**(span - d j) after digit j: T fits the width below.
+        t_bits = max(span, nf.x_bits + digit) + 2
+        t = Signal(signed(t_bits), name=f"{name}_T")
+        h = Signal(signed(t_bits - digit), name=f"{name}_H")
+        retired = Signal(span, name=f"{name}_L")
+        m.d.comb += t.eq(Mux(first, r_low, h) + part)
         with m.If(busy):
-            m.d.sync += s.eq(Mux(first, part, (s << digit) + part))
-        rounded = reg(s + rs2, f"{name}_sum")
-        out = reg(self._clamp(rounded >> nf.shift), f"{name}_out", signed(self.out_bits))
+            m.d.sync += [h.eq(t >> digit), retired.eq(Cat(retired[digit:], t[:digit]))]
+        rounded = reg(h + rs2 if split else h, f"{name}_sum")
+        # floor(((H + r_top) 2**span + retired) / 2**shift): wiring (and the retired bits
+        # above the shift, when the product has more digits than the shift).
+        if nf.shift >= span:
+            value = rounded >> (nf.shift - span)
+        else:
+            kept = reg(retired[nf.shift:], f"{name}_kept")
+            value = Cat(kept, rounded).as_signed()
+        out = reg(self._clamp(value), f"{name}_out", signed(self.out_bits))
         return out, 3 + cycles + 3
 
     def _tflite(self, m, reg, acc, p, name):
