@@ -452,10 +452,10 @@ class Requantizer(wiring.Component):
         """The narrow form (:class:`~accel.plan.requant.NarrowForm`): the product in logic, as
         rows of ``x'`` gated by the multiplier's bits, summed in pairs, a register per level."""
         nf = self.narrow
-        clamped, p1 = self._clamp_x(reg, acc, p, name)
+        clamped, mult2, r2 = self._clamp_x(reg, acc, p, name)
         xc = reg(clamped[:nf.x_bits].as_signed(), f"{name}_xc", signed(nf.x_bits))
-        rc = reg(Mux(clamped < 0, p1.rneg, p1.rpos), f"{name}_rc", signed(nf.round_bits))
-        mult = reg(p1.mult, f"{name}_m", unsigned(nf.mult_bits))
+        rc = reg(r2, f"{name}_rc", signed(nf.round_bits))
+        mult = reg(mult2, f"{name}_m", unsigned(nf.mult_bits))
         stages = 3
         terms = [(Mux(mult[j], xc, 0), j) for j in range(nf.mult_bits)] + [(rc, 0)]
         level = 0
@@ -483,15 +483,21 @@ class Requantizer(wiring.Component):
     def _clamp_x(self, reg, acc, p, name):
         """``x = acc + bias`` and ``x' = clamp(x, x_lo, x_hi)`` (a Value after two register
         stages: the comparisons are registered, the clamp is their two multiplexers), and the
-        parameters two stages on."""
+        multiplier and the rounding constant of ``x'``'s sign, two stages on. Only those two
+        are carried (not the bias, not both constants): fewer pipeline flip-flops, which is
+        most of an iCE40 lane's logic cells."""
         nf = self.narrow
         x = reg(acc + p.bias, f"{name}_x")
-        params = reg(p.as_value(), f"{name}_p1")
+        mult1 = reg(p.mult, f"{name}_m1")
+        rpos1, rneg1 = reg(p.rpos, f"{name}_rpos1"), reg(p.rneg, f"{name}_rneg1")
         low, high = reg(x < nf.x_lo, f"{name}_low"), reg(x > nf.x_hi, f"{name}_high")
         x2 = reg(x, f"{name}_x2")
-        params = reg(params, f"{name}_p2")
+        # The sign of x' is x's when x_lo < 0 <= x_hi, else the bound's (a constant).
+        negative = x < 0 if nf.x_lo < 0 <= nf.x_hi else Const(int(nf.x_hi < 0), 1)
+        rc = reg(Mux(negative, rneg1, rpos1), f"{name}_r2", signed(nf.round_bits))
+        mult2 = reg(mult1, f"{name}_m2")
         clamped = Mux(low, nf.x_lo, Mux(high, nf.x_hi, x2))
-        return clamped, data.View(p.shape(), params)
+        return clamped, mult2, rc
 
     def _serial_lane(self, m, reg, acc, p, name):
         """The narrow form, multiplied serially: ``digit`` bits of the multiplier per cycle,
@@ -506,17 +512,15 @@ class Requantizer(wiring.Component):
         nf = self.narrow
         digit, cycles = self.serial
         span = digit * cycles  # the retired bits
-        clamped, p1 = self._clamp_x(reg, acc, p, name)
+        clamped, mult2, r2 = self._clamp_x(reg, acc, p, name)
         valid2 = reg(reg(self._valid1, f"{name}_v2a"), f"{name}_v2")
-        negative = clamped < 0
         xs = Signal(signed(nf.x_bits), name=f"{name}_xs")
         rs = Signal(signed(nf.round_bits), name=f"{name}_rs")
         ms = Signal(span, name=f"{name}_ms")  # the digits left, lsb first
         count = Signal(range(cycles + 1), name=f"{name}_count")
         with m.If(valid2):  # load (the previous beat's last digit goes out in this cycle)
             m.d.sync += [xs.eq(clamped[:nf.x_bits].as_signed()),
-                         rs.eq(Mux(negative, p1.rneg, p1.rpos)),
-                         ms.eq(p1.mult), count.eq(cycles)]
+                         rs.eq(r2), ms.eq(mult2), count.eq(cycles)]
         with m.Elif(count != 0):
             m.d.sync += [ms.eq(ms >> digit), count.eq(count - 1)]
         low = ms[:digit]
