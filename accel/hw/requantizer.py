@@ -358,7 +358,11 @@ class Requantizer(wiring.Component):
         group = Signal(range(G))
         with m.If(take):
             m.d.sync += group.eq(Mux(self.i.payload.last | (group == G - 1), 0, group + 1))
-        m.d.comb += [rom.addr.eq(group), rom.en.eq(1)]
+        # A serial lane of three or more cycles a beat reads its multiplier and rounding
+        # constants at the load, two cycles after the bias: the ROM's output register holds
+        # a beat's word until the next beat (>= cycles later), so they need no pipeline.
+        self._rom_holds = self.serial is not None and self.serial[1] >= 3
+        m.d.comb += [rom.addr.eq(group), rom.en.eq(take if self._rom_holds else 1)]
 
         def reg(value, name, shape=None):
             sig = Signal(value.shape() if shape is None else shape, name=name)
@@ -480,23 +484,27 @@ class Requantizer(wiring.Component):
         stages += 1
         return out, stages
 
-    def _clamp_x(self, reg, acc, p, name):
+    def _clamp_x(self, reg, acc, p, name, carry=True):
         """``x = acc + bias`` and ``x' = clamp(x, x_lo, x_hi)`` (a Value after two register
         stages: the comparisons are registered, the clamp is their two multiplexers), and the
-        multiplier and the rounding constant of ``x'``'s sign, two stages on. Only those two
-        are carried (not the bias, not both constants): fewer pipeline flip-flops, which is
-        most of an iCE40 lane's logic cells."""
+        multiplier and the rounding constant of ``x'``'s sign, two stages on: carried down
+        the pipeline, or with ``carry=False`` read from the ROM's output ``p`` then (it holds
+        the beat's word). Only those two are carried (not the bias, not both constants):
+        flip-flops are most of an iCE40 lane's logic cells."""
         nf = self.narrow
         x = reg(acc + p.bias, f"{name}_x")
-        mult1 = reg(p.mult, f"{name}_m1")
-        rpos1, rneg1 = reg(p.rpos, f"{name}_rpos1"), reg(p.rneg, f"{name}_rneg1")
         low, high = reg(x < nf.x_lo, f"{name}_low"), reg(x > nf.x_hi, f"{name}_high")
         x2 = reg(x, f"{name}_x2")
         # The sign of x' is x's when x_lo < 0 <= x_hi, else the bound's (a constant).
         negative = x < 0 if nf.x_lo < 0 <= nf.x_hi else Const(int(nf.x_hi < 0), 1)
+        clamped = Mux(low, nf.x_lo, Mux(high, nf.x_hi, x2))
+        if not carry:
+            negative2 = reg(negative, f"{name}_neg2")
+            return clamped, p.mult, Mux(negative2, p.rneg, p.rpos)
+        mult1 = reg(p.mult, f"{name}_m1")
+        rpos1, rneg1 = reg(p.rpos, f"{name}_rpos1"), reg(p.rneg, f"{name}_rneg1")
         rc = reg(Mux(negative, rneg1, rpos1), f"{name}_r2", signed(nf.round_bits))
         mult2 = reg(mult1, f"{name}_m2")
-        clamped = Mux(low, nf.x_lo, Mux(high, nf.x_hi, x2))
         return clamped, mult2, rc
 
     def _serial_lane(self, m, reg, acc, p, name):
@@ -512,7 +520,7 @@ class Requantizer(wiring.Component):
         nf = self.narrow
         digit, cycles = self.serial
         span = digit * cycles  # the retired bits
-        clamped, mult2, r2 = self._clamp_x(reg, acc, p, name)
+        clamped, mult2, r2 = self._clamp_x(reg, acc, p, name, carry=not self._rom_holds)
         valid2 = reg(reg(self._valid1, f"{name}_v2a"), f"{name}_v2")
         xs = Signal(signed(nf.x_bits), name=f"{name}_xs")
         rs = Signal(signed(nf.round_bits), name=f"{name}_rs")
