@@ -164,3 +164,20 @@ def test_serial_lane_keeps_pace_and_latency():
     assert [c for c, _ in got] == [dut.latency + 1 + 7 * n for n in range(36)]
     want = numerics.requantize(acc, 1518500250, -9, 4, -128, 127).reshape(-1, 2)
     assert np.array_equal(np.array([v for _, v in got]), want)
+
+
+@pytest.mark.parametrize("shift", [2, 4, 8])
+def test_serial_lane_with_more_digits_than_the_shift(shift):
+    """Scales above 1 (a positive TFLite shift): the serial lane's product has more digits than
+    the narrow shift, so retired digits reach the output (shift 2, 4, 8), and at 4 and 8 the
+    rounding constant is narrower than the digits, so it all enters with the first digit."""
+    from .hw.test_requantizer import random_acc
+
+    dut = Requantizer(channels=3, lanes=2, acc_bits=18, mode="tflite", bias=[5, -30, 40],
+                      multiplier=[1 << 30, 1518500250, 2000000000], shift=shift, zero_point=-3,
+                      beat_cycles=12)
+    digit, cycles = dut.serial
+    assert dut.narrow.shift < digit * cycles, shift
+    assert (digit * cycles >= dut.narrow.round_bits) == (shift >= 4), shift
+    rng = np.random.default_rng(shift)
+    run(dut, random_acc(rng, dut, 30), seed=shift, frame=6, gap=0.2, stall=0.3)

@@ -358,7 +358,11 @@ class Requantizer(wiring.Component):
         group = Signal(range(G))
         with m.If(take):
             m.d.sync += group.eq(Mux(self.i.payload.last | (group == G - 1), 0, group + 1))
-        m.d.comb += [rom.addr.eq(group), rom.en.eq(1)]
+        # A serial lane of three or more cycles a beat reads its multiplier and rounding
+        # constants at the load, two cycles after the bias: the ROM's output register holds
+        # a beat's word until the next beat (>= cycles later), so they need no pipeline.
+        self._rom_holds = self.serial is not None and self.serial[1] >= 3
+        m.d.comb += [rom.addr.eq(group), rom.en.eq(take if self._rom_holds else 1)]
 
         def reg(value, name, shape=None):
             sig = Signal(value.shape() if shape is None else shape, name=name)
@@ -452,10 +456,10 @@ class Requantizer(wiring.Component):
         """The narrow form (:class:`~accel.plan.requant.NarrowForm`): the product in logic, as
         rows of ``x'`` gated by the multiplier's bits, summed in pairs, a register per level."""
         nf = self.narrow
-        clamped, p1 = self._clamp_x(reg, acc, p, name)
+        clamped, mult2, r2 = self._clamp_x(reg, acc, p, name)
         xc = reg(clamped[:nf.x_bits].as_signed(), f"{name}_xc", signed(nf.x_bits))
-        rc = reg(Mux(clamped < 0, p1.rneg, p1.rpos), f"{name}_rc", signed(nf.round_bits))
-        mult = reg(p1.mult, f"{name}_m", unsigned(nf.mult_bits))
+        rc = reg(r2, f"{name}_rc", signed(nf.round_bits))
+        mult = reg(mult2, f"{name}_m", unsigned(nf.mult_bits))
         stages = 3
         terms = [(Mux(mult[j], xc, 0), j) for j in range(nf.mult_bits)] + [(rc, 0)]
         level = 0
@@ -480,56 +484,86 @@ class Requantizer(wiring.Component):
         stages += 1
         return out, stages
 
-    def _clamp_x(self, reg, acc, p, name):
+    def _clamp_x(self, reg, acc, p, name, carry=True):
         """``x = acc + bias`` and ``x' = clamp(x, x_lo, x_hi)`` (a Value after two register
         stages: the comparisons are registered, the clamp is their two multiplexers), and the
-        parameters two stages on."""
+        multiplier and the rounding constant of ``x'``'s sign, two stages on: carried down
+        the pipeline, or with ``carry=False`` read from the ROM's output ``p`` then (it holds
+        the beat's word). Only those two are carried (not the bias, not both constants):
+        flip-flops are most of an iCE40 lane's logic cells."""
         nf = self.narrow
         x = reg(acc + p.bias, f"{name}_x")
-        params = reg(p.as_value(), f"{name}_p1")
         low, high = reg(x < nf.x_lo, f"{name}_low"), reg(x > nf.x_hi, f"{name}_high")
         x2 = reg(x, f"{name}_x2")
-        params = reg(params, f"{name}_p2")
+        # The sign of x' is x's when x_lo < 0 <= x_hi, else the bound's (a constant).
+        negative = x < 0 if nf.x_lo < 0 <= nf.x_hi else Const(int(nf.x_hi < 0), 1)
         clamped = Mux(low, nf.x_lo, Mux(high, nf.x_hi, x2))
-        return clamped, data.View(p.shape(), params)
+        if not carry:
+            negative2 = reg(negative, f"{name}_neg2")
+            return clamped, p.mult, Mux(negative2, p.rneg, p.rpos)
+        mult1 = reg(p.mult, f"{name}_m1")
+        rpos1, rneg1 = reg(p.rpos, f"{name}_rpos1"), reg(p.rneg, f"{name}_rneg1")
+        rc = reg(Mux(negative, rneg1, rpos1), f"{name}_r2", signed(nf.round_bits))
+        mult2 = reg(mult1, f"{name}_m2")
+        return clamped, mult2, rc
 
     def _serial_lane(self, m, reg, acc, p, name):
         """The narrow form, multiplied serially: ``digit`` bits of the multiplier per cycle,
-        most significant first (``S = S * 2**digit + x' * digit_value``), the rounding constant
-        added with the last digit. One beat per ``cycles`` cycles (``i.ready`` holds off the
-        rest), so the registers loaded for a beat are free again when the next arrives."""
+        least significant first. With ``m = sum_j m_j 2**(d j)`` and the rounding constant
+        split as ``r = r_top 2**(d c) + r_low`` (``0 <= r_low < 2**(d c)``), the partial sum
+        starts at ``r_low``; each cycle ``T = H + x' m_j``, its low ``d`` bits retire (no later
+        term reaches them) and ``H = T >> d``. After ``c`` cycles
+        ``x' m + r = (H + r_top) 2**(d c) + retired``, so the adder is only as wide as ``x'``
+        plus a digit (or ``r_low``), not as the whole product, and the rounding add is as
+        narrow. One beat per ``cycles`` cycles (``i.ready`` holds off the rest), so the
+        registers loaded for a beat are free again when the next arrives."""
         nf = self.narrow
         digit, cycles = self.serial
-        clamped, p1 = self._clamp_x(reg, acc, p, name)
+        span = digit * cycles  # the retired bits
+        clamped, mult2, r2 = self._clamp_x(reg, acc, p, name, carry=not self._rom_holds)
         valid2 = reg(reg(self._valid1, f"{name}_v2a"), f"{name}_v2")
-        negative = clamped < 0
         xs = Signal(signed(nf.x_bits), name=f"{name}_xs")
         rs = Signal(signed(nf.round_bits), name=f"{name}_rs")
-        ms = Signal(digit * cycles, name=f"{name}_ms")  # the digits left, msb first
+        ms = Signal(span, name=f"{name}_ms")  # the digits left, lsb first
         count = Signal(range(cycles + 1), name=f"{name}_count")
         with m.If(valid2):  # load (the previous beat's last digit goes out in this cycle)
             m.d.sync += [xs.eq(clamped[:nf.x_bits].as_signed()),
-                         rs.eq(Mux(negative, p1.rneg, p1.rpos)),
-                         ms.eq(p1.mult), count.eq(cycles)]
+                         rs.eq(r2), ms.eq(mult2), count.eq(cycles)]
         with m.Elif(count != 0):
-            m.d.sync += [ms.eq(ms << digit), count.eq(count - 1)]
-        top = ms[digit * cycles - digit:]
-        rows = [(Mux(top[i], xs, 0), i) for i in range(digit)]
+            m.d.sync += [ms.eq(ms >> digit), count.eq(count - 1)]
+        low = ms[:digit]
+        rows = [(Mux(low[i], xs, 0), i) for i in range(digit)]
         total = rows[0][0] if digit == 1 else sum((r << s for r, s in rows), start=Const(0))
         part = Signal(signed(nf.x_bits + digit + 1), name=f"{name}_P")
         first = Signal(name=f"{name}_first")
         busy = Signal(name=f"{name}_busy")
         m.d.sync += [part.eq(total), first.eq(count == cycles), busy.eq(count != 0)]
-        # The rounding constant, kept for the add after the last digit (a load in the same
-        # cycle replaces rs; a beat's last digit is two or more cycles after its load).
-        rs2 = Signal(signed(nf.round_bits), name=f"{name}_rs2")
-        with m.If(count == 1):
-            m.d.sync += rs2.eq(rs)
-        s = Signal(signed(nf.x_bits + digit * cycles + 1), name=f"{name}_S")
+        # The rounding constant's top, kept for the add after the last digit (a load in the
+        # same cycle replaces rs; a beat's last digit is two or more cycles after its load);
+        # its low part enters with the first digit, when rs is still the beat's own.
+        split = span < nf.round_bits  # else r_low is all of r (sign-extended), r_top 0
+        if split:
+            rs2 = Signal(signed(nf.round_bits - span), name=f"{name}_rs2")
+            with m.If(count == 1):
+                m.d.sync += rs2.eq(rs >> span)
+        r_low = rs.as_unsigned()[:span] if split else rs
+        # |H| < 2**(x_bits - 1) + 2**(span - d j) after digit j: T fits the width below.
+        t_bits = max(span, nf.x_bits + digit) + 2
+        t = Signal(signed(t_bits), name=f"{name}_T")
+        h = Signal(signed(t_bits - digit), name=f"{name}_H")
+        retired = Signal(span, name=f"{name}_L")
+        m.d.comb += t.eq(Mux(first, r_low, h) + part)
         with m.If(busy):
-            m.d.sync += s.eq(Mux(first, part, (s << digit) + part))
-        rounded = reg(s + rs2, f"{name}_sum")
-        out = reg(self._clamp(rounded >> nf.shift), f"{name}_out", signed(self.out_bits))
+            m.d.sync += [h.eq(t >> digit), retired.eq(Cat(retired[digit:], t[:digit]))]
+        rounded = reg(h + rs2 if split else h, f"{name}_sum")
+        # floor(((H + r_top) 2**span + retired) / 2**shift): wiring (and the retired bits
+        # above the shift, when the product has more digits than the shift).
+        if nf.shift >= span:
+            value = rounded >> (nf.shift - span)
+        else:
+            kept = reg(retired[nf.shift:], f"{name}_kept")
+            value = Cat(kept, rounded).as_signed()
+        out = reg(self._clamp(value), f"{name}_out", signed(self.out_bits))
         return out, 3 + cycles + 3
 
     def _tflite(self, m, reg, acc, p, name):
