@@ -240,18 +240,29 @@ class WindowGenerator(wiring.Component):
             # value < 2 * depth: one conditional subtraction is a modulo.
             return Mux(value >= depth, value - depth, value)
 
-        # Rows by which Rlow advances when the reader leaves this output row.
+        # Rows by which Rlow advances when the reader leaves this output row, and Rlow's slot
+        # after it. They depend only on r0, base_lo and last_row, which change only when an
+        # output row ends; with at least two beats per output row they have been stable for a
+        # cycle whenever a row ends, so registers computed from them in the cycle before hold
+        # the right values and take the adder, the row step and the wrap (a carry chain and a
+        # comparison in series) off the path from r0 into base_i and ahead.
         frame_step = (H - max(r0_last, 0)) % NR
         row_step = Signal(range(SH + 1))
         m.d.comb += row_step.eq(Mux(r0 + SH > 0, Mux(r0 >= 0, SH, r0 + SH), 0))
-        base_lo_next = Signal.like(base_lo)
-        m.d.comb += base_lo_next.eq(
+        base_lo_calc = Signal.like(base_lo)
+        m.d.comb += base_lo_calc.eq(
             Mux(last_row, wrap(base_lo + frame_step * WG), wrap(base_lo + row_step * WG))
         )
+        rows_calc = Signal(range(max(SH, H) + 1))
+        m.d.comb += rows_calc.eq(Mux(last_row, H - max(r0_last, 0), row_step))
+        if self.beats_per_window * OW >= 2:
+            base_lo_next = Signal.like(base_lo)
+            rows_released = Signal.like(rows_calc)
+            m.d.sync += [base_lo_next.eq(base_lo_calc), rows_released.eq(rows_calc)]
+        else:
+            base_lo_next, rows_released = base_lo_calc, rows_calc
         row_end = last_win & last_col
         row_released = issue & row_end
-        rows_released = Signal(range(max(SH, H) + 1))
-        m.d.comb += rows_released.eq(Mux(last_row, H - max(r0_last, 0), row_step))
         r0_next = Mux(last_row, -pt, r0 + SH)
 
         # The reader's registers after a beat issues (``_i``); issue selects them.
