@@ -221,6 +221,11 @@ class WindowGenerator(wiring.Component):
         first = Signal(init=1)
         last_win = last_i & last_j & last_g
 
+        # The tap's read address base_i + cg, kept in a register (updated alongside base_i and
+        # cg, each of its updates one adder from registers) so the block RAM address comes
+        # from flip-flops rather than through the adder.
+        addr = Signal(range(cg_lo, depth + max(cg_hi, 1)), init=cg_lo)
+
         # Writer position in its current row (column * G + group) and address.
         w_pos = Signal(range(WG))
         w_last = Signal(init=WG == 1)  # w_pos == WG - 1
@@ -233,7 +238,7 @@ class WindowGenerator(wiring.Component):
         m.d.comb += [
             issue.eq(advance & available),
             rd.en.eq(advance),
-            rd.addr.eq(Mux(pad, 0, base_i + cg)),
+            rd.addr.eq(Mux(pad, 0, addr)),
         ]
 
         def wrap(value):
@@ -301,7 +306,18 @@ class WindowGenerator(wiring.Component):
                     with m.Else():
                         m.d.comb += [orow_i.eq(orow + 1), r0_i.eq(r0 + SH)]
         pad_i = is_pad(r_i, c_i)
+        # addr after a beat issues, case by case as the counters above: the next group or
+        # column adds 1; the next tap row goes back KW * G - 1 and on by the slot step of
+        # base_i (none while r < 0, WG, or WG - depth where base_i wraps); a new window starts
+        # at base_lo + c0g + SW * G, a new output row at Rlow's next slot + cg_lo.
+        back = 1 - KW * G
+        addr_tap_row = addr + Mux(r >= 0, Mux(base_i == depth - WG, back + WG - depth, back + WG),
+                                  back)
+        addr_i = Mux(~(last_g & last_j), addr + 1,
+                     Mux(~last_i, addr_tap_row,
+                         Mux(~last_col, base_lo + c0g + SW * G, base_lo_next + cg_lo)))
         with m.If(issue):
+            m.d.sync += addr.eq(addr_i)
             m.d.sync += [reg.eq(n) for reg, n in zip(counters, nxt, strict=True)]
             m.d.sync += [
                 pad.eq(pad_i),
