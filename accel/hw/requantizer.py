@@ -343,17 +343,27 @@ class Requantizer(wiring.Component):
         ready = Signal(init=1, name="ready")
         take = self.i.valid & ready
         deliver = self.o.valid & self.o.ready
+        # The handshakes only select among values computed from registers (the counts one up
+        # and one down, and their comparisons with the FIFO depth), so ``i.valid`` reaches
+        # ``ready`` and ``credits`` through multiplexers, not through an adder's carry chain
+        # and a comparator in series.
         credits_next = Signal.like(credits, name="credits_next")
-        m.d.comb += [credits_next.eq(credits + take - deliver), self.i.ready.eq(ready)]
+        up, down = take & ~deliver, deliver & ~take
+        m.d.comb += [
+            credits_next.eq(Mux(up, credits + 1, Mux(down, credits - 1, credits))),
+            self.i.ready.eq(ready),
+        ]
         m.d.sync += credits.eq(credits_next)
+        depth = self._fifo_depth
+        room_next = Mux(up, credits < depth - 1, Mux(down, 1, credits < depth))
         if self.serial is None:
-            m.d.sync += ready.eq(credits_next < self._fifo_depth)
+            m.d.sync += ready.eq(room_next)
         else:
             # A serial lane is busy for `cycles` cycles per beat.
             hold = Signal(range(self.serial[1]), name="hold")
             hold_next = Mux(take, self.serial[1] - 1, Mux(hold == 0, 0, hold - 1))
-            m.d.sync += [hold.eq(hold_next),
-                         ready.eq((credits_next < self._fifo_depth) & (hold_next == 0))]
+            idle_next = Mux(take, self.serial[1] == 1, hold <= 1)
+            m.d.sync += [hold.eq(hold_next), ready.eq(room_next & idle_next)]
 
         group = Signal(range(G))
         with m.If(take):

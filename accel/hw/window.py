@@ -221,6 +221,11 @@ class WindowGenerator(wiring.Component):
         first = Signal(init=1)
         last_win = last_i & last_j & last_g
 
+        # The tap's read address base_i + cg, kept in a register (updated alongside base_i and
+        # cg, each of its updates one adder from registers) so the block RAM address comes
+        # from flip-flops rather than through the adder.
+        addr = Signal(range(cg_lo, depth + max(cg_hi, 1)), init=cg_lo)
+
         # Writer position in its current row (column * G + group) and address.
         w_pos = Signal(range(WG))
         w_last = Signal(init=WG == 1)  # w_pos == WG - 1
@@ -233,25 +238,36 @@ class WindowGenerator(wiring.Component):
         m.d.comb += [
             issue.eq(advance & available),
             rd.en.eq(advance),
-            rd.addr.eq(Mux(pad, 0, base_i + cg)),
+            rd.addr.eq(Mux(pad, 0, addr)),
         ]
 
         def wrap(value):
             # value < 2 * depth: one conditional subtraction is a modulo.
             return Mux(value >= depth, value - depth, value)
 
-        # Rows by which Rlow advances when the reader leaves this output row.
+        # Rows by which Rlow advances when the reader leaves this output row, and Rlow's slot
+        # after it. They depend only on r0, base_lo and last_row, which change only when an
+        # output row ends; with at least two beats per output row they have been stable for a
+        # cycle whenever a row ends, so registers computed from them in the cycle before hold
+        # the right values and take the adder, the row step and the wrap (a carry chain and a
+        # comparison in series) off the path from r0 into base_i and ahead.
         frame_step = (H - max(r0_last, 0)) % NR
         row_step = Signal(range(SH + 1))
         m.d.comb += row_step.eq(Mux(r0 + SH > 0, Mux(r0 >= 0, SH, r0 + SH), 0))
-        base_lo_next = Signal.like(base_lo)
-        m.d.comb += base_lo_next.eq(
+        base_lo_calc = Signal.like(base_lo)
+        m.d.comb += base_lo_calc.eq(
             Mux(last_row, wrap(base_lo + frame_step * WG), wrap(base_lo + row_step * WG))
         )
+        rows_calc = Signal(range(max(SH, H) + 1))
+        m.d.comb += rows_calc.eq(Mux(last_row, H - max(r0_last, 0), row_step))
+        if self.beats_per_window * OW >= 2:
+            base_lo_next = Signal.like(base_lo)
+            rows_released = Signal.like(rows_calc)
+            m.d.sync += [base_lo_next.eq(base_lo_calc), rows_released.eq(rows_calc)]
+        else:
+            base_lo_next, rows_released = base_lo_calc, rows_calc
         row_end = last_win & last_col
         row_released = issue & row_end
-        rows_released = Signal(range(max(SH, H) + 1))
-        m.d.comb += rows_released.eq(Mux(last_row, H - max(r0_last, 0), row_step))
         r0_next = Mux(last_row, -pt, r0 + SH)
 
         # The reader's registers after a beat issues (``_i``); issue selects them.
@@ -290,7 +306,18 @@ class WindowGenerator(wiring.Component):
                     with m.Else():
                         m.d.comb += [orow_i.eq(orow + 1), r0_i.eq(r0 + SH)]
         pad_i = is_pad(r_i, c_i)
+        # addr after a beat issues, case by case as the counters above: the next group or
+        # column adds 1; the next tap row goes back KW * G - 1 and on by the slot step of
+        # base_i (none while r < 0, WG, or WG - depth where base_i wraps); a new window starts
+        # at base_lo + c0g + SW * G, a new output row at Rlow's next slot + cg_lo.
+        back = 1 - KW * G
+        addr_tap_row = addr + Mux(r >= 0, Mux(base_i == depth - WG, back + WG - depth, back + WG),
+                                  back)
+        addr_i = Mux(~(last_g & last_j), addr + 1,
+                     Mux(~last_i, addr_tap_row,
+                         Mux(~last_col, base_lo + c0g + SW * G, base_lo_next + cg_lo)))
         with m.If(issue):
+            m.d.sync += addr.eq(addr_i)
             m.d.sync += [reg.eq(n) for reg, n in zip(counters, nxt, strict=True)]
             m.d.sync += [
                 pad.eq(pad_i),
