@@ -121,9 +121,10 @@ def test_accel_sim_on_the_ulx3s_returns_the_reference_logits(tmp_path, build_dir
         logits = data["output"]
     want = reference_logits(name)[:images]
     assert np.array_equal(logits.reshape(want.shape), want), (logits, want)
-    # Bound by the weight stream (the plan says so); the memory model's refresh pauses and gaps
-    # make it a little slower than the plan's 0.969 words per cycle.
-    assert r["predicted_interval_cycles"] == r["stream_cycles"]
-    assert 1.0 <= r["cycles_per_inference"] / r["stream_cycles"] <= 1.10
+    # Bound by the weight stream: the plan's interval (exact against the deterministic memory
+    # model, see accel/plan/stream_timing.py) is within 1 % of the stream's bandwidth bound, and
+    # the random latency and gaps of this run make it a little slower than that.
+    assert abs(r["predicted_interval_cycles"] / r["stream_cycles"] - 1) <= 0.01, r
+    assert 1.0 <= r["cycles_per_inference"] / r["predicted_interval_cycles"] <= 1.10, r
     print(f"{name}: {r['cycles_per_inference']} cycles/inference, "
           f"{r['weight_words']} weight words")
