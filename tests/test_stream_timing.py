@@ -1,7 +1,8 @@
 """The streamed stage's cycle model (:mod:`accel.plan.stream_timing`) where it skips cycles
 against the same model stepped one cycle at a time: the tiles' times and the final state are
 identical, on random memories and offers with long waits (where the skips happen), and
-through a network's streamed Dense stage at batch 1, 2 and 3."""
+through a network's streamed Dense stage at batch 1, 2 and 3. And the one run of the timing
+model that gives both a plan's latency and its interval."""
 
 from __future__ import annotations
 
@@ -13,9 +14,12 @@ import pytest
 from accel.plan import stream_timing
 from accel.plan.plan import make_plan
 from accel.plan.stream_timing import WeightPath
+from accel.plan.timing import frame_times, interval, latency
 from accel.plan.weights import ExternalMemory, WeightPlacement
 from accel.quant.random_model import random_quantized
 from accel.spec import Conv2D, Dense, Flatten, MaxPooling2D, Network
+
+from .test_timing_exact import CASES
 
 
 class SteppedPath(WeightPath):
@@ -87,3 +91,29 @@ def test_streamed_dense_times_match_stepping(batch, seed, monkeypatch):
     fast = stream_timing.streamed_dense_times(stage, offered)
     monkeypatch.setattr(stream_timing, "WeightPath", SteppedPath)
     assert fast == stream_timing.streamed_dense_times(stage, offered), f"seed {seed}"
+
+
+
+@pytest.mark.parametrize("case", [*sorted(CASES), "streamed 1", "streamed 2", "streamed 3"])
+def test_one_run_gives_latency_and_interval(case):
+    """The plan reads its latency from the first batch of the interval's three-batch run
+    (:func:`accel.plan.timing.output_times`): every tensor's times for the first batch alone
+    are a prefix of those over three (the networks of ``test_timing_exact``, whose latency
+    and interval the simulator checks, and a streamed Dense stage at batch 1 to 3)."""
+    if case.startswith("streamed"):
+        batch = int(case.split()[1])
+        net = Network("n", (6, 6, 1), (Conv2D(4, 3, activation="relu"), MaxPooling2D(),
+                                       Flatten(), Dense(12, activation="relu"), Dense(3)))
+        placement = WeightPlacement(family="ecp5", bram_blocks=None, memories=(MEMORY,),
+                                    stream=("dense",), batch=batch)
+        plan = make_plan(random_quantized(net, batch), 2, 2, weights=placement)
+    else:
+        shape, layers, array, _ = CASES[case]
+        plan = make_plan(random_quantized(Network(case, shape, layers), 7), *array)
+    one, three = frame_times(plan, plan.batch), frame_times(plan, 3 * plan.batch)
+    assert one.keys() == three.keys()
+    for tensor, times in one.items():
+        assert times == three[tensor][:len(times)], f"{case}: {tensor}"
+    out = one[plan.output_stage.output]
+    assert plan.latency_cycles == latency(plan) == out[len(out) // plan.batch - 1], case
+    assert plan.interval_cycles >= interval(plan) > 0, case
