@@ -566,8 +566,16 @@ class NetworkPlan:
         from .timing import interval
 
         if streams_exact(self):  # the weight stream is in the cycle model: no bound needed
-            return interval(self)
-        return max(interval(self), self.stream_cycles)
+            return interval(self, self._output_times)
+        return max(interval(self, self._output_times), self.stream_cycles)
+
+    @functools.cached_property
+    def _output_times(self) -> list[int]:
+        """:func:`.timing.output_times`, which both :attr:`interval_cycles` and
+        :attr:`latency_cycles` read (the model's run is the planner's slowest step)."""
+        from .timing import output_times
+
+        return output_times(self)
 
     @property
     def interval_bound(self) -> str:
@@ -597,11 +605,10 @@ class NetworkPlan:
         conv/pool/dense chains and digits_small 2x4 (1,107) (``tests/test_accelerator.py``).
         Computed once per plan.
         """
-        from .timing import frame_times
+        from .timing import latency
 
-        # At batch B the first image is out with its batch: B images in.
-        out = frame_times(self, self.batch)[self.output_stage.output]
-        return out[len(out) // self.batch - 1]
+        # At batch B the first image is out with its batch.
+        return latency(self, self._output_times)
 
     @property
     def latency_exact(self) -> bool:

@@ -127,13 +127,131 @@ class WeightPath:
         self.t += 1
         return taken
 
+    def idle(self) -> bool:
+        """Whether a cycle in which the array does not want a tile changes nothing but the
+        time (and the refresh phase): no request queued, answered or registered, none the
+        reader may register (its FIFO too full for the next burst), no word in flight and
+        none the FIFO or the assembler may move. Refresh busy cycles only hold a request or an
+        answer, of which there are none, so this holds until the array wants a tile."""
+        if self.active or self.queue or self.cmd_valid or self.inflight:
+            return False
+        level = self.inner + self.out_full
+        if self.tx_left == 0:
+            if self.rx_left == 0:  # the reader starts the next frame
+                return False
+        elif level + min(self.tx_left, self.burst) <= self.depth:  # it registers a burst
+            return False
+        if self.k > 1 and self.count != self.k - 1:  # the assembler reads the FIFO
+            return not self.out_full and self.inner == 0
+        return self.out_full or self.inner == 0
+
+    def wait(self, until: int) -> None:
+        """Advance to cycle ``until`` at once: only while :meth:`idle` and the array does not
+        want a tile before then (those cycles change nothing else)."""
+        if until > self.t:
+            if self.period:
+                self.phase = (self.phase + until - self.t) % self.period
+            self.t = until
+
     def take(self, offered: int) -> int:
         """The cycle the array takes the next tile, its beat offered from cycle ``offered``
         on (and held until taken)."""
+        return self.takes(offered, 1)[0]
+
+    def takes(self, first: int, n: int) -> list[int]:  # noqa: C901 - step, inlined
+        """The cycles the array takes the next ``n`` tiles: the first's beat offered from
+        cycle ``first`` on, each next one's from the cycle after the one before was taken.
+
+        Exactly :meth:`step` a cycle at a time, with the state in locals (the planner spends
+        its time here), and the cycles before ``first`` in which the path is :meth:`idle`
+        skipped at once (:meth:`wait`)."""
+        if self.t < first and self.idle():
+            self.wait(first)
+        latency, burst, period, busy = self.latency, self.burst, self.period, self.busy
+        depth, frame, k = self.depth, self.frame, self.k
+        last_count, last_slot = k - 1, depth - 1
+        queue = self.queue
+        t, phase, active, left = self.t, self.phase, self.active, self.left
+        tx_left, rx_left, inflight = self.tx_left, self.rx_left, self.inflight
+        cmd_valid, cmd_len = self.cmd_valid, self.cmd_len
+        inner, out_full, count = self.inner, self.out_full, self.count
+        times: list[int] = []
+        wants = t >= first
         while True:
-            t = self.t
-            if self.step(t >= offered):
-                return t
+            refresh = period and phase < busy
+            # memory model
+            if cmd_valid and not refresh and len(queue) < MODEL_QUEUE:
+                cmd_valid = False
+                queue.append((cmd_len, t + latency))
+                fired = True
+            else:
+                fired = False
+            take = False
+            if active:
+                if not refresh and inner != last_slot and rx_left:
+                    take = True
+                    if left == 1:
+                        active = False
+                    left -= 1
+            elif queue and (len(queue) > 1 or not fired) and t >= queue[0][1]:
+                active, left = True, queue.pop(0)[0]
+            phase = (phase + 1) % period if period else 0
+            # burst reader
+            if tx_left:
+                if not cmd_valid and not fired:
+                    length = tx_left if tx_left < burst else burst
+                    if inner + out_full + inflight + length <= depth:
+                        cmd_valid, cmd_len = True, length
+                        tx_left -= length
+                        inflight += length
+            elif not rx_left:
+                tx_left = rx_left = frame
+            # FIFO and tile assembler
+            if k == 1:
+                taken = out_full and wants
+                if inner and (taken or not out_full):
+                    inner -= 1
+                    out_full = True
+                elif taken:
+                    out_full = False
+            else:
+                full = count == last_count
+                taken = out_full and full and wants
+                r_en = wants or not full
+                if out_full and r_en:
+                    count = 0 if full else count + 1
+                if inner and (r_en or not out_full):
+                    inner -= 1
+                    out_full = True
+                elif r_en:
+                    out_full = False
+            if take:
+                rx_left -= 1
+                inflight -= 1
+                inner += 1
+            t += 1
+            if taken:
+                times.append(t - 1)
+                if len(times) == n:
+                    break
+                wants = True
+            elif not wants:
+                if t >= first:
+                    wants = True
+                elif not (active or queue or cmd_valid or inflight) and (
+                        inner + out_full + min(tx_left, burst) > depth if tx_left
+                        else rx_left) and (
+                        not (out_full or inner) if k > 1 and count != last_count
+                        else out_full or not inner):
+                    # idle (see :meth:`idle`) until the beat is offered: skip there
+                    if period:
+                        phase = (phase + first - t) % period
+                    t, wants = first, True
+        self.t, self.phase, self.active, self.left = t, phase, active, left
+        self.tx_left, self.rx_left, self.inflight = tx_left, rx_left, inflight
+        self.cmd_valid, self.cmd_len = cmd_valid, cmd_len
+        self.inner, self.out_full, self.count = inner, out_full, count
+        return times
 
 
 def streamed_dense_times(stage, offered: list[int]) -> tuple[list[int], list[int]]:
@@ -162,12 +280,11 @@ def _batch1_times(stage, offered: list[int]) -> tuple[list[int], list[int]]:
             accepted.append(max(t, free, accepted[-1] + 1 if accepted else 0))
         start = accepted[-1] + stage.replay.latency
         beat = max(start, ends[-1] + 1) if ends else start
-        last = beat - 1
-        for b in range(beats):
-            last = path.take(max(beat + b, last + 1))
-            if b % kt == kt - 1:
-                out.append(last + tail)
-        ends.append(last)
+        # Beat b is offered from max(beat + b, the cycle after beat b - 1 was taken): that is
+        # the cycle after, as every beat is taken no earlier than offered.
+        taken = path.takes(beat, beats)
+        out += [t + tail for t in taken[kt - 1::kt]]
+        ends.append(taken[-1])
     return accepted, out
 
 
@@ -204,6 +321,12 @@ def _batched_times(stage, offered: list[int]) -> tuple[list[int], list[int]]:
     while fired < batches * beats:
         t = path.t
         g = issued // beats
+        if g < batches and t < full_at[g] and oreg and not level and not inflight \
+                and path.idle():
+            # Waiting for the next batch's bank with the tile in hand: nothing but time
+            # changes until it is full.
+            path.wait(full_at[g])
+            t = path.t
         issue = g < batches and t >= full_at[g] and level + inflight < REPLAY_FIFO_DEPTH
         replay_valid = level > 0
         fire = replay_valid and oreg

@@ -44,7 +44,7 @@ from .blocks import REPLAY_READ_AHEAD, WINDOW_READ_LATENCY, MeanPlan, RegroupPla
 from .concat import ConcatStagePlan
 
 __all__ = ["EXACT_KINDS", "first_image_times", "frame_times", "interval", "join_timing_fault",
-           "joins_exact",
+           "joins_exact", "latency", "output_times",
            "regroup_times",
            "stage_period", "window_period"]
 
@@ -590,13 +590,32 @@ def first_image_times(plan) -> dict[str, list[int]]:
     return frame_times(plan, 1)
 
 
-def interval(plan) -> int:
+def output_times(plan) -> list[int]:
+    """When the output stage offers each beat, :data:`_PERIOD_FRAMES` batches of images
+    (``plan.batch`` each) back to back (:func:`frame_times`): what :func:`latency` and
+    :func:`interval` read. The first batch's beats are the same as for that batch alone: no
+    beat of the model waits for a later one."""
+    frames = _PERIOD_FRAMES * plan.batch
+    return frame_times(plan, frames)[plan.output_stage.output]
+
+
+def latency(plan, out: list[int] | None = None) -> int:
+    """The first image's last output beat (:attr:`NetworkPlan.latency_cycles`): at batch
+    ``B``, out with its batch. ``out``: :func:`output_times`, if already known."""
+    if out is None:
+        out = output_times(plan)
+    return out[len(out) // (_PERIOD_FRAMES * plan.batch) - 1]
+
+
+def interval(plan, out: list[int] | None = None) -> int:
     """The steady-state cycles per inference of ``plan``, images back to back with no input
     gaps or output stalls: the cycles between the last output beats of the second and third
     images (:func:`frame_times`). At batch ``B`` (a batched streamed stage): over three
-    batches, the third's cycles per image (rounded up)."""
+    batches, the third's cycles per image (rounded up). ``out``: :func:`output_times`, if
+    already known."""
     batch = plan.batch
     frames = _PERIOD_FRAMES * batch
-    out = frame_times(plan, frames)[plan.output_stage.output]
+    if out is None:
+        out = output_times(plan)
     per_frame = len(out) // frames
     return math.ceil((out[-1] - out[-1 - per_frame * batch]) / batch)
