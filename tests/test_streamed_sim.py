@@ -142,10 +142,11 @@ def test_accel_sim_board_streams_from_spram(tmp_path, build_dir):
     r = json.loads(result.stdout)
     assert r["bit_exact"] and r["mismatches"] == 0, r["first_mismatch"]
     assert r["weight_words"] >= 3 * streamed[0]["words_per_image"]
-    # Bound by the weight stream: 10,240 words per image. The memory model is a little
-    # slower than the SPRAM (refresh pauses and 2 % gaps besides a cycle per burst).
-    assert r["predicted_interval_cycles"] == r["stream_cycles"]
-    assert 0.99 <= r["cycles_per_inference"] / r["stream_cycles"] <= 1.10
+    # Bound by the weight stream: 10,240 words per image. The plan's interval (exact against
+    # the deterministic memory model) is within 1 % of the stream's bound; this run's random
+    # latency and 2 % gaps make it a little slower.
+    assert abs(r["predicted_interval_cycles"] / r["stream_cycles"] - 1) <= 0.01, r
+    assert 0.99 <= r["cycles_per_inference"] / r["predicted_interval_cycles"] <= 1.10, r
 
 
 def test_accel_sim_refuses_a_partial_batch():
