@@ -37,3 +37,31 @@ def tensor_record(t: dict) -> dict:
         "zero_points": [int(v) for v in qp["zero_points"]],
         "quantized_dimension": int(qp["quantized_dimension"]),
     }
+
+
+def op_records(ops: list[dict], tdet: dict[int, dict], keys: dict[int, str],
+               layout: dict[int, str]) -> list[dict]:
+    """The interpreter's operators in execution order as plain JSON: each op's inputs (index,
+    name, npz key; index -1 for an absent optional input) and outputs (with dtype, shape,
+    per-tensor scale and zero point, and ``layout``: how the npz stores it, "batch" or
+    "stacked")."""
+    def ref(i: int) -> dict:
+        i = int(i)
+        if i < 0:
+            return {"index": -1, "name": None, "key": None}  # optional input absent
+        return {"index": i, "name": tdet[i]["name"], "key": keys.get(i)}
+
+    records = []
+    for op in ops:
+        rec = {"op_index": int(op["index"]), "op": op["op_name"],
+               "inputs": [ref(i) for i in op["inputs"]], "outputs": []}
+        for o in op["outputs"]:
+            t = tdet[int(o)]
+            sc, zp = t["quantization"]
+            rec["outputs"].append({
+                **ref(o), "dtype": np.dtype(t["dtype"]).name,
+                "shape": [int(v) for v in t["shape"]], "scale": float(sc),
+                "zero_point": int(zp), "npz_layout": layout[int(o)],
+            })
+        records.append(rec)
+    return records

@@ -35,7 +35,12 @@ from ai_edge_litert.interpreter import Interpreter, OpResolverType
 OUT = Path(__file__).resolve().parent
 sys.path[:0] = [str(OUT), str(OUT.parent)]
 import inputs  # noqa: E402
-from reference_records import quantize_input, sanitize, tensor_record  # noqa: E402
+from reference_records import (  # noqa: E402
+    op_records,
+    quantize_input,
+    sanitize,
+    tensor_record,
+)
 
 N_SAMPLES = {"ic_resnet8": 2, "kws_ds_cnn": 2, "vww_mobilenet_v1": 1}  # size budget; default below
 N_SAMPLES_DEFAULT = 4
@@ -81,25 +86,7 @@ def run_reference(name: str, n: int) -> dict:
             arrays[keys[i]] = a  # int32 shape arithmetic: one copy per sample, stacked
             layout[i] = "stacked"
 
-    def ref(i: int) -> dict:
-        i = int(i)
-        if i < 0:
-            return {"index": -1, "name": None, "key": None}  # optional input absent
-        return {"index": i, "name": tdet[i]["name"], "key": keys.get(i)}
-
-    op_list = []
-    for op in ops:
-        rec = {"op_index": int(op["index"]), "op": op["op_name"],
-               "inputs": [ref(i) for i in op["inputs"]], "outputs": []}
-        for o in op["outputs"]:
-            t = tdet[int(o)]
-            sc, zp = t["quantization"]
-            rec["outputs"].append({
-                **ref(o), "dtype": np.dtype(t["dtype"]).name,
-                "shape": [int(v) for v in t["shape"]], "scale": float(sc),
-                "zero_point": int(zp), "npz_layout": layout[int(o)],
-            })
-        op_list.append(rec)
+    op_list = op_records(ops, tdet, keys, layout)
     arrays["__tensors__"] = np.array(json.dumps(op_list))
     np.savez_compressed(OUT / f"{name}_expected.npz", **arrays)
     np.save(OUT / f"{name}_input.npy", xq)

@@ -31,7 +31,12 @@ from ai_edge_litert.interpreter import Interpreter, OpResolverType
 OUT = Path(__file__).resolve().parent
 DIGITS = OUT.parent / "digits"
 sys.path.insert(0, str(OUT.parent))
-from reference_records import quantize_input, sanitize, tensor_record  # noqa: E402
+from reference_records import (  # noqa: E402
+    op_records,
+    quantize_input,
+    sanitize,
+    tensor_record,
+)
 
 NAMES = ("seed_mnist_cnn", "seed_mnist_cnn_5x5")
 FIRST = 300  # make_models.TRAIN_IMAGES: the held-out images start here (no TF import here)
@@ -74,25 +79,7 @@ def run_reference(name: str, x: np.ndarray, y: np.ndarray) -> None:
             arrays[keys[i]] = a  # int32 shape arithmetic of Flatten: one copy per sample
             layout[i] = "stacked"
 
-    def ref(i: int) -> dict:
-        i = int(i)
-        if i < 0:
-            return {"index": -1, "name": None, "key": None}
-        return {"index": i, "name": tdet[i]["name"], "key": keys.get(i)}
-
-    op_list = []
-    for op in ops:
-        rec = {"op_index": int(op["index"]), "op": op["op_name"],
-               "inputs": [ref(i) for i in op["inputs"]], "outputs": []}
-        for o in op["outputs"]:
-            t = tdet[int(o)]
-            sc, zp = t["quantization"]
-            rec["outputs"].append({
-                **ref(o), "dtype": np.dtype(t["dtype"]).name,
-                "shape": [int(v) for v in t["shape"]], "scale": float(sc),
-                "zero_point": int(zp), "npz_layout": layout[int(o)],
-            })
-        op_list.append(rec)
+    op_list = op_records(ops, tdet, keys, layout)
     arrays["__tensors__"] = np.array(json.dumps(op_list))
     np.savez_compressed(OUT / f"{name}_expected.npz", **arrays)
     np.save(OUT / f"{name}_input.npy", xq)
