@@ -8,7 +8,8 @@ VENV := $(CURDIR)/.venv
 endif
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.accel-installed
-PYTEST_ARGS ?=
+# The suite runs on every core, one test file per worker at a time (module fixtures build once).
+PYTEST_ARGS ?= -n auto --dist loadfile
 
 .PHONY: install demo test lint clean
 
