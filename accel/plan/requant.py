@@ -405,6 +405,23 @@ def _reference(mode: RequantMode, ch: int, *, zero_point, act_min, act_max, mult
             Fraction(m, 1 << n))
 
 
+def _reference_all(mode: RequantMode, *, zero_point, act_min, act_max, multiplier, shift,
+                   scale, single_rounding):
+    """Every channel's reference at once, ``x`` of shape ``(n, channels)`` (the numerics
+    functions broadcast per-channel parameters over the last axis), or None where the
+    reference takes one channel at a time (``wide``)."""
+    from ..quant import numerics
+
+    if mode is RequantMode.TFLITE:
+        m, s = np.asarray(multiplier, np.int64), np.asarray(shift, np.int64)
+        return lambda x: numerics.requantize(x, m, s, zero_point, act_min, act_max,
+                                             single_rounding=single_rounding)
+    if mode is RequantMode.FLOAT:
+        f = np.asarray(scale, np.float64)
+        return lambda x: numerics.requantize_float(x, f, zero_point, act_min, act_max)
+    return None
+
+
 def _defined_range(f, lo: int, hi: int, anchor: int) -> tuple[int, int]:
     """The interval around ``anchor`` on which ``f`` is defined (TFLite's int32 arithmetic
     does not overflow; it overflows only for large ``|x|``)."""
@@ -417,6 +434,10 @@ def _defined_range(f, lo: int, hi: int, anchor: int) -> tuple[int, int]:
 
     if not ok(anchor):
         raise OverflowError(anchor)
+    # Overflow grows with |x| only, so defined ends mean a defined interval: the usual case,
+    # and it spares two binary searches of scalar calls per channel.
+    if ok(lo) and ok(hi):
+        return lo, hi
     a, b = lo, anchor  # smallest defined x in [lo, anchor]
     while a < b:
         mid = (a + b) // 2
@@ -442,6 +463,28 @@ def _thresholds(f, lo: int, hi: int) -> tuple[int, list[tuple[int, int]]]:
         b = np.where(ok, mid, b)
         a = np.where(ok, a, mid + 1)
     return y_lo, [(int(t), int(v)) for t, v in zip(a, levels, strict=True)]
+
+
+def _thresholds_all(every, lo: list[int], hi: list[int]) -> list[tuple[int, list]]:
+    """:func:`_thresholds` of every channel in one binary search (``every`` from
+    :func:`_reference_all`; each channel's ``lo..hi`` defined). Levels a channel lacks are
+    pinned at its ``hi`` and dropped."""
+    lo_a, hi_a = np.array(lo, np.int64), np.array(hi, np.int64)
+    ends = np.asarray(every(np.stack([lo_a, hi_a])), np.int64)
+    y_lo, y_hi = ends[0], ends[1]
+    count = int((y_hi - y_lo).max(initial=0))
+    levels = y_lo[None, :] + 1 + np.arange(count, dtype=np.int64)[:, None]
+    wanted = levels <= y_hi[None, :]
+    a = np.where(wanted, lo_a[None, :], hi_a[None, :])
+    b = np.broadcast_to(hi_a[None, :], levels.shape).copy()
+    while count and (a < b).any():
+        mid = (a + b) // 2
+        ok = np.asarray(every(mid), np.int64) >= levels
+        b = np.where(ok, mid, b)
+        a = np.where(ok, a, mid + 1)
+    return [(int(y_lo[c]), [(int(t), int(v)) for t, v, w
+                            in zip(a[:, c], levels[:, c], wanted[:, c], strict=True) if w])
+            for c in range(len(lo))]
 
 
 def _rounding(points, thresholds, m: int, n: int, act_min: int, act_max: int):
@@ -491,8 +534,15 @@ def narrow_form(mode: RequantMode, *, acc_bits: int, bias, zero_point: int, act_
             b = int(bias[ch])
             lo, hi = max(acc_lo + b, _INT32_MIN), min(acc_hi + b, _INT32_MAX)
             lo, hi = _defined_range(f, lo, hi, min(max(b, lo), hi))
-            y_lo, steps = _thresholds(f, lo, hi)
-            chans.append((f, exact, lo, hi, y_lo, steps))
+            chans.append((f, exact, lo, hi))
+        every = _reference_all(mode, zero_point=zero_point, act_min=act_min, act_max=act_max,
+                               multiplier=multiplier, shift=shift, scale=scale,
+                               single_rounding=single_rounding)
+        if every is not None:
+            found = _thresholds_all(every, [c[2] for c in chans], [c[3] for c in chans])
+        else:
+            found = [_thresholds(f, lo, hi) for f, _, lo, hi in chans]
+        chans = [(*c, y_lo, steps) for c, (y_lo, steps) in zip(chans, found, strict=True)]
     except OverflowError:
         return None
     stepping = [c for c in chans if c[5]]
