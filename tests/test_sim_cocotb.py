@@ -124,3 +124,16 @@ def test_a_mismatch_exits_1_naming_layer_image_pixel_channel(tmp_path, monkeypat
     assert "1 MISMATCHES" in result.stdout
     assert result.stderr.startswith("accel: first mismatch in layer dense, image 0, pixel "
                                     "(0, 0), channels from ")
+
+
+def test_a_simulation_without_results_is_named_as_such(build_dir):
+    """A simulator that ends without writing results (here: a test module that does not
+    import) is a simulation failure naming the test log, not a "build failed"."""
+    from accel.errors import AccelError
+    from accel.sim.bench import run_cocotb_tests
+
+    top = build_dir / "t.v"
+    top.write_text("module t(input clk); endmodule\n")
+    with pytest.raises(AccelError, match=r"simulation ended without results.*test\.log"):
+        run_cocotb_tests(sources=[top], toplevel="t", test_module="accel_no_such_test_module",
+                         build_dir=build_dir / "sim")

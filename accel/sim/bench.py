@@ -151,9 +151,11 @@ def run_cocotb_tests(*, sources: Sequence[str | Path], toplevel: str, test_modul
     ``extra_env`` reaches the tests (case and result file names); ``waves`` (default:
     :func:`waves_requested`) dumps waveforms; ``cxx`` is Verilator's C++ optimisation
     (:data:`CXX_OPT`); ``seed`` is cocotb's random seed. A failed build raises
-    :class:`AccelError` naming the build log; failed tests are data (``failed``): the caller
-    decides what they mean. ``build_args`` are added to the simulator's own (for example a
-    gate-level netlist's include path and its vendor models' lint waivers)."""
+    :class:`AccelError` naming the build log, a simulation that ends without results (a
+    crash, a test module that does not import) one naming the test log; failed tests are data
+    (``failed``): the caller decides what they mean. ``build_args`` are added to the
+    simulator's own (for example a gate-level netlist's include path and its vendor models'
+    lint waivers)."""
     check_simulator(simulator)
     from cocotb_tools.runner import get_results, get_runner
 
@@ -167,24 +169,28 @@ def run_cocotb_tests(*, sources: Sequence[str | Path], toplevel: str, test_modul
         env = verilator_env(cxx)
     args += build_args
     with environ(env):
+        runner = get_runner(simulator)
+        start = time.perf_counter()
         try:
-            runner = get_runner(simulator)
-            start = time.perf_counter()
             runner.build(sources=[Path(s) for s in sources], hdl_toplevel=toplevel,
                          build_dir=build_dir, build_args=args, timescale=("1ns", "1ps"),
                          waves=waves, log_file=build_dir / "build.log")
-            build_s = time.perf_counter() - start
-            start = time.perf_counter()
+        except SystemExit as e:  # cocotb's runner exits on a failed build
+            raise AccelError(f"the {simulator} build failed (exit {e.code}); see "
+                             f"{build_dir / 'build.log'}") from None
+        build_s = time.perf_counter() - start
+        start = time.perf_counter()
+        try:
             xml = runner.test(hdl_toplevel=toplevel, test_module=test_module,
                               build_dir=build_dir, test_dir=build_dir, waves=waves,
                               seed=seed, extra_env=dict(extra_env or {}),
                               results_xml=str(build_dir / "results.xml"),
                               log_file=build_dir / "test.log")
-            run_s = time.perf_counter() - start
-        except SystemExit as e:  # cocotb's runner exits on a failed build
-            raise AccelError(f"the {simulator} build failed (exit {e.code}); see "
-                             f"{build_dir / 'build.log'}") from None
-    tests, failed = get_results(xml)
+            tests, failed = get_results(xml)
+        except (SystemExit, RuntimeError) as e:  # the simulator died without its results
+            raise AccelError(f"the {simulator} simulation ended without results "
+                             f"({type(e).__name__}: {e}); see {build_dir / 'test.log'}") from None
+        run_s = time.perf_counter() - start
     return CocotbRun(tests=tests, failed=failed, build_s=build_s, run_s=run_s,
                      build_dir=build_dir)
 
