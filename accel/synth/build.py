@@ -525,7 +525,9 @@ def build(qnet: QuantizedNetwork, plan: NetworkPlan, board: Board, out_dir: str 
     bitstream = _BITSTREAM[board.family]
     hit = (cached / "build.json").exists() and (cached / bitstream).exists()
     if not hit:
-        work = cache / f"{key}.tmp"
+        # One work directory per process: two builds of one key (parallel tests, two
+        # terminals) must not share it. A failed build leaves it for its log.
+        work = cache / f"{key}.tmp{os.getpid()}"
         shutil.rmtree(work, ignore_errors=True)
         build_plan.extract(work)
         env = {**os.environ, "AMARANTH_USE_YOSYS": "builtin", **tool_environment(board)}
@@ -541,7 +543,12 @@ def build(qnet: QuantizedNetwork, plan: NetworkPlan, board: Board, out_dir: str 
         products["tool_stage_seconds"] = stage_seconds
         (work / "build.json").write_text(json.dumps(products, indent=1) + "\n")
         shutil.rmtree(cached, ignore_errors=True)
-        work.rename(cached)
+        try:
+            work.rename(cached)
+        except OSError:  # another process put the same build there first
+            if not (cached / "build.json").exists():
+                raise
+            shutil.rmtree(work, ignore_errors=True)
     products = json.loads((cached / "build.json").read_text())
     progress("report")
     out.mkdir(parents=True, exist_ok=True)
