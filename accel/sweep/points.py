@@ -243,12 +243,23 @@ def qnet_digest(qnet) -> str:
     return h.hexdigest()
 
 
+#: Plans this process made, by (network digest, array, board): a sweep plans each point when
+#: it makes the jobs (for their keys) and again where the point runs, often this process.
+_PLANS: dict[tuple, object] = {}
+_PLANS_KEPT = 32
+
+
 def point_plan(qnet, rows: int, cols: int, board):
     """The plan of a point on ``board``: for the board's memories, as ``accel plan --board``
     makes it (weights its block RAMs cannot hold stream from its external memory)."""
     from ..plan.plan import make_plan
 
-    return make_plan(qnet, rows, cols, weights=board.placement())
+    key = (qnet_digest(qnet), rows, cols, board.name)
+    if key not in _PLANS:
+        if len(_PLANS) >= _PLANS_KEPT:
+            _PLANS.pop(next(iter(_PLANS)))
+        _PLANS[key] = make_plan(qnet, rows, cols, weights=board.placement())
+    return _PLANS[key]
 
 
 def point_key(job: PointJob, qnet, plan) -> str:
