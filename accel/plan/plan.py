@@ -575,7 +575,20 @@ class NetworkPlan:
         :attr:`latency_cycles` read (the model's run is the planner's slowest step)."""
         from .timing import output_times
 
-        return output_times(self)
+        return output_times(self, status=self._timing_status)
+
+    @functools.cached_property
+    def _timing_status(self) -> dict:
+        """Filled by :attr:`_output_times`: whether the shared weight memory's fixed point
+        (:mod:`.shared_stream_timing`) was reached (``settled``) and in how many passes."""
+        return {}
+
+    @property
+    def streams_settled(self) -> bool:
+        """Whether the timing model's run reached the fixed point of the streamed stages
+        that share the weight memory (True with fewer than two: there is none to find)."""
+        self._output_times  # noqa: B018 - runs the model, which fills the status
+        return self._timing_status.get("settled", True)
 
     @property
     def interval_bound(self) -> str:

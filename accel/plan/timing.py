@@ -309,9 +309,10 @@ def _dense_feeds(stage, offered: list[int]) -> tuple[list[int], list[int]]:
     return accepted, issue
 
 
-def _stage_times(stage, times: list[int]) -> tuple[list[int], list[int]]:
+def _stage_times(stage, times: list[int], streamed=None) -> tuple[list[int], list[int]]:
     """``(accepted, out)``: when ``stage`` takes each input beat offered at ``times`` (whole
-    frames, back to back), and when it offers each output beat."""
+    frames, back to back), and when it offers each output beat. ``streamed(stage, times)``:
+    a streamed stage's, where several share the memory (:mod:`.shared_stream_timing`)."""
     if hasattr(stage, "depthwise"):
         return _depthwise_times(stage, times)
     if hasattr(stage, "unit"):  # a stand-alone pooling stage
@@ -321,6 +322,8 @@ def _stage_times(stage, times: list[int]) -> tuple[list[int], list[int]]:
     from .stream_timing import streamed_dense_times, streamed_exact
 
     if streamed_exact(stage):  # a Dense stage's beats wait for their tiles, cycle by cycle
+        if streamed is not None:
+            return streamed(stage, times)
         return streamed_dense_times(stage, times)
     kt, ft = stage.k_tiles, stage.f_tiles
     if stage.window is None:  # Dense: the window is the whole input vector
@@ -520,14 +523,34 @@ def stage_period(stage) -> int:
     return max(window_period(window, replay=replay), stage.cycles)
 
 
-def frame_times(plan, frames: int = 1, *, record: dict | None = None) -> dict[str, list[int]]:
+def frame_times(plan, frames: int = 1, *, record: dict | None = None,
+                status: dict | None = None) -> dict[str, list[int]]:
     """Per tensor of ``plan``, the cycle each of its beats is taken, for ``frames`` images
     streamed back to back (the input port takes value ``k`` of the stream in cycle ``k``).
 
     With ``record`` (a dict), returns the cycles each tensor's beats are *offered* instead, and
     fills ``record["accepted"][(tensor, reader)]`` with when each reader takes them and
     ``record["takes"][add output]`` with when each Add's merge takes each pair
-    (:func:`joins_exact`)."""
+    (:func:`joins_exact`).
+
+    Where two or more streamed stages share the weight memory, their times come from the
+    fixed point of :func:`.shared_stream_timing.frame_times` (passes of this model);
+    ``status["settled"]`` (with a ``status`` dict) says whether it was reached (else the
+    times are an estimate) and ``status["passes"]`` how many passes ran."""
+    from .shared_stream_timing import frame_times as shared_frame_times
+    from .shared_stream_timing import shared_exact
+
+    if not shared_exact(plan):
+        return _frame_times_pass(plan, frames, record, None)
+    result, passes = shared_frame_times(
+        plan, lambda streamed: _frame_times_pass(plan, frames, record, streamed))
+    if status is not None:
+        status["settled"], status["passes"] = passes is not None, passes
+    return result
+
+
+def _frame_times_pass(plan, frames: int, record: dict | None, streamed) -> dict:
+    """One pass of :func:`frame_times`, ``streamed`` as :func:`_stage_times` takes it."""
     accepted_by: dict = {}
     takes_of: dict = {}
     if record is not None:
@@ -561,7 +584,7 @@ def frame_times(plan, frames: int = 1, *, record: dict | None = None) -> dict[st
                 offered[node.output] = times[node.output] = _add_times(node, *sources)
             continue
         tensor = node.inputs[0]
-        accepted, out = _stage_times(node, offered[tensor])
+        accepted, out = _stage_times(node, offered[tensor], streamed)
         regroup = producers.get(tensor)
         # A stage that takes a beat later than offered holds its regroup back, and the
         # regroup the stream before it (the input port, whose values then arrive later): run
@@ -574,7 +597,7 @@ def frame_times(plan, frames: int = 1, *, record: dict | None = None) -> dict[st
                 lanes_in=regroup.lanes_in, lanes_out=regroup.lanes_out, ready=accepted)
             times[regroup.input] = upstream
             accepted_by[(regroup.input, id(regroup))] = upstream
-            accepted, out = _stage_times(node, offered[tensor])
+            accepted, out = _stage_times(node, offered[tensor], streamed)
             if upstream == before and offered[tensor] == out_before:
                 break
         times[tensor] = accepted
@@ -590,13 +613,13 @@ def first_image_times(plan) -> dict[str, list[int]]:
     return frame_times(plan, 1)
 
 
-def output_times(plan) -> list[int]:
+def output_times(plan, *, status: dict | None = None) -> list[int]:
     """When the output stage offers each beat, :data:`_PERIOD_FRAMES` batches of images
     (``plan.batch`` each) back to back (:func:`frame_times`): what :func:`latency` and
     :func:`interval` read. The first batch's beats are the same as for that batch alone: no
     beat of the model waits for a later one."""
     frames = _PERIOD_FRAMES * plan.batch
-    return frame_times(plan, frames)[plan.output_stage.output]
+    return frame_times(plan, frames, status=status)[plan.output_stage.output]
 
 
 def latency(plan, out: list[int] | None = None) -> int:

@@ -1,0 +1,198 @@
+# amaranth: UnusedElaboratable=no
+"""The plan's model of several weight streams sharing one memory through the arbiter
+(:mod:`accel.plan.shared_stream_timing`) against the hardware: in amaranth.sim, two or three
+WeightStreams (BurstReader and tile assembler) on the WeightArbiter and the deterministic
+memory model, their tiles taken from random cycles: every tile's cycle is the model's. Then
+networks with two streamed Dense stages in the self-checking harness (amaranth.sim, and
+`accel sim` in Verilator): their latency, interval and every stage's end of every image are
+the plan's, at batch 1 and 2."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from amaranth import Elaboratable, Module
+from amaranth.lib import wiring
+from click.testing import CliRunner
+
+from accel.cli import main
+from accel.hw.weight_arbiter import WeightArbiter
+from accel.hw.weight_stream import WeightStream
+from accel.plan.plan import make_plan
+from accel.plan.shared_stream_timing import OfferedTiles, SharedMemory
+from accel.plan.stream_timing import WeightPath
+from accel.plan.timing import frame_times
+from accel.plan.weight_memory import arbiter_queue_depth
+from accel.plan.weights import ExternalMemory, StreamedWeights, WeightPlacement, image_payload
+from accel.quant.random_model import random_quantized
+from accel.sim.memory_model import MemoryModel
+from accel.sim.run import build_harness, report, run_amaranth
+from accel.spec import Conv2D, Dense, Flatten, MaxPooling2D, Network
+
+from .hw.streams import run_simulation
+
+
+def _streams(rng, memory, count):
+    """``count`` streams one after another in the memory: random tiles of 1 to 3 words."""
+    streams, base = [], 0
+    for _ in range(count):
+        rows, cols = int(rng.integers(1, 4)), int(rng.integers(1, 4))
+        tiles = rng.integers(-128, 128, (int(rng.integers(3, 12)), rows, cols))
+        ws = StreamedWeights.build(memory=memory, base=base, tiles=tiles, weight_bits=8,
+                                   compute_cycles=1)
+        streams.append(ws)
+        base = ws.end + int(rng.integers(0, 5))
+    return streams
+
+
+class _Bench(Elaboratable):
+    def __init__(self, streams, memory):
+        ws = streams[0]
+        self.streams = [WeightStream(plan=s, lanes=s.words_per_tile * s.weights_per_word)
+                        for s in streams]
+        self.arbiter = WeightArbiter(ports=len(streams), addr_width=ws.addr_bits,
+                                     max_burst=ws.max_burst, word_width=ws.word_bits,
+                                     queue_depth=arbiter_queue_depth(memory))
+        self.memory = MemoryModel(words=np.frombuffer(image_payload(streams), "<u2"), base=0,
+                                  addr_width=ws.addr_bits, max_burst=ws.max_burst,
+                                  word_width=ws.word_bits, gap_percent=0, jitter=False,
+                                  min_latency=memory.read_latency,
+                                  refresh_period=memory.refresh_period,
+                                  refresh_cycles=memory.refresh_cycles)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.arbiter, m.submodules.memory = self.arbiter, self.memory
+        for k, stream in enumerate(self.streams):
+            m.submodules[f"stream{k}"] = stream
+            wiring.connect(m, stream.mem, self.arbiter.ports[k])
+        wiring.connect(m, self.arbiter.mem, self.memory.port)
+        return m
+
+
+def _offers(rng, tiles):
+    """When each tile is first wanted: mostly back to back, sometimes after a wait (one
+    longer than a refresh period now and then, where the model skips idle cycles)."""
+    offers, t = [], 0
+    for _ in range(tiles):
+        t += int(rng.choice([0, 1, int(rng.integers(2, 40)), int(rng.integers(100, 400))],
+                            p=[0.55, 0.2, 0.2, 0.05]))
+        offers.append(t)
+    return offers
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_arbiter_model_matches_the_hardware(seed):
+    rng = np.random.default_rng(seed)
+    latency = int(rng.integers(1, 12))
+    period = int(rng.choice([0, int(rng.integers(40, 120))]))
+    memory = ExternalMemory(kind="sdram", size_bytes=1 << 14, word_bits=16, clock_mhz=100.0,
+                            words_per_cycle=0.9, max_burst=int(rng.choice([2, 4, 8])),
+                            read_latency=latency, source="test", refresh_period=period,
+                            refresh_cycles=int(rng.integers(1, 9)) if period else 0)
+    streams = _streams(rng, memory, 3 if seed % 3 == 2 else 2)
+    # Each stream's frame three times over, its tiles wanted from random cycles.
+    offers = [_offers(rng, 3 * ws.tiles) for ws in streams]
+    bench = _Bench(streams, memory)
+    got = [[] for _ in streams]
+
+    def taker(k):
+        o = bench.streams[k].o
+
+        async def testbench(ctx):
+            t, times, want = 0, got[k], offers[k]
+            while len(times) < len(want):
+                ready = t >= (max(want[len(times)], times[-1] + 1) if times else want[0])
+                ctx.set(o.ready, ready)
+                _, _, valid = await ctx.tick().sample(o.valid)
+                if ready and valid:
+                    times.append(t)
+                t += 1
+            ctx.set(o.ready, 0)  # done: its reader prefetches on, as the model's does
+        return testbench
+
+    run_simulation(bench, [taker(k) for k in range(len(streams))], max_cycles=50_000)
+    model = SharedMemory(streams, queue_depth=arbiter_queue_depth(memory))
+    consumers = [OfferedTiles(o) for o in offers]
+    model.run(consumers)
+    for k, c in enumerate(consumers):
+        assert c.times == got[k], f"seed {seed}: stream {k}"
+    # The streams did get in each other's way: alone on the memory, they would be faster.
+    alone = []
+    for ws, want in zip(streams, offers, strict=True):
+        path, times = WeightPath(ws), []
+        for offer in want:
+            times.append(path.take(max(offer, times[-1] + 1) if times else offer))
+        alone.append(times)
+    assert alone != got, f"seed {seed}"
+
+
+MEMORY = ExternalMemory(kind="sdram", size_bytes=1 << 16, word_bits=16, clock_mhz=100.0,
+                        words_per_cycle=0.969, max_burst=16, read_latency=8, source="test")
+# Refresh pauses (10 busy cycles in 97) that fall inside the weight streams.
+REFRESHED = replace(MEMORY, refresh_period=97, refresh_cycles=10, read_latency=11)
+
+
+@pytest.mark.parametrize(("seed", "array", "memory", "units", "batch"), [
+    (4, (2, 2), REFRESHED, 12, 1), (8, (2, 2), REFRESHED, 12, 2), (6, (2, 1), MEMORY, 10, 1),
+    pytest.param(9, (3, 2), REFRESHED, 20, 3, marks=pytest.mark.slow)])
+def test_two_streams_timing_is_exact_in_the_harness(seed, array, memory, units, batch):
+    """Both Dense layers stream, through the arbiter on one deterministic memory model: the
+    plan's latency, interval and every stage's end of every image are the simulation's."""
+    net = Network("n", (6, 6, 1), (Conv2D(4, 3, activation="relu"), MaxPooling2D(),
+                                   Flatten(), Dense(units, activation="relu"), Dense(3)))
+    qnet = random_quantized(net, seed)
+    placement = WeightPlacement(family="ecp5", bram_blocks=None, memories=(memory,),
+                                stream=("dense", "dense_1"), batch=batch)
+    plan = make_plan(qnet, *array, weights=placement)
+    assert len(plan.streamed_stages) == 2 and plan.latency_exact and plan.batch == batch
+    n = 4 if batch == 1 else 2 * batch
+    images = np.random.default_rng(seed).integers(-128, 128, (n, 6, 6, 1))
+    case = build_harness(qnet, plan, images, seed=seed, gap_percent=0, stall_percent=0,
+                         memory_gap_percent=0)
+    result = run_amaranth(case)
+    r = report(case, result)
+    assert r.bit_exact, r.first_mismatch
+    assert result.scalars["weight_errors"] == 0
+    times = frame_times(plan, n)
+    for s, stage in enumerate(plan.stages):
+        out = times[stage.output]
+        per = len(out) // n
+        assert [out[(i + 1) * per - 1] for i in range(n)] == list(result.stage_done[s]), \
+            f"seed {seed}: stage {s}"
+    assert r.latency_cycles == r.predicted_latency_cycles == plan.latency_cycles
+    assert r.cycles_per_inference == r.predicted_cycles_per_inference
+
+
+_SPEC = ("name: two_streams\ninput: [6, 6, 2]\nlayers:\n"
+         "  - Conv2D: {filters: 4, kernel_size: 3, activation: relu}\n"
+         "  - Flatten: {}\n  - Dense: {units: 24, activation: relu}\n"
+         "  - Dense: {units: 12, activation: relu}\n  - Dense: {units: 5}\n")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("batch", [1, 2])
+def test_accel_sim_gaps_0_measures_two_streams(tmp_path, build_dir, batch):
+    # `accel sim --gaps 0` with two Dense layers streamed from the ULX3S SDRAM's model (its
+    # latency, bursts and refresh) through the arbiter: Verilator measures the plan's
+    # latency and interval exactly.
+    spec = tmp_path / "two_streams.yaml"
+    spec.write_text(_SPEC)
+    args = [str(spec), "--seed", "2", "--array", "2x2", "--board", "ulx3s-85f", "--stream",
+            "dense", "--stream", "dense_1", "--batch", str(batch)]
+    result = CliRunner().invoke(main, ["plan", *args, "--json"])
+    assert result.exit_code == 0, result.output
+    planned = json.loads(result.stdout)
+    assert planned["latency_exact"]
+    assert [s["layer"] for s in planned["stages"] if s["streamed"]] == ["dense", "dense_1"]
+    result = CliRunner().invoke(main, ["sim", *args, "--images", str(4 * batch), "--gaps",
+                                       "0", "--build-dir", str(build_dir), "--json"])
+    assert result.exit_code == 0, result.output
+    r = json.loads(result.stdout)
+    assert r["bit_exact"], r["first_mismatch"]
+    assert r["latency_cycles"] == r["predicted_latency_cycles"] == planned["latency_cycles"]
+    assert r["cycles_per_inference"] == r["predicted_cycles_per_inference"]
+    assert r["predicted_interval_cycles"] == planned["interval_cycles"]
