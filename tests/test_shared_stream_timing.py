@@ -21,6 +21,7 @@ from click.testing import CliRunner
 from accel.cli import main
 from accel.hw.weight_arbiter import WeightArbiter
 from accel.hw.weight_stream import WeightStream
+from accel.plan import shared_stream_timing
 from accel.plan.plan import make_plan
 from accel.plan.shared_stream_timing import OfferedTiles, SharedMemory
 from accel.plan.stream_timing import WeightPath
@@ -130,10 +131,94 @@ def test_arbiter_model_matches_the_hardware(seed):
     assert alone != got, f"seed {seed}"
 
 
+class SteppedMemory(SharedMemory):
+    """The model with no skipping: every cycle is a :meth:`SharedMemory.step`."""
+
+    def _steps(self, consumers, due):
+        event = False
+        while self.t < due and not event:
+            t = self.t
+            wants = [c.wants(t) for c in consumers]
+            for c, got in zip(consumers, self.step(wants), strict=True):
+                event = c.update(t, got) or event
+        return event
+
+
+def _state(memory):
+    return ({k: v for k, v in vars(memory).items() if k != "ports"},
+            [{name: getattr(p, name) for name in p.__slots__} for p in memory.ports])
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_inlined_steps_match_stepping(seed):
+    """The inlined cycle loop, which skips idle cycles, against :meth:`SharedMemory.step`
+    a cycle at a time: every tile's cycle and the final state, on random memories, streams
+    and waits (long ones, where the skips happen)."""
+    rng = np.random.default_rng(100 + seed)
+    period = int(rng.choice([0, int(rng.integers(20, 120))]))
+    memory = ExternalMemory(kind="sdram", size_bytes=1 << 14, word_bits=16, clock_mhz=100.0,
+                            words_per_cycle=0.9, max_burst=int(rng.integers(1, 17)),
+                            read_latency=int(rng.integers(1, 13)), source="test",
+                            refresh_period=period,
+                            refresh_cycles=int(rng.integers(1, 11)) if period else 0)
+    streams = _streams(rng, memory, int(rng.integers(2, 5)))
+    offers = [_offers(rng, 4 * ws.tiles) for ws in streams]
+    for ws, want in zip(streams, offers, strict=True):
+        want += [want[-1] + int(rng.integers(2000, 5000))] * ws.tiles  # a long wait
+    depth = int(rng.integers(1, 5))
+    fast, stepped = (cls(streams, queue_depth=depth) for cls in (SharedMemory, SteppedMemory))
+    got, want = ([OfferedTiles(o) for o in offers] for _ in range(2))
+    fast.run(got)
+    stepped.run(want)
+    assert [c.times for c in got] == [c.times for c in want], f"seed {seed}"
+    assert _state(fast) == _state(stepped), f"seed {seed}"
+
+
 MEMORY = ExternalMemory(kind="sdram", size_bytes=1 << 16, word_bits=16, clock_mhz=100.0,
                         words_per_cycle=0.969, max_burst=16, read_latency=8, source="test")
 # Refresh pauses (10 busy cycles in 97) that fall inside the weight streams.
 REFRESHED = replace(MEMORY, refresh_period=97, refresh_cycles=10, read_latency=11)
+
+
+def _two_streams(seed, batch, memory=REFRESHED, array=(2, 2), units=12):
+    net = Network("n", (6, 6, 1), (Conv2D(4, 3, activation="relu"), MaxPooling2D(),
+                                   Flatten(), Dense(units, activation="relu"), Dense(3)))
+    qnet = random_quantized(net, seed)
+    placement = WeightPlacement(family="ecp5", bram_blocks=None, memories=(memory,),
+                                stream=("dense", "dense_1"), batch=batch)
+    return qnet, make_plan(qnet, *array, weights=placement)
+
+
+@pytest.mark.parametrize(("batch", "seed"), [(1, 1), (2, 2), (3, 3)])
+def test_resumed_runs_match_fresh_ones(batch, seed, monkeypatch):
+    """A joint run on other inputs resumes from the last run's snapshots: the same times as a
+    run from reset, on inputs delayed from a random beat on, one after another (and the
+    plan's fixed point with and without resuming), snapshots every few cycles."""
+    monkeypatch.setattr(shared_stream_timing, "SNAPSHOT_CYCLES", 7)
+    _, plan = _two_streams(seed, batch)
+    n = 3 * batch
+    offered = frame_times(plan, n, record={})
+    key = [list(offered[s.inputs[0]]) for s in plan.streamed_stages]
+    rng = np.random.default_rng(seed)
+    runs = shared_stream_timing._Runs(plan)
+    for _ in range(8):
+        k = int(rng.integers(0, len(key)))
+        start = int(rng.integers(0, len(key[k])))
+        end = int(rng.integers(start + 1, len(key[k]) + 1))
+        delay = int(rng.choice([1, 2, int(rng.integers(3, 400))]))
+        key[k] = key[k][:start] + [t + delay for t in key[k][start:end]] + key[k][end:]
+        frozen = tuple(tuple(v) for v in key)
+        assert runs.times(frozen) == shared_stream_timing._Runs(plan).times(frozen), \
+            f"seed {seed}: {k} {start} {end} {delay}"
+    resumed = frame_times(plan, n)
+    fresh_times = shared_stream_timing._Runs.times
+
+    def fresh(self, key):
+        self.last = None
+        return fresh_times(self, key)
+
+    monkeypatch.setattr(shared_stream_timing._Runs, "times", fresh)
+    assert resumed == frame_times(plan, n), f"seed {seed}"
 
 
 @pytest.mark.parametrize(("seed", "array", "memory", "units", "batch"), [
@@ -142,12 +227,7 @@ REFRESHED = replace(MEMORY, refresh_period=97, refresh_cycles=10, read_latency=1
 def test_two_streams_timing_is_exact_in_the_harness(seed, array, memory, units, batch):
     """Both Dense layers stream, through the arbiter on one deterministic memory model: the
     plan's latency, interval and every stage's end of every image are the simulation's."""
-    net = Network("n", (6, 6, 1), (Conv2D(4, 3, activation="relu"), MaxPooling2D(),
-                                   Flatten(), Dense(units, activation="relu"), Dense(3)))
-    qnet = random_quantized(net, seed)
-    placement = WeightPlacement(family="ecp5", bram_blocks=None, memories=(memory,),
-                                stream=("dense", "dense_1"), batch=batch)
-    plan = make_plan(qnet, *array, weights=placement)
+    qnet, plan = _two_streams(seed, batch, memory, array, units)
     assert len(plan.streamed_stages) == 2 and plan.latency_exact and plan.batch == batch
     n = 4 if batch == 1 else 2 * batch
     images = np.random.default_rng(seed).integers(-128, 128, (n, 6, 6, 1))

@@ -19,7 +19,8 @@ there; at batch ``B`` the :mod:`accel.hw.batch` replay and accumulator), which m
 :attr:`~accel.plan.plan.NetworkPlan.latency_cycles` and
 :attr:`~accel.plan.plan.NetworkPlan.interval_cycles` exact for one streamed stage at any
 batch against that memory. The memory starts with the harness, ``MEMORY_START`` cycles before the
-input port takes the first value (plan cycle 0).
+input port takes the first value (plan cycle 0). Several streamed stages on one memory (through
+the :class:`~accel.hw.weight_arbiter.WeightArbiter`) are :mod:`.shared_stream_timing`'s.
 """
 
 from __future__ import annotations

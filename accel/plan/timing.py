@@ -309,10 +309,9 @@ def _dense_feeds(stage, offered: list[int]) -> tuple[list[int], list[int]]:
     return accepted, issue
 
 
-def _stage_times(stage, times: list[int], streamed=None) -> tuple[list[int], list[int]]:
+def _stage_times(stage, times: list[int]) -> tuple[list[int], list[int]]:
     """``(accepted, out)``: when ``stage`` takes each input beat offered at ``times`` (whole
-    frames, back to back), and when it offers each output beat. ``streamed(stage, times)``:
-    a streamed stage's, where several share the memory (:mod:`.shared_stream_timing`)."""
+    frames, back to back), and when it offers each output beat."""
     if hasattr(stage, "depthwise"):
         return _depthwise_times(stage, times)
     if hasattr(stage, "unit"):  # a stand-alone pooling stage
@@ -322,8 +321,6 @@ def _stage_times(stage, times: list[int], streamed=None) -> tuple[list[int], lis
     from .stream_timing import streamed_dense_times, streamed_exact
 
     if streamed_exact(stage):  # a Dense stage's beats wait for their tiles, cycle by cycle
-        if streamed is not None:
-            return streamed(stage, times)
         return streamed_dense_times(stage, times)
     kt, ft = stage.k_tiles, stage.f_tiles
     if stage.window is None:  # Dense: the window is the whole input vector
@@ -541,16 +538,17 @@ def frame_times(plan, frames: int = 1, *, record: dict | None = None,
     from .shared_stream_timing import shared_exact
 
     if not shared_exact(plan):
-        return _frame_times_pass(plan, frames, record, None)
+        return _frame_times_pass(plan, frames, record, _stage_times)
     result, passes = shared_frame_times(
-        plan, lambda streamed: _frame_times_pass(plan, frames, record, streamed))
+        plan, lambda stage_times: _frame_times_pass(plan, frames, record, stage_times))
     if status is not None:
         status["settled"], status["passes"] = passes is not None, passes
     return result
 
 
-def _frame_times_pass(plan, frames: int, record: dict | None, streamed) -> dict:
-    """One pass of :func:`frame_times`, ``streamed`` as :func:`_stage_times` takes it."""
+def _frame_times_pass(plan, frames: int, record: dict | None, stage_times) -> dict:
+    """One pass of :func:`frame_times`, a stage's times from ``stage_times`` (what
+    :func:`_stage_times` gives, or the shared memory's fixed point's)."""
     accepted_by: dict = {}
     takes_of: dict = {}
     if record is not None:
@@ -584,7 +582,7 @@ def _frame_times_pass(plan, frames: int, record: dict | None, streamed) -> dict:
                 offered[node.output] = times[node.output] = _add_times(node, *sources)
             continue
         tensor = node.inputs[0]
-        accepted, out = _stage_times(node, offered[tensor], streamed)
+        accepted, out = stage_times(node, offered[tensor])
         regroup = producers.get(tensor)
         # A stage that takes a beat later than offered holds its regroup back, and the
         # regroup the stream before it (the input port, whose values then arrive later): run
@@ -597,7 +595,7 @@ def _frame_times_pass(plan, frames: int, record: dict | None, streamed) -> dict:
                 lanes_in=regroup.lanes_in, lanes_out=regroup.lanes_out, ready=accepted)
             times[regroup.input] = upstream
             accepted_by[(regroup.input, id(regroup))] = upstream
-            accepted, out = _stage_times(node, offered[tensor], streamed)
+            accepted, out = stage_times(node, offered[tensor])
             if upstream == before and offered[tensor] == out_before:
                 break
         times[tensor] = accepted
@@ -617,7 +615,9 @@ def output_times(plan, *, status: dict | None = None) -> list[int]:
     """When the output stage offers each beat, :data:`_PERIOD_FRAMES` batches of images
     (``plan.batch`` each) back to back (:func:`frame_times`): what :func:`latency` and
     :func:`interval` read. The first batch's beats are the same as for that batch alone: no
-    beat of the model waits for a later one."""
+    beat of the model waits for a later one (except where streamed stages share the weight
+    memory: a later image's weights may then delay an earlier one's, and the first batch's
+    beats are those with the next ones following, as ``accel sim`` measures them)."""
     frames = _PERIOD_FRAMES * plan.batch
     return frame_times(plan, frames, status=status)[plan.output_stage.output]
 

@@ -7,8 +7,9 @@ more, a :class:`~accel.hw.weight_arbiter.WeightArbiter` takes their burst reques
 (round robin) and hands every response word back to the stage that asked. It forwards one
 request per two cycles and adds no cycle to a word, so with bursts of ``max_burst`` words
 (two cycles or more each) the streams together still get the memory's ``words_per_cycle``:
-the bandwidth model stays :attr:`~accel.plan.plan.NetworkPlan.stream_cycles`, all streamed
-words over that rate.
+the bandwidth bound stays :attr:`~accel.plan.plan.NetworkPlan.stream_cycles`, all streamed
+words over that rate (the plan's cycle model follows the arbiter itself,
+:mod:`.shared_stream_timing`).
 
 The arbiter remembers which stage each forwarded request belongs to until its last word is
 back: :attr:`WeightMemoryPlan.queue_depth` requests, enough for those answered during one
