@@ -229,7 +229,7 @@ def test_two_streams_timing_is_exact_in_the_harness(seed, array, memory, units, 
     plan's latency, interval and every stage's end of every image are the simulation's."""
     qnet, plan = _two_streams(seed, batch, memory, array, units)
     assert len(plan.streamed_stages) == 2 and plan.latency_exact and plan.batch == batch
-    n = 4 if batch == 1 else 2 * batch
+    n = 3 * batch  # the plan's interval is the third batch's
     images = np.random.default_rng(seed).integers(-128, 128, (n, 6, 6, 1))
     case = build_harness(qnet, plan, images, seed=seed, gap_percent=0, stall_percent=0,
                          memory_gap_percent=0)
@@ -245,6 +245,8 @@ def test_two_streams_timing_is_exact_in_the_harness(seed, array, memory, units, 
             f"seed {seed}: stage {s}"
     assert r.latency_cycles == r.predicted_latency_cycles == plan.latency_cycles
     assert r.cycles_per_inference == r.predicted_cycles_per_inference
+    done = r.image_done
+    assert -(-(done[-1] - done[2 * batch - 1]) // batch) == plan.interval_cycles, done
 
 
 _SPEC = ("name: two_streams\ninput: [6, 6, 2]\nlayers:\n"
@@ -258,7 +260,7 @@ _SPEC = ("name: two_streams\ninput: [6, 6, 2]\nlayers:\n"
 def test_accel_sim_gaps_0_measures_two_streams(tmp_path, build_dir, batch):
     # `accel sim --gaps 0` with two Dense layers streamed from the ULX3S SDRAM's model (its
     # latency, bursts and refresh) through the arbiter: Verilator measures the plan's
-    # latency and interval exactly.
+    # latency and interval exactly (the interval: the third batch's per image, rounded up).
     spec = tmp_path / "two_streams.yaml"
     spec.write_text(_SPEC)
     args = [str(spec), "--seed", "2", "--array", "2x2", "--board", "ulx3s-85f", "--stream",
@@ -268,11 +270,42 @@ def test_accel_sim_gaps_0_measures_two_streams(tmp_path, build_dir, batch):
     planned = json.loads(result.stdout)
     assert planned["latency_exact"]
     assert [s["layer"] for s in planned["stages"] if s["streamed"]] == ["dense", "dense_1"]
-    result = CliRunner().invoke(main, ["sim", *args, "--images", str(4 * batch), "--gaps",
+    result = CliRunner().invoke(main, ["sim", *args, "--images", str(3 * batch), "--gaps",
                                        "0", "--build-dir", str(build_dir), "--json"])
     assert result.exit_code == 0, result.output
     r = json.loads(result.stdout)
-    assert r["bit_exact"], r["first_mismatch"]
-    assert r["latency_cycles"] == r["predicted_latency_cycles"] == planned["latency_cycles"]
+    assert r["bit_exact"] and r["weight_words"] > 0, r["first_mismatch"]
+    done = r["image_done"]
+    assert r["latency_cycles"] == done[0] == planned["latency_cycles"]
+    assert -(-(done[-1] - done[2 * batch - 1]) // batch) == planned["interval_cycles"], done
     assert r["cycles_per_inference"] == r["predicted_cycles_per_inference"]
-    assert r["predicted_interval_cycles"] == planned["interval_cycles"]
+
+
+def _wide(board):
+    from accel.synth.boards import get_board
+
+    net = Network("wide", (8, 8, 8), (Flatten(), Dense(40, activation="relu"), Dense(10)))
+    return make_plan(random_quantized(net, 1, scheme="pow2"), 1, 1,
+                     weights=get_board(board).placement(("dense", "dense_1")))
+
+
+def _seed():
+    from accel.cli import _make_plan
+    from accel.quant.load import load_quantized_model
+
+    spec = "examples/specs/seed_mnist_cnn.yaml"
+    qnet = load_quantized_model(spec, seed=1, calibration=None, scheme="tflite-int8",
+                                weight_bits=8, act_bits=8)
+    return _make_plan(qnet, 4, 8, spec, "ulx3s-85f", ("dense", "dense_1"), 1)
+
+
+@pytest.mark.parametrize(("case", "latency", "interval"), [
+    # tests/test_weights_build.py's two-stream plans (iCEBreaker SPRAM, ULX3S SDRAM)
+    ("wide icebreaker", 22_002, 20_891), ("wide ulx3s-85f", 22_230, 21_235),
+    # bench/streamed_builds.md's two-stream build
+    pytest.param("seed", 409_183, 206_639, marks=pytest.mark.slow)])
+def test_two_stream_plans_of_the_tests_and_benchmarks_are_exact(case, latency, interval):
+    plan = _seed() if case == "seed" else _wide(case.split()[1])
+    assert [s.layer for s in plan.streamed_stages] == ["dense", "dense_1"]
+    assert plan.latency_exact and plan.streams_settled, case
+    assert (plan.latency_cycles, plan.interval_cycles) == (latency, interval), case
