@@ -178,14 +178,20 @@ MEMORY = ExternalMemory(kind="sdram", size_bytes=1 << 16, word_bits=16, clock_mh
                         words_per_cycle=0.969, max_burst=16, read_latency=8, source="test")
 # Refresh pauses (10 busy cycles in 97) that fall inside the weight streams.
 REFRESHED = replace(MEMORY, refresh_period=97, refresh_cycles=10, read_latency=11)
+# Short bursts: the arbiter's one request per two cycles and its owner queue matter.
+SHORT = replace(MEMORY, max_burst=4, read_latency=3, refresh_period=53, refresh_cycles=4)
 
 
-def _two_streams(seed, batch, memory=REFRESHED, array=(2, 2), units=12):
+def _two_streams(seed, batch, memory=REFRESHED, array=(2, 2), units=12, streams=2):
+    """The (6,6,1) test network with ``streams`` (2 or 3) Dense layers streamed."""
+    dense = (Dense(units, activation="relu"), Dense(3)) if streams == 2 else \
+        (Dense(units, activation="relu"), Dense(6, activation="relu"), Dense(3))
     net = Network("n", (6, 6, 1), (Conv2D(4, 3, activation="relu"), MaxPooling2D(),
-                                   Flatten(), Dense(units, activation="relu"), Dense(3)))
+                                   Flatten(), *dense))
     qnet = random_quantized(net, seed)
+    stream = ("dense", "dense_1", "dense_2")[:streams]
     placement = WeightPlacement(family="ecp5", bram_blocks=None, memories=(memory,),
-                                stream=("dense", "dense_1"), batch=batch)
+                                stream=stream, batch=batch)
     return qnet, make_plan(qnet, *array, weights=placement)
 
 
@@ -221,14 +227,16 @@ def test_resumed_runs_match_fresh_ones(batch, seed, monkeypatch):
     assert resumed == frame_times(plan, n), f"seed {seed}"
 
 
-@pytest.mark.parametrize(("seed", "array", "memory", "units", "batch"), [
-    (4, (2, 2), REFRESHED, 12, 1), (8, (2, 2), REFRESHED, 12, 2), (6, (2, 1), MEMORY, 10, 1),
-    pytest.param(9, (3, 2), REFRESHED, 20, 3, marks=pytest.mark.slow)])
-def test_two_streams_timing_is_exact_in_the_harness(seed, array, memory, units, batch):
-    """Both Dense layers stream, through the arbiter on one deterministic memory model: the
-    plan's latency, interval and every stage's end of every image are the simulation's."""
-    qnet, plan = _two_streams(seed, batch, memory, array, units)
-    assert len(plan.streamed_stages) == 2 and plan.latency_exact and plan.batch == batch
+@pytest.mark.parametrize(("seed", "array", "memory", "units", "batch", "streams"), [
+    (4, (2, 2), REFRESHED, 12, 1, 2), (8, (2, 2), REFRESHED, 12, 2, 2),
+    (6, (2, 1), MEMORY, 10, 1, 2), (7, (3, 2), SHORT, 17, 1, 3),
+    pytest.param(9, (3, 2), REFRESHED, 20, 3, 2, marks=pytest.mark.slow)])
+def test_streams_timing_is_exact_in_the_harness(seed, array, memory, units, batch, streams):
+    """Two (or three) Dense layers stream, through the arbiter on one deterministic memory
+    model: the plan's latency, interval and every stage's end of every image are the
+    simulation's."""
+    qnet, plan = _two_streams(seed, batch, memory, array, units, streams)
+    assert len(plan.streamed_stages) == streams and plan.latency_exact and plan.batch == batch
     n = 3 * batch  # the plan's interval is the third batch's
     images = np.random.default_rng(seed).integers(-128, 128, (n, 6, 6, 1))
     case = build_harness(qnet, plan, images, seed=seed, gap_percent=0, stall_percent=0,
