@@ -557,11 +557,12 @@ class NetworkPlan:
         three images through the plan (:func:`.timing.interval`), or the weight stream's
         bandwidth (:attr:`stream_cycles`) if that is slower. Equal to the measured interval
         cycle for cycle without streamed weights (``tests/test_accelerator.py``,
-        ``test_timing_exact.py``); with one streamed Dense stage (any batch) the model follows
-        the weight stream itself (:mod:`.stream_timing`: exact against the deterministic
-        memory model, where the refresh pauses make each image's interval depend on where
-        it falls in the refresh period; this is the third image's, at batch B the third
-        batch's per image, rounded up). Computed once per plan."""
+        ``test_timing_exact.py``); with streamed Dense stages (any batch) the model follows
+        the weight stream itself (:mod:`.stream_timing` for one, :mod:`.shared_stream_timing`
+        for several on the arbiter: exact against the deterministic memory model, where the
+        refresh pauses make each image's interval depend on where it falls in the refresh
+        period; this is the third image's, at batch B the third batch's per image, rounded
+        up). Computed once per plan."""
         from .stream_timing import streams_exact
         from .timing import interval
 
@@ -575,7 +576,20 @@ class NetworkPlan:
         :attr:`latency_cycles` read (the model's run is the planner's slowest step)."""
         from .timing import output_times
 
-        return output_times(self)
+        return output_times(self, status=self._timing_status)
+
+    @functools.cached_property
+    def _timing_status(self) -> dict:
+        """Filled by :attr:`_output_times`: whether the shared weight memory's fixed point
+        (:mod:`.shared_stream_timing`) was reached (``settled``) and in how many passes."""
+        return {}
+
+    @property
+    def streams_settled(self) -> bool:
+        """Whether the timing model's run reached the fixed point of the streamed stages
+        that share the weight memory (True with fewer than two: there is none to find)."""
+        self._output_times  # noqa: B018 - runs the model, which fills the status
+        return self._timing_status.get("settled", True)
 
     @property
     def interval_bound(self) -> str:
@@ -614,11 +628,11 @@ class NetworkPlan:
     def latency_exact(self) -> bool:
         """Whether :attr:`latency_cycles` and :attr:`interval_cycles` are exact: every stage
         is of a kind the timing model follows beat by beat (:data:`.timing.EXACT_KINDS`) and
-        reads its weights from ROMs, or is the one streamed stage, a Dense stage at any
-        batch (:func:`.stream_timing.streams_exact`: exact against the harness's
-        deterministic memory model, ``accel sim --gaps 0``; two streams sharing the memory
-        through the arbiter are estimated),
-        and the model's assumptions about forks and joins hold (:func:`.timing.joins_exact`)."""
+        reads its weights from ROMs, or is a streamed Dense stage at any batch, alone or
+        sharing the memory with others through the arbiter, the fixed point of their times
+        reached (:func:`.stream_timing.streams_exact`: exact against the harness's
+        deterministic memory model, ``accel sim --gaps 0``), and the model's assumptions
+        about forks and joins hold (:func:`.timing.joins_exact`)."""
         from .stream_timing import streamed_exact, streams_exact
         from .timing import EXACT_KINDS, joins_exact
 

@@ -19,7 +19,8 @@ there; at batch ``B`` the :mod:`accel.hw.batch` replay and accumulator), which m
 :attr:`~accel.plan.plan.NetworkPlan.latency_cycles` and
 :attr:`~accel.plan.plan.NetworkPlan.interval_cycles` exact for one streamed stage at any
 batch against that memory. The memory starts with the harness, ``MEMORY_START`` cycles before the
-input port takes the first value (plan cycle 0).
+input port takes the first value (plan cycle 0). Several streamed stages on one memory (through
+the :class:`~accel.hw.weight_arbiter.WeightArbiter`) are :mod:`.shared_stream_timing`'s.
 """
 
 from __future__ import annotations
@@ -43,11 +44,16 @@ def streamed_exact(stage) -> bool:
 
 
 def streams_exact(plan) -> bool:
-    """Whether ``plan``'s weight streams are in the cycle model: at most one streamed stage
-    (two share the memory through the arbiter, which this does not follow), and it
-    :func:`streamed_exact`."""
+    """Whether ``plan``'s weight streams are in the cycle model: every streamed stage
+    :func:`streamed_exact`, and where two or more share the memory through the arbiter
+    (:mod:`.shared_stream_timing`) on one memory, the timing model's fixed point reached
+    (:attr:`~accel.plan.plan.NetworkPlan.streams_settled`)."""
+    from .shared_stream_timing import shared_exact
+
     stages = plan.streamed_stages
-    return len(stages) <= 1 and all(streamed_exact(s) for s in stages)
+    if len(stages) <= 1:
+        return all(streamed_exact(s) for s in stages)
+    return shared_exact(plan) and plan.streams_settled
 
 
 class WeightPath:

@@ -520,14 +520,35 @@ def stage_period(stage) -> int:
     return max(window_period(window, replay=replay), stage.cycles)
 
 
-def frame_times(plan, frames: int = 1, *, record: dict | None = None) -> dict[str, list[int]]:
+def frame_times(plan, frames: int = 1, *, record: dict | None = None,
+                status: dict | None = None) -> dict[str, list[int]]:
     """Per tensor of ``plan``, the cycle each of its beats is taken, for ``frames`` images
     streamed back to back (the input port takes value ``k`` of the stream in cycle ``k``).
 
     With ``record`` (a dict), returns the cycles each tensor's beats are *offered* instead, and
     fills ``record["accepted"][(tensor, reader)]`` with when each reader takes them and
     ``record["takes"][add output]`` with when each Add's merge takes each pair
-    (:func:`joins_exact`)."""
+    (:func:`joins_exact`).
+
+    Where two or more streamed stages share the weight memory, their times come from the
+    fixed point of :func:`.shared_stream_timing.frame_times` (passes of this model);
+    ``status["settled"]`` (with a ``status`` dict) says whether it was reached (else the
+    times are an estimate) and ``status["passes"]`` how many passes ran."""
+    from .shared_stream_timing import frame_times as shared_frame_times
+    from .shared_stream_timing import shared_exact
+
+    if not shared_exact(plan):
+        return _frame_times_pass(plan, frames, record, _stage_times)
+    result, passes = shared_frame_times(
+        plan, lambda stage_times: _frame_times_pass(plan, frames, record, stage_times))
+    if status is not None:
+        status["settled"], status["passes"] = passes is not None, passes
+    return result
+
+
+def _frame_times_pass(plan, frames: int, record: dict | None, stage_times) -> dict:
+    """One pass of :func:`frame_times`, a stage's times from ``stage_times`` (what
+    :func:`_stage_times` gives, or the shared memory's fixed point's)."""
     accepted_by: dict = {}
     takes_of: dict = {}
     if record is not None:
@@ -561,7 +582,7 @@ def frame_times(plan, frames: int = 1, *, record: dict | None = None) -> dict[st
                 offered[node.output] = times[node.output] = _add_times(node, *sources)
             continue
         tensor = node.inputs[0]
-        accepted, out = _stage_times(node, offered[tensor])
+        accepted, out = stage_times(node, offered[tensor])
         regroup = producers.get(tensor)
         # A stage that takes a beat later than offered holds its regroup back, and the
         # regroup the stream before it (the input port, whose values then arrive later): run
@@ -574,7 +595,7 @@ def frame_times(plan, frames: int = 1, *, record: dict | None = None) -> dict[st
                 lanes_in=regroup.lanes_in, lanes_out=regroup.lanes_out, ready=accepted)
             times[regroup.input] = upstream
             accepted_by[(regroup.input, id(regroup))] = upstream
-            accepted, out = _stage_times(node, offered[tensor])
+            accepted, out = stage_times(node, offered[tensor])
             if upstream == before and offered[tensor] == out_before:
                 break
         times[tensor] = accepted
@@ -590,13 +611,15 @@ def first_image_times(plan) -> dict[str, list[int]]:
     return frame_times(plan, 1)
 
 
-def output_times(plan) -> list[int]:
+def output_times(plan, *, status: dict | None = None) -> list[int]:
     """When the output stage offers each beat, :data:`_PERIOD_FRAMES` batches of images
     (``plan.batch`` each) back to back (:func:`frame_times`): what :func:`latency` and
     :func:`interval` read. The first batch's beats are the same as for that batch alone: no
-    beat of the model waits for a later one."""
+    beat of the model waits for a later one (except where streamed stages share the weight
+    memory: a later image's weights may then delay an earlier one's, and the first batch's
+    beats are those with the next ones following, as ``accel sim`` measures them)."""
     frames = _PERIOD_FRAMES * plan.batch
-    return frame_times(plan, frames)[plan.output_stage.output]
+    return frame_times(plan, frames, status=status)[plan.output_stage.output]
 
 
 def latency(plan, out: list[int] | None = None) -> int:

@@ -7,8 +7,9 @@ more, a :class:`~accel.hw.weight_arbiter.WeightArbiter` takes their burst reques
 (round robin) and hands every response word back to the stage that asked. It forwards one
 request per two cycles and adds no cycle to a word, so with bursts of ``max_burst`` words
 (two cycles or more each) the streams together still get the memory's ``words_per_cycle``:
-the bandwidth model stays :attr:`~accel.plan.plan.NetworkPlan.stream_cycles`, all streamed
-words over that rate.
+the bandwidth bound stays :attr:`~accel.plan.plan.NetworkPlan.stream_cycles`, all streamed
+words over that rate (the plan's cycle model follows the arbiter itself,
+:mod:`.shared_stream_timing`).
 
 The arbiter remembers which stage each forwarded request belongs to until its last word is
 back: :attr:`WeightMemoryPlan.queue_depth` requests, enough for those answered during one
@@ -24,7 +25,7 @@ from ..errors import AccelError
 from .weights import ExternalMemory, image_payload
 
 __all__ = ["MODEL_QUEUE", "MODEL_REFRESH_CYCLES", "MODEL_REFRESH_PERIOD", "SPRAM_BLOCK_WORDS",
-           "WeightMemoryPlan", "weight_memory_plan"]
+           "WeightMemoryPlan", "arbiter_queue_depth", "weight_memory_plan"]
 
 #: The simulation harness's memory model (:class:`accel.sim.memory_model.MemoryModel`): the
 #: requests it queues, and its refresh pause (``MODEL_REFRESH_CYCLES`` busy cycles at the
@@ -84,6 +85,13 @@ class WeightMemoryPlan:
                 "spram_blocks": self.spram_blocks}
 
 
+def arbiter_queue_depth(memory: ExternalMemory) -> int:
+    """The arbiter's owner queue (:attr:`WeightMemoryPlan.queue_depth`) on ``memory``: the
+    requests answered during one read latency, the one being answered and the one being
+    forwarded."""
+    return 2 + math.ceil(memory.read_latency / memory.max_burst)
+
+
 def weight_memory_plan(plan) -> WeightMemoryPlan:
     """The weight memory of ``plan`` (a :class:`~accel.plan.plan.NetworkPlan` with streamed
     stages); an :class:`AccelError` if it streams nothing."""
@@ -96,7 +104,7 @@ def weight_memory_plan(plan) -> WeightMemoryPlan:
     if any(s.memory != memory for s in streams):
         raise AccelError(f"{plan.name}: the streamed stages read different memories")
     words = max(s.end for s in streams)
-    queue = 2 + math.ceil(memory.read_latency / memory.max_burst) if len(streams) > 1 else 0
+    queue = arbiter_queue_depth(memory) if len(streams) > 1 else 0
     spram = math.ceil(words / SPRAM_BLOCK_WORDS) if memory.kind == "spram" else 0
     return WeightMemoryPlan(
         memory=memory, stages=tuple(s.index for s in stages), addr_bits=streams[0].addr_bits,

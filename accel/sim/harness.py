@@ -12,9 +12,11 @@ for ``done`` and then reads a few results:
   layer where it starts;
 - a free-running cycle counter timestamps when the first input value was taken and when each
   stage finished each image, so intervals and latencies are measured, not estimated;
-- every streamed stage's weight port is served by a :class:`~accel.sim.memory_model.
-  MemoryModel` holding the plan's weight layout, with random latency, random gaps and
-  refresh pauses; words it delivered and words asked for outside the layout are counted.
+- the streamed stages' weight ports are served by one :class:`~accel.sim.memory_model.
+  MemoryModel` holding the plan's weight image, with random latency, random gaps and
+  refresh pauses, through a :class:`~accel.hw.weight_arbiter.WeightArbiter` when several
+  stages stream (as the board top shares the board's memory); words it delivered and words
+  asked for outside the image are counted.
 
 Results are read after ``done`` through one asynchronous read port (``rd_sel``, ``rd_addr``
 -> ``rd_data``), which needs no clock.
@@ -28,6 +30,9 @@ from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..hw.accelerator import Accelerator
+from ..hw.weight_arbiter import WeightArbiter
+from ..plan.weight_memory import weight_memory_plan
+from ..plan.weights import image_payload
 from .memory_model import MemoryModel
 
 #: What ``rd_sel`` selects.
@@ -230,24 +235,36 @@ class SimHarness(wiring.Component):
                 with m.If(frame_end):
                     m.d.sync += feed_frame.eq(feed_frame + 1)
 
-        # --- weight memories: one model per streamed stage's port ---
+        # --- the weight memory: one model, every streamed stage's port on it (through the
+        # arbiter when several stream), as the board top wires it (accel.synth.weights_top) ---
         weight_words, weight_errors = Signal(32), Signal(32)
         sent, errors = 0, 0
-        for s, (index, name) in enumerate(acc.weight_ports.items()):
-            ws = acc.plan.stages[index].streamed
-            model = MemoryModel(words=ws.words, base=ws.base, addr_width=ws.addr_bits,
-                                max_burst=ws.max_burst, word_width=ws.word_bits,
-                                seed=self.seed ^ (0x1357 * (s + 1)),
-                                gap_percent=self.memory_gap,
+        if acc.weight_ports:
+            mp = weight_memory_plan(acc.plan)
+            streams = [acc.plan.stages[index].streamed for index in mp.stages]
+            ws = streams[0]
+            words = np.frombuffer(image_payload(streams), f"<u{ws.word_bits // 8}")
+            model = MemoryModel(words=words, base=0, addr_width=mp.addr_bits,
+                                max_burst=mp.max_burst, word_width=mp.word_bits,
+                                seed=self.seed ^ 0x1357, gap_percent=self.memory_gap,
                                 # No gaps: the deterministic memory the plan's timing follows
                                 # (accel.plan.stream_timing), at the board memory's latency.
-                                **({"jitter": False, "min_latency": ws.memory.read_latency,
-                                    "refresh_period": ws.memory.refresh_period,
-                                    "refresh_cycles": ws.memory.refresh_cycles}
+                                **({"jitter": False, "min_latency": mp.memory.read_latency,
+                                    "refresh_period": mp.memory.refresh_period,
+                                    "refresh_cycles": mp.memory.refresh_cycles}
                                    if self.memory_gap == 0 else {}))
-            m.submodules[f"memory{index}"] = model
-            wiring.connect(m, getattr(acc, name), model.port)
-            sent, errors = sent + model.words_sent, errors + model.errors
+            m.submodules.memory = model
+            ports = [getattr(acc, acc.weight_ports[index]) for index in mp.stages]
+            if mp.arbitrated:
+                m.submodules.arbiter = arbiter = WeightArbiter(
+                    ports=len(ports), addr_width=mp.addr_bits, max_burst=mp.max_burst,
+                    word_width=mp.word_bits, queue_depth=mp.queue_depth)
+                for k, port in enumerate(ports):
+                    wiring.connect(m, port, arbiter.ports[k])
+                wiring.connect(m, arbiter.mem, model.port)
+            else:
+                wiring.connect(m, ports[0], model.port)
+            sent, errors = model.words_sent, model.errors
         m.d.comb += [weight_words.eq(sent), weight_errors.eq(errors)]
 
         # --- readout ---

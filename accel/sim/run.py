@@ -333,6 +333,12 @@ class SimReport:
         plan whose timing is exact (:attr:`NetworkPlan.latency_exact`), where it must equal
         the measured one (with streamed weights each image's interval depends on where it
         falls in the memory model's refresh period); else None.
+    image_done : tuple of int
+        Per image, the cycle its last output beat left, counted from the cycle the first
+        input value was taken (the plan's cycle 0): ``image_done[0]`` is
+        ``latency_cycles``, and the differences are the images' intervals, which the plan's
+        :attr:`~accel.plan.plan.NetworkPlan.interval_cycles` (the third image's, at batch B
+        the third batch's per image) is one of.
     """
 
     model: str
@@ -358,6 +364,7 @@ class SimReport:
     weight_words: int = 0
     stream_cycles: int = 0
     predicted_cycles_per_inference: float | None = None
+    image_done: tuple[int, ...] = ()
 
     @property
     def utilization(self) -> float | None:
@@ -391,6 +398,7 @@ class SimReport:
             "predictions": list(self.predictions),
             "weight_words": self.weight_words, "stream_cycles": self.stream_cycles,
             "predicted_cycles_per_inference": self.predicted_cycles_per_inference,
+            "image_done": list(self.image_done),
         }
         if self.accuracy is not None:
             data["accuracy"] = self.accuracy
@@ -446,4 +454,5 @@ def report(case: HarnessCase, result: SimResult, run: SimRun | None = None) -> S
         layers=layers, predictions=tuple(int(p) for p in result.outputs.argmax(axis=1)),
         run=run if run is not None else result.run,
         weight_words=result.scalars["weight_words"], stream_cycles=plan.stream_cycles,
-        predicted_cycles_per_inference=predicted)
+        predicted_cycles_per_inference=predicted,
+        image_done=tuple(int(d - result.scalars["first_input"]) for d in finished))
