@@ -21,6 +21,7 @@ __all__ = [
     "DEFAULT_BANK_DEPTH",
     "DEPTHWISE_FIFO_DEPTH",
     "DEPTHWISE_PE_STAGES",
+    "MULT18X18D_BITS",
     "MUX_FANIN",
     "AVG_POOL_LATENCY",
     "MEAN_CREDITS",
@@ -159,6 +160,9 @@ MUX_FANIN = 8
 #: 8192 deep (ECP5 DP16KD 8192x2, iCE40 SB_RAM40_4K 2048x2 in fours), so a bank needs no
 #: multiplexer inside it.
 DEFAULT_BANK_DEPTH = 8192
+#: Width of each signed input of the ECP5 MULT18X18D, which a PE instantiates (registered) when
+#: its operands fit.
+MULT18X18D_BITS = 18
 
 
 def mux_levels(banks: int) -> int:
