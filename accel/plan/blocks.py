@@ -322,10 +322,12 @@ class AccumulatorPlan:
 # --- max pool -------------------------------------------------------------------------------
 
 #: Cycles from the max pool taking an input beat to the write of its update's new maximum: the
-#: slot and column registered, the block RAM read, its data registered, the new maximum
-#: registered (the read-modify-write of :class:`~accel.hw.maxpool.MaxPool`, which forwards the
-#: three writes that its reads cannot see yet).
-POOL_RMW_STAGES = 4
+#: slot and column registered, the block RAM read, its data registered, the comparisons
+#: registered, the new maximum registered (the read-modify-write of
+#: :class:`~accel.hw.maxpool.MaxPool`, which forwards the four writes that its reads cannot see
+#: yet; the comparisons get their own stage so that no comparator sits in the loop of
+#: back-to-back updates of one word).
+POOL_RMW_STAGES = 5
 #: Cycles from the max pool issuing a pooled beat's read to the beat offered on ``o``: the block
 #: RAM read, an output register, and the output FIFO's two.
 POOL_EMIT_LATENCY = 4
