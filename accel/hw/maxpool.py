@@ -193,26 +193,28 @@ class MaxPool(wiring.Component):
         first_r = held(rows, 2, range(n_max_r + 1), row_facts, "first_r")
         opens = held(rows, 3, range(NS + 1), row_facts, "opens")
         completes = held(rows, 4, range(NS + 1), row_facts, "completes")
-        # The next row's ``opens``, so ``free`` below needs no table lookup.
+        # The next row's ``opens``, so ``may_go`` below needs no table lookup.
         opens_nx = held([(rows[(i + 1) % H][3],) for i in range(H)], 0, range(NS + 1),
                         row_facts, "opens_nx")
         lo_c = held(cols, 0, range(OW), col_facts, "lo_c")
         n_c = held(cols, 1, range(n_max_c + 1), col_facts, "n_c")
         first_c = held(cols, 2, range(n_max_c + 1), col_facts, "first_c")
+        # In no window: n_r == 0 / n_c == 0, held as flags so that i.ready compares nothing.
+        none_r = held([(n == 0,) for _, n, *_ in rows], 0, 1, row_facts, "none_r")
+        none_c = held([(n == 0,) for _, n, *_ in cols], 0, 1, col_facts, "none_c")
 
         # The handshake reads registered flags only, each updated with the state it
-        # summarises (so i.ready is two LUT levels from flip-flops, and nothing upstream waits
-        # on the counters' comparisons):
+        # summarises (so i.ready is one LUT level from flip-flops, and nothing upstream waits
+        # on the counters' comparisons; i.ready drives the requantizer FIFO's level logic):
         #   k_last  k == n_r - 1        p_last  p == n_c - 1
         #   row_start  c == 0, g == 0, k == 0, p == 0 (the beat claims its rows' slots)
-        #   free    inflight + opens <= NS (those slots are free)
+        #   may_go  not row_start, or inflight + opens <= NS (the row's slots are free)
         k_last = Signal(init=rows[0][1] <= 1)
         p_last = Signal(init=cols[0][1] <= 1)
         row_start = Signal(init=1)
-        free = Signal(init=1)
-        updates = (n_r != 0) & (n_c != 0)
-        last_update = ~updates | (k_last & p_last)
-        may_go = ~row_start | free
+        may_go = Signal(init=1)
+        updates = ~none_r & ~none_c
+        last_update = none_r | none_c | (k_last & p_last)
         go = self.i.valid & may_go  # one update (or a pass) happens this cycle
         take = go & last_update
         m.d.comb += self.i.ready.eq(may_go & last_update)
@@ -302,27 +304,40 @@ class MaxPool(wiring.Component):
                           Mux(w1_en & (w1_addr == addr_b), w1_data, rd_acc.data))),
         ]
         base_d = Signal(L * bits)  # the word as D would merge it, unless hit1_d
-        base_c = Mux(hit2_c, e_data, data_c)
-        # What the beat in D merges with: the previous beat's maximum when it has the same word
-        # (that maximum is in E while D computes, so the beat in C compares with its parts).
-        merged_d = Mux(hit1_d, e_data, base_d)
-        m.d.sync += base_d.eq(base_c)
+        hit2_d, hit1_e = Signal(), Signal()
+        m.d.sync += [
+            base_d.eq(Mux(hit2_c, e_data, data_c)),
+            hit2_d.eq(hit2_c),
+            hit1_e.eq(hit1_d),
+        ]
         maxima, picks = [], []
         for lane in range(L):
             def lane_of(word, lane=lane):
                 return word[lane * bits : (lane + 1) * bits].as_signed()
 
-            gt_base = Signal(name=f"gt_base{lane}")  # beat > its base (no hit1)
-            gt_x = Signal(name=f"gt_x{lane}")  # beat > the previous beat's value
-            gt_merged = Signal(name=f"gt_merged{lane}")  # beat > what the previous beat merged
+            # C compares the beat with registers only (a multiplexer in front of the carry
+            # chain was the critical path); D picks among the results:
+            #   gt_e     beat > the word in E (two beats back)
+            #   gt_data  beat > the forwarded or read word
+            #   gt_bd    beat > the base of the beat in D (the previous beat)
+            #   gt_x     beat > the previous beat's value
+            gt_e, gt_data, gt_bd, gt_x = (Signal(name=f"{n}{lane}")
+                                          for n in ("gt_e", "gt_data", "gt_bd", "gt_x"))
             picked_e = Signal(name=f"picked_e{lane}")  # the beat in E took its own value
             m.d.sync += [
-                gt_base.eq(lane_of(x_c) > lane_of(base_c)),
+                gt_e.eq(lane_of(x_c) > lane_of(e_data)),
+                gt_data.eq(lane_of(x_c) > lane_of(data_c)),
+                gt_bd.eq(lane_of(x_c) > lane_of(base_d)),
                 gt_x.eq(lane_of(x_c) > lane_of(x_d)),
-                gt_merged.eq(lane_of(x_c) > lane_of(merged_d)),
             ]
+            # beat > its base, when the previous beat has another word
+            gt_base = Mux(hit2_d, gt_e, gt_data)
+            # beat > what the previous beat (now in E) merged with: the word two beats back
+            # when that beat hit it, else its base
+            gt_merged = Mux(hit1_e, gt_e, gt_bd)
             pick = new_d | Mux(hit1_d, Mux(picked_e, gt_x, gt_merged), gt_base)
-            maxima.append(Mux(pick, lane_of(x_d), lane_of(merged_d)))
+            merged = Mux(hit1_d, lane_of(e_data), lane_of(base_d))
+            maxima.append(Mux(pick, lane_of(x_d), merged))
             picks.append((picked_e, pick))
         m.d.sync += [picked.eq(pick) for picked, pick in picks]
         m.d.sync += [e_en.eq(v_d), e_addr.eq(addr_d), e_data.eq(Cat(*maxima))]
@@ -351,12 +366,14 @@ class MaxPool(wiring.Component):
             with m.If(row_emitted):
                 m.d.sync += e_row.eq(Mux(e_row == OH - 1, 0, e_row + 1))
 
-        # free = (inflight + opens <= NS) for the values both take at the end of this cycle.
-        # The sums are formed from registers for each of the three things this cycle can do
-        # (no update, an update that keeps the beat, the beat taken), and ``go``/``take``, which
+        # may_go for the values row_start, inflight and opens take at the end of this cycle. The
+        # sums are formed from registers for each of the three things this cycle can do (no
+        # update, an update that keeps the beat, the beat taken), and ``go``/``take``, which
         # follow i.valid, only pick one at the end: in series with the handshake, the adders set
-        # the clock (on iCE40, from the requantizer FIFO's r_rdy to free). The emit side's
-        # row_emitted, also from registers, enters the last comparison only.
+        # the clock (on iCE40, from the requantizer FIFO's r_rdy). The emit side's row_emitted,
+        # also from registers, enters the last comparison only. A beat kept for its next update
+        # clears row_start; a beat taken sets it at the end of a row, whose slots (opens_nx)
+        # must then be free.
         claim = Mux(row_start, opens, 0)  # the slots a beat moving here claims
 
         def fits(wanted):
@@ -365,11 +382,10 @@ class MaxPool(wiring.Component):
         inflight_kept = inflight - row_emitted
         m.d.sync += [
             inflight.eq(Mux(go & row_start, inflight_kept + opens, inflight_kept)),
-            free.eq(Mux(go,
-                        Mux(last_update,
-                            fits(inflight + claim + Mux(last_beat_of_row, opens_nx, opens)),
-                            fits(inflight + claim + opens)),
-                        fits(inflight + opens))),
+            may_go.eq(Mux(go,
+                          ~last_update | ~last_beat_of_row
+                          | fits(inflight + claim + opens_nx),
+                          ~row_start | fits(inflight + opens))),
             ready_rows.eq(ready_rows + Mux(done_e, completes_e, 0) - row_emitted),
         ]
 
