@@ -86,8 +86,14 @@ block. ``x_mul``/``w_mul`` are free to sit beside it, leaving the multiplier alo
 short hops (on ECP5 the 8 x 8 array went from 125-129 to 134-140 MHz post-route; yosys merges
 ``x_mul`` with the right-hand neighbour's ``x_out``, which holds the same value).
 
-- ECP5: yosys maps the multiply to a MULT18X18D used combinationally, between fabric registers
-  (it does not pack registers into it); the adder is a CCU2C carry chain.
+- ECP5: elaborated for an ECP5 platform, the PE instantiates the MULT18X18D itself with its A/B
+  input registers and its output register enabled in place of ``x_mul``/``w_mul`` and
+  ``product`` (same latency; the array never stalls, so they load every cycle). Written as
+  ``*``, yosys maps the multiply to a MULT18X18D used combinationally between fabric registers
+  (it packs no registers into it), and the multiplier's own delay plus two fabric hops then
+  limit the clock of a whole accelerator. The adder is a CCU2C carry chain. Simulation and the
+  other families keep the ``*`` form; ``tests/synth/test_mac_array_synth.py`` simulates the
+  ECP5 netlist.
 - iCE40 (``synth_ice40 -dsp``): the SB_MAC16 takes ``x_mul``/``w_mul`` (A/B registers),
   ``product`` (pipeline register), the adder and ``psum_out`` (output register); ``psum_in``
   comes from the SB_MAC16 above. ``product`` and ``psum_out`` carry the ``keep`` attribute:
@@ -116,7 +122,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from amaranth import Array, Module, Shape, Signal, signed, unsigned
+from amaranth import Array, ClockSignal, Instance, Module, Shape, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
@@ -124,6 +130,7 @@ from amaranth.lib.wiring import In, Out
 from accel.hw.layouts import check_int
 from accel.plan.blocks import (
     DEFAULT_BANK_DEPTH,
+    MULT18X18D_BITS,
     MUX_FANIN,
     ArrayPlan,
     array_latency,
@@ -147,6 +154,13 @@ __all__ = [
 
 
 _mux_levels = mux_levels
+
+
+def _uses_mult18x18d(platform, input_bits: int, weight_bits: int) -> bool:
+    """Whether a PE instantiates the ECP5 multiplier with its registers (an Amaranth ECP5
+    platform, and operands that fit its signed inputs) rather than writing ``*``."""
+    return (getattr(platform, "family", None) == "ecp5"
+            and max(input_bits, weight_bits) <= MULT18X18D_BITS)
 
 
 def _check_bank_depth(bank_depth: object) -> int:
@@ -374,22 +388,16 @@ class ProcessingElement(wiring.Component):
             x_next = Signal.like(self.x_out, name=f"x_bank_delay{k}", reset_less=True)
             m.d.sync += x_next.eq(x_late)
             x_late = x_next
-        # The multiplier's own input registers (see "Why two operand registers" above).
-        x_mul = Signal.like(self.x_out, reset_less=True)
-        w_mul = Signal(signed(self._weight_bits), reset_less=True)
-        # `keep` on the product and sum registers' outputs stops yosys's ice40_dsp pass from
-        # pulling a register of one PE into the SB_MAC16 of another (as its C input register or
-        # second pipeline stage), which yosys 0.70 miscompiles; see "DSP mapping" in the module
-        # documentation.
-        product = Signal(signed(self._input_bits + self._weight_bits), reset_less=True,
-                         attrs={"keep": 1})
+        if _uses_mult18x18d(platform, self._input_bits, self._weight_bits):
+            product = self._mult18x18d(m, x_late, weight)
+        else:
+            product = self._fabric_multiply(m, x_late, weight)
+        # `keep` on the sum register's output stops yosys's ice40_dsp pass from pulling it into
+        # the SB_MAC16 of the PE below (see "DSP mapping" in the module documentation).
         psum = Signal.like(self.psum_out, reset_less=True, attrs={"keep": 1})
         m.d.sync += [
             x_reg.eq(self.x_in),
             addr_reg.eq(self.addr_in),
-            x_mul.eq(x_late),
-            w_mul.eq(weight),
-            product.eq(x_mul * w_mul),
             psum.eq(self.psum_in + product),
         ]
         m.d.comb += [
@@ -398,6 +406,42 @@ class ProcessingElement(wiring.Component):
             self.psum_out.eq(psum),
         ]
         return m
+
+    def _fabric_multiply(self, m: Module, x, w):
+        """``x * w`` of cycle ``t`` as a register in cycle ``t + 2``: the operand registers and
+        the product register, for yosys to map (and, on iCE40, to pack into the SB_MAC16)."""
+        # The multiplier's own input registers (see "Why two operand registers" above).
+        x_mul = Signal.like(self.x_out, reset_less=True)
+        w_mul = Signal(signed(self._weight_bits), reset_less=True)
+        # `keep`: the product register must not become another PE's SB_MAC16 C register or
+        # second pipeline stage (see "DSP mapping").
+        product = Signal(signed(self._input_bits + self._weight_bits), reset_less=True,
+                         attrs={"keep": 1})
+        m.d.sync += [x_mul.eq(x), w_mul.eq(w), product.eq(x_mul * w_mul)]
+        return product
+
+    def _mult18x18d(self, m: Module, x, w):
+        """``x * w`` of cycle ``t`` in cycle ``t + 2`` from an ECP5 MULT18X18D whose input
+        registers take the place of ``x_mul``/``w_mul`` and whose output register that of
+        ``product``: the two register stages of :meth:`_fabric_multiply`, inside the block."""
+        a = Signal(signed(MULT18X18D_BITS))
+        b = Signal(signed(MULT18X18D_BITS))
+        p = Signal(signed(2 * MULT18X18D_BITS))
+        m.d.comb += [a.eq(x), b.eq(w)]
+        ports = {f"i_A{k}": a[k] for k in range(MULT18X18D_BITS)}
+        ports.update({f"i_B{k}": b[k] for k in range(MULT18X18D_BITS)})
+        ports.update({f"i_C{k}": 0 for k in range(MULT18X18D_BITS)})
+        ports.update({f"o_P{k}": p[k] for k in range(2 * MULT18X18D_BITS)})
+        # The array never stalls (MacArrayStream's FIFO catches its results), so the registers
+        # load every cycle; like the fabric datapath registers they have no reset.
+        m.submodules.mult = Instance(
+            "MULT18X18D",
+            p_REG_INPUTA_CLK="CLK0", p_REG_INPUTB_CLK="CLK0", p_REG_OUTPUT_CLK="CLK0",
+            i_CLK0=ClockSignal("sync"), i_CE0=1, i_RST0=0,
+            i_SIGNEDA=1, i_SIGNEDB=1, i_SOURCEA=0, i_SOURCEB=0,
+            **ports,
+        )
+        return p[:self._input_bits + self._weight_bits].as_signed()
 
     def _weight_rom(self, m: Module):
         """The weight for ``addr_in`` of cycle ``t``, valid in cycle ``t + latency - 3``."""

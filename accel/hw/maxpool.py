@@ -193,33 +193,33 @@ class MaxPool(wiring.Component):
         first_r = held(rows, 2, range(n_max_r + 1), row_facts, "first_r")
         opens = held(rows, 3, range(NS + 1), row_facts, "opens")
         completes = held(rows, 4, range(NS + 1), row_facts, "completes")
-        # The next row's ``opens``, so ``free`` below needs no table lookup.
+        # The next row's ``opens``, so ``may_go`` below needs no table lookup.
         opens_nx = held([(rows[(i + 1) % H][3],) for i in range(H)], 0, range(NS + 1),
                         row_facts, "opens_nx")
         lo_c = held(cols, 0, range(OW), col_facts, "lo_c")
         n_c = held(cols, 1, range(n_max_c + 1), col_facts, "n_c")
         first_c = held(cols, 2, range(n_max_c + 1), col_facts, "first_c")
+        # In no window: n_r == 0 / n_c == 0, held as flags so that i.ready compares nothing.
+        none_r = held([(n == 0,) for _, n, *_ in rows], 0, 1, row_facts, "none_r")
+        none_c = held([(n == 0,) for _, n, *_ in cols], 0, 1, col_facts, "none_c")
 
         # The handshake reads registered flags only, each updated with the state it
-        # summarises (so i.ready is two LUT levels from flip-flops, and nothing upstream waits
-        # on the counters' comparisons):
+        # summarises (so i.ready is one LUT level from flip-flops, and nothing upstream waits
+        # on the counters' comparisons; i.ready drives the requantizer FIFO's level logic):
         #   k_last  k == n_r - 1        p_last  p == n_c - 1
         #   row_start  c == 0, g == 0, k == 0, p == 0 (the beat claims its rows' slots)
-        #   free    inflight + opens <= NS (those slots are free)
+        #   may_go  not row_start, or inflight + opens <= NS (the row's slots are free)
         k_last = Signal(init=rows[0][1] <= 1)
         p_last = Signal(init=cols[0][1] <= 1)
         row_start = Signal(init=1)
-        free = Signal(init=1)
-        updates = (n_r != 0) & (n_c != 0)
-        last_update = ~updates | (k_last & p_last)
-        may_go = ~row_start | free
+        may_go = Signal(init=1)
+        updates = ~none_r & ~none_c
+        last_update = none_r | none_c | (k_last & p_last)
         go = self.i.valid & may_go  # one update (or a pass) happens this cycle
         take = go & last_update
         m.d.comb += self.i.ready.eq(may_go & last_update)
         last_beat_of_row = (c == W - 1) & (g == G - 1)
 
-        # The value ``opens`` takes at the end of this cycle (for ``free``).
-        opens_next = Mux(take & last_beat_of_row, opens_nx, opens)
         with m.If(go & ~last_update):
             m.d.sync += row_start.eq(0)
             with m.If(p_last):
@@ -244,24 +244,28 @@ class MaxPool(wiring.Component):
                         m.d.sync += acc_base.eq(Mux(next_base >= NS, next_base - NS, next_base))
 
         # --- read-modify-write, POOL_RMW_STAGES deep: A (slot and column registered) -> B
-        # (read address; the read data registered at the end of B) -> C (the new maximum,
-        # registered) -> D (write). The read in A cannot see the writes of the three cycles
-        # before D: B takes the two older ones (in D, and written the cycle before) in place of
-        # the read data when the address matches, and C takes the newest (the previous beat's
-        # maximum, in D next cycle) by comparing the beat with both at once, so only two LUT
-        # levels follow the comparators (max is associative: the order of the merges is free).
+        # (read address; the read data registered at the end of B) -> C (the comparisons
+        # registered) -> D (the new maximum selected, registered) -> E (write). The read in A
+        # cannot see the writes of the four cycles before E, so the word is forwarded: B takes
+        # the two older ones (in E, and written the cycle before) in place of the read data, C
+        # the one in E (two beats back) in place of that, and D the newest (the previous beat's
+        # maximum, in E next cycle). No comparator sits in the D -> E loop of back-to-back
+        # updates of one word: C compares the beat with everything the previous beat's maximum
+        # can be (that beat's value and its own base), and D picks the right comparison with
+        # the previous beat's registered choice (max is associative: the order of the merges is
+        # free).
         slot_sum = acc_base + lo_mod + k  # < 3 * NS
         slot_a = Signal(range(NS))
         col_a = Signal(range(OW))
         g_a = Signal(range(G))
-        x_a, x_b, x_c = (Signal(L * bits, name=f"x_{s}") for s in "abc")
-        v_a, v_b, v_c = (Signal(name=f"v_{s}") for s in "abc")
-        new_a, new_b, new_c = (Signal(name=f"new_{s}") for s in "abc")  # first in-image pixel
-        done_a, done_b, done_c, done_d = (Signal(name=f"done_{s}") for s in "abcd")
-        completes_a, completes_b, completes_c, completes_d = (
-            Signal.like(completes, name=f"completes_{s}") for s in "abcd")
-        addr_b = Signal(range(depth))
-        addr_c = Signal(range(depth))
+        x_a, x_b, x_c, x_d = (Signal(L * bits, name=f"x_{s}") for s in "abcd")
+        v_a, v_b, v_c, v_d = (Signal(name=f"v_{s}") for s in "abcd")
+        # first in-image pixel of its window: the beat's value is the new maximum
+        new_a, new_b, new_c, new_d = (Signal(name=f"new_{s}") for s in "abcd")
+        done_a, done_b, done_c, done_d, done_e = (Signal(name=f"done_{s}") for s in "abcde")
+        completes_a, completes_b, completes_c, completes_d, completes_e = (
+            Signal.like(completes, name=f"completes_{s}") for s in "abcde")
+        addr_b, addr_c, addr_d = (Signal(range(depth), name=f"addr_{s}") for s in "bcd")
         data_c = Signal(L * bits)
         m.d.sync += [
             slot_a.eq(Mux(slot_sum >= 2 * NS, slot_sum - 2 * NS,
@@ -280,30 +284,64 @@ class MaxPool(wiring.Component):
             done_b.eq(done_a), completes_b.eq(completes_a),
             addr_c.eq(addr_b), x_c.eq(x_b), v_c.eq(v_b), new_c.eq(new_b),
             done_c.eq(done_b), completes_c.eq(completes_b),
+            addr_d.eq(addr_c), x_d.eq(x_c), v_d.eq(v_c), new_d.eq(new_c),
             done_d.eq(done_c), completes_d.eq(completes_c),
+            done_e.eq(done_d), completes_e.eq(completes_d),
         ]
-        # The write pipeline: D (written this cycle), then 1 (written the cycle before).
-        d_en, w1_en = Signal(), Signal()
-        d_addr, w1_addr = Signal(range(depth)), Signal(range(depth))
-        d_data = Signal(L * bits)
+        # The write pipeline: E (written this cycle), then 1 (written the cycle before).
+        e_en, w1_en = Signal(), Signal()
+        e_addr, w1_addr = Signal(range(depth)), Signal(range(depth))
+        e_data = Signal(L * bits)
         w1_data = Signal(L * bits)
-        hit_d = Signal()  # the word in C is the one in D next cycle
+        hit1_c, hit1_d = Signal(), Signal()  # the word is the previous beat's (in E after D)
+        hit2_c = Signal()  # the word is the one two beats back (in E during C)
         m.d.sync += [
-            w1_en.eq(d_en), w1_addr.eq(d_addr), w1_data.eq(d_data),
-            hit_d.eq(v_c & (addr_c == addr_b)),
-            data_c.eq(Mux(d_en & (d_addr == addr_b), d_data,
+            w1_en.eq(e_en), w1_addr.eq(e_addr), w1_data.eq(e_data),
+            hit1_c.eq(v_c & (addr_c == addr_b)),
+            hit2_c.eq(v_d & (addr_d == addr_b)),
+            hit1_d.eq(hit1_c),
+            data_c.eq(Mux(e_en & (e_addr == addr_b), e_data,
                           Mux(w1_en & (w1_addr == addr_b), w1_data, rd_acc.data))),
         ]
-        maxima = []
+        base_d = Signal(L * bits)  # the word as D would merge it, unless hit1_d
+        hit2_d, hit1_e = Signal(), Signal()
+        m.d.sync += [
+            base_d.eq(Mux(hit2_c, e_data, data_c)),
+            hit2_d.eq(hit2_c),
+            hit1_e.eq(hit1_d),
+        ]
+        maxima, picks = [], []
         for lane in range(L):
             def lane_of(word, lane=lane):
                 return word[lane * bits : (lane + 1) * bits].as_signed()
 
-            new = lane_of(x_c)
-            wins = new_c | Mux(hit_d, new > lane_of(d_data), new > lane_of(data_c))
-            maxima.append(Mux(wins, new, Mux(hit_d, lane_of(d_data), lane_of(data_c))))
-        m.d.sync += [d_en.eq(v_c), d_addr.eq(addr_c), d_data.eq(Cat(*maxima))]
-        m.d.comb += [wr.en.eq(d_en), wr.addr.eq(d_addr), wr.data.eq(d_data)]
+            # C compares the beat with registers only (a multiplexer in front of the carry
+            # chain was the critical path); D picks among the results:
+            #   gt_e     beat > the word in E (two beats back)
+            #   gt_data  beat > the forwarded or read word
+            #   gt_bd    beat > the base of the beat in D (the previous beat)
+            #   gt_x     beat > the previous beat's value
+            gt_e, gt_data, gt_bd, gt_x = (Signal(name=f"{n}{lane}")
+                                          for n in ("gt_e", "gt_data", "gt_bd", "gt_x"))
+            picked_e = Signal(name=f"picked_e{lane}")  # the beat in E took its own value
+            m.d.sync += [
+                gt_e.eq(lane_of(x_c) > lane_of(e_data)),
+                gt_data.eq(lane_of(x_c) > lane_of(data_c)),
+                gt_bd.eq(lane_of(x_c) > lane_of(base_d)),
+                gt_x.eq(lane_of(x_c) > lane_of(x_d)),
+            ]
+            # beat > its base, when the previous beat has another word
+            gt_base = Mux(hit2_d, gt_e, gt_data)
+            # beat > what the previous beat (now in E) merged with: the word two beats back
+            # when that beat hit it, else its base
+            gt_merged = Mux(hit1_e, gt_e, gt_bd)
+            pick = new_d | Mux(hit1_d, Mux(picked_e, gt_x, gt_merged), gt_base)
+            merged = Mux(hit1_d, lane_of(e_data), lane_of(base_d))
+            maxima.append(Mux(pick, lane_of(x_d), merged))
+            picks.append((picked_e, pick))
+        m.d.sync += [picked.eq(pick) for picked, pick in picks]
+        m.d.sync += [e_en.eq(v_d), e_addr.eq(addr_d), e_data.eq(Cat(*maxima))]
+        m.d.comb += [wr.en.eq(e_en), wr.addr.eq(e_addr), wr.data.eq(e_data)]
 
         # --- emit: complete rows are read out into a FIFO, as far as its credits allow -------
         m.submodules.fifo = out_fifo = fifo.SyncFIFOBuffered(width=L * bits + 1,
@@ -328,14 +366,27 @@ class MaxPool(wiring.Component):
             with m.If(row_emitted):
                 m.d.sync += e_row.eq(Mux(e_row == OH - 1, 0, e_row + 1))
 
-        # free = (inflight + opens <= NS) for the values both take at the end of this cycle;
-        # the emit side's row_emitted, the latest of the terms, enters the last comparison only.
-        claimed = inflight + Mux(go & row_start, opens, 0)
-        wanted = claimed + opens_next
+        # may_go for the values row_start, inflight and opens take at the end of this cycle. The
+        # sums are formed from registers for each of the three things this cycle can do (no
+        # update, an update that keeps the beat, the beat taken), and ``go``/``take``, which
+        # follow i.valid, only pick one at the end: in series with the handshake, the adders set
+        # the clock (on iCE40, from the requantizer FIFO's r_rdy). The emit side's row_emitted,
+        # also from registers, enters the last comparison only. A beat kept for its next update
+        # clears row_start; a beat taken sets it at the end of a row, whose slots (opens_nx)
+        # must then be free.
+        claim = Mux(row_start, opens, 0)  # the slots a beat moving here claims
+
+        def fits(wanted):
+            return (wanted <= NS) | (row_emitted & (wanted == NS + 1))
+
+        inflight_kept = inflight - row_emitted
         m.d.sync += [
-            inflight.eq(claimed - row_emitted),
-            free.eq((wanted <= NS) | (row_emitted & (wanted == NS + 1))),
-            ready_rows.eq(ready_rows + Mux(done_d, completes_d, 0) - row_emitted),
+            inflight.eq(Mux(go & row_start, inflight_kept + opens, inflight_kept)),
+            may_go.eq(Mux(go,
+                          ~last_update | ~last_beat_of_row
+                          | fits(inflight + claim + opens_nx),
+                          ~row_start | fits(inflight + opens))),
+            ready_rows.eq(ready_rows + Mux(done_e, completes_e, 0) - row_emitted),
         ]
 
         ev1, e_lastg1, e_last1 = Signal(), Signal(), Signal()

@@ -21,6 +21,7 @@ __all__ = [
     "DEFAULT_BANK_DEPTH",
     "DEPTHWISE_FIFO_DEPTH",
     "DEPTHWISE_PE_STAGES",
+    "MULT18X18D_BITS",
     "MUX_FANIN",
     "AVG_POOL_LATENCY",
     "MEAN_CREDITS",
@@ -159,6 +160,9 @@ MUX_FANIN = 8
 #: 8192 deep (ECP5 DP16KD 8192x2, iCE40 SB_RAM40_4K 2048x2 in fours), so a bank needs no
 #: multiplexer inside it.
 DEFAULT_BANK_DEPTH = 8192
+#: Width of each signed input of the ECP5 MULT18X18D, which a PE instantiates (registered) when
+#: its operands fit.
+MULT18X18D_BITS = 18
 
 
 def mux_levels(banks: int) -> int:
@@ -318,10 +322,12 @@ class AccumulatorPlan:
 # --- max pool -------------------------------------------------------------------------------
 
 #: Cycles from the max pool taking an input beat to the write of its update's new maximum: the
-#: slot and column registered, the block RAM read, its data registered, the new maximum
-#: registered (the read-modify-write of :class:`~accel.hw.maxpool.MaxPool`, which forwards the
-#: three writes that its reads cannot see yet).
-POOL_RMW_STAGES = 4
+#: slot and column registered, the block RAM read, its data registered, the comparisons
+#: registered, the new maximum registered (the read-modify-write of
+#: :class:`~accel.hw.maxpool.MaxPool`, which forwards the four writes that its reads cannot see
+#: yet; the comparisons get their own stage so that no comparator sits in the loop of
+#: back-to-back updates of one word).
+POOL_RMW_STAGES = 5
 #: Cycles from the max pool issuing a pooled beat's read to the beat offered on ``o``: the block
 #: RAM read, an output register, and the output FIFO's two.
 POOL_EMIT_LATENCY = 4

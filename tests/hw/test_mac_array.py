@@ -360,3 +360,31 @@ def test_default_acc_bits():
     assert default_acc_bits(rows=4) == 19
     assert default_acc_bits(rows=8, input_bits=8, weight_bits=8) == 19
     assert SystolicArray(rows=4, cols=1, weights=np.zeros((1, 4, 1), int)).acc_bits == 19
+
+
+class _Platform:
+    """Just the ``family`` attribute of an Amaranth platform, which is all a PE looks at."""
+
+    def __init__(self, family):
+        self.family = family
+
+
+@pytest.mark.parametrize(("family", "input_bits", "weight_bits", "primitive"), [
+    ("ecp5", 9, 8, True),      # int8 operands: the registered MULT18X18D
+    ("ecp5", 18, 18, True),    # the widest that fits its signed inputs
+    ("ecp5", 19, 8, False),    # too wide: '*' for yosys to split
+    ("ice40", 9, 8, False),    # other families: '*' (yosys packs SB_MAC16 itself)
+    (None, 9, 8, False),       # simulation
+])
+def test_pe_multiplier_form(family, input_bits, weight_bits, primitive):
+    from amaranth.back import verilog
+
+    pe = ProcessingElement(weights=[1, -2, 3], input_bits=input_bits, weight_bits=weight_bits,
+                           addr_bits=2, psum_in_bits=1, psum_bits=input_bits + weight_bits)
+    platform = _Platform(family) if family else None
+    text = verilog.convert(pe, name="pe", emit_src=False, platform=platform)
+    assert ("MULT18X18D" in text) == primitive, (family, input_bits, weight_bits)
+    if primitive:
+        for reg in ("INPUTA", "INPUTB", "OUTPUT"):
+            assert f'.REG_{reg}_CLK("CLK0")' in text, reg
+        assert "REG_PIPELINE_CLK" not in text  # two register stages, as the fabric form

