@@ -91,8 +91,12 @@ def reciprocals(counts: set[int], bits: int) -> tuple[int, dict[int, int]]:
     shift = max((n * bound[n] - 1).bit_length() for n in counts)
     table = {n: -(-(1 << shift) // n) for n in counts}
     for n, r in table.items():
-        t = np.arange(bound[n], dtype=np.int64)
-        if not np.array_equal((t * r) >> shift, t // n):  # the proof, re-checked
+        # The proof, re-checked at every sum that matters: (t * r) >> shift is non-decreasing
+        # and t // n constant on each block [k n, k n + n - 1], so the two agree on a block
+        # exactly when they agree at its ends.
+        starts = np.arange(0, bound[n], n, dtype=np.int64)
+        t = np.concatenate([starts, np.minimum(starts + n - 1, bound[n] - 1)])
+        if not np.array_equal((t * r) >> shift, t // n):
             raise AssertionError(f"reciprocal of {n} is not exact")  # pragma: no cover
     return shift, table
 
