@@ -105,6 +105,37 @@ def lane_fields(mode: RequantMode, *, acc_bits: int, out_bits: int, bias,
             "left": (False, (out_bits + 1).bit_length())}  # 0..out_bits + 1
 
 
+def _constant_columns(mode: RequantMode, fields: dict, *, channels: int, lanes: int,
+                      acc_bits: int, out_bits: int, bias, multiplier, shift, scale,
+                      narrow) -> int:
+    """Bit columns of the parameter ROM that hold the same value in every word (per-tensor
+    multipliers and shifts, unused lanes' zeros): yosys maps only the others. The words are
+    packed as the requantizer packs them: each lane's fields in order from bit 0, lane ``k``
+    of a word at ``k`` lane widths (``data.ArrayLayout`` of a ``data.StructLayout``), the
+    channels past the last lane zero."""
+    lane_bits = sum(bits for _, bits in fields.values())
+    words = []
+    for g in range(-(-channels // lanes)):
+        word = 0
+        for k in range(lanes):
+            ch = g * lanes + k
+            if ch >= channels:
+                continue
+            values = lane_values(mode, ch, acc_bits=acc_bits, out_bits=out_bits, bias=bias,
+                                 multiplier=multiplier, shift=shift, scale=scale,
+                                 narrow=narrow)
+            offset = k * lane_bits
+            for name, (_, bits) in fields.items():
+                word |= (int(values[name]) & ((1 << bits) - 1)) << offset
+                offset += bits
+        words.append(word)
+    width = lanes * lane_bits
+    same = ~0
+    for word in words[1:]:
+        same &= ~(word ^ words[0])
+    return bin(same & ((1 << width) - 1)).count("1")
+
+
 def lane_values(mode: RequantMode, ch: int, *, acc_bits: int, out_bits: int, bias,
                 multiplier=None, shift=None, scale=None,
                 narrow: NarrowForm | None = None) -> dict[str, int]:
@@ -285,7 +316,12 @@ class RequantPlan:
             zero_point=zero_point, act_min=act_min, act_max=act_max,
             single_rounding=single_rounding, mult_bits=mult_bits, fields=fields,
             stages=stages, latency=latency, fifo_depth=depth,
-            params=MemoryPlan("requant", MemoryKind.ROM, groups, lanes * lane_bits),
+            params=MemoryPlan("requant", MemoryKind.ROM, groups, lanes * lane_bits,
+                              constant_bits=_constant_columns(
+                                  mode, fields, channels=channels, lanes=lanes,
+                                  acc_bits=acc_bits, out_bits=out_bits, bias=bias,
+                                  multiplier=multiplier, shift=shift, scale=scale,
+                                  narrow=narrow)),
             # SyncFIFOBuffered(depth) stores depth - 1 words in its memory.
             fifo=MemoryPlan("requant_fifo", MemoryKind.FIFO, depth - 1, lanes * out_bits + 1),
             multipliers={f: lanes * multipliers_per_lane(mult_bits, f)

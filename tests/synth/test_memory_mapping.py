@@ -80,3 +80,31 @@ def test_block_rams_are_yosys_count(tmp_path, kind, words, bits):
         kind_, blocks = mapping(words, bits, family, rom=kind == "rom",
                                 read_ports=2 if kind == "pool" else 1)
         assert blocks == built, (family, kind, words, bits, by_type)
+
+
+def test_requant_rom_constant_columns_are_not_counted(tmp_path):
+    """The MLPerf Tiny autoencoder's per-tensor dense layers: every channel's multiplier and
+    shift are equal, so those columns of the requantizer's parameter ROM are constants to
+    yosys. The plan counts only the varying columns (128 x 110: 1 DP16KD, not 4), and the real
+    Requantizer, built from the plan, takes exactly that many block RAMs on every family."""
+    from accel.hw.requantizer import Requantizer
+    from accel.plan.plan import make_plan
+    from accel.quant.load import load_quantized_model
+
+    from ..paths import EXAMPLES
+
+    qnet = load_quantized_model(str(EXAMPLES / "mlperf_tiny" / "ad_autoencoder.tflite"))
+    plan = make_plan(qnet, 8, 3)
+    rq = plan.stages[1].requant
+    params = rq.params
+    assert params.constant_bits > 0 and params.blocks("ecp5") < mapping(
+        params.words, params.bits, "ecp5", rom=True)[1]
+    (tmp_path / "top.il").write_text(rtlil.convert(Requantizer(**rq.component_args()),
+                                                   name="top"))
+    for family, (synth, cells) in FAMILIES.items():
+        _yosys(f"read_rtlil top.il; {synth} -top top; tee -q -o {family}.json stat -json",
+               tmp_path)
+        by_type = json.loads((tmp_path / f"{family}.json").read_text())["design"][
+            "num_cells_by_type"]
+        built = sum(n for cell, n in by_type.items() if cell in cells)
+        assert built == params.blocks(family) + rq.fifo.blocks(family), (family, by_type)
