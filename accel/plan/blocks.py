@@ -65,8 +65,10 @@ def line_buffer_rows(kernel: tuple[int, int], strides: tuple[int, int]) -> int:
 WINDOW_READ_LATENCY = 2
 #: The window generator's ``latency``: cycles from the cycle it takes an input beat to the cycle
 #: the first window beat that reads it is offered on ``windows``, when the reader is waiting for
-#: that pixel and the consumer is ready (the write, then :data:`WINDOW_READ_LATENCY`).
-WINDOW_LATENCY = 1 + WINDOW_READ_LATENCY
+#: that pixel and the consumer is ready: the write, the reader's availability register (which
+#: sees the writer's state of the cycle before: off the path of its handshakes, for Fmax),
+#: then :data:`WINDOW_READ_LATENCY`.
+WINDOW_LATENCY = 2 + WINDOW_READ_LATENCY
 
 
 @dataclass(frozen=True)
