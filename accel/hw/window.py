@@ -438,8 +438,24 @@ class WindowGenerator(wiring.Component):
             low = Const(cg_, low_bits) if isinstance(cg_, int) else cg_[:low_bits]
             return Cat(low, Const(0, low_bits - len(low)), rel_).as_signed() < writer
 
-        moved = by_case(pads[0] | before(rel, cg1), pads[1] | before(rel1, c0g),
-                        pads[2] | before(rel_win, c0gs), pads[3] | before(rel_row_rr, cg_lo))
+        if KW * G >= 2:
+            # The tap row's last beat goes to the next tap row, window or output row; which,
+            # and that beat's rel, cg and pad, are fixed while the reader is in a tap row (they
+            # change only as it leaves one), and a tap row of two or more beats has been there
+            # a cycle by its last beat: registers computed in the cycle before hold them, and
+            # a step is then within the row or out of it, one comparison each.
+            out_rel = Signal(range(-pt, KH + max(SH, H) + 1), name="out_rel")
+            out_cg = Signal(range(cg_lo, max(c0gs_hi, 1)), name="out_cg")
+            out_pad = Signal(name="out_pad")
+            m.d.sync += [
+                out_rel.eq(Mux(s_row, rel1, Mux(s_win, rel_win, rel_row_rr))),
+                out_cg.eq(Mux(s_row, c0g, Mux(s_win, c0gs, cg_lo))),
+                out_pad.eq(Mux(s_row, pads[1], Mux(s_win, pads[2], pads[3]))),
+            ]
+            moved = Mux(s_tap, pads[0] | before(rel, cg1), out_pad | before(out_rel, out_cg))
+        else:  # every beat ends a tap row
+            moved = by_case(pads[0] | before(rel, cg1), pads[1] | before(rel1, c0g),
+                            pads[2] | before(rel_win, c0gs), pads[3] | before(rel_row_rr, cg_lo))
         stay = pad | before(rel, cg)
         m.d.sync += avail.eq(Mux(issue, moved, stay))
 
