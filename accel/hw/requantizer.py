@@ -599,8 +599,9 @@ class Requantizer(wiring.Component):
             flags = reg(flags, f"{name}_flags{n}")
             r_dig = reg(r_dig, f"{name}_rdig{n}")
         busy, last, side = flags[0], flags[1], flags[2:]
-        # |H| < 2**x_bits after any digit: T fits the width below.
-        t_bits = nf.x_bits + digit + 2
+        # -2**x_bits <= H < 2**x_bits after any digit (H starts at 0; |x' m_j| <
+        # 2**(x_bits - 1 + digit)), so T = H + x' m_j fits the width below, H one bit more than x'.
+        t_bits = nf.x_bits + digit + 1
         t = Signal(signed(t_bits), name=f"{name}_T")
         h = Signal(signed(t_bits - digit), name=f"{name}_H")
         h_fin = Signal(signed(t_bits - digit), name=f"{name}_Hfin")

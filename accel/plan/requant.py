@@ -210,9 +210,15 @@ def requant_timing(mode: RequantMode, *, mult_bits: int, single_rounding: bool,
                    beat_cycles: int = 1) -> tuple[int, int, int]:
     """``(pipeline stages, latency, FIFO depth)``. A SyncFIFOBuffered delivers a word written
     in cycle t in cycle t + 2 at the earliest, so ``latency = stages + 2``; the FIFO holds
-    every beat in flight plus two, so that one beat per cycle goes through."""
+    every beat in flight plus two, so that one beat per cycle goes through. A serial lane
+    takes a beat per ``cycles`` at most, so at most ``ceil(latency / cycles)`` are in flight:
+    its FIFO holds that many plus two (a few words in flip-flops, not a block RAM and the
+    pointers of a FIFO as deep as the pipeline)."""
     stages = pipeline_stages(mode, mult_bits=mult_bits, single_rounding=single_rounding,
                              narrow=narrow, beat_cycles=beat_cycles)
+    serial = serial_digits(narrow, beat_cycles)
+    if serial is not None:
+        return stages, stages + 2, -(-(stages + 2) // serial[1]) + 2
     return stages, stages + 2, stages + 4
 
 
