@@ -57,10 +57,12 @@ Stage 0 takes a beat and reads the per-channel parameters of its channel group f
 next stages add the bias, shift, multiply (split into 16 x 17-bit partial products, one
 registered DSP multiply each, summed by a registered adder tree), round and clamp, one register
 stage per step. The pipeline never stalls: the result enters a
-:class:`~amaranth.lib.fifo.SyncFIFOBuffered` whose depth is sized from the pipeline length,
-and a credit counter (beats accepted and not yet delivered) keeps ``i.ready`` low when the FIFO
-could overflow. With the consumer ready, one beat per cycle goes through; ``latency`` is the
-number of cycles from a beat accepted at ``i`` to its result valid at ``o``.
+:class:`~amaranth.lib.fifo.SyncFIFOBuffered` whose depth is sized from the pipeline length
+(a serial lane's from the beats it can have in flight,
+:func:`accel.plan.requant.requant_timing`), and a credit counter (beats accepted and not yet
+delivered) keeps ``i.ready`` low when the FIFO could overflow. With the consumer ready, one
+beat per cycle goes through; ``latency`` is the number of cycles from a beat accepted at ``i``
+to its result valid at ``o``.
 
 The channel group of a beat is counted (``ceil(channels / lanes)`` beats per pixel) and
 restarts after a beat with ``last`` set, which is passed through. Lanes past ``channels`` in the
