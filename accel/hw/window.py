@@ -237,6 +237,10 @@ class WindowGenerator(wiring.Component):
         first = Signal(init=1)
         last_win = last_i & last_j & last_g
         row_end = last_win & last_col
+        # The same two, each in one register (set with the last_* flags), for the handshake
+        # logic: issue & win_end and issue & at_row_end are then one LUT from flip-flops.
+        win_end = Signal(init=G == 1 and KW == 1 and KH == 1)
+        at_row_end = Signal(init=G == 1 and KW == 1 and KH == 1 and OW == 1)
 
         # The tap's read address (base of its row's slot + cg), kept in a register and moved
         # by a register each time: +1 within a tap row, ``step`` to the next tap row (back
@@ -327,6 +331,7 @@ class WindowGenerator(wiring.Component):
         ocol_i = Mux(row_end, 0, Mux(last_win, ocol + 1, ocol))
         orow_i = Mux(row_end, Mux(last_row, 0, orow + 1), orow)
         c_next_win = c0 + SW
+        win_end_i = (tg_i == G - 1) & (tj_i == KW - 1) & (ti_i == KH - 1)
         # The slot of the next tap row: Rlow's next while r < 0 (Rlow is row 0's slot).
         s_i_next = Mux(r >= 0, Mux(s_i == NR - 1, 0, s_i + 1), s_i)
         updates = [
@@ -334,6 +339,8 @@ class WindowGenerator(wiring.Component):
             (first, (ti_i == 0) & (tj_i == 0) & (tg_i == 0)),
             (last_g, tg_i == G - 1), (last_j, tj_i == KW - 1), (last_i, ti_i == KH - 1),
             (last_col, ocol_i == OW - 1), (last_row, orow_i == OH - 1),
+            (win_end, win_end_i),
+            (at_row_end, win_end_i & (ocol_i == OW - 1)),
             (r0, Mux(row_end, r0_next, r0)),
             (c0, by_case(c0, c0, c_next_win, -pl)),
             (base_lo, Mux(row_end, base_lo_next, base_lo)),
@@ -380,7 +387,7 @@ class WindowGenerator(wiring.Component):
         # wait on the comparisons' carry chains.
         releases = Signal(init=(OH == 1) | (-pt + SH > 0))
         behind = Signal(init=0 < cg_lo)
-        row_released = issue & row_end
+        row_released = issue & at_row_end
         m.d.comb += self.pixels.ready.eq(
             (ahead < NR) | ((ahead == NR) & releases & behind)
         )
@@ -404,7 +411,7 @@ class WindowGenerator(wiring.Component):
             # w_pos after this cycle's write < x.
             return Mux(write, w_posn < x, w_pos < x)
 
-        m.d.sync += behind.eq(Mux(issue & last_win, Mux(last_col, left_of(cg_lo), left_of(c0gs)),
+        m.d.sync += behind.eq(Mux(issue & win_end, Mux(last_col, left_of(cg_lo), left_of(c0gs)),
                                   left_of(c0g)))
 
         # ``ahead`` after this cycle: a row written adds one, a row end releases rows; the
