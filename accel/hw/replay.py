@@ -152,11 +152,12 @@ class WindowReplay(wiring.Component):
         advance1 = ~v1 | advance2
         r_full = Signal()  # full[r_bank]
         # r_full with the beat's place in its pass, in registers (kept equal to the products),
-        # so that each read-side enable is one LUT of the output handshake and one register:
-        # within a pass, at a pass's end, at the bank's last beat.
-        rf_mid, rf_end, rf_last = Signal(), Signal(), Signal()
+        # so that each read-side enable is one LUT of the output handshake and one register,
+        # and each next value a choice among registers: the beat is within its pass
+        # (rf_mid), ends it (rf_end), ends the bank's last pass (rf_last); rf_kt is either end.
+        rf_mid, rf_end, rf_last, rf_kt = Signal(), Signal(), Signal(), Signal()
         issue = advance1 & r_full
-        issue_mid, issue_end, switch = advance1 & rf_mid, advance1 & rf_end, advance1 & rf_last
+        issue_kt, switch = advance1 & rf_kt, advance1 & rf_last
         m.d.comb += [rd.addr.eq(r_ptr), rd.en.eq(advance1)]
         clear_full = Signal(2)
         with m.If(advance1):
@@ -166,16 +167,15 @@ class WindowReplay(wiring.Component):
                 meta.kt.eq(r_kt), meta.ft.eq(r_ft), meta.addr.eq(r_addr), meta.first.eq(r_first),
                 meta.last.eq(last_kt),
                 meta.frame_last.eq(last_kt & last_ft & frame_end.bit_select(r_bank, 1)),
+                r_kt.eq(Mux(rf_mid, r_kt + 1, 0)), r_first.eq(~rf_mid),
+                r_ptr.eq(Mux(rf_mid, r_ptr + 1,
+                             Mux(rf_end, r_ptr - (kt_n - 1), Mux(r_bank, 0, kt_n)))),
+                r_addr.eq(Mux(rf_last, 0, r_addr + 1)),
             ]
-        with m.If(issue_mid):
-            m.d.sync += [r_kt.eq(r_kt + 1), r_first.eq(0), r_ptr.eq(r_ptr + 1),
-                         r_addr.eq(r_addr + 1)]
-        with m.If(issue_end):
-            m.d.sync += [r_kt.eq(0), r_first.eq(1), r_ft.eq(r_ft + 1),
-                         r_ptr.eq(r_ptr - (kt_n - 1)), r_addr.eq(r_addr + 1)]
+        with m.If(issue_kt):
+            m.d.sync += r_ft.eq(Mux(rf_last, 0, r_ft + 1))
         with m.If(switch):
-            m.d.sync += [r_kt.eq(0), r_first.eq(1), r_ft.eq(0), r_bank.eq(~r_bank),
-                         r_ptr.eq(Mux(r_bank, 0, kt_n)), r_addr.eq(0)]
+            m.d.sync += r_bank.eq(~r_bank)
             m.d.comb += clear_full.bit_select(r_bank, 1).eq(1)
         last_kt_n = Mux(issue, Mux(last_kt, kt_n == 1, r_kt == kt_n - 2), last_kt)
         last_ft_n = Mux(issue & last_kt, Mux(last_ft, ft_n == 1, r_ft == ft_n - 2), last_ft)
@@ -185,7 +185,7 @@ class WindowReplay(wiring.Component):
         m.d.sync += [full.eq(full_next), i_ready.eq(~full_next.bit_select(w_bank_next, 1)),
                      r_full.eq(r_full_n), last_kt.eq(last_kt_n), last_ft.eq(last_ft_n),
                      rf_mid.eq(r_full_n & ~last_kt_n), rf_end.eq(r_full_n & last_kt_n & ~last_ft_n),
-                     rf_last.eq(r_full_n & last_kt_n & last_ft_n)]
+                     rf_last.eq(r_full_n & last_kt_n & last_ft_n), rf_kt.eq(r_full_n & last_kt_n)]
 
         with m.If(advance2):
             m.d.sync += [self.o.valid.eq(v1), self.o.payload.eq(meta),
