@@ -116,21 +116,26 @@ def test_serial_lane_is_bit_exact_under_stalls(seed):
     bias = rng.integers(-5000, 5000, channels)
     zp = int(rng.integers(-128, 128))
     act_min, act_max = (zp, 127) if seed % 2 else (-128, 127)
+    # Beat spacings from 6 up: serial lanes of four down to one multiplier bits a cycle.
     dut = Requantizer(channels=channels, lanes=lanes, acc_bits=acc_bits, mode="tflite",
                       bias=bias, multiplier=mult, shift=shift, zero_point=zp, act_min=act_min,
-                      act_max=act_max, beat_cycles=int(rng.integers(10, 30)))
+                      act_max=act_max, beat_cycles=int(rng.integers(6, 30)))
     assert dut.narrow is not None and dut.serial is not None, f"seed {seed}"
     run(dut, random_acc(rng, dut, 24), seed=seed, frame=8, gap=0.2, stall=0.3)
 
 
-def test_serial_lane_keeps_pace_and_latency():
-    """Beats every ``beat_cycles`` cycles go through unstalled, each after ``latency``."""
+@pytest.mark.parametrize(("beat_cycles", "digit"), [(5, 4), (7, 3), (9, 2), (18, 1)])
+def test_serial_lane_keeps_pace_and_latency(beat_cycles, digit):
+    """Beats every ``beat_cycles`` cycles go through unstalled, each after ``latency``, for
+    each digit width (three and four bits sum their rows in two stages, which the plan's
+    latency counts)."""
     from amaranth.sim import Simulator
 
     dut = Requantizer(channels=6, lanes=2, acc_bits=20, mode="tflite", multiplier=1518500250,
-                      shift=-9, zero_point=4, beat_cycles=7)
-    digit, cycles = dut.serial
-    assert cycles <= 7 and digit * cycles >= dut.narrow.mult_bits > 4
+                      shift=-9, zero_point=4, beat_cycles=beat_cycles)
+    assert dut.serial[0] == digit
+    cycles = dut.serial[1]
+    assert cycles <= beat_cycles and digit * cycles >= dut.narrow.mult_bits > 4
     rng = np.random.default_rng(2)
     acc = rng.integers(-(1 << 19), 1 << 19, (12, 6))
     beats = [{"data": [int(v) for v in acc[n // 3, 2 * (n % 3):2 * (n % 3) + 2]],
@@ -161,7 +166,7 @@ def test_serial_lane_keeps_pace_and_latency():
     sim.add_testbench(source)
     sim.add_testbench(sink)
     sim.run()
-    assert [c for c, _ in got] == [dut.latency + 1 + 7 * n for n in range(36)]
+    assert [c for c, _ in got] == [dut.latency + 1 + beat_cycles * n for n in range(36)]
     want = numerics.requantize(acc, 1518500250, -9, 4, -128, 127).reshape(-1, 2)
     assert np.array_equal(np.array([v for _, v in got]), want)
 
@@ -181,3 +186,16 @@ def test_serial_lane_with_more_digits_than_the_shift(shift):
     assert (digit * cycles >= dut.narrow.round_bits) == (shift >= 4), shift
     rng = np.random.default_rng(shift)
     run(dut, random_acc(rng, dut, 30), seed=shift, frame=6, gap=0.2, stall=0.3)
+
+
+@pytest.mark.parametrize("beat_cycles", [2, 3])
+def test_serial_lane_of_two_cycles(beat_cycles):
+    """A serial lane of two cycles a beat (a 2-bit multiplier): the ROM's word changes before
+    the lane loads it, so its constants go through a register; bit-exact under stalls."""
+    from .hw.test_requantizer import random_acc
+
+    dut = Requantizer(channels=3, lanes=2, acc_bits=12, mode="tflite", bias=[5, -30, 40],
+                      multiplier=3 << 29, shift=-3, zero_point=4, beat_cycles=beat_cycles)
+    assert dut.serial == (1, 2)
+    rng = np.random.default_rng(beat_cycles)
+    run(dut, random_acc(rng, dut, 30), seed=beat_cycles, frame=6, gap=0.2, stall=0.3)

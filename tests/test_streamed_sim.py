@@ -166,7 +166,7 @@ def test_accel_sim_refuses_a_partial_batch():
                        "weights)")),
     (["--board", "ulx3s-85f", "--batch", "64"],
      ("accel: error: examples/specs/seed_mnist_cnn.yaml: --batch 64: stage 2 (dense) buffers "
-     "64 images in 222 block RAMs; the plan needs 277, more than the 208 of --board "
+     "64 images in 222 block RAMs; the plan needs 275, more than the 208 of --board "
      "ulx3s-85f")),
 ])
 def test_bad_batches_are_one_line(args, message):

@@ -2,8 +2,8 @@
 
 The array emits, per beat, ``C`` column sums over one k-tile of a window. The beats of one
 (pixel, f-tile) arrive consecutively, tagged ``first`` (k-tile 0) and ``last`` (k-tile
-``Kt - 1``); :class:`ColumnAccumulator` keeps one register per column, restarts it on
-``first`` and emits the ``C`` totals on ``last`` as a channel-group word (lane ``c`` is output
+``Kt - 1``); :class:`ColumnAccumulator` keeps one register per column, restarts it after
+``last`` and emits the ``C`` totals on ``last`` as a channel-group word (lane ``c`` is output
 channel ``ft * C + c``), which is the requantizer's input. One beat per cycle in; the output
 register is refilled in the cycle it drains, so it never throttles the array unless the
 requantizer stalls.
@@ -11,7 +11,7 @@ requantizer stalls.
 
 from __future__ import annotations
 
-from amaranth import Module, Mux, Signal, signed
+from amaranth import Module, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -77,12 +77,17 @@ class ColumnAccumulator(wiring.Component):
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += self.o.valid.eq(0)
         take = self.i.valid & self.i.ready
+        # Each register is 0 when a sum starts: it is cleared (a synchronous reset, the
+        # flip-flops' own) as it hands a total out, so the adder needs no multiplexer in front
+        # of its carry chain choosing 0 on ``first`` (the beats of one sum are consecutive,
+        # ``first`` to ``last``; the registers start at 0).
         with m.If(take):
             for c in range(self.cols):
-                total = Mux(self.i.payload.first, 0, acc[c]) + self.i.payload.y[c]
-                m.d.sync += acc[c].eq(total)
+                total = acc[c] + self.i.payload.y[c]
                 with m.If(self.i.payload.last):
-                    m.d.sync += self.o.payload.data[c].eq(total)
+                    m.d.sync += [acc[c].eq(0), self.o.payload.data[c].eq(total)]
+                with m.Else():
+                    m.d.sync += acc[c].eq(total)
             with m.If(self.i.payload.last):
                 m.d.sync += [self.o.valid.eq(1), self.o.payload.last.eq(self.i.payload.frame_last)]
         return m

@@ -57,10 +57,12 @@ Stage 0 takes a beat and reads the per-channel parameters of its channel group f
 next stages add the bias, shift, multiply (split into 16 x 17-bit partial products, one
 registered DSP multiply each, summed by a registered adder tree), round and clamp, one register
 stage per step. The pipeline never stalls: the result enters a
-:class:`~amaranth.lib.fifo.SyncFIFOBuffered` whose depth is sized from the pipeline length,
-and a credit counter (beats accepted and not yet delivered) keeps ``i.ready`` low when the FIFO
-could overflow. With the consumer ready, one beat per cycle goes through; ``latency`` is the
-number of cycles from a beat accepted at ``i`` to its result valid at ``o``.
+:class:`~amaranth.lib.fifo.SyncFIFOBuffered` whose depth is sized from the pipeline length
+(a serial lane's from the beats it can have in flight,
+:func:`accel.plan.requant.requant_timing`), and a credit counter (beats accepted and not yet
+delivered) keeps ``i.ready`` low when the FIFO could overflow. With the consumer ready, one
+beat per cycle goes through; ``latency`` is the number of cycles from a beat accepted at ``i``
+to its result valid at ``o``.
 
 The channel group of a beat is counted (``ceil(channels / lanes)`` beats per pixel) and
 restarts after a beat with ``last`` set, which is passed through. Lanes past ``channels`` in the
@@ -90,6 +92,7 @@ from accel.plan.requant import (
     pow2_widths,
     requant_timing,
     serial_digits,
+    serial_part_stages,
 )
 from accel.quant.requant_mode import RequantMode
 from accel.spec.shapes import ceil_div
@@ -369,8 +372,8 @@ class Requantizer(wiring.Component):
         with m.If(take):
             m.d.sync += group.eq(Mux(self.i.payload.last | (group == G - 1), 0, group + 1))
         # A serial lane of three or more cycles a beat reads its multiplier and rounding
-        # constants at the load, two cycles after the bias: the ROM's output register holds
-        # a beat's word until the next beat (>= cycles later), so they need no pipeline.
+        # constants at the load, a cycle after the bias: the ROM's output register holds a
+        # beat's word until the next beat (>= cycles later), so they need no pipeline.
         self._rom_holds = self.serial is not None and self.serial[1] >= 3
         m.d.comb += [rom.addr.eq(group), rom.en.eq(take if self._rom_holds else 1)]
 
@@ -384,6 +387,8 @@ class Requantizer(wiring.Component):
         valid1 = reg(take, "valid1")
         self._valid1 = valid1
         side1 = reg(Cat(self.i.payload.last, group == G - 1), "side1")
+        self._side1 = side1
+        self._serial_marks = None  # lane 0's (valid, side) at its output, when serial
 
         results = []
         for lane in range(L):
@@ -398,10 +403,15 @@ class Requantizer(wiring.Component):
             assert stages == self._pipe - 1, (stages, self._pipe)
             results.append(value)
 
-        valid, side = valid1, side1
-        for n in range(self._pipe - 1):
-            valid = reg(valid, f"valid{n + 2}")
-            side = reg(side, f"side{n + 2}")
+        if self._serial_marks is not None:
+            # A serial lane holds at most a few beats, which its own registers mark: no
+            # pipeline of the beat's valid and sideband bits beside it.
+            valid, side = self._serial_marks
+        else:
+            valid, side = valid1, side1
+            for n in range(self._pipe - 1):
+                valid = reg(valid, f"valid{n + 2}")
+                side = reg(side, f"side{n + 2}")
 
         # Lanes past the channels in the last group carry the zero point.
         valid_lanes = C - (G - 1) * L
@@ -519,62 +529,118 @@ class Requantizer(wiring.Component):
 
     def _serial_lane(self, m, reg, acc, p, name):
         """The narrow form, multiplied serially: ``digit`` bits of the multiplier per cycle,
-        least significant first. With ``m = sum_j m_j 2**(d j)`` and the rounding constant
-        split as ``r = r_top 2**(d c) + r_low`` (``0 <= r_low < 2**(d c)``), the partial sum
-        starts at ``r_low``; each cycle ``T = H + x' m_j``, its low ``d`` bits retire (no later
-        term reaches them) and ``H = T >> d``. After ``c`` cycles
-        ``x' m + r = (H + r_top) 2**(d c) + retired``, so the adder is only as wide as ``x'``
-        plus a digit (or ``r_low``), not as the whole product, and the rounding add is as
-        narrow. One beat per ``cycles`` cycles (``i.ready`` holds off the rest), so the
-        registers loaded for a beat are free again when the next arrives."""
+        least significant first. With ``m = sum_j m_j 2**(d j)``, each cycle ``T = H + x' m_j``
+        (``H`` starts at 0), its low ``d`` bits retire (no later term reaches them) and
+        ``H = T >> d``; after ``c`` cycles ``x' m = H 2**(d c) + retired``, so the adder is
+        only as wide as ``x'`` plus a digit. The rounding constant ``r = r_top 2**(d c) +
+        r_low`` (``0 <= r_low < 2**(d c)``) is added beside it: its low part digit by digit
+        to the retired digits (a ``d``-bit adder with a carry), its top part with that carry
+        after the last digit. One beat per ``cycles`` cycles (``i.ready`` holds off the rest),
+        so the registers loaded for a beat are free again when the next arrives.
+
+        Kept off the adder's carry chain: ``H``'s restart (a synchronous reset of its
+        flip-flops after a beat's last digit, which a copy keeps for the rounding add) and the
+        rounding constant; a digit of three or more bits has its rows summed in two registered
+        steps (:func:`accel.plan.requant.serial_part_stages`)."""
         nf = self.narrow
         digit, cycles = self.serial
         span = digit * cycles  # the retired bits
-        clamped, mult2, r2 = self._clamp_x(reg, acc, p, name, carry=not self._rom_holds)
-        valid2 = reg(reg(self._valid1, f"{name}_v2a"), f"{name}_v2")
+        # x = acc + bias, and its clamp straight into the load (two comparisons side by side,
+        # then one LUT), without a register between: x's copy, the comparisons' and the
+        # constants' pipeline registers are flip-flops (most of an iCE40 lane's cells).
+        x = reg(acc + p.bias, f"{name}_x")
+        clamped = Mux(x < nf.x_lo, nf.x_lo, Mux(x > nf.x_hi, nf.x_hi, x))
+        # The sign of x' is x's when x_lo < 0 <= x_hi, else the bound's (a constant).
+        negative = x < 0 if nf.x_lo < 0 <= nf.x_hi else Const(int(nf.x_hi < 0), 1)
+        if self._rom_holds:  # the ROM's output holds the beat's word until the load
+            mult2, r2 = p.mult, Mux(negative, p.rneg, p.rpos)
+        else:
+            mult2 = reg(p.mult, f"{name}_m1")
+            r2 = Mux(negative, reg(p.rneg, f"{name}_rneg1"), reg(p.rpos, f"{name}_rpos1"))
+        valid2 = reg(self._valid1, f"{name}_v2")
+        rs_bits = max(nf.round_bits, span + 1)
         xs = Signal(signed(nf.x_bits), name=f"{name}_xs")
-        rs = Signal(signed(nf.round_bits), name=f"{name}_rs")
+        rs = Signal(signed(rs_bits), name=f"{name}_rs")  # r, its digits shifted out lsb first
         ms = Signal(span, name=f"{name}_ms")  # the digits left, lsb first
         count = Signal(range(cycles + 1), name=f"{name}_count")
         with m.If(valid2):  # load (the previous beat's last digit goes out in this cycle)
             m.d.sync += [xs.eq(clamped[:nf.x_bits].as_signed()),
                          rs.eq(r2), ms.eq(mult2), count.eq(cycles)]
         with m.Elif(count != 0):
-            m.d.sync += [ms.eq(ms >> digit), count.eq(count - 1)]
+            m.d.sync += [ms.eq(ms >> digit), rs.eq(rs >> digit), count.eq(count - 1)]
+        # r_top, kept for the add after the last digit (a load in the same cycle replaces rs).
+        r_top = Signal(signed(rs_bits - span), name=f"{name}_rtop")
+        # The beat's sideband (frame end, last group), loaded with it and taken on with its
+        # last digit (read before the next beat's load replaces it).
+        side2 = reg(self._side1, f"{name}_side2")
+        side_ld = Signal.like(self._side1, name=f"{name}_side_ld")
+        with m.If(valid2):
+            m.d.sync += side_ld.eq(side2)
+        with m.If(count == 1):
+            m.d.sync += r_top.eq(rs >> digit)
         low = ms[:digit]
         rows = [(Mux(low[i], xs, 0), i) for i in range(digit)]
-        total = rows[0][0] if digit == 1 else sum((r << s for r, s in rows), start=Const(0))
-        part = Signal(signed(nf.x_bits + digit + 1), name=f"{name}_P")
-        first = Signal(name=f"{name}_first")
-        busy = Signal(name=f"{name}_busy")
-        m.d.sync += [part.eq(total), first.eq(count == cycles), busy.eq(count != 0)]
-        # The rounding constant's top, kept for the add after the last digit (a load in the
-        # same cycle replaces rs; a beat's last digit is two or more cycles after its load);
-        # its low part enters with the first digit, when rs is still the beat's own.
-        split = span < nf.round_bits  # else r_low is all of r (sign-extended), r_top 0
-        if split:
-            rs2 = Signal(signed(nf.round_bits - span), name=f"{name}_rs2")
-            with m.If(count == 1):
-                m.d.sync += rs2.eq(rs >> span)
-        r_low = rs.as_unsigned()[:span] if split else rs
-        # |H| < 2**(x_bits - 1) + 2**(span - d j) after digit j: T fits the width below.
-        t_bits = max(span, nf.x_bits + digit) + 2
+        # The digit's product x' m_j and r_low's digit j, and the flags of the digit, through
+        # the part stages (one, or two for a digit of three or more bits: the first two rows'
+        # sum and the rest's, then their sum, each a single adder).
+        stages = serial_part_stages(digit)
+        # busy (a digit goes in), the beat's last digit, the beat's sideband
+        flags = Cat(count != 0, count == 1, side_ld)
+        r_dig = rs.as_unsigned()[:digit]
+        part_bits = nf.x_bits + digit + 1
+        if stages == 1:
+            total = rows[0][0] if digit == 1 else \
+                (rows[0][0] + (rows[1][0] << 1))
+            part = reg(total, f"{name}_P", signed(part_bits))
+        else:
+            head = reg(rows[0][0] + (rows[1][0] << 1), f"{name}_Pa", signed(part_bits))
+            rest = sum((r << (s - 2) for r, s in rows[2:]), start=Const(0))
+            tail = reg(rest, f"{name}_Pb", signed(part_bits))
+            part = reg(head + (tail << 2), f"{name}_P", signed(part_bits))
+        for n in range(stages):
+            flags = reg(flags, f"{name}_flags{n}")
+            r_dig = reg(r_dig, f"{name}_rdig{n}")
+        busy, last, side = flags[0], flags[1], flags[2:]
+        # -2**x_bits <= H < 2**x_bits after any digit (H starts at 0; |x' m_j| <
+        # 2**(x_bits - 1 + digit)), so T = H + x' m_j fits the width below, H one bit more than x'.
+        t_bits = nf.x_bits + digit + 1
         t = Signal(signed(t_bits), name=f"{name}_T")
         h = Signal(signed(t_bits - digit), name=f"{name}_H")
-        retired = Signal(span, name=f"{name}_L")
-        m.d.comb += t.eq(Mux(first, r_low, h) + part)
+        h_fin = Signal(signed(t_bits - digit), name=f"{name}_Hfin")
+        m.d.comb += t.eq(h + part)
+        # The retired digits plus r_low's, digit by digit: carry is the carry into digit j.
+        carry = Signal(name=f"{name}_c")
+        low_sum = Signal(span, name=f"{name}_L")
+        r_carry = Signal(digit + 1, name=f"{name}_rc")
+        m.d.comb += r_carry.eq(r_dig + carry)
+        s_dig = Signal(digit + 1, name=f"{name}_s")
+        m.d.comb += s_dig.eq(t.as_unsigned()[:digit] + r_carry)
+        r_sel = Signal(signed(rs_bits - span + 1), name=f"{name}_rsel")
         with m.If(busy):
-            m.d.sync += [h.eq(t >> digit), retired.eq(Cat(retired[digit:], t[:digit]))]
-        rounded = reg(h + rs2 if split else h, f"{name}_sum")
-        # floor(((H + r_top) 2**span + retired) / 2**shift): wiring (and the retired bits
+            m.d.sync += low_sum.eq(Cat(low_sum[digit:], s_dig[:digit]))
+            with m.If(last):
+                # H and the carry restart at 0 for the next beat; H and r_top plus the
+                # carry out of the retired bits go to the rounding add.
+                m.d.sync += [h.eq(0), carry.eq(0), h_fin.eq(t >> digit),
+                             r_sel.eq(Mux(s_dig[digit], r_top + 1, r_top))]
+            with m.Else():
+                m.d.sync += [h.eq(t >> digit), carry.eq(s_dig[digit])]
+        rounded = reg(h_fin + r_sel, f"{name}_sum")
+        if self._serial_marks is None:  # lane 0: the beat's valid and sideband at the output
+            # (the last digit's cycle, then r_sel/H, the rounding add, the output clamp)
+            done, side_out = busy & last, side
+            for n in range(3):
+                done, side_out = reg(done, f"{name}_done{n}"), reg(side_out, f"{name}_side_e{n}")
+            self._serial_marks = (done, side_out)
+        # floor(((H + r_top + carry) 2**span + low_sum) / 2**shift): wiring (and the low bits
         # above the shift, when the product has more digits than the shift).
         if nf.shift >= span:
             value = rounded >> (nf.shift - span)
         else:
-            kept = reg(retired[nf.shift:], f"{name}_kept")
+            kept = reg(low_sum[nf.shift:], f"{name}_kept")
             value = Cat(kept, rounded).as_signed()
         out = reg(self._clamp(value), f"{name}_out", signed(self.out_bits))
-        return out, 3 + cycles + 3
+        return out, 2 + stages + cycles + 2
 
     def _tflite(self, m, reg, acc, p, name):
         # 1: x = acc + bias (33 bits; int32 within the contract).

@@ -66,8 +66,10 @@ def line_buffer_rows(kernel: tuple[int, int], strides: tuple[int, int]) -> int:
 WINDOW_READ_LATENCY = 2
 #: The window generator's ``latency``: cycles from the cycle it takes an input beat to the cycle
 #: the first window beat that reads it is offered on ``windows``, when the reader is waiting for
-#: that pixel and the consumer is ready (the write, then :data:`WINDOW_READ_LATENCY`).
-WINDOW_LATENCY = 1 + WINDOW_READ_LATENCY
+#: that pixel and the consumer is ready: the write, the reader's availability register (which
+#: sees the writer's state of the cycle before: off the path of its handshakes, for Fmax),
+#: then :data:`WINDOW_READ_LATENCY`.
+WINDOW_LATENCY = 2 + WINDOW_READ_LATENCY
 
 
 @dataclass(frozen=True)
@@ -111,20 +113,23 @@ class WindowPlan:
 
 # --- window replay --------------------------------------------------------------------------
 
-#: Entries of the replay buffer's output FIFO (absorbs output stalls).
+#: Entries of a :class:`~accel.hw.batch.BatchReplay`'s output FIFO (absorbs output stalls; a
+#: :class:`~accel.hw.replay.WindowReplay` has an output register instead).
 REPLAY_FIFO_DEPTH = 3
 #: The replay's ``latency``: cycles from the cycle it takes a window's last beat to the cycle
 #: the window's first replayed beat is offered on ``o``, when the previous window's replays are
-#: done and the consumer is ready (the bank's ``full`` bit, the block RAM read, the FIFO).
+#: done and the consumer is ready (the bank's ``full`` bit, the block RAM read, the output
+#: register).
 #: Cycles from a replayed beat's block RAM read to the beat offered on ``o`` (the read, then the
-#: FIFO); a bank is free for the next window the cycle after its last read.
+#: output register or FIFO); a bank is free for the next window the cycle after its last read.
 REPLAY_READ_AHEAD = 2
 REPLAY_LATENCY = 1 + REPLAY_READ_AHEAD
 
 
 @dataclass(frozen=True)
 class ReplayPlan:
-    """A :class:`~accel.hw.replay.WindowReplay`: two banks of ``Kt`` words, and its FIFO."""
+    """A :class:`~accel.hw.replay.WindowReplay`: two banks of ``Kt`` words; ``fifo`` is the output
+    FIFO of the :class:`~accel.hw.batch.BatchReplay` a batched streamed stage has instead."""
 
     lanes: int
     k_tiles: int
@@ -137,7 +142,8 @@ class ReplayPlan:
 
     @classmethod
     def build(cls, *, lanes, k_tiles, f_tiles, bits) -> ReplayPlan:
-        # The FIFO is an amaranth SyncFIFO (asynchronous read): logic, never a block RAM.
+        # The (BatchReplay's) FIFO is an amaranth SyncFIFO (asynchronous read): logic, never a
+        # block RAM.
         # kt, ft and addr = ft * Kt + kt (each at least one bit), first, last and frame_last
         # (accel.hw.replay.replay_layout).
         tag_bits = (max(k_tiles - 1, 1).bit_length() + max(f_tiles - 1, 1).bit_length()

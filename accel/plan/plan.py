@@ -267,10 +267,12 @@ class StagePlan(StageMemories):
     def memories(self) -> tuple[MemoryPlan, ...]:
         """Every memory the stage's blocks instantiate."""
         # A batched streamed stage buffers its inputs in its batch buffers instead of the
-        # replay's memory (:mod:`.weights`, "Batches").
+        # replay's memory (:mod:`.weights`, "Batches"), and its replay has an output FIFO
+        # (a WindowReplay's output is a register).
         batched = self.streamed is not None and self.streamed.batch > 1
-        found = [*self.array.weight_roms, *(() if batched else (self.replay.memory,)),
-                 self.replay.fifo, self.array.fifo, self.requant.params, self.requant.fifo]
+        found = [*self.array.weight_roms,
+                 *((self.replay.fifo,) if batched else (self.replay.memory,)),
+                 self.array.fifo, self.requant.params, self.requant.fifo]
         if self.window is not None:
             found.insert(len(self.array.weight_roms), self.window.memory)
         if self.maxpool is not None:

@@ -42,6 +42,7 @@ __all__ = [
     "multipliers_per_lane",
     "narrow_for",
     "serial_digits",
+    "serial_part_stages",
     "narrow_form",
     "partial_products",
     "pipeline_stages",
@@ -206,14 +207,22 @@ def serial_digits(narrow: NarrowForm | None, beat_cycles: int) -> tuple[int, int
     return digit, cycles
 
 
+def serial_part_stages(digit: int) -> int:
+    """Register stages from a serial lane's digit to its product ``x' m_j`` (the part the
+    accumulating adder takes): one for one or two rows (at most one adder), two for three or
+    four (the rows summed in pairs, then the pairs: two adders in series were the lane's
+    slowest path on iCE40)."""
+    return 1 if digit <= 2 else 2
+
+
 def pipeline_stages(mode: RequantMode, *, mult_bits: int, single_rounding: bool,
                     narrow: NarrowForm | None = None, beat_cycles: int = 1) -> int:
     """Register stages from the input to the output FIFO (checked against the datapath)."""
     serial = serial_digits(narrow, beat_cycles)
     if serial is not None:
-        # acc/ROM, bias, the clamp's comparisons, load (clamp of x), a digit's rows per
-        # cycle, the last accumulation, the rounding constant's add, the output clamp.
-        return 4 + serial[1] + 3
+        # acc/ROM, bias, load (clamp of x), the digit's product, a digit per cycle, the
+        # rounding constant's top add, the output clamp.
+        return 3 + serial_part_stages(serial[0]) + serial[1] + 2
     if narrow is not None:
         # acc/ROM, bias, the clamp's comparisons, clamp of x, the product's adder levels,
         # the output clamp.
@@ -232,9 +241,15 @@ def requant_timing(mode: RequantMode, *, mult_bits: int, single_rounding: bool,
                    beat_cycles: int = 1) -> tuple[int, int, int]:
     """``(pipeline stages, latency, FIFO depth)``. A SyncFIFOBuffered delivers a word written
     in cycle t in cycle t + 2 at the earliest, so ``latency = stages + 2``; the FIFO holds
-    every beat in flight plus two, so that one beat per cycle goes through."""
+    every beat in flight plus two, so that one beat per cycle goes through. A serial lane
+    takes a beat per ``cycles`` at most, so at most ``ceil(latency / cycles)`` are in flight:
+    its FIFO holds that many plus two (a few words in flip-flops, not a block RAM and the
+    pointers of a FIFO as deep as the pipeline)."""
     stages = pipeline_stages(mode, mult_bits=mult_bits, single_rounding=single_rounding,
                              narrow=narrow, beat_cycles=beat_cycles)
+    serial = serial_digits(narrow, beat_cycles)
+    if serial is not None:
+        return stages, stages + 2, -(-(stages + 2) // serial[1]) + 2
     return stages, stages + 2, stages + 4
 
 

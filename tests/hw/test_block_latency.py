@@ -30,7 +30,7 @@ def test_window_latency_from_the_pixel_a_beat_waits_for():
     # first pixel's groups, beats 10..14 wait for the second row's first pixel (input beats
     # 15..19), each offered ``latency`` after its pixel's beat was taken.
     dut = WindowGenerator(height=3, width=3, channels=5, kernel=2, lanes=1)
-    assert dut.latency == WINDOW_LATENCY == 3
+    assert dut.latency == WINDOW_LATENCY == 4
     taken, given, _ = transfer_cycles(dut, dut.pixels, dut.windows, pixels(45), 20)
     assert given[0] - taken[0] == dut.latency
     assert [given[10 + g] - taken[15 + g] for g in range(5)] == [dut.latency] * 5
