@@ -227,10 +227,18 @@ class MaxPool(wiring.Component):
                              k_last.eq(k + 2 == n_r)]
             with m.Else():
                 m.d.sync += [p.eq(p + 1), p_last.eq(p + 2 == n_c)]
+        # The frame's last beat (g, c, r all at their ends), a flag registered with the
+        # counters, so that the frame's end (acc_base's enable) is take & a flip-flop rather
+        # than take & three counter comparisons.
+        frame_last = Signal(init=G == 1 and W == 1 and H == 1)
+        g_new = Mux(g == G - 1, 0, g + 1)
+        c_new = Mux(g == G - 1, c_next, c)
+        r_new = Mux((g == G - 1) & (c == W - 1), r_next, r)
         with m.If(take):
-            m.d.sync += [k.eq(0), p.eq(0), g.eq(Mux(g == G - 1, 0, g + 1)),
+            m.d.sync += [k.eq(0), p.eq(0), g.eq(g_new),
                          k_last.eq(n_r <= 1), p_last.eq(n_c <= 1),
-                         row_start.eq(last_beat_of_row)]
+                         row_start.eq(last_beat_of_row),
+                         frame_last.eq((g_new == G - 1) & (c_new == W - 1) & (r_new == H - 1))]
             with m.If(g == G - 1):
                 m.d.sync += c.eq(c_next)
                 m.d.sync += [value.eq(lookup[c_next]) for value, lookup in col_facts]
@@ -239,9 +247,9 @@ class MaxPool(wiring.Component):
                     m.d.sync += r.eq(r_next)
                     m.d.sync += [value.eq(lookup[r_next]) for value, lookup in row_facts]
                     m.d.sync += k_last.eq(table(rows, 1, range(n_max_r + 1))[r_next] <= 1)
-                    with m.If(r == H - 1):
-                        next_base = acc_base + OH % NS
-                        m.d.sync += acc_base.eq(Mux(next_base >= NS, next_base - NS, next_base))
+        with m.If(take & frame_last):
+            next_base = acc_base + OH % NS
+            m.d.sync += acc_base.eq(Mux(next_base >= NS, next_base - NS, next_base))
 
         # --- read-modify-write, POOL_RMW_STAGES deep: A (slot and column registered) -> B
         # (read address; the read data registered at the end of B) -> C (the comparisons
