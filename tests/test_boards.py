@@ -154,11 +154,11 @@ def test_multipliers_count_requantizer(digits_tflite, digits_pow2):
     assert gw["resources"]["multipliers"]["needed"] == 2
     gw_pow2 = estimate(make_plan(digits_pow2, 1, 1), gowin).to_json()
     assert gw_pow2["resources"]["multipliers"]["needed"] == 2  # measured: 2 MULT9X9
-    assert 1700 <= gw_pow2["resources"]["luts"]["needed"] < 2100  # measured: 2,016
+    assert 2000 <= gw_pow2["resources"]["luts"]["needed"] < 2500  # measured: 2,257
     assert gw_pow2["resources"]["bram_blocks"]["needed"] == 1  # measured: 1 BSRAM
     gw_2x4 = estimate(make_plan(digits_pow2, 2, 4), gowin).to_json()
     assert gw_2x4["resources"]["multipliers"]["needed"] == 6  # measured: 6 MULT9X9
-    assert 3350 <= gw_2x4["resources"]["luts"]["needed"] < 3900  # measured: 3,537
+    assert 4100 <= gw_2x4["resources"]["luts"]["needed"] < 4900  # measured: 4,539
 
 
 def test_gowin_wide_operands_take_an_18x18():

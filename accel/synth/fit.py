@@ -67,9 +67,10 @@ _LUTS = {
 # (pow2 1x1: 1,784 measured, 2x4: 3,537; TFLite int8 1x1: 5,089); the RAM16SDP4 LUT RAMs of
 # the FIFOs and replay buffers are in the per-stage cost, raised by 125 per stage when the
 # max pool became a four-stage read-modify-write with an output FIFO and registered
-# handshakes (pow2 1x1: 1,991 measured, two stages), and by 135 more when the window, replay
-# and requantizer lanes moved their handshakes and comparisons into registers (2,257).
-_LUTS["gowin"] = {**_LUTS["ecp5"], "pe": 60, "stage": 550,
+# handshakes (pow2 1x1: 1,991 measured, two stages). Refitted when the window, replay and
+# requantizer lanes moved their handshakes and comparisons into registers: pow2 1x1 (2 PEs,
+# 2 stages) 2,257 and 2x4 (6 PEs) 4,539 measured give 160 per PE and 450 per stage.
+_LUTS["gowin"] = {**_LUTS["ecp5"], "pe": 160, "stage": 450,
                   "requant": {**_LUTS["ecp5"]["requant"], "float": 3330, "wide": 2750,
                               "pow2": 322}}
 
