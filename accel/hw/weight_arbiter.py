@@ -24,7 +24,7 @@ from amaranth.lib.wiring import In, Out
 
 from .weight_stream import weight_port_signature
 
-__all__ = ["WeightArbiter"]
+__all__ = ["WeightArbiter", "shared_weight_port"]
 
 
 class WeightArbiter(wiring.Component):
@@ -121,3 +121,22 @@ class WeightArbiter(wiring.Component):
             with m.Else():
                 m.d.sync += sent.eq(sent + 1)
         return m
+
+
+def shared_weight_port(m: Module, accelerator, memory_plan):
+    """The streamed stages' weight ports of ``accelerator`` on one memory port, as the plan's
+    :class:`~accel.plan.weight_memory.WeightMemoryPlan` ``memory_plan`` says: through a
+    :class:`WeightArbiter` added to ``m`` when several stages share it (``arbitrated``), the
+    only stage's port otherwise. Returns the port the memory connects to (``mem_cmd`` out,
+    ``mem_rsp`` in)."""
+    ports = [getattr(accelerator, accelerator.weight_ports[index])
+             for index in memory_plan.stages]
+    if not memory_plan.arbitrated:
+        (port,) = ports
+        return port
+    m.submodules.arbiter = arbiter = WeightArbiter(
+        ports=len(ports), addr_width=memory_plan.addr_bits, max_burst=memory_plan.max_burst,
+        word_width=memory_plan.word_bits, queue_depth=memory_plan.queue_depth)
+    for k, port in enumerate(ports):
+        wiring.connect(m, port, arbiter.ports[k])
+    return arbiter.mem

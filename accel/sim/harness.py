@@ -30,7 +30,7 @@ from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..hw.accelerator import Accelerator
-from ..hw.weight_arbiter import WeightArbiter
+from ..hw.weight_arbiter import shared_weight_port
 from ..plan.weight_memory import weight_memory_plan
 from ..plan.weights import image_payload
 from .memory_model import MemoryModel
@@ -254,16 +254,7 @@ class SimHarness(wiring.Component):
                                     "refresh_cycles": mp.memory.refresh_cycles}
                                    if self.memory_gap == 0 else {}))
             m.submodules.memory = model
-            ports = [getattr(acc, acc.weight_ports[index]) for index in mp.stages]
-            if mp.arbitrated:
-                m.submodules.arbiter = arbiter = WeightArbiter(
-                    ports=len(ports), addr_width=mp.addr_bits, max_burst=mp.max_burst,
-                    word_width=mp.word_bits, queue_depth=mp.queue_depth)
-                for k, port in enumerate(ports):
-                    wiring.connect(m, port, arbiter.ports[k])
-                wiring.connect(m, arbiter.mem, model.port)
-            else:
-                wiring.connect(m, ports[0], model.port)
+            wiring.connect(m, shared_weight_port(m, acc, mp), model.port)
             sent, errors = model.words_sent, model.errors
         m.d.comb += [weight_words.eq(sent), weight_errors.eq(errors)]
 

@@ -33,7 +33,7 @@ from ..hw.burst_reader import burst_request_layout
 from ..hw.flash_image_loader import FlashImageLoader
 from ..hw.spi_flash import SPIFlashReader
 from ..hw.spram import SPRAM_DEPTH, SPRAMBurstMemory
-from ..hw.weight_arbiter import WeightArbiter
+from ..hw.weight_arbiter import shared_weight_port
 from ..hw.weight_stream import weight_port_signature
 from ..plan.weight_memory import WeightMemoryPlan, weight_memory_plan
 from .sdram_weights import flash_pins_signature
@@ -85,16 +85,7 @@ class StreamedAccelerator(wiring.Component):
                      self.i.ready.eq(acc.i.ready & self.run),
                      acc.i.payload.eq(self.i.payload)]
         wiring.connect(m, acc.o, wiring.flipped(self.o))
-        ports = [getattr(acc, acc.weight_ports[index]) for index in mp.stages]
-        if mp.arbitrated:
-            m.submodules.arbiter = arbiter = WeightArbiter(
-                ports=len(ports), addr_width=mp.addr_bits, max_burst=mp.max_burst,
-                word_width=mp.word_bits, queue_depth=mp.queue_depth)
-            for k, port in enumerate(ports):
-                wiring.connect(m, port, arbiter.ports[k])
-            port = arbiter.mem
-        else:
-            (port,) = ports
+        port = shared_weight_port(m, acc, mp)
         # No request leaves before ``run`` either: the memory may not hold the weights yet.
         m.d.comb += [self.mem.mem_cmd.valid.eq(port.mem_cmd.valid & self.run),
                      self.mem.mem_cmd.payload.eq(port.mem_cmd.payload),
