@@ -10,6 +10,9 @@
   pytest's ``tmp_path``, or under ``$ACCEL_KEEP_BUILDS/<test name>`` to keep them.
 - ``cache``: ``ACCEL_CACHE_DIR`` pointed at a fresh directory, so a test never reads builds
   that an earlier run (or test) left in the user's build cache.
+- ``-n auto`` (the Makefile's default) starts one worker per CPU this process may really use
+  (:func:`accel.machine.usable_cpus`: the affinity mask and cgroup quota, not the host's
+  processor count that pytest-xdist reads through psutil), and no more than the memory holds.
 """
 
 from __future__ import annotations
@@ -25,12 +28,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from accel.machine import usable_cpus, usable_memory_bytes
+
 #: Seconds a test may run before the watchdog ends the session.
 TIMEOUT_S = float(os.environ.get("ACCEL_TEST_TIMEOUT", "900"))
 SLOW_FACTOR = 4
 
 
 _stderr: dict = {}
+
+#: Memory one worker may need at its peak: a Verilator C++ build of a large test design beside
+#: the worker's own numpy / TFLite interpreter state.
+WORKER_MEMORY = 4 * 1024**3
+
+
+def pytest_xdist_auto_num_workers(config):
+    memory = usable_memory_bytes()
+    by_memory = max(1, memory // WORKER_MEMORY) if memory else usable_cpus()
+    return min(usable_cpus(), by_memory)
 
 
 def pytest_configure(config):

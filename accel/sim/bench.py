@@ -25,6 +25,7 @@ from pathlib import Path
 
 from ..environ import environ
 from ..errors import AccelError
+from ..machine import usable_cpus
 
 __all__ = ["LINT_ALLOWED", "SIMULATORS", "CocotbRun", "check_simulator", "lint",
            "lint_violations", "run_cocotb_tests", "verilator_env", "waves_requested"]
@@ -157,7 +158,12 @@ def run_cocotb_tests(*, sources: Sequence[str | Path], toplevel: str, test_modul
     simulator's own (for example a gate-level netlist's include path and its vendor models'
     lint waivers)."""
     check_simulator(simulator)
+    import cocotb_tools.runner
     from cocotb_tools.runner import get_results, get_runner
+
+    # cocotb runs Verilator's make with -j min(4, host processors); on a share of a large
+    # host that oversubscribes the CPUs this process really has.
+    cocotb_tools.runner.MAX_PARALLEL_BUILD_JOBS = min(4, usable_cpus())
 
     waves = waves_requested() if waves is None else bool(waves)
     build_dir = Path(build_dir).resolve()
