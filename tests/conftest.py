@@ -22,6 +22,7 @@ import os
 import re
 import shutil
 import sys
+import threading
 import zlib
 from pathlib import Path
 
@@ -60,11 +61,19 @@ def pytest_configure(config):
 @pytest.fixture(autouse=True)
 def watchdog(request):
     limit = TIMEOUT_S * (SLOW_FACTOR if request.node.get_closest_marker("slow") else 1)
+    # faulthandler's dump names no test (and a CI log may keep only its tail): a timer a
+    # second earlier writes the test's id first.
+    message = (f"\nwatchdog: {request.node.nodeid} still running after {limit:.0f} s; "
+               "dumping the tracebacks and ending this session (or xdist worker)\n").encode()
+    herald = threading.Timer(max(limit - 1.0, 0.0), os.write, (_stderr["fd"], message))
+    herald.daemon = True
+    herald.start()
     faulthandler.dump_traceback_later(limit, exit=True, file=_stderr["fd"])
     try:
         yield limit
     finally:
         faulthandler.cancel_dump_traceback_later()
+        herald.cancel()
 
 
 @pytest.fixture
