@@ -92,3 +92,29 @@ def test_latency_and_interval_are_the_plan(name):
     assert r.bit_exact, r.first_mismatch
     assert r.latency_cycles == plan.latency_cycles, name
     assert r.cycles_per_inference == plan.interval_cycles, name
+
+
+class _ICE40:
+    """The ``family`` of Amaranth's iCE40 platforms, which is all the blocks look at."""
+
+    family = "iCE40"
+
+
+def test_ice40_sliced_logic_rom_keeps_the_plans_timing():
+    # digits_small's conv layer on a 1x1 array: a 72-word weight ROM in logic, read on iCE40
+    # as 16-word slices (accel.hw.mac_array, "Logic ROMs on iCE40"); bit-exact, with the
+    # latency and interval of the plan.
+    from accel.hw.mac_array import splits_logic_rom
+    from accel.quant.load import load_quantized_model
+    from tests.paths import EXAMPLES
+
+    qnet = load_quantized_model(EXAMPLES / "digits" / "digits_small.tflite")
+    plan = make_plan(qnet, 1, 1)
+    assert splits_logic_rom(plan.stages[0].array.depth, plan.stages[0].weight_bits, "ice40")
+    x = np.random.default_rng(3).integers(qnet.input.qmin, qnet.input.qmax + 1,
+                                          (2, *qnet.input_shape))
+    case = build_harness(qnet, plan, x, seed=1, gap_percent=0, stall_percent=0)
+    r = report(case, run_amaranth(case, max_cycles=20_000, platform=_ICE40()))
+    assert r.bit_exact, r.first_mismatch
+    assert r.latency_cycles == plan.latency_cycles
+    assert r.cycles_per_inference == plan.interval_cycles

@@ -78,6 +78,19 @@ alongside, picks the weight. The PE gains :func:`bank_stages` register stages on
 (2 + the tree's levels; ``x`` is delayed to match), every PE of an array alike, so the systolic
 timing above holds with a longer latency.
 
+Logic ROMs on iCE40
+-------------------
+A ROM that yosys puts in logic rather than a block RAM (:func:`accel.plan.memory.mapping`)
+is a tree of LUTs between the address and the ROM data register. iCE40 logic cells are bare
+4-input LUTs, and yosys's delay-driven mapping (abc9), which counts a LUT level as much less
+than the routing it takes, maps a 72-word ROM as a chain of 7 LUTs (digits_small's conv
+layer on the iCEBreaker: 20.1 ns, 49.7 MHz against 50 MHz). On iCE40 such a ROM, when deeper
+than 16 words, is read in two halves that use the two registers already in front of the
+multiplier: 16-word slices (one LUT4 per bit, addressed by the low 4 address bits) are read
+into the ROM data register together with the slice number, and the slice is picked by a
+multiplexer in front of ``w_mul`` (the SB_MAC16's B register). No register is added, so the
+latency and the systolic timing are the same as for one ROM.
+
 DSP mapping
 -----------
 Why two operand registers in front of the multiplier: the ROM data register sits by the ROM's
@@ -122,7 +135,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from amaranth import Array, ClockSignal, Instance, Module, Shape, Signal, signed, unsigned
+from amaranth import Array, ClockSignal, Instance, Module, Mux, Shape, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
@@ -140,6 +153,7 @@ from accel.plan.blocks import (
     psum_bits,
     sum_bits,
 )
+from accel.plan.memory import mapping
 from accel.quant.numerics import int_range
 
 __all__ = [
@@ -161,6 +175,18 @@ def _uses_mult18x18d(platform, input_bits: int, weight_bits: int) -> bool:
     platform, and operands that fit its signed inputs) rather than writing ``*``."""
     return (getattr(platform, "family", None) == "ecp5"
             and max(input_bits, weight_bits) <= MULT18X18D_BITS)
+
+
+#: Address bits of one slice of a split logic ROM: one iCE40 LUT4 per bit of a 16-word slice.
+LOGIC_ROM_LOW_BITS = 4
+
+
+def splits_logic_rom(depth: int, weight_bits: int, family: str | None) -> bool:
+    """Whether a PE reads its ``depth``-word ROM as registered ``LOGIC_ROM_LOW_BITS``-bit
+    slices and a slice multiplexer (on iCE40, when yosys puts the ROM in logic and it is
+    deeper than one LUT4 can address); its latency is the same either way."""
+    return (family == "ice40" and depth > 1 << LOGIC_ROM_LOW_BITS
+            and mapping(depth, weight_bits, family, rom=True)[0] == "logic")
 
 
 def _check_bank_depth(bank_depth: object) -> int:
@@ -378,7 +404,9 @@ class ProcessingElement(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        weight = self._weight_rom(m)
+        # Amaranth's iCE40 platforms call their family "iCE40"; the plan says "ice40".
+        family = getattr(platform, "family", None)
+        weight = self._weight_rom(m, family.lower() if isinstance(family, str) else None)
 
         x_reg = Signal.like(self.x_out, reset_less=True)
         addr_reg = Signal.like(self.addr_out, reset_less=True)
@@ -443,13 +471,15 @@ class ProcessingElement(wiring.Component):
         )
         return p[:self._input_bits + self._weight_bits].as_signed()
 
-    def _weight_rom(self, m: Module):
+    def _weight_rom(self, m: Module, family: str | None):
         """The weight for ``addr_in`` of cycle ``t``, valid in cycle ``t + latency - 3``."""
         depth, width = len(self._weights), signed(self._weight_bits)
         if self.streamed:
             w_reg = Signal(width, name="w_reg", reset_less=True)
             m.d.sync += w_reg.eq(self.w_in)
             return w_reg
+        if self.banks == 1 and splits_logic_rom(depth, self._weight_bits, family):
+            return self._split_logic_rom(m)
         if self.banks == 1:
             m.submodules.rom = rom = memory.Memory(shape=width, depth=depth,
                                                    init=self._weights)
@@ -491,6 +521,26 @@ class ProcessingElement(wiring.Component):
                 level.append(picked)
         (weight,) = level
         return weight
+
+
+    def _split_logic_rom(self, m: Module):
+        """A logic ROM read over the ROM data register and the multiplier's input register
+        (see "Logic ROMs on iCE40" in the module documentation): ``LOGIC_ROM_LOW_BITS``-bit
+        slices registered in cycle ``t + 1``, the slice picked combinationally into
+        ``w_mul``, which the caller registers in cycle ``t + 2``; no register is added."""
+        low, width = LOGIC_ROM_LOW_BITS, signed(self._weight_bits)
+        size = 1 << low
+        slices = []
+        for b in range(-(-len(self._weights) // size)):
+            words = self._weights[b * size:(b + 1) * size]
+            rom = memory.Memory(shape=width, depth=len(words), init=words)
+            m.submodules[f"rom{b}"] = rom
+            read = rom.read_port()
+            m.d.comb += read.addr.eq(self.addr_in[:low])
+            slices.append(read.data)
+        select = Signal(range(len(slices)), name="rom_slice", reset_less=True)
+        m.d.sync += select.eq(self.addr_in[low:])
+        return Array(slices)[select]
 
 
 class SystolicArray(wiring.Component):
@@ -738,14 +788,16 @@ class MacArrayStream(wiring.Component):
 
         # Credits: beats accepted and not yet delivered. The FIFO (depth >= 3, so w_rdy is high
         # whenever its level is below its depth) then always has room for the array's output.
+        # i.ready is `used < fifo_depth`, kept in a register (set from the count `used` takes
+        # next), so that the producer's read-side enables start at a flip-flop rather than
+        # behind a comparator (the window replay's read pointer: 20.8 ns on iCE40).
         used = Signal(range(self.fifo_depth + 1))
-        take = self.i.valid & self.i.ready
+        i_ready = Signal(init=1)
+        take = self.i.valid & i_ready
         give = self.o.valid & self.o.ready
-        m.d.comb += self.i.ready.eq(used < self.fifo_depth)
-        with m.If(take & ~give):
-            m.d.sync += used.eq(used + 1)
-        with m.Elif(give & ~take):
-            m.d.sync += used.eq(used - 1)
+        used_next = Mux(take & ~give, used + 1, Mux(give & ~take, used - 1, used))
+        m.d.comb += self.i.ready.eq(i_ready)
+        m.d.sync += [used.eq(used_next), i_ready.eq(used_next < self.fifo_depth)]
 
         # The beat enters the array from a register: the producer's output logic (a FIFO's
         # LUT-RAM read in the window replay) would otherwise run straight into every PE's ROM

@@ -198,8 +198,12 @@ def decode(case: HarnessCase, raw: dict[str, int]) -> SimResult:
                      stage_done=stage_done, feed_span=feed_span, scalars=scalars)
 
 
-def run_amaranth(case: HarnessCase, *, max_cycles: int = 2_000_000) -> SimResult:
-    """Simulate ``case`` in amaranth.sim (Python; fine for small networks)."""
+def run_amaranth(case: HarnessCase, *, max_cycles: int = 2_000_000,
+                 platform=None) -> SimResult:
+    """Simulate ``case`` in amaranth.sim (Python; fine for small networks), elaborated for
+    ``platform`` (None; or an object whose ``family`` names the FPGA family, for the blocks
+    whose form depends on it, as a board build elaborates them)."""
+    from amaranth.hdl import Fragment
     from amaranth.sim import Simulator
 
     h = case.harness
@@ -219,7 +223,7 @@ def run_amaranth(case: HarnessCase, *, max_cycles: int = 2_000_000) -> SimResult
             await ctx.delay(1e-9)
             raw[key] = ctx.get(h.rd_data)
 
-    sim = Simulator(h)
+    sim = Simulator(h if platform is None else Fragment.get(h, platform))
     sim.add_clock(1e-8)
     sim.add_testbench(bench)
     sim.run()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from amaranth import Elaboratable, Fragment
 from amaranth.sim import Simulator
 
 from accel.hw.mac_array import (
@@ -16,6 +17,7 @@ from accel.hw.mac_array import (
     ProcessingElement,
     SystolicArray,
     default_acc_bits,
+    splits_logic_rom,
 )
 from accel.quant.numerics import accumulator_range, int_range, signed_bits_for
 from tests.hw.streams import consumer, producer
@@ -282,19 +284,35 @@ def test_stream_long_stall_fills_credits():
     assert [t for _, t in results] == list(range(n)), f"seed={seed}"
 
 
-@pytest.mark.parametrize(("weights", "bank_depth", "latency"), [
-    ([3, -7, 5], 8192, 4), ([3, -7, 5], 2, 7), ([3, -7, 5], 1, 7),
-    ([3, -7, 5, 1, -2, 4, 6, -8, 9, 10], 1, 8)])
-def test_processing_element_timing(weights, bank_depth, latency):
+class _OnPlatform(Elaboratable):
+    """Elaborates ``dut`` for a platform of ``family`` (in simulation, which has none)."""
+
+    def __init__(self, dut, family):
+        self.dut, self.family = dut, family
+
+    def elaborate(self, platform):
+        return Fragment.get(self.dut, _Platform(self.family))
+
+
+_W72 = [(37 * a) % 255 - 127 for a in range(72)]  # 72 distinct-ish words, like digits_small's
+
+
+@pytest.mark.parametrize(("weights", "bank_depth", "latency", "family"), [
+    ([3, -7, 5], 8192, 4, None), ([3, -7, 5], 2, 7, None), ([3, -7, 5], 1, 7, None),
+    ([3, -7, 5, 1, -2, 4, 6, -8, 9, 10], 1, 8, None),
+    # iCE40 logic ROMs deeper than 16 words: read in 16-word slices, the same latency
+    (_W72, 8192, 4, "iCE40"), (_W72[:17], 8192, 4, "iCE40"), (_W72[:16], 8192, 4, "iCE40"),
+    (_W72, 8, 8, "iCE40")])
+def test_processing_element_timing(weights, bank_depth, latency, family):
     # x/addr in cycle t: x_out in t + 1, psum_out = psum_in(t + L - 1) + x * w[addr] in t + L,
     # L = 4, plus 2 and a level per factor of 8 banks with the ROM banked.
-    pe = ProcessingElement(weights=weights, input_bits=9, weight_bits=8, addr_bits=4,
-                           psum_in_bits=12, psum_bits=13, bank_depth=bank_depth)
+    pe = ProcessingElement(weights=weights, input_bits=9, weight_bits=8, addr_bits=7,
+                           psum_in_bits=12, psum_bits=17, bank_depth=bank_depth)
     assert pe.latency == latency
-    xs = [10, -256, 255, 7, -1, 3, 100, -50, 0, 0, 0, 0, 0]
-    addrs = [0, 1, 2, 1, 2, 2, 9, 8, 0, 0, 0, 0, 0]
+    xs = [10, -256, 255, 7, -1, 3, 100, -50, 0, 0, 0, 0, 0, -3, 9, 11, 0, 0, 0, 0, 0]
+    addrs = [0, 1, 2, 1, 2, 2, 9, 8, 0, 0, 0, 0, 0, 71, 16, 15, 17, 33, 64, 70, 5]
     addrs = [a % len(weights) for a in addrs]
-    psums = [0, 0, 0, 5, -100, 2047, -2048, 9, 0, 0, 1, 0, 0]
+    psums = [0, 0, 0, 5, -100, 2047, -2048, 9, 0, 0, 1, 0, 0, 7, -9, 0, 0, 3, 0, 0, 0]
     got = []
 
     async def bench(ctx):
@@ -305,7 +323,7 @@ def test_processing_element_timing(weights, bank_depth, latency):
             _, _, x_out, psum_out = await ctx.tick().sample(pe.x_out, pe.psum_out)
             got.append((x_out, psum_out))
 
-    sim = Simulator(pe)
+    sim = Simulator(_OnPlatform(pe, family) if family else pe)
     sim.add_clock(1e-6)
     sim.add_testbench(bench)
     sim.run()
@@ -388,3 +406,24 @@ def test_pe_multiplier_form(family, input_bits, weight_bits, primitive):
         for reg in ("INPUTA", "INPUTB", "OUTPUT"):
             assert f'.REG_{reg}_CLK("CLK0")' in text, reg
         assert "REG_PIPELINE_CLK" not in text  # two register stages, as the fabric form
+
+
+@pytest.mark.parametrize(("depth", "family", "split"), [
+    (72, "ice40", True),     # digits_small's conv layer: in logic, so read in slices
+    (17, "ice40", True),
+    (16, "ice40", False),    # one LUT4 per bit already
+    (720, "ice40", False),   # a block RAM (its dense layer)
+    (72, "ecp5", False),     # LUT4s with wide multiplexers: one ROM
+    (72, None, False),
+])
+def test_logic_rom_split(depth, family, split):
+    from amaranth.back import verilog
+
+    assert splits_logic_rom(depth, 8, family) == split
+    weights = [(37 * a) % 255 - 127 for a in range(depth)]
+    pe = ProcessingElement(weights=weights, input_bits=9, weight_bits=8,
+                           addr_bits=max(1, (depth - 1).bit_length()), psum_in_bits=1,
+                           psum_bits=17)
+    platform = _Platform("iCE40" if family == "ice40" else family) if family else None
+    text = verilog.convert(pe, name="pe", emit_src=False, platform=platform)
+    assert ("rom_slice" in text) == split, (depth, family)

@@ -49,8 +49,9 @@ def _yosys(script: str, cwd: Path) -> None:
 def _synthesize(dut: MacArrayStream, family: str, work: Path) -> dict:
     """Synthesize ``dut`` as module ``top``; write ``net.v``; return the cell counts."""
     work.mkdir(parents=True, exist_ok=True)
-    # The ECP5 array is elaborated for an ECP5 platform, as a board build does.
-    platform = _Ecp5Platform() if family == "ecp5" else None
+    # The array is elaborated for its family's platform, as a board build does (the ECP5
+    # PE instantiates its MULT18X18D; an iCE40 PE reads a deep logic ROM in slices).
+    platform = _Ecp5Platform() if family == "ecp5" else _Ice40Platform()
     (work / "top.v").write_text(verilog.convert(dut, name="top", emit_src=False,
                                                 platform=platform))
     synth, _ = SYNTH[family]
@@ -135,6 +136,12 @@ class _Ecp5Platform:
     family = "ecp5"
 
 
+class _Ice40Platform:
+    """The ``family`` of Amaranth's iCE40 platforms (their spelling), which the PEs read."""
+
+    family = "iCE40"
+
+
 def _mult18x18d_model() -> str:
     def names(prefix, n):
         return [f"{prefix}{i}" for i in range(n)]
@@ -149,6 +156,8 @@ def _mult18x18d_model() -> str:
 @pytest.mark.parametrize(("family", "rows", "cols", "depth", "n"), [
     pytest.param("ice40", 2, 4, 16, 150, id="ice40-2x4-d16"),    # LUT ROMs, FIFO in BRAM
     pytest.param("ice40", 3, 2, 256, 150, id="ice40-3x2-d256"),  # ROMs in SB_RAM40_4K
+    # 72-word logic ROMs, read in 16-word slices (accel.hw.mac_array, "Logic ROMs on iCE40")
+    pytest.param("ice40", 1, 2, 72, 150, id="ice40-1x2-d72"),
     # LUT ROMs, fabric adders after MULT18X18D with input and output registers; 2 x 2 and few
     # beats because Verilator compiles the ECP5 netlist slowly.
     pytest.param("ecp5", 2, 2, 4, 60, id="ecp5-2x2-d4", marks=pytest.mark.slow),
