@@ -51,6 +51,11 @@ _LOGIC_COST = {"ram": 1.0, "rom": 1 / 16}
 #: memory_libmap charges emulated port features twice their score: a read port not shared
 #: with the write port (1) and its soft initial value (2), as amaranth's ports have.
 _EMULATION = 2 * (1 + 2)
+#: ... and an amaranth ``SyncFIFOBuffered``'s storage twice 7: measured on iCE40 (no LUT RAM,
+#: so logic against one block decides), SyncFIFOBuffered(width=2 or 4) takes a block from 80
+#: stored bits (64 + 14 < 80) and stays in logic at 76-78, a 7 x 20 one stays in logic (142 >
+#: 140).
+_EMULATION_FIFO = 2 * 7
 _FACTOR_MUX = 0.5
 
 
@@ -75,19 +80,21 @@ def _geometry_blocks(depth: int, width: int, family: str, *, rom: bool) -> int:
 
 
 def mapping(words: int, bits: int, family: str, *, rom: bool, read_ports: int = 1,
-            sync_read: bool = True) -> tuple[str, int]:
+            sync_read: bool = True, fifo: bool = False) -> tuple[str, int]:
     """Where yosys puts a ``words x bits`` memory on ``family``: ``("block", blocks)``,
     ``("lutram", 0)`` or ``("logic", 0)``, by the least of memory_libmap's costs.
 
     A block RAM in its read + write mode, or a LUT RAM, has one read port besides the write
     port, so a memory with more read ports is replicated (one copy per read port: measured
     so on all three families, also for a read port at the write address). A ROM is never put
-    in LUT RAM (``prune_rom``); a memory read asynchronously cannot use a block RAM.
+    in LUT RAM (``prune_rom``); a memory read asynchronously cannot use a block RAM. ``fifo``:
+    the storage of a ``SyncFIFOBuffered``, whose read port yosys emulates at a higher cost.
     """
     options = [("logic", words * bits * _LOGIC_COST["rom" if rom else "ram"], 0)]
     if sync_read:
         blocks = _geometry_blocks(words, bits, family, rom=rom) * (1 if rom else read_ports)
-        options.append(("block", _BLOCK_COST[family] * blocks + _EMULATION, blocks))
+        emulation = _EMULATION_FIFO if fifo else _EMULATION
+        options.append(("block", _BLOCK_COST[family] * blocks + emulation, blocks))
     lutram = _LUTRAM_COST[family]
     if lutram is not None and not rom:
         depth = math.ceil(words / 16)
@@ -158,7 +165,8 @@ class MemoryPlan:
         if self.mapped_bits <= 0:  # every column constant: wiring, no memory
             return "logic", 0
         return mapping(self.words, self.mapped_bits, family, rom=self.kind is MemoryKind.ROM,
-                       read_ports=self.read_ports, sync_read=self.sync_read)
+                       read_ports=self.read_ports, sync_read=self.sync_read,
+                       fifo=self.kind is MemoryKind.FIFO)
 
     def blocks(self, family: str) -> int:
         """Block RAMs all ``count`` memories take on ``family`` (0: LUT RAM or logic)."""
