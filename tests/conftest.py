@@ -1,7 +1,7 @@
 """Fixtures every test may use: a watchdog, seeds, build and cache directories.
 
 - Watchdog (every test): a test still running after ``ACCEL_TEST_TIMEOUT`` seconds (default
-  900; four times that for tests marked ``slow``) dumps every thread's traceback and ends the
+  900; twice that for tests marked ``slow``) dumps every thread's traceback and ends the
   session, so a hung simulator or tool cannot stall CI silently.
 - ``seed`` / ``rng``: a seed fixed per test (derived from its node id, or ``ACCEL_TEST_SEED``
   for all tests) and ``numpy.random.default_rng(seed)``; a failing test's report shows the
@@ -33,7 +33,7 @@ from accel.machine import usable_cpus, usable_memory_bytes
 
 #: Seconds a test may run before the watchdog ends the session.
 TIMEOUT_S = float(os.environ.get("ACCEL_TEST_TIMEOUT", "900"))
-SLOW_FACTOR = 4
+SLOW_FACTOR = 2
 
 
 _stderr: dict = {}
