@@ -1,4 +1,4 @@
-"""Three MLPerf Tiny reference models in RTL: ``accel sim --board ulx3s-85f`` of the int8 TFLite
+"""The four MLPerf Tiny reference models in RTL: ``accel sim --board ulx3s-85f`` of the int8 TFLite
 files (examples/mlperf_tiny) at the array the ULX3S build uses, in Verilator, with random input
 gaps and output stalls: bit-exact with the golden model on every layer, the logits are the ones
 TFLite's reference interpreter recorded, and the latency is the plan's (exact without gaps;
@@ -27,11 +27,13 @@ def reference_logits(name):
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("name", "array"), [("vww_mobilenet_v1", "2x4"),
-                                             ("ic_resnet8", "8x3"), ("kws_ds_cnn", "2x4")])
+                                             ("ic_resnet8", "8x3"), ("kws_ds_cnn", "2x4"),
+                                             ("ad_autoencoder", "8x3")])
 def test_mlperf_model_in_verilator_returns_the_reference_logits(tmp_path, build_dir, name,
                                                                  array):
     # VWW MobileNetV1 0.25 (27 stages, 108 PEs; 3 min here), ResNet-8 with its residual forks
-    # and Add joins (131 PEs; 77 s) and KWS DS-CNN (41 PEs; 53 s): one image each.
+    # and Add joins (131 PEs; 77 s), KWS DS-CNN (41 PEs; 53 s) and the AD autoencoder (80 PEs,
+    # its 640 reconstructed values are the "logits"; 75 s): one image each.
     out = tmp_path / "sim.npz"
     result = CliRunner().invoke(main, [
         "sim", str(MLPERF / f"{name}.tflite"), "--board", "ulx3s-85f", "--array", array,
