@@ -67,6 +67,7 @@ class Point:
 
 
 POINTS = [
+    Point("digits_small", (1, 1), "icebreaker"),
     Point("digits_small_pow2", (1, 1), "icebreaker"),
     Point("digits_small_pow2", (2, 2), "icebreaker"),
     Point("cnn16_pow2", (1, 2), "icebreaker"),
