@@ -795,7 +795,10 @@ class MacArrayStream(wiring.Component):
         i_ready = Signal(init=1)
         take = self.i.valid & i_ready
         give = self.o.valid & self.o.ready
-        used_next = Mux(take & ~give, used + 1, Mux(give & ~take, used - 1, used))
+        # A Signal of used's own width, not the Mux of used + 1 and used - 1: that is signed
+        # and one bit wider, a width-expanding signed compare in the Verilog.
+        used_next = Signal.like(used)
+        m.d.comb += used_next.eq(Mux(take & ~give, used + 1, Mux(give & ~take, used - 1, used)))
         m.d.comb += self.i.ready.eq(i_ready)
         m.d.sync += [used.eq(used_next), i_ready.eq(used_next < self.fifo_depth)]
 
