@@ -101,13 +101,19 @@ def test_requant_rom_constant_columns_are_not_counted(tmp_path):
         params.words, params.bits, "ecp5", rom=True)[1]
     (tmp_path / "top.il").write_text(rtlil.convert(Requantizer(**rq.component_args()),
                                                    name="top"))
-    for family, (synth, cells) in FAMILIES.items():
-        _yosys(f"read_rtlil top.il; {synth} -top top; tee -q -o {family}.json stat -json",
-               tmp_path)
-        by_type = json.loads((tmp_path / f"{family}.json").read_text())["design"][
-            "num_cells_by_type"]
-        built = sum(n for cell, n in by_type.items() if cell in cells)
+    for family, (built, by_type) in _built_blocks(tmp_path).items():
         assert built == params.blocks(family) + rq.fifo.blocks(family), (family, by_type)
+
+
+def _built_blocks(work) -> dict[str, tuple[int, dict]]:
+    """Synthesize ``work/top.il`` for each family: its block RAM cells and all cell counts."""
+    result = {}
+    for family, (synth, cells) in FAMILIES.items():
+        _yosys(f"read_rtlil top.il; {synth} -top top; tee -q -o {family}.json stat -json", work)
+        by_type = json.loads((work / f"{family}.json").read_text())["design"][
+            "num_cells_by_type"]
+        result[family] = (sum(n for cell, n in by_type.items() if cell in cells), by_type)
+    return result
 
 
 @pytest.mark.parametrize(("width", "depth"), [(4, 20), (4, 21), (2, 40), (2, 41), (20, 8),
@@ -119,11 +125,6 @@ def test_fifo_storage_is_yosys_count(tmp_path, width, depth):
     q = fifo.SyncFIFOBuffered(width=width, depth=depth)
     ports = [q.w_data, q.w_en, q.w_rdy, q.r_data, q.r_en, q.r_rdy]
     (tmp_path / "top.il").write_text(rtlil.convert(q, name="top", ports=ports))
-    for family, (synth, cells) in FAMILIES.items():
-        _yosys(f"read_rtlil top.il; {synth} -top top; tee -q -o {family}.json stat -json",
-               tmp_path)
-        by_type = json.loads((tmp_path / f"{family}.json").read_text())["design"][
-            "num_cells_by_type"]
-        built = sum(n for cell, n in by_type.items() if cell in cells)
+    for family, (built, by_type) in _built_blocks(tmp_path).items():
         planned = MemoryPlan("fifo", MemoryKind.FIFO, depth - 1, width).blocks(family)
         assert planned == built, (family, width, depth, by_type)
