@@ -170,10 +170,17 @@ __all__ = [
 _mux_levels = mux_levels
 
 
+def _platform_family(platform) -> str | None:
+    """The plan's name of ``platform``'s FPGA family (Amaranth's iCE40 platforms say "iCE40",
+    the plan "ice40"), or None without a platform."""
+    family = getattr(platform, "family", None)
+    return family.lower() if isinstance(family, str) else None
+
+
 def _uses_mult18x18d(platform, input_bits: int, weight_bits: int) -> bool:
     """Whether a PE instantiates the ECP5 multiplier with its registers (an Amaranth ECP5
     platform, and operands that fit its signed inputs) rather than writing ``*``."""
-    return (getattr(platform, "family", None) == "ecp5"
+    return (_platform_family(platform) == "ecp5"
             and max(input_bits, weight_bits) <= MULT18X18D_BITS)
 
 
@@ -404,9 +411,7 @@ class ProcessingElement(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        # Amaranth's iCE40 platforms call their family "iCE40"; the plan says "ice40".
-        family = getattr(platform, "family", None)
-        weight = self._weight_rom(m, family.lower() if isinstance(family, str) else None)
+        weight = self._weight_rom(m, _platform_family(platform))
 
         x_reg = Signal.like(self.x_out, reset_less=True)
         addr_reg = Signal.like(self.addr_out, reset_less=True)
@@ -521,7 +526,6 @@ class ProcessingElement(wiring.Component):
                 level.append(picked)
         (weight,) = level
         return weight
-
 
     def _split_logic_rom(self, m: Module):
         """A logic ROM read over the ROM data register and the multiplier's input register
@@ -798,8 +802,8 @@ class MacArrayStream(wiring.Component):
         # A Signal of used's own width, not the Mux of used + 1 and used - 1: that is signed
         # and one bit wider, a width-expanding signed compare in the Verilog.
         used_next = Signal.like(used)
-        m.d.comb += used_next.eq(Mux(take & ~give, used + 1, Mux(give & ~take, used - 1, used)))
-        m.d.comb += self.i.ready.eq(i_ready)
+        m.d.comb += [used_next.eq(Mux(take & ~give, used + 1, Mux(give & ~take, used - 1, used))),
+                     self.i.ready.eq(i_ready)]
         m.d.sync += [used.eq(used_next), i_ready.eq(used_next < self.fifo_depth)]
 
         # The beat enters the array from a register: the producer's output logic (a FIFO's
