@@ -8,10 +8,8 @@ import json
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from accel.cli import main
-
+from .board_sim import sim_on_board
 from .paths import EXAMPLES
 
 MLPERF = EXAMPLES / "mlperf_tiny"
@@ -34,16 +32,9 @@ def test_mlperf_model_in_verilator_returns_the_reference_logits(tmp_path, build_
     # VWW MobileNetV1 0.25 (27 stages, 108 PEs; 3 min here), ResNet-8 with its residual forks
     # and Add joins (131 PEs; 77 s), KWS DS-CNN (41 PEs; 53 s) and the AD autoencoder (80 PEs,
     # its 640 reconstructed values are the "logits"; 75 s): one image each.
-    out = tmp_path / "sim.npz"
-    result = CliRunner().invoke(main, [
-        "sim", str(MLPERF / f"{name}.tflite"), "--board", "ulx3s-85f", "--array", array,
-        "--input", str(MLPERF / f"{name}_input.npy"), "--images", "1",
-        "--build-dir", str(build_dir), "-o", str(out), "--json"])
-    assert result.exit_code == 0, result.output
-    r = json.loads(result.stdout)
-    assert r["bit_exact"] and r["mismatches"] == 0, r["first_mismatch"]
-    with np.load(out) as data:
-        logits = data["output"]
+    r, logits = sim_on_board(MLPERF / f"{name}.tflite", MLPERF / f"{name}_input.npy",
+                             board="ulx3s-85f", array=array, images=1, build_dir=build_dir,
+                             out=tmp_path / "sim.npz")
     want = reference_logits(name)[:1]
     assert np.array_equal(logits.reshape(want.shape), want), (logits, want)
     assert r["predicted_latency_cycles"] <= r["latency_cycles"], r

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from accel.cli import main
 
+from .board_sim import sim_on_board
 from .paths import EXAMPLES
 
 SEED = EXAMPLES / "seed"
@@ -111,16 +112,9 @@ def test_accel_sim_on_the_ulx3s_returns_the_reference_logits(tmp_path, build_dir
     # interpreter's. Two images, so that the interval is measured (seed 71 s here, the
     # Verilator build most of it; 5x5 128 s, 3.4 M cycles per image pair, 1.65 M per image).
     images = 2
-    out = tmp_path / "sim.npz"
-    result = CliRunner().invoke(main, [
-        "sim", str(SEED / f"{name}.tflite"), "--board", "ulx3s-85f", "--array", "4x8",
-        "--input", str(SEED / f"{name}_input.npy"), "--images", str(images),
-        "--build-dir", str(build_dir), "-o", str(out), "--json"])
-    assert result.exit_code == 0, result.output
-    r = json.loads(result.stdout)
-    assert r["bit_exact"] and r["mismatches"] == 0, r["first_mismatch"]
-    with np.load(out) as data:
-        logits = data["output"]
+    r, logits = sim_on_board(SEED / f"{name}.tflite", SEED / f"{name}_input.npy",
+                             board="ulx3s-85f", array="4x8", images=images,
+                             build_dir=build_dir, out=tmp_path / "sim.npz")
     want = reference_logits(name)[:images]
     assert np.array_equal(logits.reshape(want.shape), want), (logits, want)
     # Bound by the weight stream: the plan's interval (exact against the deterministic memory
